@@ -1,0 +1,23 @@
+"""Error types of nasjax: every bad input names the field, the value and what was expected."""
+
+
+class NasjaxInputError(ValueError):
+    """Bad user input (architecture, table, yml, flag, checkpoint).
+
+    The message names the offending field, the value seen and what was expected. Entry points turn it
+    into a non-zero exit without writing partial output.
+    """
+
+
+class InfeasibleError(NasjaxInputError):
+    """A budget no architecture of the space can meet; ``smallest`` is the smallest achievable value."""
+
+    def __init__(self, message: str, smallest: dict | None = None):
+        super().__init__(message)
+        self.smallest = smallest or {}
+
+
+def require(cond: bool, field: str, value, expected: str) -> None:
+    """Raise :class:`NasjaxInputError` naming ``field`` unless ``cond`` holds."""
+    if not cond:
+        raise NasjaxInputError(f"{field}: got {value!r}, expected {expected}")

@@ -1,0 +1,118 @@
+"""File helpers: atomic writes (temp file + rename), YAML/JSON/CSV, and the shared reference-data path."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir(required: bool = False) -> Path | None:
+    """Directory of the published reference data (``../shared/data`` beside the checkout).
+
+    ``NASJAX_SHARED_DATA`` overrides the location. Returns ``None`` (or raises when ``required``)
+    when the folder is absent: nasjax never ships that data, it only reads it at run time.
+    """
+    env = os.environ.get("NASJAX_SHARED_DATA")
+    cands = [Path(env)] if env else []
+    cands += [_REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for c in cands:
+        if c.is_dir():
+            return c
+    if required:
+        raise NasjaxInputError(
+            "shared reference data: not found at "
+            + ", ".join(str(c) for c in cands)
+            + "; expected the ../shared/data folder beside the checkout (or set NASJAX_SHARED_DATA)"
+        )
+    return None
+
+
+def repo_root() -> Path:
+    return _REPO_ROOT
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _plain(obj: Any) -> Any:
+    """Convert numpy scalars/arrays (recursively) to plain Python for YAML/JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json(path, obj, indent: int | None = 1) -> None:
+    atomic_write_text(path, json.dumps(_plain(obj), indent=indent) + "\n")
+
+
+def write_yaml(path, obj) -> None:
+    import yaml
+
+    atomic_write_text(path, yaml.safe_dump(_plain(obj), sort_keys=False, default_flow_style=None))
+
+
+def read_yaml(path) -> Any:
+    """Read a YAML file; a parse error names the file and the line."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise NasjaxInputError(f"load_path: no file {str(path)!r}; expected an existing .yml file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise NasjaxInputError(f"{path}: malformed YAML ({e}); expected a mapping of architecture keys") from e
+
+
+def write_csv(path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for r in rows:
+        w.writerow([_plain(x) for x in r])
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,177 @@
+"""OFA MobileNetV3 (``ofa_mbv3_d234_e346_k357``, Cai et al., ICLR 2020) and MathNAS's stage-block view.
+
+Two choice-vector views of the same networks:
+
+* ``mobilenetv3_layers``: 25 positions: 20 layers x 9 (kernel, expand) choices with
+  ``c = 3 * ks_index + e_index`` (ks in 3/5/7, e in 3/4/6), then 5 stage depths x 3 choices (2/3/4).
+  Inactive layers (beyond a stage's depth) keep their choice but do not run.
+* ``mobilenetv3`` (MathNAS, NeurIPS 2023): 5 positions (stages) x 5 choices, each choice a whole stage
+  configuration ``{d, e[4], ks[4]}`` from a *block set* (MathNAS ships a CPU and a GPU set; nasjax's
+  own supernet defines its own). ``encodearch[i]`` is the chosen block of stage ``i``.
+
+The native format is OFA's dict ``{"ks": [20], "e": [20], "d": [5]}`` (MathNAS ymls add ``encodearch``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError
+from nasjax.spaces.base import SPACES, SearchSpace, product_space
+
+KS = (3, 5, 7)
+EXPAND = (3, 4, 6)
+DEPTHS = (2, 3, 4)
+NUM_STAGES = 5
+MAX_DEPTH = 4
+NUM_LAYERS = NUM_STAGES * MAX_DEPTH
+
+
+@SPACES.register("mobilenetv3_layers")
+def mobilenetv3_layers_space() -> SearchSpace:
+    layer_choices = [f"k{k}e{e}" for k in KS for e in EXPAND]
+    positions = [f"stage {s + 1} layer {l + 1}" for s in range(NUM_STAGES) for l in range(MAX_DEPTH)]
+    positions += [f"stage {s + 1} depth" for s in range(NUM_STAGES)]
+    choices = [layer_choices] * NUM_LAYERS + [[f"d{d}" for d in DEPTHS]] * NUM_STAGES
+    return product_space("mobilenetv3_layers", positions, choices)
+
+
+def _check_list(d: dict, key: str, n: int, allowed: Sequence[int]) -> list[int]:
+    if key not in d:
+        raise NasjaxInputError(f"arch: missing key {key!r}, expected {n} values from {list(allowed)}")
+    v = d[key]
+    if not isinstance(v, (list, tuple, np.ndarray)) or len(v) != n:
+        raise NasjaxInputError(f"arch.{key}: got {v!r}, expected a list of {n} values from {list(allowed)}")
+    out = []
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) not in allowed:
+            raise NasjaxInputError(f"arch.{key}[{i}]: got {x!r}, expected one of {list(allowed)}")
+        out.append(int(x))
+    return out
+
+
+def validate_ofa(d: Any) -> dict[str, list[int]]:
+    """Check an OFA dict ``{ks[20], e[20], d[5]}`` (extra key ``encodearch`` allowed)."""
+    if not isinstance(d, dict):
+        raise NasjaxInputError(f"arch: got {type(d).__name__}, expected a mapping with keys d, e, ks")
+    unknown = set(d) - {"ks", "e", "d", "encodearch", "predicted", "solve_time_ms", "space", "device",
+                        "constraints", "resolution"}
+    if unknown:
+        raise NasjaxInputError(f"arch: unknown key(s) {sorted(unknown)}, expected d, e, ks[, encodearch]")
+    return {
+        "ks": _check_list(d, "ks", NUM_LAYERS, KS),
+        "e": _check_list(d, "e", NUM_LAYERS, EXPAND),
+        "d": _check_list(d, "d", NUM_STAGES, DEPTHS),
+    }
+
+
+def ofa_to_layers(d: dict) -> np.ndarray:
+    """OFA dict -> ``mobilenetv3_layers`` choice vector ``[25]``."""
+    d = validate_ofa(d)
+    lay = [3 * KS.index(k) + EXPAND.index(e) for k, e in zip(d["ks"], d["e"])]
+    return np.array(lay + [DEPTHS.index(x) for x in d["d"]], dtype=np.int64)
+
+
+def layers_to_ofa(arch) -> dict[str, list[int]]:
+    a = mobilenetv3_layers_space().validate(arch)
+    lay = a[:NUM_LAYERS]
+    return {
+        "ks": [KS[c // 3] for c in lay],
+        "e": [EXPAND[c % 3] for c in lay],
+        "d": [DEPTHS[c] for c in a[NUM_LAYERS:]],
+    }
+
+
+@dataclass(frozen=True)
+class BlockSet:
+    """Per stage, the stage configurations a MathNAS stage-block choice stands for.
+
+    ``configs[s][c] = {"d": int, "e": [4], "ks": [4]}``; only the first ``d`` entries are active.
+    """
+
+    name: str
+    configs: tuple[tuple[dict, ...], ...]
+
+    def __post_init__(self):
+        if len(self.configs) != NUM_STAGES:
+            raise NasjaxInputError(f"block set {self.name!r}: {len(self.configs)} stages, expected {NUM_STAGES}")
+        for s, stage in enumerate(self.configs):
+            for c, cfg in enumerate(stage):
+                f = f"block set {self.name!r} stage {s} choice {c}"
+                if not isinstance(cfg, dict) or set(cfg) != {"d", "e", "ks"}:
+                    raise NasjaxInputError(f"{f}: got {cfg!r}, expected a dict with keys d, e, ks")
+                _check_list({"x": [cfg["d"]]}, "x", 1, DEPTHS)
+                _check_list(cfg, "e", MAX_DEPTH, EXPAND)
+                _check_list(cfg, "ks", MAX_DEPTH, KS)
+
+    @property
+    def num_choices(self) -> list[int]:
+        return [len(s) for s in self.configs]
+
+    def space(self) -> SearchSpace:
+        return product_space(
+            "mobilenetv3",
+            [f"stage {s + 1}" for s in range(NUM_STAGES)],
+            [[f"block {c}" for c in range(len(st))] for st in self.configs],
+            block_set=self.name,
+        )
+
+    def to_ofa(self, encodearch) -> dict[str, list[int]]:
+        """``encodearch[5]`` -> OFA dict (MathNAS's yml keys, ``encodearch`` included)."""
+        a = self.space().validate(encodearch, "encodearch")
+        ks, e, d = [], [], []
+        for s, c in enumerate(a):
+            cfg = self.configs[s][int(c)]
+            ks += list(cfg["ks"])
+            e += list(cfg["e"])
+            d.append(int(cfg["d"]))
+        return {"d": d, "e": e, "ks": ks, "encodearch": [int(x) for x in a]}
+
+    def from_ofa(self, arch: dict) -> np.ndarray:
+        """OFA dict -> ``encodearch``; the active layers of every stage must match a block of the set.
+
+        If the dict carries ``encodearch``, it must agree with the decoded stages.
+        """
+        d = validate_ofa(arch)
+        out = []
+        for s in range(NUM_STAGES):
+            depth = d["d"][s]
+            ks = d["ks"][s * MAX_DEPTH : s * MAX_DEPTH + depth]
+            e = d["e"][s * MAX_DEPTH : s * MAX_DEPTH + depth]
+            match = [
+                c
+                for c, cfg in enumerate(self.configs[s])
+                if cfg["d"] == depth and list(cfg["ks"][:depth]) == ks and list(cfg["e"][:depth]) == e
+            ]
+            if not match:
+                raise NasjaxInputError(
+                    f"arch stage {s + 1}: d={depth}, ks={ks}, e={e} is not a block of block set {self.name!r}"
+                )
+            out.append(match[0])
+        enc = np.array(out, dtype=np.int64)
+        if "encodearch" in arch and list(arch["encodearch"]) != enc.tolist():
+            raise NasjaxInputError(
+                f"arch.encodearch: got {list(arch['encodearch'])}, but d/e/ks decode to {enc.tolist()} "
+                f"in block set {self.name!r}"
+            )
+        return enc
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "configs": [list(s) for s in self.configs]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BlockSet":
+        return cls(d["name"], tuple(tuple(dict(c) for c in s) for s in d["configs"]))
+
+
+@SPACES.register("mobilenetv3")
+def mobilenetv3_space(block_set: BlockSet | None = None, num_choices: int = 5) -> SearchSpace:
+    """MathNAS's stage-block space; with no block set, 5 stages x ``num_choices`` anonymous blocks."""
+    if block_set is not None:
+        return block_set.space()
+    return product_space(
+        "mobilenetv3", [f"stage {s + 1}" for s in range(NUM_STAGES)], [[f"block {c}" for c in range(num_choices)]] * NUM_STAGES
+    )

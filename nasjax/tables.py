@@ -1,0 +1,215 @@
+"""Block tables: arrays ``[positions, choices]`` with a unit, a device and a base value.
+
+A table predicts one quantity of an architecture ``a`` additively (MathNAS, NeurIPS 2023)::
+
+    value(a) = base + sign * sum_i values[i, a_i]
+
+``sign = -1`` expresses MathNAS's "drop" tables (accuracy = 79.23 - sum of drops); ``sign = +1`` a plain
+sum of block costs. Padded cells (``mask == False``) are never selected. Units are explicit and are
+never converted silently: comparing a table in ``s`` with a budget in ``ms`` is an error, and
+:meth:`Table.to_unit` converts only when asked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError
+from nasjax.io import write_json
+
+# unit -> (dimension, factor to the dimension's reference unit)
+UNITS: dict[str, tuple[str, float]] = {
+    "ms": ("time", 1.0),
+    "s": ("time", 1000.0),
+    "us": ("time", 1e-3),
+    "mJ": ("energy", 1.0),
+    "J": ("energy", 1000.0),
+    "MFLOPs": ("flops", 1.0),
+    "GFLOPs": ("flops", 1000.0),
+    "M": ("count", 1.0),  # parameters, in millions
+    "%": ("accuracy", 1.0),
+    "BLEU": ("bleu", 1.0),
+    "1": ("dimensionless", 1.0),
+}
+
+METRICS = ("accuracy", "latency", "energy", "flops", "params", "bleu", "score")
+
+FORMAT = "nasjax.table/1"
+
+
+def check_unit(unit: str, field_name: str = "unit") -> str:
+    if unit not in UNITS:
+        raise NasjaxInputError(f"{field_name}: got {unit!r}, expected one of {', '.join(UNITS)}")
+    return unit
+
+
+def convert_value(x, from_unit: str, to_unit: str):
+    """Explicit unit conversion; raises when the two units measure different things (s vs mJ)."""
+    check_unit(from_unit, "from_unit")
+    check_unit(to_unit, "to_unit")
+    d1, f1 = UNITS[from_unit]
+    d2, f2 = UNITS[to_unit]
+    if d1 != d2:
+        raise NasjaxInputError(f"unit: cannot convert {from_unit!r} ({d1}) to {to_unit!r} ({d2})")
+    return x * (f1 / f2)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One additive table over a search space (see the module docstring for the formula)."""
+
+    values: np.ndarray  # [P, K] float64, padded cells 0
+    mask: np.ndarray  # [P, K] bool
+    metric: str
+    unit: str
+    base: float = 0.0
+    sign: int = 1
+    device: str | None = None
+    space: str | None = None
+    provenance: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        v = np.asarray(self.values, dtype=np.float64)
+        m = np.ones(v.shape, bool) if self.mask is None else np.asarray(self.mask, dtype=bool)
+        name = f"table {self.metric!r}" + (f" on {self.device!r}" if self.device else "")
+        if v.ndim != 2:
+            raise NasjaxInputError(f"{name}: values shape {v.shape}, expected [positions, choices]")
+        if m.shape != v.shape:
+            raise NasjaxInputError(f"{name}: mask shape {m.shape}, expected {v.shape} like values")
+        if not np.all(np.isfinite(v[m])):
+            i, c = np.argwhere(~np.isfinite(v) & m)[0]
+            raise NasjaxInputError(f"{name}: values[{i}, {c}] is {v[i, c]}, expected a finite number")
+        if not m[:, 0].all():
+            raise NasjaxInputError(f"{name}: mask[:, 0] must be True (every position has choice 0)")
+        check_unit(self.unit, f"{name}.unit")
+        if self.metric not in METRICS:
+            raise NasjaxInputError(f"{name}: metric {self.metric!r}, expected one of {', '.join(METRICS)}")
+        if self.sign not in (1, -1):
+            raise NasjaxInputError(f"{name}: sign {self.sign!r}, expected +1 or -1")
+        if not np.isfinite(self.base):
+            raise NasjaxInputError(f"{name}: base {self.base!r}, expected a finite number")
+        v = np.where(m, v, 0.0)
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "mask", m)
+        object.__setattr__(self, "base", float(self.base))
+
+    # --- shape ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+    def check_space(self, space) -> "Table":
+        """Raise unless this table's mask matches ``space`` (positions x choice counts)."""
+        if self.values.shape[0] != space.num_positions or not np.array_equal(
+            self.mask.sum(1), space.num_choices
+        ):
+            raise NasjaxInputError(
+                f"table {self.metric!r}: shape {self.values.shape} with choice counts "
+                f"{self.mask.sum(1).tolist()}, expected {space.num_positions} positions with "
+                f"{space.num_choices.tolist()} choices (space {space.name!r})"
+            )
+        return self
+
+    # --- prediction ---------------------------------------------------------------------------
+    @property
+    def coef(self) -> np.ndarray:
+        """Signed per-cell coefficients: ``value(a) = base + sum_i coef[i, a_i]``."""
+        return self.sign * self.values
+
+    def predict(self, archs) -> np.ndarray | float:
+        """Vectorised prediction for one architecture ``[P]`` or a batch ``[N, P]``."""
+        a = np.asarray(archs, dtype=np.int64)
+        single = a.ndim == 1
+        a = np.atleast_2d(a)
+        if a.shape[1] != self.values.shape[0]:
+            raise NasjaxInputError(
+                f"arch: length {a.shape[1]}, expected {self.values.shape[0]} positions for table {self.metric!r}"
+            )
+        if np.any(a < 0) or np.any(~self.mask[np.arange(a.shape[1]), np.clip(a, 0, self.shape[1] - 1)]) or np.any(
+            a >= self.shape[1]
+        ):
+            raise NasjaxInputError(f"arch: choice index out of range for table {self.metric!r}")
+        out = self.base + self.coef[np.arange(a.shape[1])[None, :], a].sum(1)
+        return float(out[0]) if single else out
+
+    def bounds(self) -> tuple[float, float]:
+        """Smallest and largest achievable value over the whole space."""
+        big = np.where(self.mask, self.coef, np.inf)
+        small = np.where(self.mask, self.coef, -np.inf)
+        return self.base + float(big.min(1).sum()), self.base + float(small.max(1).sum())
+
+    def to_unit(self, unit: str) -> "Table":
+        f = convert_value(1.0, self.unit, unit)
+        return replace(self, values=self.values * f, base=self.base * f, unit=unit)
+
+    # --- I/O --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "space": self.space,
+            "metric": self.metric,
+            "unit": self.unit,
+            "device": self.device,
+            "base": self.base,
+            "sign": self.sign,
+            "formula": "value(a) = base + sign * sum_i values[i][a_i]",
+            "values": [[float(x) for x in row] for row in self.values],
+            "mask": [[bool(x) for x in row] for row in self.mask],
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "table") -> "Table":
+        if not isinstance(d, dict):
+            raise NasjaxInputError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        if d.get("format") != FORMAT:
+            raise NasjaxInputError(f"{source}: format {d.get('format')!r}, expected {FORMAT!r}")
+        for k in ("metric", "unit", "values"):
+            if k not in d:
+                raise NasjaxInputError(f"{source}: missing field {k!r}")
+        try:
+            values = np.array(d["values"], dtype=np.float64)
+        except (ValueError, TypeError) as e:
+            raise NasjaxInputError(f"{source}.values: not a rectangular numeric array ({e})") from e
+        mask = np.array(d["mask"], dtype=bool) if d.get("mask") is not None else None
+        return cls(
+            values=values,
+            mask=mask,
+            metric=d["metric"],
+            unit=d["unit"],
+            base=float(d.get("base", 0.0)),
+            sign=int(d.get("sign", 1)),
+            device=d.get("device"),
+            space=d.get("space"),
+            provenance=d.get("provenance", {}),
+        )
+
+    def save(self, path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path) -> "Table":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise NasjaxInputError(f"table file {str(path)!r}: not found") from e
+        except json.JSONDecodeError as e:
+            raise NasjaxInputError(f"table file {str(path)!r}: not valid JSON ({e})") from e
+        return cls.from_dict(d, source=str(path))
+
+
+def from_ragged(rows, metric: str, unit: str, **kw) -> Table:
+    """Build a table from ragged rows (a list per position); shorter rows are padded and masked."""
+    k = max(len(r) for r in rows)
+    v = np.zeros((len(rows), k))
+    m = np.zeros((len(rows), k), bool)
+    for i, r in enumerate(rows):
+        v[i, : len(r)] = r
+        m[i, : len(r)] = True
+    return Table(values=v, mask=m, metric=metric, unit=unit, **kw)
