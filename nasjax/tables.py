@@ -35,6 +35,7 @@ UNITS: dict[str, tuple[str, float]] = {
     "%": ("accuracy", 1.0),
     "BLEU": ("bleu", 1.0),
     "1": ("dimensionless", 1.0),
+    "au": ("unstated", 1.0),  # as published, the source does not state the unit (never converted)
 }
 
 METRICS = ("accuracy", "latency", "energy", "flops", "params", "bleu", "score")

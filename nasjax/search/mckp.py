@@ -1,0 +1,109 @@
+"""Fast exact solver for additive objectives: a dominance-pruned dynamic program (multiple-choice knapsack).
+
+Problem (MathNAS, NeurIPS 2023, with one or more resource constraints)::
+
+    max_a  sum_i v[i, a_i]     s.t.   sum_i A_j[i, a_i] <= b_j   (j = 1..m),   a_i in choices(i)
+
+The DP adds one position at a time to a set of partial solutions ``(V, W_1..W_m)`` and keeps only those
+that can still matter:
+
+* budget pruning: a partial solution whose ``W_j`` plus the smallest possible remainder
+  ``sum_{p > i} min_c A_j[p, c]`` exceeds ``b_j`` can never become feasible;
+* dominance pruning: a partial solution with ``V <= V'`` and ``W_j >= W'_j`` for every ``j`` (one strict)
+  is never better than ``(V', W')`` whatever the remaining positions choose (Nemhauser-Ullmann).
+
+With one constraint the surviving set is the exact (resource, objective) Pareto front of the positions
+seen so far, kept sorted, so pruning is a sort plus a running maximum. The answer is exact: pruning only
+removes solutions that are provably no better. Ties in the objective are broken towards the smaller
+first resource.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from nasjax.constraints import Constraint
+from nasjax.search import SearchResult, check_budgets, evaluate_tables, joint_infeasible
+from nasjax.tables import Table
+
+_PAIRWISE_LIMIT = 3000  # dominance pruning in >= 2 dimensions is O(n^2); beyond this, budget pruning only
+
+
+def _prune_1d(V: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points of (W ascending, V ascending), W[:, 0] only."""
+    order = np.lexsort((-V, W[:, 0]))
+    vs = V[order]
+    prev = np.concatenate([[-np.inf], np.maximum.accumulate(vs)[:-1]])
+    return order[vs > prev]
+
+
+def _prune_nd(V: np.ndarray, W: np.ndarray) -> np.ndarray:
+    n = len(V)
+    if n > _PAIRWISE_LIMIT:
+        return np.arange(n)
+    order = np.lexsort(tuple(W[:, j] for j in range(W.shape[1] - 1, -1, -1)) + (-V,))
+    V, W = V[order], W[order]
+    geq_v = V[:, None] >= V[None, :]  # [t, s]: t at least as good in objective
+    leq_w = np.all(W[:, None, :] <= W[None, :, :], axis=2)
+    dom = geq_v & leq_w
+    # identical points: keep the first of each group
+    eq = (V[:, None] == V[None, :]) & np.all(W[:, None, :] == W[None, :, :], axis=2)
+    strict = dom & ~eq
+    first_eq = np.triu(eq, 1)  # t before s and identical -> s dropped
+    dominated = np.any(strict | first_eq, axis=0)
+    return order[~dominated]
+
+
+def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Sequence[float] | None):
+    """Run the pruned DP. ``v``: [P, K] objective coefficients; ``A``: list of [P, K] constraint
+    coefficients; ``b``: bounds for budget pruning, or ``None`` to keep every Pareto point.
+
+    Returns ``(archs [n, P], V [n], W [n, m])`` of the surviving complete solutions.
+    """
+    P = v.shape[0]
+    m = len(A)
+    Aw = np.stack(A, axis=-1) if m else np.zeros(v.shape + (1,))  # [P, K, m']
+    mm = max(m, 1)
+    cells = [np.flatnonzero(mask[i]) for i in range(P)]
+    if b is not None and m:
+        mins = np.stack([np.array([A[j][i, cells[i]].min() for i in range(P)]) for j in range(m)], 1)  # [P, m]
+        rem = np.concatenate([np.cumsum(mins[::-1], 0)[::-1][1:], np.zeros((1, m))], 0)  # after position i
+        bb = np.asarray(b, float)
+        tol = 1e-9 * np.maximum(1.0, np.abs(bb))
+    archs = np.zeros((1, 0), np.int64)
+    V = np.zeros(1)
+    W = np.zeros((1, mm))
+    for i in range(P):
+        c = cells[i]
+        k = len(c)
+        V2 = (V[:, None] + v[i, c][None, :]).reshape(-1)
+        W2 = (W[:, None, :] + Aw[i, c][None, :, :]).reshape(-1, mm)
+        parent = np.repeat(np.arange(len(V)), k)
+        choice = np.tile(c, len(V))
+        if b is not None and m:
+            ok = np.all(W2[:, :m] + rem[i] <= bb + tol, axis=1)
+            V2, W2, parent, choice = V2[ok], W2[ok], parent[ok], choice[ok]
+            if len(V2) == 0:
+                return np.zeros((0, P), np.int64), np.zeros(0), np.zeros((0, m))
+        keep = _prune_1d(V2, W2) if mm == 1 else _prune_nd(V2, W2)
+        archs = np.concatenate([archs[parent[keep]], choice[keep][:, None]], axis=1)
+        V, W = V2[keep], W2[keep]
+    return archs, V, W[:, :m]
+
+
+def solve_mckp(objective: Table, constraint: Constraint | Sequence[Constraint]) -> SearchResult:
+    """Exact maximiser of ``objective`` under one constraint (or several) by the pruned DP above."""
+    t0 = time.perf_counter()
+    cons = [constraint] if isinstance(constraint, Constraint) else list(constraint)
+    check_budgets(objective, cons)
+    archs, V, W = dp_states(objective.coef, [c.A for c in cons], objective.mask, [c.b for c in cons])
+    if len(V) == 0:
+        raise joint_infeasible(cons)
+    best = np.flatnonzero(V == V.max())
+    j = best[np.argmin(W[best, 0])] if cons else best[0]
+    arch = archs[j]
+    obj, res = evaluate_tables(arch, objective, cons)
+    return SearchResult(arch, obj, res, (time.perf_counter() - t0) * 1e3, "mckp")
