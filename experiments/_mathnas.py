@@ -102,14 +102,10 @@ def run_predict(problem: Problem) -> None:
 
 
 def run_pareto(problem: Problem) -> Path:
-    from nasjax.search.pareto import pareto_front
-
     if not problem.resources:
         raise NasjaxInputError(f"pareto: space {problem.space!r} has no resource table")
     metric = FLAGS.pareto_resource or next(iter(problem.resources))
-    if metric not in problem.resources:
-        raise NasjaxInputError(f"pareto_resource: got {metric!r}, expected one of {sorted(problem.resources)}")
-    front = pareto_front(problem.objective, problem.resources[metric])
+    front = problem.pareto(metric)
     out = _outdir(problem) / f"pareto_{metric}"
     front.write_csv(out.with_suffix(".csv"), codec=lambda a: str(problem.decode(a)))
     front.plot(out.with_suffix(".png"), title=f"{problem.space} {problem.device or ''} ({len(front)} Pareto archs)")

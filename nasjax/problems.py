@@ -70,6 +70,14 @@ class Problem:
             out[m] = (float(t.predict(arch)), t.unit)
         return out
 
+    def pareto(self, metric: str):
+        """Exact (objective, ``metric``) Pareto front of the space."""
+        from nasjax.search.pareto import pareto_front
+
+        if metric not in self.resources:
+            raise NasjaxInputError(f"pareto_resource: got {metric!r}, expected one of {sorted(self.resources)}")
+        return pareto_front(self.objective, self.resources[metric])
+
     def read_native(self, d) -> np.ndarray:
         if not isinstance(d, dict):
             raise NasjaxInputError(f"architecture yml: got {type(d).__name__}, expected a mapping of keys")

