@@ -1,0 +1,1 @@
+"""Supernet training, batched subnet evaluation (``nasjax.train.evaluate``) and checkpoints."""

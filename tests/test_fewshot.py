@@ -1,0 +1,139 @@
+"""Few-shot latency model: Bayesian expert math, adaptation on synthetic devices, save/load, splits, errors."""
+
+import math
+
+import numpy as np
+import pytest
+
+from nasjax.errors import NasjaxInputError
+from nasjax.hardware import fewshot as fs
+
+
+def _synthetic(n=240, d=7, seed=0):
+    """Devices whose log latency is an affine function of a shared 3-d arch basis (plus small noise)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, size=(n, 12)).astype(np.float32)
+    basis = np.tanh(x @ rng.normal(size=(12, 3)) / 2)
+    coef = rng.normal(size=(d, 3)) * 0.4
+    loglat = 1.0 + rng.normal(size=d) * 0.3 + basis @ coef.T + 0.01 * rng.normal(size=(n, d))
+    return x, np.exp(loglat)
+
+
+def test_blr_matches_least_squares_and_gaussian_evidence():
+    rng = np.random.default_rng(1)
+    h, y = rng.normal(size=(10, 3)), rng.normal(size=10)
+    w, _ = fs._blr(h, y, np.zeros(3), 1e8 * np.eye(3), 0.5)
+    np.testing.assert_allclose(w, np.linalg.lstsq(h, y, rcond=None)[0], rtol=1e-5)
+    m, s_cov, s2 = rng.normal(size=3), np.diag([0.5, 1.0, 2.0]), 0.3
+    _, ev = fs._blr(h, y, m, s_cov, s2)
+    from scipy.stats import multivariate_normal
+
+    ref = multivariate_normal(h @ m, s2 * np.eye(10) + h @ s_cov @ h.T).logpdf(y)
+    assert math.isclose(ev, ref, rel_tol=1e-9)
+
+
+def test_table_model_adapts_to_a_new_device():
+    x, lat = _synthetic()
+    devices = [f"d{i}" for i in range(6)]
+    model = fs.FewShotLatencyModel.train_table(lat[:, :6], devices, fs.FewShotConfig(rank=3))
+    target = lat[:, 6]
+    rows = np.arange(len(lat))
+    refs = model.select_refs(rows, 10)
+    assert len(set(refs.tolist())) == 10
+    rest = np.setdiff1d(rows, refs)
+    p10 = model.predict_k(rest, refs, target[refs])
+    assert fs.spearman(p10, target[rest]) > 0.95
+    assert fs.mape(p10, target[rest]) < 10.0
+    # k = 0 is the prior mean: every expert at its prior, the same for any device
+    ad0 = model.adapt()
+    assert ad0.k == 0 and abs(sum(ad0.weights.values()) - 1) < 1e-9
+    np.testing.assert_allclose(model.predict(rest, ad0), model.predict_k(rest), rtol=0)
+
+
+def test_save_load_identical_table_and_net(tmp_path):
+    x, lat = _synthetic(n=80, d=4)
+    tab = fs.FewShotLatencyModel.train_table(lat[:, :3], ["a", "b", "c"], fs.FewShotConfig(rank=2),
+                                             arch_features=x[:, :3])
+    tab.save(tmp_path / "t.npz")
+    again = fs.FewShotLatencyModel.load(tmp_path / "t.npz")
+    refs = np.arange(10)
+    np.testing.assert_array_equal(again.predict_k(np.arange(80), refs, lat[refs, 3]),
+                                  tab.predict_k(np.arange(80), refs, lat[refs, 3]))
+    cfg = fs.FewShotConfig(rank=2, hidden=(8,), steps=20, batch=32, eval_every=10, tau_grid=(1.0,))
+    spec = {"name": "toy bits", "length": 12}
+    net = fs.FewShotLatencyModel.train(x, lat[:, :3], ["a", "b", "c"], spec, cfg)
+    net.save(tmp_path / "n.npz")
+    net2 = fs.FewShotLatencyModel.load(tmp_path / "n.npz")
+    assert net2.meta["unit"] == "ms" and net2.meta["feature_spec"] == spec
+    np.testing.assert_array_equal(net2.predict_k(x, x[refs], lat[refs, 3]), net.predict_k(x, x[refs], lat[refs, 3]))
+    # same seed, same model
+    net3 = fs.FewShotLatencyModel.train(x, lat[:, :3], ["a", "b", "c"], spec, cfg)
+    np.testing.assert_array_equal(net3.predict_k(x), net.predict_k(x))
+    # a corrupted file fails clearly
+    blob = (tmp_path / "n.npz").read_bytes()
+    (tmp_path / "bad.npz").write_bytes(blob[: len(blob) // 2])  # truncated file
+    with pytest.raises(NasjaxInputError):
+        fs.FewShotLatencyModel.load(tmp_path / "bad.npz")
+
+
+def test_leave_device_out_never_leaks_the_target():
+    assert fs.lodo_split(["a", "b", "c", "d"], "b") == ["a", "c", "d"]
+    assert fs.lodo_split(["a", "b", "c", "d"], "b", twins={"b": ["d"]}) == ["a", "c"]
+    _, lat = _synthetic(n=120, d=5)
+    devs = [f"d{i}" for i in range(5)]
+    rows = fs.evaluate_lodo(lat, devs, refs=np.arange(6), ks=(0, 5), targets=["d1", "d3"],
+                            config=fs.FewShotConfig(rank=2, tau_grid=(1.0,)))
+    for r in rows:
+        assert r["device"] not in r["train_devices"] and len(r["train_devices"]) == 4
+        assert -1 <= r["k5_spearman"] <= 1 and r["baseline_hindsight_device"] != r["device"]
+
+
+def test_bad_input_errors():
+    x, lat = _synthetic(n=60, d=4)
+    model = fs.FewShotLatencyModel.train_table(lat[:, :3], ["a", "b", "c"], fs.FewShotConfig(rank=2, tau_grid=(1.0,)))
+    with pytest.raises(NasjaxInputError, match="device"):
+        model.predict_training_device(np.arange(3), "zz")
+    with pytest.raises(NasjaxInputError, match="exclude"):
+        model.adapt(np.arange(3), lat[:3, 3], exclude=["zz"])
+    with pytest.raises(NasjaxInputError, match="features"):
+        model.predict_k(np.array([0, 60]))  # row 60 does not exist
+    with pytest.raises(NasjaxInputError, match="ref_latency_ms"):
+        model.adapt(np.arange(3), np.array([1.0, -2.0, 3.0]))
+    with pytest.raises(NasjaxInputError, match="k"):
+        model.select_refs(np.arange(5), 6)
+    with pytest.raises(NasjaxInputError, match="k"):
+        fs.evaluate_lodo(lat, ["a", "b", "c", "d"], refs=np.arange(3), ks=(0, 10))
+    with pytest.raises(NasjaxInputError, match="target device"):
+        fs.lodo_split(["a", "b"], "c")
+    with pytest.raises(NasjaxInputError, match="latency_ms"):
+        fs.FewShotLatencyModel.train_table(np.where(lat > 0, np.nan, 0)[:, :3], ["a", "b", "c"])
+    spec = {"name": "toy", "length": 12}
+    cfg = fs.FewShotConfig(rank=2, hidden=(4,), steps=10, batch=16, eval_every=10, tau_grid=(1.0,))
+    net = fs.FewShotLatencyModel.train(x, lat[:, :3], ["a", "b", "c"], spec, cfg)
+    with pytest.raises(NasjaxInputError, match=r"features: shape \(2, 11\)"):
+        net.predict_k(x[:2, :11])
+    with pytest.raises(NasjaxInputError, match="feature_spec"):
+        fs.FewShotLatencyModel.train(x, lat[:, :3], ["a", "b", "c"], {"name": "toy", "length": 5}, cfg)
+
+
+def test_ridge_columns_and_opcost_blend():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(80, 5))
+    y = np.stack([x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) + 4.0, np.full(80, np.nan)], 1)
+    y[:60, 1] = x[:60, 0] * 2.0
+    pred, alphas = fs.ridge_columns(x, y, np.arange(60))
+    # held-out rows of exact linear targets: the smallest penalty wins, predictions within ridge shrinkage
+    np.testing.assert_allclose(pred[60:, 0], y[60:, 0], rtol=0.05, atol=0.3)
+    np.testing.assert_allclose(pred[60:, 1], 2.0 * x[60:, 0], rtol=0.05, atol=0.1)
+    assert alphas[0] == 1.0
+    # a device whose latency is exactly per-op costs: the LOO blend puts its weight on ``opcost``
+    counts = rng.integers(0, 4, size=(200, 3)).astype(float)
+    _, lat = _synthetic(n=200, d=4)
+    model = fs.FewShotLatencyModel.train_table(lat, ["a", "b", "c", "d"], fs.FewShotConfig(rank=2, tau_grid=(1.0,)),
+                                               arch_features=counts)
+    target = 2.0 + counts @ np.array([1.0, 3.0, 0.5])
+    refs = np.arange(10)
+    ad = model.adapt(refs, target[refs])
+    assert ad.blend["opcost"] > 0.9
+    rest = np.arange(10, 200)
+    assert fs.spearman(model.predict(rest, ad), target[rest]) > 0.99

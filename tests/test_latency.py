@@ -1,0 +1,93 @@
+"""Latency table: static subnet programs are the real subnet, the table decomposes the whole network,
+measurement protocol and error statistics (no speed assertions)."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from nasjax.errors import NasjaxInputError
+from nasjax.hardware import latency as lat
+from nasjax.models import OFAMobileNetV3, SupernetConfig, apply, split_model, subnet_arrays
+from nasjax.spaces.mobilenetv3 import BlockSet
+
+CFG = SupernetConfig(width_mult=0.1, num_classes=10, in_channels=1)
+RES = 12
+SMALL = {"d": 2, "e": [3, 3, 3, 3], "ks": [3, 3, 3, 3]}
+BIG = {"d": 3, "e": [6, 4, 3, 3], "ks": [7, 5, 3, 3]}
+
+
+@pytest.fixture(scope="module")
+def state():
+    return split_model(OFAMobileNetV3(CFG, rngs=nnx.Rngs(1)))
+
+
+def _subnet(blocks):
+    ks, e, d = [], [], []
+    for b in blocks:
+        ks += b["ks"]
+        e += b["e"]
+        d.append(b["d"])
+    return {"ks": ks, "e": e, "d": d}
+
+
+def test_static_programs_compose_to_the_masked_supernet(state):
+    blocks = [BIG, SMALL, BIG, SMALL, SMALL]
+    sub = _subnet(blocks)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, RES, RES, 1)), jnp.float32)
+    masked = apply(state.graphdef, state.params, state.batch_stats, subnet_arrays(sub, CFG), x)
+    static = lat.subnet_program(state, sub)(x)
+    np.testing.assert_allclose(np.asarray(static), np.asarray(masked), rtol=1e-4, atol=1e-5)
+    # stem -> 5 stages -> head is the same network: the table's parts cover all of it
+    h = lat.stem_program(state)(x)
+    shapes = lat.stage_shapes(CFG, RES)
+    for s, b in enumerate(blocks):
+        assert tuple(h.shape) == shapes[s]
+        h = lat.stage_program(state, CFG, s, b)(h)
+    assert tuple(h.shape) == shapes[5]
+    np.testing.assert_allclose(np.asarray(lat.head_program(state)(h)), np.asarray(static), rtol=1e-4, atol=1e-5)
+
+
+def test_measure_table_protocol(state):
+    bs = BlockSet("test-2", ((SMALL, BIG),) + ((SMALL,),) * 4)
+    t = lat.measure_stage_block_table(state, CFG, bs, RES, warmup=1, repeats=3, progress=False)
+    assert t.unit == "ms" and t.metric == "latency" and t.sign == 1 and t.space == "mobilenetv3"
+    assert t.device == lat.device_name() and re.fullmatch(r"cpu-[a-z0-9-]+-\d+c", t.device)
+    assert t.mask.sum(1).tolist() == [2, 1, 1, 1, 1] and t.base > 0
+    assert {"protocol", "per_program_overhead_ms_o", "stem_ms", "head_ms", "date", "block_set"} <= set(t.provenance)
+    meas = lat.measure_subnets(state, [bs.to_ofa([0, 0, 0, 0, 0])], RES, 1, warmup=1, repeats=3, progress=False)
+    assert meas.shape == (1,) and meas[0] > 0
+    with pytest.raises(NasjaxInputError, match="resolution"):
+        lat.measure_stage_block_table(state, CFG, bs, 4, progress=False)
+
+
+def test_time_call_and_table_error():
+    calls = []
+    f = jax.jit(lambda x: x + 1)
+    ms = lat.time_call(lambda x: calls.append(1) or f(x), jnp.ones(3), warmup=2, repeats=5)
+    assert ms > 0 and len(calls) == 7
+    e = lat.table_error(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 4.0, 3.0]))
+    assert e["n"] == 4 and e["mape_percent"] == pytest.approx((0 + 0 + 25 + 100 / 3) / 4)
+    assert e["kendall_tau"] == pytest.approx(4 / 6)
+    with pytest.raises(NasjaxInputError, match="predicted/measured"):
+        lat.table_error(np.ones(3), np.ones(2))
+
+
+def test_quickstart_rejects_bad_budgets_without_output(tmp_path):
+    from nasjax import quickstart
+    from nasjax.errors import InfeasibleError
+
+    if not (quickstart.DEFAULT_DIR / "manifest.json").is_file():
+        pytest.skip("embedded default luts/mobilenetv3_mnist not built")
+    with pytest.raises(InfeasibleError, match="smallest achievable latency"):
+        quickstart.run(latency_budgets_ms=[1.0, 1e-4], save_path=tmp_path / "out", progress=False)
+    with pytest.raises(NasjaxInputError, match="latency_budgets"):
+        quickstart.run(latency_budgets_ms=[float("nan")], save_path=tmp_path / "out", progress=False)
+    with pytest.raises(NasjaxInputError, match="solver"):
+        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", solver="cplex", progress=False)
+    with pytest.raises(NasjaxInputError, match="manifest.json"):
+        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", luts_dir=tmp_path, progress=False)
+    assert not (tmp_path / "out").exists()
