@@ -12,7 +12,7 @@ luts/): search under several latency budgets, then evaluate and time the found s
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from experiments import _mathnas as common
 from nasjax.errors import NasjaxInputError
@@ -38,6 +38,7 @@ def main(argv):
         return common.main_for(build)(argv)
     from nasjax import quickstart
 
+    logging.set_verbosity(logging.WARNING)  # orbax logs every restore step at INFO
     try:
         budgets = [common.parse_quantity(b, "latency_budgets", "ms") for b in FLAGS.latency_budgets]
         for v, u in budgets:
