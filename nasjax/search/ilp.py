@@ -47,6 +47,22 @@ def _cvxpy_solver(name: str) -> str:
     return key
 
 
+def _undominated_cells(objective: Table, constraints: Sequence[Constraint]) -> np.ndarray:
+    """Cells that can be part of an optimum: a cell is dropped when another choice of the same position
+    is at least as good in the objective and at most as costly in every constraint (ties keep the lower
+    index). Dropping it keeps the program exact and makes it smaller."""
+    keep = []
+    v = objective.coef
+    for i in range(v.shape[0]):
+        cs = np.flatnonzero(objective.mask[i])
+        cols = np.stack([-v[i, cs]] + [c.A[i, cs] for c in constraints], 1)  # smaller is better everywhere
+        le = np.all(cols[:, None, :] <= cols[None, :, :], axis=2)  # [t, s]: t weakly dominates s
+        eq = np.all(cols[:, None, :] == cols[None, :, :], axis=2)
+        dominated = np.any((le & ~eq) | np.triu(eq, 1), axis=0)
+        keep += [(i, c) for c in cs[~dominated]]
+    return np.array(keep, dtype=np.int64)
+
+
 class ILPSearch:
     """A parametrised CVXPY model of the program in the module docstring."""
 
@@ -64,7 +80,7 @@ class ILPSearch:
                     f"{c.name}_constraint: table shape {c.table.mask.shape} with choice counts "
                     f"{c.table.mask.sum(1).tolist()}, expected the objective's {mask.sum(1).tolist()}"
                 )
-        self._cells = np.argwhere(mask)  # [n, 2] (position, choice)
+        self._cells = _undominated_cells(objective, self.constraints)  # [n, 2] (position, choice)
         n = len(self._cells)
         P = mask.shape[0]
         member = np.zeros((P, n))
