@@ -254,34 +254,25 @@ def summarize(rows: Sequence[dict]) -> dict:
     }
 
 
-def _main(argv=None) -> int:
-    """``python -m nasjax.search.regret``: the sweep over HELP's devices at the default budget quantiles,
-    one summary line per dataset x bases, last line one JSON object."""
-    import argparse
-    import json
-
+def report(datasets, bases_list, solver: str = "mckp", seed: int = 0, log=print) -> dict:
+    """The sweep over HELP's devices at the default budget quantiles: one summary line per dataset x
+    bases (``bases`` in ``"ref"``, ``"all"`` or an int), returned as a dict of summaries."""
     from nasjax.benchmarks import nasbench201 as nb
 
-    ap = argparse.ArgumentParser(description=_main.__doc__)
-    ap.add_argument("--datasets", default=",".join(nb.DATASETS))
-    ap.add_argument("--bases", default="ref,20,all", help="comma list of 'ref', 'all' or an int")
-    ap.add_argument("--solver", default="mckp", choices=SOLVERS)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
     table = nb.load()
     devices = table.devices(source="HELP")
     out = {}
-    for ds in args.datasets.split(","):
-        for b in args.bases.split(","):
+    for ds in datasets:
+        for b in bases_list:
             bases = b if b in ("ref", "all") else int(b)
             t0 = time.perf_counter()
-            rows = regret_sweep(table, devices, None, ds, bases=bases, seed=args.seed, solver=args.solver)
+            rows = regret_sweep(table, devices, None, ds, bases=bases, seed=seed, solver=solver)
             s = summarize(rows)
-            fe = fit_errors(table, nb201_additive(table, ds, devices, bases, args.seed), ds)
+            fe = fit_errors(table, nb201_additive(table, ds, devices, bases, seed), ds)
             s["acc_spearman"] = fe["accuracy"]["spearman"]
             s["lat_spearman_mean"] = float(np.mean([v["spearman"] for k, v in fe.items() if k != "accuracy"]))
             s["seconds"] = time.perf_counter() - t0
-            print(
+            log(
                 f"{canonical_dataset(ds):15s} bases={b:4s} measured/metric={rows[0]['measured_per_metric']:5d} "
                 f"acc rho={s['acc_spearman']:.3f} lat rho={s['lat_spearman_mean']:.3f} | {s['runs']} runs: "
                 f"{s['truly_feasible']} truly feasible, {s['violations']} violate, {s['infeasible_predicted']} "
@@ -289,9 +280,4 @@ def _main(argv=None) -> int:
                 f" test {s['mean_regret_test']:.2f}/{s['worst_regret_test']:.2f} pts ({s['seconds']:.2f} s)"
             )
             out[f"{canonical_dataset(ds)}/{b}"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())
+    return out
