@@ -43,6 +43,26 @@ def repo_root() -> Path:
     return _REPO_ROOT
 
 
+def jax_cache_dir() -> str:
+    """The persistent JAX compilation cache: ``$JAX_COMPILATION_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/nasjax/jax`` (``~/.cache/nasjax/jax``), shared by every checkout on a machine."""
+    env = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "nasjax" / "jax")
+
+
+def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
+    """Turn on the persistent compilation cache (a second process reuses compiled programs)."""
+    import jax
+
+    d = jax_cache_dir()
+    jax.config.update("jax_compilation_cache_dir", d)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
+    return d
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.io import atomic_write_text, repo_root, write_json, write_yaml
+from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, write_json, write_yaml
 
 DEFAULT_DIR = repo_root() / "luts" / "mobilenetv3_mnist"
 
@@ -65,12 +65,7 @@ def _now() -> str:
 
 
 def _configure_cache() -> None:
-    """Persistent JAX compilation cache (``JAX_COMPILATION_CACHE_DIR`` or ``<repo>/.cache/jax``)."""
-    import jax
-
-    d = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(repo_root() / ".cache" / "jax")
-    jax.config.update("jax_compilation_cache_dir", d)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    enable_jax_cache()
 
 
 def supernet_config(recipe: dict, dataset):

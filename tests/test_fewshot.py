@@ -137,3 +137,25 @@ def test_ridge_columns_and_opcost_blend():
     assert ad.blend["opcost"] > 0.9
     rest = np.arange(10, 200)
     assert fs.spearman(model.predict(rest, ad), target[rest]) > 0.99
+
+
+def test_additive_blend_member_is_the_bayesian_additive_fit():
+    # training devices and the target: log latency additive in the features, coefficients near each other
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 2, size=(150, 6)).astype(float)
+    base = np.array([0.5, -0.3, 0.8, 0.2, -0.6, 0.4])
+    coefs = base + 0.1 * rng.normal(size=(5, 6))
+    lat = np.exp(1.0 + x @ coefs.T + 0.002 * rng.normal(size=(150, 5)))
+    cfg = fs.FewShotConfig(rank=2, tau_grid=(1.0,), blend=("nnls", "additive"), opcost_ridge=0.0)
+    model = fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg, arch_features=x)
+    refs, rest = np.arange(10), np.arange(10, 150)
+    ad = model.adapt(refs, lat[refs, 4])
+    assert "additive" in ad.blend and "opcost" not in ad.blend and abs(sum(ad.blend.values()) - 1) < 1e-9
+    xa = np.concatenate([np.ones((10, 1)), x[refs]], 1)
+    tau = 1.0 if model.meta["tau"] == "auto" else model.meta["tau"]  # "auto": the additive member uses tau = 1
+    w, _ = fs._blr(xa, np.log(lat[refs, 4]), model.a["add_m"], model.a["add_S"], float(model.a["s2"][1]) * tau)
+    np.testing.assert_allclose(ad.additive, w, rtol=1e-10)
+    assert fs.spearman(model.predict(rest, ad), lat[rest, 4]) > 0.97
+    # without arch features there is no additive member
+    plain = fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg)
+    assert plain.adapt(refs, lat[refs, 4]).additive is None

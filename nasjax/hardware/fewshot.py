@@ -277,6 +277,7 @@ class Adapted:
     coefs: dict = field(repr=False)
     nnls: np.ndarray | None = None  # [1 + D] intercept (ms) and nonnegative device weights, or None
     opcost: np.ndarray | None = None  # per-op cost regression (ms): latency = [1, op counts] . w
+    additive: np.ndarray | None = None  # Bayesian additive log-latency fit on [1, x] (prior: training devices)
     blend: dict | None = None  # member -> weight (1/e^2 normalised); None: the expert average alone
     loo: dict | None = None  # leave-one-out errors of the two candidates on the refs
 
@@ -377,7 +378,7 @@ class FewShotLatencyModel:
         arrays["lr_S"] = np.cov(coef_log.T) + 1e-4 * np.eye(cfg.rank + 1) if len(devices) > 1 else np.eye(cfg.rank + 1)
         res_lr = np.nanmean((y - g @ coef_log.T) ** 2, 0)
         res_add = [np.nan]
-        if x is not None and "additive" in cfg.experts:
+        if x is not None and ("additive" in cfg.experts or "additive" in cfg.blend):
             xa = np.concatenate([np.ones((len(x), 1)), x.astype(np.float64)], 1)
             betas, res_add = [], []
             for j in range(len(devices)):
@@ -546,7 +547,11 @@ class FewShotLatencyModel:
             nn = np.zeros(len(self.devices) + 1)
             nn[0] = w[0]
             nn[1 + np.array(keep, dtype=np.int64)] = w[1:]
-        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn)
+        add = None
+        if len(yr) >= 2 and "additive" in self.meta["config"].get("blend", ()) and "add_m" in self.a:
+            t_add = float(tau) if tau != "auto" else 1.0
+            add, _ = _blr(f["xa"], yr, self.a["add_m"], self.a["add_S"], float(self.a["s2"][1]) * t_add)
+        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add)
 
     def _mixture(self, f, yr, tau, exclude):
         """Posterior means, log marginal likelihood of the mixture and the model-averaging weights."""
@@ -591,6 +596,8 @@ class FewShotLatencyModel:
         logs = {"bma": out}
         if ad.nnls is not None and ad.nnls[1:].any():
             logs["nnls"] = np.log(np.maximum(ad.nnls[0] + np.exp(f["yhat"]) @ ad.nnls[1:], 1e-6))
+        if ad.additive is not None:
+            logs["additive"] = f["xa"] @ ad.additive
         if ad.opcost is not None:
             logs["opcost"] = np.log(np.maximum(f["xa"] @ ad.opcost, 1e-6))
         return logs
