@@ -159,3 +159,13 @@ def test_additive_blend_member_is_the_bayesian_additive_fit():
     # without arch features there is no additive member
     plain = fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg)
     assert plain.adapt(refs, lat[refs, 4]).additive is None
+
+
+def test_onehot_features():
+    oh = fs.onehot_features(np.array([[0, 2], [1, 0]]), 3)
+    np.testing.assert_array_equal(oh, [[1, 0, 0, 0, 0, 1], [0, 1, 0, 1, 0, 0]])
+    assert fs.onehot_features(np.array([[0, 2]])).shape == (1, 6)
+    with pytest.raises(NasjaxInputError, match="n_choices"):
+        fs.onehot_features(np.array([[0, 3]]), 3)
+    with pytest.raises(NasjaxInputError, match="archs"):
+        fs.onehot_features(np.array([0.5, 1.0]))

@@ -28,12 +28,17 @@ Math (all in log-milliseconds, y = log L):
    the grid value of highest evidence of its own refs) is chosen by meta-validation: episodes holding
    out each training device in turn with ``meta_k`` random refs, scored by Spearman (``meta_calibrate``).
 
-3. Blend (k >= 5): members m in {bma, nnls, opcost} are combined in log space with weights
+3. Blend (k >= 5): members m in {bma, nnls, opcost, additive} are combined in log space with weights
    proportional to 1 / e_m^2, e_m = leave-one-out mean squared log error of m on the k references:
    * ``nnls``: L(x) ~= b + sum_d v_d L^_d(x), b, v >= 0 (nonnegative least squares on the refs, in ms);
    * ``opcost`` (table mode with ``arch_features``, e.g. NAS-Bench-201 live-edge op counts):
      L(x) ~= [1, counts(x)] . w, ridge (``opcost_ridge``) on the refs, in ms: the per-op cost model that
      carries over to devices unlike any training device.
+   * ``additive`` (with ``arch_features`` and "additive" in ``config.blend``, e.g. HELP FBNet's one-hot
+     block ops): the posterior mean of the additive expert alone, log L(x) ~= w . [1, x], w ~ N(m, S)
+     from the training devices' ridge fits, noise tau s2_add (tau = 1 when tau is "auto"): an additive
+     per-op model in log space whose prior makes it usable with 10 refs and 199 features. It lifts the
+     phones of HELP FBNet, whose ranking the training devices explain poorly.
 
 4. Baselines (for the benchmark): the best single training device chosen with hindsight (oracle), the
    proxy device chosen from the k references, and low-rank transfer (SVD of the training devices' log
@@ -667,6 +672,17 @@ class FewShotLatencyModel:
         arrays = {k[3:]: np.asarray(v) for k, v in extra.items() if k.startswith("fs/")}
         meta = {k: v for k, v in header.items() if k not in ("format", "kind", "version", "arrays", "sha256")}
         return cls(net, arrays, meta)
+
+
+def onehot_features(archs, n_choices: int | None = None) -> np.ndarray:
+    """One-hot encoding [N, P * C] of integer architectures ``archs [N, P]`` (choice ids in [0, C)), e.g.
+    HELP FBNet's 22 blocks x 9 ops, the features of the ``additive`` expert / blend member."""
+    a = np.asarray(archs)
+    require(a.ndim == 2 and a.dtype.kind in "iu" and a.size and a.min() >= 0, "archs", a.shape,
+            "[N, P] non-negative integer choice ids")
+    c = int(a.max()) + 1 if n_choices is None else int(n_choices)
+    require(a.max() < c, "n_choices", n_choices, f"> the largest choice id {int(a.max())}")
+    return np.eye(c)[a].reshape(len(a), -1)
 
 
 def _take(f: dict, rows) -> dict:
