@@ -28,7 +28,7 @@ others at choice 0)::
 
 (F_r = 189.789 / 276.161 / 369.066 / 502.247 MFLOPs; ``A_r = a_r[0][0]`` reproduces MathNAS-T1's 78.42 %.)
 Search maximises acc s.t. FLOPs <= B exactly: one exact solve per resolution, then the best of the
-four (:func:`solve_branches`, also used by the HAT space whose branch is the decoder depth).
+four (:func:`nasjax.search.branched.solve_branches`, also used by the HAT space whose branch is the decoder depth).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.problems import NASJAX_KEYS as META_KEYS  # keys nasjax adds to a result yml; tolerated on reading
 from nasjax.search import SearchResult
-from nasjax.search.branched import Branch, branch_pareto, branched_problem, solve_branches  # noqa: F401
+from nasjax.search.branched import Branch, branch_pareto, branched_problem, solve_branches
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 from nasjax.tables import Table
 
