@@ -109,6 +109,20 @@ def test_weaknas_beats_random_on_a_toy_landscape_and_stops_at_the_optimum():
             assert len(h.order) - h.queries_to(opt) < cfg.sample_each_iter
 
 
+def test_rewidening_a_stalled_pool_changes_the_search_and_stays_deterministic():
+    task = synthetic_task(seed=1)
+    off = weaknas(task, [0], tiny_weak(top_start=8, top_end=4))[0]
+    on = [weaknas(task, [0], tiny_weak(top_start=8, top_end=4, stall_iters=1, widen_max=16))[0] for _ in range(2)]
+    assert on[0].order.tolist() == on[1].order.tolist()
+    assert len(set(on[0].order.tolist())) == len(on[0].order) == 30
+    # same initial samples; once a run stalls the wider pool samples other cells than WeakNAS's loop
+    assert on[0].order[:6].tolist() == off.order[:6].tolist() and on[0].order.tolist() != off.order.tolist()
+    with pytest.raises(NasjaxInputError, match="widen_max"):
+        tiny_weak(widen_max=0)
+    with pytest.raises(NasjaxInputError, match="stall_iters"):
+        tiny_weak(stall_iters=0)
+
+
 def test_ei_acquisition_runs_and_is_deterministic():
     task = synthetic_task(seed=3)
     cfg = tiny_weak(sampling_method="ei")
