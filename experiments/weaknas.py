@@ -41,6 +41,8 @@ flags.DEFINE_integer("init_sample", _W.init_sample, "Initial uniformly drawn sam
 flags.DEFINE_integer("sample_each_iter", _W.sample_each_iter, "Cells queried per iteration.")
 flags.DEFINE_integer("top_start", _W.top_start, "Top-k pool size at the first iteration.")
 flags.DEFINE_integer("top_end", _W.top_end, "Top-k pool size at the last iteration.")
+flags.DEFINE_integer("stall_iters", _W.stall_iters, "Iterations without a new best before the pool re-widens.")
+flags.DEFINE_integer("widen_max", _W.widen_max, "Largest re-widening factor of a stalled top-k pool (1 = off).")
 flags.DEFINE_float("top_decay", _W.top_decay, "Exponential decay of the top-k schedule (WeakNAS's --top_decay).")
 flags.DEFINE_enum("sampling_method", _W.sampling_method, list(METHODS), "Acquisition inside the top-k pool.")
 flags.DEFINE_enum("target", _W.target, list(TARGETS), "Predictor regression target (z-scores or rank normal scores).")
@@ -86,7 +88,7 @@ def _config():
     weak = WeakNASConfig(init_sample=FLAGS.init_sample, sample_each_iter=FLAGS.sample_each_iter,
                          top_start=FLAGS.top_start, top_end=FLAGS.top_end, top_decay=FLAGS.top_decay,
                          sampling_method=FLAGS.sampling_method, max_sample=FLAGS.max_sample,
-                         target=FLAGS.target, mlp=mlp)
+                         target=FLAGS.target, stall_iters=FLAGS.stall_iters, widen_max=FLAGS.widen_max, mlp=mlp)
     evo = EvolutionConfig(population=FLAGS.population, tournament=FLAGS.tournament, max_queries=FLAGS.max_sample)
     name = f"weaknas-{FLAGS.sampling_method}" if FLAGS.method == "weaknas" else FLAGS.method
     return name, weak, evo

@@ -18,18 +18,17 @@ For each independent run (seed) ``s``, with the query log ``Q_s`` (cells and the
    * ``ei``: the ``m`` unqueried cells of the top-``k_t`` pool with the highest expected improvement
      ``EI = s (g Phi(g) + phi(g))``, ``s = sigma_t / c``, ``g = (mu_t - z_best) / s`` (``c`` =
      ``ei_calibration``, 5 in WeakNAS). With ``top_k >= M`` this is WeakNAS's whole-space EI.
-   * stall handling (new here, not in WeakNAS; OFF by default, ``widen_max=1``): with
-     ``widen_max > 1``, once the best value seen has not improved for
-     ``stall_iters`` consecutive iterations, the pool is re-widened, ``k = k_t min(widen_max,
-     2^(stall - stall_iters + 1))`` (doubling with each further stalled iteration), until a new best
-     is seen. Why: a predictor fit on the cells of one region cannot order cells it has not seen
+   * stall handling (new here, not in WeakNAS; OFF by default, ``widen_max=1``): with ``widen_max > 1``,
+     once the best value seen has not improved for ``stall_iters`` consecutive iterations, the pool is
+     re-widened, ``k = k_t min(widen_max, 2^(stall - stall_iters + 1))`` (doubling with each further
+     stalled iteration), until a new best is seen. Why: a predictor fit on the cells of one region cannot order cells it has not seen
      there, so a run whose shrunken top-k pool holds a good but sub-optimal basin (on NAS-Bench-201
      CIFAR-10 the stuck runs sat on the 55th-best cell, five edges from the optimum) keeps sampling
      that basin; re-widening spends the stalled iterations on cells the predictor ranks next.
      Nothing here is specific to a dataset: the trigger is the run's own stagnation. Measured on
      seeds 1000-1039 (docs/weaknas.md): ``stall_iters=3, widen_max=32`` cut CIFAR-10's mean from 201 to
-     163 queries (all runs found the optimum) but raised CIFAR-100's from ~84 to 118, and a mild
-     setting helped neither, so it stays off.
+     163 queries (all runs found the optimum) but raised CIFAR-100's from ~84 to 118 and
+     ImageNet16-120's from ~104 to 129 (a mild setting did not help CIFAR-10), so it stays off.
 4. Query them; stop after ``max_sample`` unique queries, or once ``stop_cell`` has been queried.
 
 All ``S`` runs advance together: per iteration ONE compiled call fits the ``S x E`` ensemble members
@@ -78,7 +77,7 @@ class WeakNASConfig:
     rank targets and a top-k pool shrinking 50 -> 10 beat WeakNAS's published z-score / 100 -> 100
     setting (see docs/weaknas.md for the sweep). Re-widening a stalled run's pool (``widen_max > 1``,
     after ``stall_iters`` iterations without a new best) is off by default: on seeds 1000-1039 it
-    helped CIFAR-10 and hurt CIFAR-100."""
+    helped CIFAR-10 and hurt CIFAR-100 and ImageNet16-120."""
 
     init_sample: int = 10
     sample_each_iter: int = 10
