@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nasjax.constraints import Constraint
-from nasjax.errors import InfeasibleError, NasjaxInputError
+from nasjax.errors import NasjaxInputError
 from nasjax.search import SearchResult
 from nasjax.tables import Table, check_unit
 
@@ -103,7 +103,3 @@ def solve_tables(objective: Table, constraints: Sequence[Constraint], solver: st
     if solver == "enumerate":
         return enumerate_best(objective, constraints)
     raise NasjaxInputError(f"solver: got {solver!r}, expected one of highs, gurobi, mckp, enumerate")
-
-
-def smallest_message(e: InfeasibleError) -> str:
-    return str(e)

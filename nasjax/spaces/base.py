@@ -7,7 +7,6 @@ An architecture of a space with ``P`` positions is an ``int`` vector ``a`` of le
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -143,7 +142,3 @@ SPACES: Registry = Registry("search space")
 def get_space(name: str, **kwargs) -> SearchSpace:
     """Build a registered search space by name (``SPACES.names()`` lists them)."""
     return SPACES.get(name)(**kwargs)
-
-
-def iter_product(num_choices: Sequence[int]):
-    return itertools.product(*[range(k) for k in num_choices])
