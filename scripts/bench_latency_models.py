@@ -44,7 +44,6 @@ from nasjax.hardware import dgl
 from nasjax.hardware import fewshot as fs
 from nasjax.hardware import help_data as hd
 from nasjax.spaces import get_space
-from nasjax.spaces.nasbench201 import arch_to_str
 
 GOALS = {"dgl_k10_R_nb201": 0.95, "dgl_k10_R_fbnetv3": 0.90, "help_nb201_k10_mean": 0.97, "help_nb201_k10_worst": 0.90,
          "help_fbnet_k10_mean": 0.95, "oneproxy_k10_mean": 0.85}
@@ -189,7 +188,7 @@ def unseen_section(cfg, save_dir, ref_draws: int, seed: int) -> dict:
     ref_idx = [pos[r] for r in help_set.refs]
     i7rows = fs.evaluate_unseen_table(model_all, help_set.latency_ms, i7.latency_ms, i7.ids, i7.devices, ref_idx, (0, 1, 5, 10))
     r = i7rows[0]
-    print(f"\n== BRP-NAS Core i7-7820X (15,284 cells), HELP's 10 refs: " + " ".join(f"k{k}={r[f'k{k}_spearman']:.3f}" for k in (0, 1, 5, 10))
+    print("\n== BRP-NAS Core i7-7820X (15,284 cells), HELP's 10 refs: " + " ".join(f"k{k}={r[f'k{k}_spearman']:.3f}" for k in (0, 1, 5, 10))
           + f"  MAPE10 {r['k10_MAPE']:.1f}%  hindsight {r['baseline_hindsight_best_device']:.3f} ({r['baseline_hindsight_device']})"
           f"  lowrank {r['baseline_lowrank_transfer']:.3f}")
     saved = None
@@ -220,7 +219,7 @@ def constrained_section(dgl_out, lodo_rows, n_splits, seed) -> dict:
     i_data, j_acc = lc.match_rows(space, data.archs, acc_archs)
     acc_of = np.full(len(data.archs), np.nan)
     acc_of[i_data] = acc_vals[j_acc]
-    print(f"  DGL phones (pool = held-out archs): violation rate / mean gap on feasible (acc points)")
+    print("  DGL phones (pool = held-out archs): violation rate / mean gap on feasible (acc points)")
     for d, preds in dgl_out["nasbench201"]["_k10_predictions"].items():
         reps = []
         for s, (te, pred) in enumerate(preds):

@@ -64,7 +64,6 @@ def _fmt(x, nd=1):
 def part1(a, table, datasets, methods):
     from dataclasses import replace
 
-    from nasjax.predictors.mlp import MLPConfig
     from nasjax.search.baselines import run_searcher
     from nasjax.search.harness import nb201_task, summarize
     from nasjax.search.weak import WeakNASConfig

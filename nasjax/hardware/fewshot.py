@@ -224,7 +224,6 @@ def _train_net(x: np.ndarray, z: np.ndarray, cfg: FewShotConfig):
     """Fit the basis net on standardised log latency ``z [N, D]`` (NaN = unmeasured); returns the net."""
     import jax
     import jax.numpy as jnp
-    import optax
     from flax import nnx
 
     n, d = z.shape
