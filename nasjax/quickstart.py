@@ -317,19 +317,9 @@ def load_default(luts_dir: str | Path = DEFAULT_DIR) -> dict:
 # --------------------------------------------------------------------------------------------
 def _solve(acc, lat_table, budget: float, solver: str):
     from nasjax.constraints import Constraint
+    from nasjax.problems import solve_tables
 
-    c = Constraint(lat_table, float(budget), "ms")
-    if solver == "mckp":
-        from nasjax.search.mckp import solve_mckp
-
-        return solve_mckp(acc, c)
-    if solver == "enumerate":
-        from nasjax.search.enumerate import enumerate_best
-
-        return enumerate_best(acc, [c])
-    from nasjax.search.ilp import ILPSearch
-
-    return ILPSearch(acc, [c], solver=solver).solve()
+    return solve_tables(acc, [Constraint(lat_table, float(budget), "ms")], solver)
 
 
 def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: str | Path, rebuild: bool = False,
