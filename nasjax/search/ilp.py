@@ -31,9 +31,26 @@ SOLVERS.add("highs", "HIGHS")
 SOLVERS.add("gurobi", "GUROBI")
 # exact answers: both solvers stop at a relative MIP gap of 1e-4 by default, which can return a net
 # 0.008 accuracy points short of the optimum; nasjax asks for a zero gap. HiGHS's symmetry detection and
-# log output cost more than they save on these tiny programs (measured: 13 -> 9 ms on NB201 fpga).
+# log output cost more than they save on these tiny programs (measured: 13 -> 9 ms on NB201 fpga), and so
+# does its feasibility-jump primal heuristic (HiGHS >= 1.10), which ran for ~5 of the remaining ~6 ms of a
+# 16-25-binary solve (measured with highspy directly, 2-core VM: NB201 fpga 1.7 -> 0.9 ms, MBv3 tx2gpu
+# 6.6 -> 1.2 ms median per solve). Heuristics only look for incumbents: with a zero gap the branch and bound
+# still proves optimality, so switching one off cannot change the answer.
 _EXACT = {"HIGHS": {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "output_flag": False, "mip_detect_symmetry": False},
           "GUROBI": {"MIPGap": 0.0, "MIPGapAbs": 0.0}}
+_HIGHS_OPTIONAL = {"mip_heuristic_run_feasibility_jump": False}
+
+
+def _solver_options(key: str) -> dict:
+    """The options passed to ``key``'s solver; HiGHS options newer than the installed HiGHS are left out."""
+    opts = dict(_EXACT[key])
+    if key == "HIGHS":
+        import highspy
+
+        h = highspy.Highs()
+        known = h.getOptions()
+        opts.update({k: v for k, v in _HIGHS_OPTIONAL.items() if hasattr(known, k)})
+    return opts
 
 
 def _cvxpy_solver(name: str) -> str:
@@ -75,6 +92,7 @@ class ILPSearch:
         self.constraints = list(constraints)
         self.solver_name = solver
         self._solver = _cvxpy_solver(solver)
+        self._options = _solver_options(self._solver)
         mask = objective.mask
         for c in self.constraints:
             if c.table.mask.shape != mask.shape or not np.array_equal(c.table.mask, mask):
@@ -112,7 +130,7 @@ class ILPSearch:
         for p, c in zip(self._b, cons):
             p.value = c.b + 1e-9 * max(1.0, abs(c.b))
         try:
-            self._problem.solve(solver=self._solver, **_EXACT[self._solver])
+            self._problem.solve(solver=self._solver, **self._options)
         except cp.error.SolverError as e:
             raise RuntimeError(f"solver {self.solver_name!r} failed: {e}") from e
         if self._problem.status in ("infeasible", "infeasible_inaccurate"):
