@@ -116,3 +116,21 @@ def test_gurobi_is_optional():
     acc = Table(np.zeros((2, 2)), None, "accuracy", "%")
     with pytest.raises(NasjaxInputError, match="solver: 'gurobi' is not installed"):
         ILPSearch(acc, [], solver="gurobi")
+
+
+def test_nd_dominance_pruning_equals_brute_force():
+    """The multi-resource pruning keeps exactly one copy of every non-dominated point (random ties)."""
+    from nasjax.search.mckp import _prune_nd
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, m = int(rng.integers(1, 40)), int(rng.integers(2, 4))
+        V = rng.integers(0, 5, n).astype(float)
+        W = rng.integers(0, 4, (n, m)).astype(float)
+        want = set()
+        for s in range(n):
+            better = (V >= V[s]) & np.all(W <= W[s], axis=1) & ((V > V[s]) | np.any(W < W[s], axis=1))
+            if not better.any():
+                want.add((V[s], *W[s]))
+        got = [(V[s], *W[s]) for s in _prune_nd(V, W)]
+        assert len(got) == len(set(got)) and set(got) == want

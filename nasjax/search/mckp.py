@@ -41,20 +41,19 @@ def _prune_1d(V: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def _prune_nd(V: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points in several resource dimensions. Sorted by objective descending
+    (ties: resources lexicographically ascending), a point can only be dominated by, or equal to, a point
+    sorted before it, so ``s`` is dropped iff some ``t < s`` has ``W_t <= W_s`` in every dimension (this
+    also keeps only the first of identical points)."""
     n = len(V)
     if n > _PAIRWISE_LIMIT:
         return np.arange(n)
     order = np.lexsort(tuple(W[:, j] for j in range(W.shape[1] - 1, -1, -1)) + (-V,))
-    V, W = V[order], W[order]
-    geq_v = V[:, None] >= V[None, :]  # [t, s]: t at least as good in objective
-    leq_w = np.all(W[:, None, :] <= W[None, :, :], axis=2)
-    dom = geq_v & leq_w
-    # identical points: keep the first of each group
-    eq = (V[:, None] == V[None, :]) & np.all(W[:, None, :] == W[None, :, :], axis=2)
-    strict = dom & ~eq
-    first_eq = np.triu(eq, 1)  # t before s and identical -> s dropped
-    dominated = np.any(strict | first_eq, axis=0)
-    return order[~dominated]
+    W = W[order]
+    covers = np.tri(n, k=-1, dtype=bool).T  # [t, s]: t sorted before s
+    for j in range(W.shape[1]):
+        covers &= W[:, None, j] <= W[None, :, j]
+    return order[~covers.any(axis=0)]
 
 
 def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Sequence[float] | None):
