@@ -31,7 +31,7 @@ from nasjax.predictors.mlp import MLPConfig  # noqa: E402
 from nasjax.search.weak import METHODS, TARGETS, WeakNASConfig  # noqa: E402
 
 _W = WeakNASConfig()  # flag defaults = the library's tuned defaults (one source of truth)
-_M = MLPConfig()
+_M = _W.mlp
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("bench", "nasbench201", ["nasbench201", "nasbench101"], "Tabular benchmark.")
 flags.DEFINE_string("dataset", "cifar10", "cifar10 | cifar100 | ImageNet16-120.")
@@ -43,6 +43,8 @@ flags.DEFINE_integer("top_start", _W.top_start, "Top-k pool size at the first it
 flags.DEFINE_integer("top_end", _W.top_end, "Top-k pool size at the last iteration.")
 flags.DEFINE_integer("stall_iters", _W.stall_iters, "Iterations without a new best before the pool re-widens.")
 flags.DEFINE_integer("widen_max", _W.widen_max, "Largest re-widening factor of a stalled top-k pool (1 = off).")
+flags.DEFINE_integer("restart_stall", _W.restart_stall,
+                     "Iterations without a new best in the current segment before a fresh restart (0 = off).")
 flags.DEFINE_float("top_decay", _W.top_decay, "Exponential decay of the top-k schedule (WeakNAS's --top_decay).")
 flags.DEFINE_enum("sampling_method", _W.sampling_method, list(METHODS), "Acquisition inside the top-k pool.")
 flags.DEFINE_enum("target", _W.target, list(TARGETS), "Predictor regression target (z-scores or rank normal scores).")
@@ -88,7 +90,8 @@ def _config():
     weak = WeakNASConfig(init_sample=FLAGS.init_sample, sample_each_iter=FLAGS.sample_each_iter,
                          top_start=FLAGS.top_start, top_end=FLAGS.top_end, top_decay=FLAGS.top_decay,
                          sampling_method=FLAGS.sampling_method, max_sample=FLAGS.max_sample,
-                         target=FLAGS.target, stall_iters=FLAGS.stall_iters, widen_max=FLAGS.widen_max, mlp=mlp)
+                         target=FLAGS.target, stall_iters=FLAGS.stall_iters, widen_max=FLAGS.widen_max,
+                         restart_stall=FLAGS.restart_stall, mlp=mlp)
     evo = EvolutionConfig(population=FLAGS.population, tournament=FLAGS.tournament, max_queries=FLAGS.max_sample)
     name = f"weaknas-{FLAGS.sampling_method}" if FLAGS.method == "weaknas" else FLAGS.method
     return name, weak, evo

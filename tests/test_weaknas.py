@@ -109,10 +109,27 @@ def test_weaknas_beats_random_on_a_toy_landscape_and_stops_at_the_optimum():
             assert len(h.order) - h.queries_to(opt) < cfg.sample_each_iter
 
 
+def test_restart_on_stagnation_begins_a_fresh_segment_and_stays_deterministic():
+    task = synthetic_task(seed=1)
+    cfg = tiny_weak(top_start=8, top_end=4, restart_stall=1, max_sample=40)
+    off = weaknas(task, [0], tiny_weak(top_start=8, top_end=4, restart_stall=0, max_sample=40))[0]
+    on = [weaknas(task, [0], cfg)[0] for _ in range(2)]
+    assert on[0].order.tolist() == on[1].order.tolist()
+    assert len(set(on[0].order.tolist())) == len(on[0].order) == 40  # earlier segments are never re-queried
+    assert on[0].order[:6].tolist() == off.order[:6].tolist() and on[0].order.tolist() != off.order.tolist()
+    # a restart iteration queries init_sample fresh cells plus its sample_each_iter acquisitions
+    per_iter = np.bincount(on[0].tags)
+    assert per_iter[0] == 6 and per_iter.max() == 6 + 4
+    assert np.bincount(off.tags)[1:].max() == 4
+    with pytest.raises(NasjaxInputError, match="restart_stall"):
+        tiny_weak(restart_stall=-1)
+
+
 def test_rewidening_a_stalled_pool_changes_the_search_and_stays_deterministic():
     task = synthetic_task(seed=1)
-    off = weaknas(task, [0], tiny_weak(top_start=8, top_end=4))[0]
-    on = [weaknas(task, [0], tiny_weak(top_start=8, top_end=4, stall_iters=1, widen_max=16))[0] for _ in range(2)]
+    off = weaknas(task, [0], tiny_weak(top_start=8, top_end=4, restart_stall=0))[0]
+    on = [weaknas(task, [0], tiny_weak(top_start=8, top_end=4, stall_iters=1, widen_max=16, restart_stall=0))[0]
+          for _ in range(2)]
     assert on[0].order.tolist() == on[1].order.tolist()
     assert len(set(on[0].order.tolist())) == len(on[0].order) == 30
     # same initial samples; once a run stalls the wider pool samples other cells than WeakNAS's loop
