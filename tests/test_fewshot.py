@@ -169,3 +169,67 @@ def test_onehot_features():
         fs.onehot_features(np.array([[0, 3]]), 3)
     with pytest.raises(NasjaxInputError, match="archs"):
         fs.onehot_features(np.array([0.5, 1.0]))
+
+
+def test_batched_blr_and_thin_svd_match_the_direct_forms():
+    rng = np.random.default_rng(5)
+    h, y = rng.normal(size=(4, 10, 3)), rng.normal(size=10)
+    m, s_cov, s2 = rng.normal(size=3), np.array([[0.5, 0.1, 0.0], [0.1, 1.0, -0.2], [0.0, -0.2, 2.0]]), 0.3
+    w, ev = fs._blr_batch(h, y, m, s_cov, s2)
+    for p in range(4):
+        w1, ev1 = fs._blr(h[p], y, m, s_cov, s2)
+        np.testing.assert_allclose(w[p], w1, rtol=1e-9)
+        assert math.isclose(ev[p], ev1, rel_tol=1e-9)
+    z = rng.normal(size=(50, 6))
+    u, sv, vt = fs._thin_svd(z)
+    np.testing.assert_allclose(u * sv @ vt, z, atol=1e-9)
+    np.testing.assert_allclose(sv, np.linalg.svd(z, compute_uv=False), rtol=1e-9)
+
+
+def test_blend_rules_and_pair_experts():
+    assert fs.blend_weights({"bma": 0.1, "nnls": 0.2}, "") == pytest.approx({"bma": 0.8, "nnls": 0.2})
+    assert fs.blend_weights({"bma": 0.1, "nnls": 0.2}, "1:bma,nnls") == pytest.approx({"bma": 2 / 3, "nnls": 1 / 3})
+    assert fs.blend_weights({"bma": 0.1, "nnls": 0.2, "opcost": 0.05}, "2:bma") == {"bma": 1.0}
+    with pytest.raises(NasjaxInputError, match="blend rule"):
+        fs.blend_weights({"bma": 0.1}, "x:bma")
+    with pytest.raises(NasjaxInputError, match="blend rule"):
+        fs.blend_weights({"bma": 0.1}, "2:nnls")
+    # a target that is an exact mix of two training devices (in log space): the pair expert takes the mass
+    y = np.random.default_rng(2).normal(size=(200, 5)) * 0.5 + 2.0  # unrelated devices
+    lat = np.exp(y)
+    target = np.exp(0.3 + 0.6 * y[:, 1] + 0.4 * y[:, 3])
+    cfg = fs.FewShotConfig(rank=1, experts=("lowrank", "single", "pair"))
+    model = fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)], cfg, calibrate=False)
+    model.meta["tau"] = 1e-3  # the target is noise-free
+    refs, rest = np.arange(12), np.arange(12, 200)
+    ad = model.adapt(refs, target[refs])
+    assert ad.weights["pair:d1|d3"] > 0.5
+    assert fs.spearman(model.predict(rest, ad), target[rest]) > 0.99
+
+
+def test_meta_calibration_chooses_among_candidates_without_the_held_out_device():
+    _, lat = _synthetic(n=120, d=5, seed=3)
+    cfg = fs.meta_selected_config(refs=range(8), opcost=False, rank=2, tau_grid=(1.0, 10.0))
+    model = fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)], cfg)
+    assert model.meta["tau"] in (1.0, 10.0, "auto") and model.meta["blend_rule"] in cfg.blend_rules
+    assert tuple(model.meta["config"]["experts"]) in cfg.expert_sets
+    scores = model.meta["meta_scores"]
+    assert len(scores) == len(cfg.expert_sets) * 3 * len(cfg.blend_rules)
+    best = max(scores, key=scores.get).split("|")
+    assert best[0] == ",".join(model.meta["config"]["experts"]) and best[2] == model.meta["blend_rule"]
+    # the same seed and data give the same choice
+    again = fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)], cfg)
+    assert again.meta["meta_scores"] == scores
+
+
+def test_dgl_candidates_calibrate_the_a_model():
+    _, lat = _synthetic(n=100, d=4, seed=4)
+    model = fs.FewShotLatencyModel.train_table(lat[:, :3], ["a", "b", "c"], fs.FewShotConfig(rank=2, tau_grid=(1.0,)),
+                                               calibrate=False)
+    a_hat = lat[:, 3] * 0.01
+    target = 3.0 * a_hat + 1.0  # DGL's formula with a device constant and an offset: "acal" is exact
+    ref, rows = np.arange(10), np.arange(10, 100)
+    c = fs._dgl_candidates(model, a_hat, ref, target[ref], rows)
+    np.testing.assert_allclose(c["acal"], target[rows], rtol=1e-8)
+    assert set(c) == set(fs.DGL_KSHOT_CANDIDATES)
+    assert fs.pearson(c["blend"], target[rows]) > 0.999  # LOO error ~0 on acal: the blend follows it

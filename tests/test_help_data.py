@@ -79,3 +79,13 @@ def test_live_edges_by_hand():
     a = np.array([[2, 0, 1, 0, 0, 3]])
     assert hd.nb201_live_edges(a)[0].tolist() == [True, False, True, False, False, True]
     assert hd.nb201_live_op_counts(a)[0].tolist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_help_query_rows_follow_helps_loader():
+    y = np.arange(3000, 0, -1).astype(float)  # latency decreasing with the row index
+    query, pool = hd.help_query_rows(y)
+    assert len(query) == 800 and len(pool) == 720
+    # rows 900..1899; the 10 % slowest (lowest rows) and 10 % fastest (highest rows) are dropped
+    assert query.min() == 1000 and query.max() == 1799 and pool.min() == 90 and pool.max() == 809
+    with pytest.raises(NasjaxInputError, match="num_query"):
+        hd.help_query_rows(y[:1000])

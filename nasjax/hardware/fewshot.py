@@ -20,6 +20,10 @@ Math (all in log-milliseconds, y = log L):
    * ``lowrank``:  h = g(x);  m, S = mean and covariance of the training devices' c'_d (+ 1e-4 I).
    * ``single:d`` (one per training device d): h = [1, y^_d(x) - ybar_d] (per-device affine calibration in
      log space); m = [mean_d c'_d0, 1], S = diag(var c'_d0 + 1e-3, 0.25).
+   * ``pair:d1|d2`` (optional, one per pair of training devices): h = [1, u_d1, u_d2], u_d = y^_d(x) - ybar_d;
+     m = [mean_d c'_d0, 1/2, 1/2], S = [[var c'_d0 + 1e-3, 0, 0], [0, C]], C = [[vb+vd, vb-vd], [vb-vd, vb+vd]] / 4
+     (b1 + b2 has variance vb = 0.25 like a single expert's slope, b1 - b2 variance vd = ``pair_diff_var``);
+     solved for all pairs at once (Woodbury / determinant lemma: only 3 x 3 systems).
    * ``additive`` (optional): h = [1, x]; m, S from the training devices' ridge fits.
    Posterior mean  w* = A^-1 (S^-1 m + H^T y / s2),  A = S^-1 + H^T H / s2; evidence
    log p(y) = log N(y; H m, s2 I + H S H^T); weights pi_m ~ prior_m p(y | m) (prior split equally over
@@ -28,8 +32,9 @@ Math (all in log-milliseconds, y = log L):
    the grid value of highest evidence of its own refs) is chosen by meta-validation: episodes holding
    out each training device in turn with ``meta_k`` random refs, scored by Spearman (``meta_calibrate``).
 
-3. Blend (k >= 5): members m in {bma, nnls, opcost, additive} are combined in log space with weights
-   proportional to 1 / e_m^2, e_m = leave-one-out mean squared log error of m on the k references:
+3. Blend (k >= 5): members m in {bma, nnls, opcost, additive, stack} are combined in log space with weights
+   proportional to 1 / e_m^p over the members of the blend rule "p:m1,m2,..." (default p = 2, all),
+   e_m = leave-one-out mean squared log error of m on the k references:
    * ``nnls``: L(x) ~= b + sum_d v_d L^_d(x), b, v >= 0 (nonnegative least squares on the refs, in ms);
    * ``opcost`` (table mode with ``arch_features``, e.g. NAS-Bench-201 live-edge op counts):
      L(x) ~= [1, counts(x)] . w, ridge (``opcost_ridge``) on the refs, in ms: the per-op cost model that
@@ -39,6 +44,13 @@ Math (all in log-milliseconds, y = log L):
      from the training devices' ridge fits, noise tau s2_add (tau = 1 when tau is "auto"): an additive
      per-op model in log space whose prior makes it usable with 10 refs and 199 features. It lifts the
      phones of HELP FBNet, whose ranking the training devices explain poorly.
+
+   * ``stack`` (optional): posterior mean of y = a + sum_d w_d u_d, w ~ N(1/D, (``stack_prior``/D) I).
+
+   Meta-validation (``meta_calibrate``) chooses tau (grid or "auto"), the expert set (``expert_sets``) and the
+   blend rule (``blend_rules``) jointly: one episode per training device t, in table mode with the model
+   rebuilt on the other devices (so t is in neither the basis nor the priors), adapted with the fixed
+   ``meta_refs`` rows (or ``meta_k`` random rows), scored by Spearman on t's other rows; highest mean wins.
 
 4. Baselines (for the benchmark): the best single training device chosen with hindsight (oracle), the
    proxy device chosen from the k references, and low-rank transfer (SVD of the training devices' log
@@ -140,6 +152,30 @@ class FewShotConfig:
     meta_k: int = 10
     meta_episodes: int = 1
     meta_devices: int = 32  # meta-validation holds out at most this many training devices (seeded choice)
+    meta_refs: tuple = ()  # fixed reference rows (table mode) for the meta-validation episodes; () = meta_k random
+    # candidate blend rules "power:member,member,..." (weights 1/e^power over the listed members) chosen
+    # between by meta-validation together with tau; () = the single rule "2:" + all members
+    blend_rules: tuple = ()
+    stack_prior: float = 1.0  # "stack" member: prior variance of each device weight = stack_prior / D
+    pair_diff_var: float = 1.0  # "pair" experts: prior variance of b1 - b2 (b1 + b2 has the single experts' 0.25)
+    expert_sets: tuple = ()  # candidate expert tuples for meta-validation (with tau and the blend rule); () = experts
+
+
+def meta_selected_config(refs=(), opcost: bool = True, **overrides) -> FewShotConfig:
+    """The configuration the benchmark uses: every switch below is chosen per model by
+    :meth:`FewShotLatencyModel.meta_calibrate` over the *training* devices only (never the target):
+    the experts (with or without the ``pair`` experts), tau (grid or per-target evidence ``"auto"``) and
+    the blend rule (``bma`` alone, or ``bma``/``nnls``[/``opcost``] with weights 1/e^2 or 1/e^4); its
+    episodes use the fixed reference rows ``refs`` when the test uses fixed refs (HELP's design), else
+    ``meta_k`` random rows. ``opcost``: offer the per-op cost member (NAS-Bench-201 op counts); it is
+    kept in every candidate rule, so that its weight stays a per-target leave-one-out decision: training
+    devices cannot tell how unlike them a new device is (OneProxy's devices need it, HELP's do not)."""
+    members = "bma,nnls,opcost" if opcost else "bma,nnls"
+    kw = {"blend": ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0, "meta_refs": tuple(int(r) for r in refs),
+          "blend_rules": (f"2:{members}", f"4:{members}", "2:bma,opcost" if opcost else "2:bma"),
+          "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair"))}
+    kw.update(overrides)
+    return FewShotConfig(**kw)
 
 
 _NET_CLASS = None
@@ -257,6 +293,32 @@ def _train_net(x: np.ndarray, z: np.ndarray, cfg: FewShotConfig):
 # Bayesian linear experts
 
 
+def _thin_svd(z):
+    """Thin SVD of a tall matrix ``z [N, D]`` (N >> D) through the eigendecomposition of z^T z (D x D)."""
+    lam, v = np.linalg.eigh(z.T @ z)
+    order = np.argsort(lam)[::-1]
+    lam, v = np.maximum(lam[order], 0.0), v[:, order]
+    sv = np.sqrt(lam)
+    u = (z @ v) / np.where(sv > 1e-12 * max(sv[0], 1e-300), sv, np.inf)
+    return u, sv, v.T
+
+
+def _blr_batch(h, y, m, s_cov, s2):
+    """:func:`_blr` for P experts at once: ``h [P, k, q]`` -> posterior means ``[P, q]`` and log evidences
+    ``[P]`` (Woodbury and the determinant lemma, so only q x q systems are solved)."""
+    k = h.shape[1]
+    prec = np.linalg.inv(s_cov)
+    a = prec[None] + np.einsum("pki,pkj->pij", h, h) / s2
+    w = np.linalg.solve(a, ((prec @ m)[None] + np.einsum("pki,k->pi", h, y) / s2)[..., None])[..., 0]
+    if k == 0:
+        return w, np.zeros(len(h))
+    r = y[None] - h @ m
+    hr = np.einsum("pki,pk->pi", h, r)
+    quad = (r * r).sum(1) / s2 - np.einsum("pi,pi->p", hr, np.linalg.solve(a, hr[..., None])[..., 0]) / s2 ** 2
+    logdet = k * math.log(s2) + np.linalg.slogdet(a)[1] + np.linalg.slogdet(s_cov)[1]
+    return w, -0.5 * (quad + logdet + k * math.log(2 * math.pi))
+
+
 def _blr(h_ref, y, m, s_cov, s2):
     """Posterior mean and log evidence of y = w.h + eps, w ~ N(m, S), eps ~ N(0, s2)."""
     k = len(y)
@@ -282,8 +344,9 @@ class Adapted:
     nnls: np.ndarray | None = None  # [1 + D] intercept (ms) and nonnegative device weights, or None
     opcost: np.ndarray | None = None  # per-op cost regression (ms): latency = [1, op counts] . w
     additive: np.ndarray | None = None  # Bayesian additive log-latency fit on [1, x] (prior: training devices)
-    blend: dict | None = None  # member -> weight (1/e^2 normalised); None: the expert average alone
-    loo: dict | None = None  # leave-one-out errors of the two candidates on the refs
+    stack: np.ndarray | None = None  # [1 + D] ridge-prior stacking of the devices' log latencies
+    blend: dict | None = None  # member -> weight (1/e^power normalised); None: the expert average alone
+    loo: dict | None = None  # leave-one-out mean squared log errors of the members on the refs
 
 
 class FewShotLatencyModel:
@@ -353,7 +416,7 @@ class FewShotLatencyModel:
         y = np.log(lat)
         n = len(y)
         mu, sd = y.mean(0), y.std(0) + 1e-6
-        u, sv, vt = np.linalg.svd((y - mu) / sd, full_matrices=False)
+        u, sv, vt = _thin_svd((y - mu) / sd)
         r = min(cfg.rank, len(sv))
         g = np.concatenate([np.ones((n, 1)), u[:, :r] * sv[:r] / math.sqrt(n), np.zeros((n, cfg.rank - r))], 1)
         heads = np.zeros((len(devices), cfg.rank + 1))
@@ -396,18 +459,19 @@ class FewShotLatencyModel:
             arrays["add_m"] = betas.mean(0)
             arrays["add_S"] = (np.cov(betas.T) if len(devices) > 1 else 0.0) + 0.01 * np.eye(xa.shape[1])
         # single-device experts: residual variance of the best affine map from another device
+        # (mean squared residual of least squares y_t ~ a + b yhat_d = var y_t - cov^2 / var yhat_d)
         res_single = []
         for t in range(len(devices)):
             ok = np.isfinite(y[:, t])
-            best = math.inf
-            for d in range(len(devices)):
-                if d != t:
-                    hd = np.stack([np.ones(ok.sum()), yhat[ok, d]], 1)
-                    w = np.linalg.lstsq(hd, y[ok, t], rcond=None)[0]
-                    best = min(best, float(np.mean((y[ok, t] - hd @ w) ** 2)))
-            res_single.append(best)
-        arrays["s2"] = np.array([np.median(res_lr), np.median(res_add),
-                                 np.median(res_single) if len(devices) > 1 else np.median(res_lr)])
+            yc = y[ok, t] - y[ok, t].mean()
+            hc = yhat[ok] - yhat[ok].mean(0)
+            var_h = np.maximum((hc ** 2).mean(0), 1e-18)
+            res = (yc ** 2).mean() - (hc.T @ yc / ok.sum()) ** 2 / var_h
+            res[t] = math.inf
+            res_single.append(float(max(res.min(), 0.0)) if len(devices) > 1 else math.inf)
+        arrays["s2"] = np.maximum(np.array([np.median(res_lr), np.median(res_add),
+                                            np.median(res_single) if len(devices) > 1 else np.median(res_lr)]),
+                                  1e-6)  # floor: an exact fit (few devices, full rank) must not give zero noise
         mu_dev = coef_log[:, 0]
         arrays["single_prior"] = np.array([mu_dev.mean(), mu_dev.var() + 1e-3, 0.25])
         meta = {"devices": list(devices), "feature_spec": dict(feature_spec), "config": _cfg_json(cfg),
@@ -418,32 +482,67 @@ class FewShotLatencyModel:
 
     # ---- meta-calibration ------------------------------------------------------------------------
     def meta_calibrate(self, x, lat, cfg: FewShotConfig) -> float:
-        """Choose the noise scale tau over ``cfg.tau_grid`` or ``"auto"`` (per-target empirical Bayes:
-        the grid value of highest evidence of the target's own references): mean Spearman over held-out-training-device
-        episodes with ``cfg.meta_k`` random reference archs (fixed seed). Stores and returns tau."""
+        """Choose the noise scale tau over ``cfg.tau_grid`` and ``"auto"`` (per-target empirical Bayes: the
+        grid value of highest evidence of the target's own references), the experts over
+        ``cfg.expert_sets`` and the blend rule over ``cfg.blend_rules`` jointly, by meta-validation on the
+        *training* devices only: one episode per held-out training device (``meta_devices`` at most,
+        seeded choice), with the references ``cfg.meta_refs`` (the fixed reference design, when given) or
+        ``meta_k`` random rows. In table mode each episode uses a model rebuilt without the held-out device
+        (basis, priors and experts: exactly the test-time procedure); in net mode the basis net is shared
+        and the held-out device is only excluded from the device experts. Score: Spearman on the episode's
+        other rows; the combination of highest mean wins. Stores ``meta["tau"]``, ``meta["blend_rule"]``,
+        ``meta["config"]["experts"]`` and every score (``meta["meta_scores"]``); returns tau."""
         rng = np.random.default_rng(cfg.seed + 1)
-        feats = self.features_cache(x)
-        episodes = []
+        rules = tuple(cfg.blend_rules) or ("",)
+        for r in rules:
+            _parse_rule(r)
+        sets = [tuple(e) for e in cfg.expert_sets] or [tuple(self.meta["config"]["experts"])]
+        for ex in sets:
+            require(bool(ex) and set(ex) <= {"lowrank", "single", "pair", "additive"}, "config.expert_sets", ex,
+                    "tuples of lowrank/single/pair/additive")
+        table = self.meta.get("mode") == "table"
+        feats = None if table else self.features_cache(x)
         held = np.arange(len(self.devices))
         if len(held) > cfg.meta_devices:
             held = np.sort(rng.choice(held, size=cfg.meta_devices, replace=False))
+        fixed = np.asarray(cfg.meta_refs, dtype=np.int64)
+        episodes = []
         for t in held:
             ok = np.flatnonzero(np.isfinite(lat[:, t]))
-            for _ in range(cfg.meta_episodes):
-                episodes.append((t, rng.choice(ok, size=min(cfg.meta_k, len(ok) - 1), replace=False), ok))
+            if table:
+                keep = [j for j in range(len(self.devices)) if j != t]
+                sub = FewShotLatencyModel.train_table(lat[:, keep], [self.devices[j] for j in keep], cfg,
+                                                      row_name=self.meta["feature_spec"]["name"], calibrate=False,
+                                                      arch_features=self.a.get("table_x"))
+                excl = []
+            else:
+                sub, excl = self, [self.devices[t]]
+            for _ in range(cfg.meta_episodes if not fixed.size else 1):
+                refs = fixed if fixed.size else rng.choice(ok, size=min(cfg.meta_k, len(ok) - 1), replace=False)
+                episodes.append((sub, excl, t, refs, np.setdiff1d(ok, refs)))
         scores = {}
-        for tau in (*cfg.tau_grid, "auto"):
-            self.meta["tau"] = tau
-            s = []
-            for t, refs, ok in episodes:
-                ad = self._adapt_device(_take(feats, refs), np.log(lat[refs, t]), [self.devices[t]])
-                rest = np.setdiff1d(ok, refs)
-                s.append(spearman(self._predict_log(ad, _take(feats, rest)), lat[rest, t]))
-            scores[tau] = float(np.mean(s))
-        best = max(scores, key=lambda t: scores[t])
-        self.meta["tau"] = best
-        self.meta["tau_scores"] = {str(k): v for k, v in scores.items()}
-        return best
+        cache = {}
+        for ex, tau in [(ex, tau) for ex in sets for tau in (*cfg.tau_grid, "auto")]:
+            s = {r: [] for r in rules}
+            for e, (sub, excl, t, refs, rest) in enumerate(episodes):
+                sub.meta["tau"], sub.meta["config"]["experts"] = tau, list(ex)
+                if e not in cache:
+                    cache[e] = ((sub.features_cache(refs), sub.features_cache(rest)) if table
+                                else (_take(feats, refs), _take(feats, rest)))
+                f_ref, f_rest = cache[e]
+                ad = sub.adapt(refs, lat[refs, t], exclude=excl, _feats=f_ref)
+                logs = sub._member_logs(ad, f_rest)
+                for r in rules:
+                    w = blend_weights(ad.loo, r) if ad.loo else None
+                    pred = logs["bma"] if not w else sum(v * logs[n] for n, v in w.items() if v > 0)
+                    s[r].append(spearman(pred, lat[rest, t]))
+            for r in rules:
+                scores[(",".join(ex), tau, r)] = float(np.mean(s[r]))
+        best = max(scores, key=lambda key: scores[key])
+        ex, self.meta["tau"], self.meta["blend_rule"] = best
+        self.meta["config"]["experts"] = ex.split(",")
+        self.meta["meta_scores"] = {"|".join(map(str, key)): v for key, v in scores.items()}
+        return best[1]
 
     # ---- properties ------------------------------------------------------------------------------
     @property
@@ -519,9 +618,7 @@ class FewShotLatencyModel:
                 for n in names:
                     errs[n].append(float((logs[n][0] - yr[i]) ** 2) if n in logs else np.inf)
             ad.loo = {n: float(np.mean(v)) for n, v in errs.items()}
-            inv = {n: 1.0 / max(e, 1e-12) ** 2 for n, e in ad.loo.items()}
-            tot = sum(inv.values())
-            ad.blend = {n: v / tot for n, v in inv.items()}
+            ad.blend = blend_weights(ad.loo, self.meta.get("blend_rule", ""))
         return ad
 
     @staticmethod
@@ -552,15 +649,28 @@ class FewShotLatencyModel:
             nn[0] = w[0]
             nn[1 + np.array(keep, dtype=np.int64)] = w[1:]
         add = None
+        t_fix = float(tau) if tau != "auto" else 1.0
         if len(yr) >= 2 and "additive" in self.meta["config"].get("blend", ()) and "add_m" in self.a:
-            t_add = float(tau) if tau != "auto" else 1.0
-            add, _ = _blr(f["xa"], yr, self.a["add_m"], self.a["add_S"], float(self.a["s2"][1]) * t_add)
-        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add)
+            add, _ = _blr(f["xa"], yr, self.a["add_m"], self.a["add_S"], float(self.a["s2"][1]) * t_fix)
+        st = None
+        if len(yr) >= 2 and "stack" in self.meta["config"].get("blend", ()):
+            keep = np.array([j for j, d in enumerate(self.devices) if d not in set(exclude)], dtype=np.int64)
+            h = np.concatenate([np.ones((len(yr), 1)), f["yhat"][:, keep] - self.a["ybar"][keep]], 1)
+            m0, v0, _ = self.a["single_prior"]
+            nd = len(keep)
+            prior_m = np.concatenate([[m0], np.full(nd, 1.0 / nd)])
+            prior_s = np.diag(np.concatenate([[v0], np.full(nd, float(self.meta["config"].get("stack_prior", 1.0)) / nd)]))
+            w, _ = _blr(h, yr, prior_m, prior_s, float(self.a["s2"][2]) * t_fix)
+            st = np.zeros(len(self.devices) + 1)
+            st[0] = w[0]
+            st[1 + keep] = w[1:]
+        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add, stack=st)
 
     def _mixture(self, f, yr, tau, exclude):
         """Posterior means, log marginal likelihood of the mixture and the model-averaging weights."""
         s2_lr, s2_add, s2_single = (float(v) * tau for v in self.a["s2"])
         coefs, logw = {}, {}
+        devs = self.meta["devices"]
         experts = tuple(self.meta["config"].get("experts", ("lowrank", "single")))
         share = 1.0 / len(experts)
         if "lowrank" in experts:
@@ -569,12 +679,31 @@ class FewShotLatencyModel:
         if "additive" in experts:
             w, ev = _blr(f["xa"], yr, self.a["add_m"], self.a["add_S"], s2_add)
             coefs["additive"], logw["additive"] = w, ev + math.log(share)
-        singles = [j for j, d in enumerate(self.devices) if d not in set(exclude)] if "single" in experts else []
+        singles = [j for j, d in enumerate(devs) if d not in set(exclude)] if "single" in experts else []
         m0, v0, vb = self.a["single_prior"]
-        for j in singles:
-            h = np.stack([np.ones(len(yr)), f["yhat"][:, j] - self.a["ybar"][j]], 1)
-            w, ev = _blr(h, yr, np.array([m0, 1.0]), np.diag([v0, vb]), s2_single)
-            coefs[f"single:{self.devices[j]}"], logw[f"single:{self.devices[j]}"] = w, ev + math.log(share / len(singles))
+        if "pair" in experts:  # y = a + b1 u_d1 + b2 u_d2 for every pair of training devices, batched
+            keep = [j for j, d in enumerate(devs) if d not in set(exclude)]
+            pairs = [(keep[i1], keep[i2]) for i1 in range(len(keep)) for i2 in range(i1 + 1, len(keep))]
+            if pairs:
+                u = f["yhat"] - self.a["ybar"]
+                ia, ib = np.array(pairs).T
+                h = np.stack([np.ones((len(yr), len(pairs))), u[:, ia], u[:, ib]], 2).transpose(1, 0, 2)
+                vd = float(self.meta["config"].get("pair_diff_var", 1.0))
+                s_pair = np.zeros((3, 3))
+                s_pair[0, 0] = v0
+                s_pair[1:, 1:] = np.array([[vb + vd, vb - vd], [vb - vd, vb + vd]]) / 4.0
+                w, ev = _blr_batch(h, yr, np.array([m0, 0.5, 0.5]), s_pair, s2_single)
+                lp = math.log(share / len(pairs))
+                for i, (a, b) in enumerate(pairs):
+                    name = f"pair:{devs[a]}|{devs[b]}"
+                    coefs[name], logw[name] = w[i], float(ev[i]) + lp
+        if singles:  # y = a + b u_d for every training device d, batched
+            u = f["yhat"][:, singles] - self.a["ybar"][singles]
+            h = np.stack([np.ones_like(u), u], 2).transpose(1, 0, 2)
+            w, ev = _blr_batch(h, yr, np.array([m0, 1.0]), np.diag([v0, vb]), s2_single)
+            lp = math.log(share / len(singles))
+            for i, j in enumerate(singles):
+                coefs[f"single:{devs[j]}"], logw[f"single:{devs[j]}"] = w[i], float(ev[i]) + lp
         names = list(logw)
         lw = np.array([logw[n] for n in names])
         top = lw.max()
@@ -584,24 +713,42 @@ class FewShotLatencyModel:
         return names, coefs, total, pw
 
     def _member_logs(self, ad: Adapted, f: dict) -> dict:
-        """Log-ms prediction of each member: ``bma`` (expert average), ``nnls``, ``opcost``."""
-        out = np.zeros(len(f["g"]))
+        """Log-ms prediction of each member: ``bma`` (expert average), ``nnls``, ``opcost``, ``additive``,
+        ``stack``. The expert average is linear in the device columns, so it is accumulated as one
+        coefficient vector per basis (constant, g, [1, x], centred device columns) and applied once."""
+        pos = {d: j for j, d in enumerate(self.devices)}
+        const, beta = 0.0, np.zeros(len(pos))
+        w_g = np.zeros(f["g"].shape[1])
+        w_x = None
         for name, pw in ad.weights.items():
             if pw < 1e-12:
                 continue
             w = ad.coefs[name]
             if name == "lowrank":
-                out += pw * (f["g"] @ w)
+                w_g += pw * w
             elif name == "additive":
-                out += pw * (f["xa"] @ w)
+                w_x = pw * w if w_x is None else w_x + pw * w
+            elif name.startswith("pair:"):
+                a, b = (pos[n] for n in name.split(":", 1)[1].split("|"))
+                const += pw * w[0]
+                beta[a] += pw * w[1]
+                beta[b] += pw * w[2]
             else:
-                j = self.devices.index(name.split(":", 1)[1])
-                out += pw * (w[0] + w[1] * (f["yhat"][:, j] - self.a["ybar"][j]))
+                j = pos[name.split(":", 1)[1]]
+                const += pw * w[0]
+                beta[j] += pw * w[1]
+        out = const + f["g"] @ w_g
+        if beta.any():
+            out = out + (f["yhat"] - self.a["ybar"]) @ beta
+        if w_x is not None:
+            out = out + f["xa"] @ w_x
         logs = {"bma": out}
         if ad.nnls is not None and ad.nnls[1:].any():
             logs["nnls"] = np.log(np.maximum(ad.nnls[0] + np.exp(f["yhat"]) @ ad.nnls[1:], 1e-6))
         if ad.additive is not None:
             logs["additive"] = f["xa"] @ ad.additive
+        if ad.stack is not None:
+            logs["stack"] = ad.stack[0] + (f["yhat"] - self.a["ybar"]) @ ad.stack[1:]
         if ad.opcost is not None:
             logs["opcost"] = np.log(np.maximum(f["xa"] @ ad.opcost, 1e-6))
         return logs
@@ -671,6 +818,30 @@ class FewShotLatencyModel:
         arrays = {k[3:]: np.asarray(v) for k, v in extra.items() if k.startswith("fs/")}
         meta = {k: v for k, v in header.items() if k not in ("format", "kind", "version", "arrays", "sha256")}
         return cls(net, arrays, meta)
+
+
+def _parse_rule(rule: str) -> tuple[float, tuple]:
+    """``"power:m1,m2"`` -> (power, members); ``""`` -> (2, all members)."""
+    if not rule:
+        return 2.0, ()
+    p, _, names = str(rule).partition(":")
+    try:
+        power = float(p)
+    except ValueError:
+        raise NasjaxInputError(f"blend rule: got {rule!r}, expected 'power:member,...' e.g. '2:bma,nnls'") from None
+    require(power >= 0, "blend rule power", power, ">= 0")
+    return power, tuple(n for n in names.split(",") if n)
+
+
+def blend_weights(loo: dict, rule: str = "") -> dict:
+    """Blend weights of members from their leave-one-out errors e_m on the refs: w_m ~ 1 / e_m^power over the
+    rule's members (all members when it lists none; members absent from ``loo`` are skipped)."""
+    power, names = _parse_rule(rule)
+    use = {n: e for n, e in loo.items() if (not names or n in names) and np.isfinite(e)}
+    require(bool(use), "blend rule", rule, f"members among {sorted(loo)}")
+    inv = {n: 1.0 / max(e, 1e-12) ** power for n, e in use.items()}
+    tot = sum(inv.values())
+    return {n: v / tot for n, v in inv.items()}
 
 
 def onehot_features(archs, n_choices: int | None = None) -> np.ndarray:
@@ -810,7 +981,8 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         y = lat[:, devices.index(t)]
         sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
         ad = model.adapt(refs[:kmax], y[refs[:kmax]])
-        row = {"device": t, "train_devices": tr, "tau": model.meta["tau"],
+        row = {"device": t, "train_devices": tr, "tau": model.meta["tau"], "blend_rule": model.meta.get("blend_rule", ""),
+               "experts": list(model.meta["config"]["experts"]),
                f"k{kmax}_blend": {n: round(w, 3) for n, w in (ad.blend or {"bma": 1.0}).items()}}
         for k, v in sc.items():
             row[f"k{k}_spearman"], row[f"k{k}_MAPE"] = v["spearman"], v["MAPE"]
@@ -909,9 +1081,48 @@ def ridge_columns(x, y, train_rows, alphas=(1.0, 10.0, 100.0, 1000.0)) -> tuple[
     return out, chosen
 
 
+DGL_KSHOT_CANDIDATES = ("table", "acal", "blend")
+
+
+def _dgl_candidates(model, a_hat, ref, y_ref, rows) -> dict:
+    """k-shot predictions (ms) at DGL rows ``rows`` of the candidates chosen between by meta-validation:
+
+    * ``table``: the table-mode few-shot model adapted with the k refs (``ref`` rows, ``y_ref`` ms);
+    * ``acal``: DGL's formula with the device constant and an offset fitted on the refs,
+      ``L = c * A_hat + b`` (:func:`~nasjax.hardware.dgl.fit_hw_params_from_k`): the k = 0 A model
+      calibrated, so its R equals the k = 0 R;
+    * ``blend``: the two in log space with weights 1 / e_m^2, e_m = leave-one-out mean squared log error
+      of candidate m on the k refs (the rule :meth:`FewShotLatencyModel.adapt` uses for its members).
+    """
+    from nasjax.hardware import dgl
+
+    def acal(r_fit, at):
+        return np.maximum(dgl.fit_hw_params_from_k(a_hat[r_fit], y_ref[np.isin(ref, r_fit)], offset=True)
+                          .predict(a_hat[at]), 1e-6)
+
+    out = {"table": model.predict_k(rows, ref, y_ref), "acal": acal(ref, rows)}
+    err = {"table": [], "acal": []}
+    for i in range(len(ref)):
+        keep = np.delete(np.arange(len(ref)), i)
+        err["table"].append(float(np.log(model.predict_k(ref[i:i + 1], ref[keep], y_ref[keep])[0] / y_ref[i]) ** 2))
+        err["acal"].append(float(np.log(acal(ref[keep], ref[i:i + 1])[0] / y_ref[i]) ** 2))
+    inv = {m: 1.0 / max(float(np.mean(e)), 1e-12) ** 2 for m, e in err.items()}
+    tot = sum(inv.values())
+    out["blend"] = np.exp(sum(inv[m] / tot * np.log(out[m]) for m in inv))
+    return out
+
+
+def _dgl_table(feats, log_tab, names, train_rows, a_col, seed):
+    """Table-mode model over DGL training columns predicted at every row by :func:`ridge_columns`
+    fitted on ``train_rows`` only, plus the A model's ``a_col`` (log A_hat)."""
+    logpred, _ = ridge_columns(feats, log_tab, train_rows)
+    return FewShotLatencyModel.train_table(np.exp(np.concatenate([logpred, a_col], 1)), list(names) + ["dgl_A_model"],
+                                           FewShotConfig(rank=min(3, len(names)), seed=seed), row_name="dgl_row")
+
+
 def dgl_kshot_eval(space: str, k: int = 10, n_splits: int = 5, seed: int = 0, *,
                    config: FewShotConfig | None = None, data_path=None, result_path=None, test_frac: float = 0.2,
-                   keep_predictions: bool = False, basis: str = "ridge") -> list[dict]:
+                   keep_predictions: bool = False, basis: str = "ridge", select: str = "meta") -> list[dict]:
     """k-shot evaluation on DGL's unseen phones with architectures held out (same splits as
     :func:`nasjax.hardware.dgl.dgl_unseen_device_eval`: ``arch_splits(N, n_splits, test_frac, seed)``).
 
@@ -929,46 +1140,74 @@ def dgl_kshot_eval(space: str, k: int = 10, n_splits: int = 5, seed: int = 0, *,
     * ``basis="ridge"`` (default): each training column's log value is predicted at all archs by
       :func:`ridge_columns`, plus DGL's A model of the split (:func:`~nasjax.hardware.dgl.train_a_model`
       on the training rows of ``a.txt``, the k = 0 model); a table-mode model over those *predicted*
-      columns (no measurement of a held-out arch enters) is adapted with the k refs.
-    * ``basis="net"``: a net-mode model (Flax NNX basis) trained on the training archs' measurements.
+      columns (no measurement of a held-out arch enters) is adapted with the k refs. The prediction is
+      one of :data:`DGL_KSHOT_CANDIDATES` (:func:`_dgl_candidates`): ``select="meta"`` (default) picks,
+      per split and target, the candidate of highest mean R in a meta-validation that uses neither the
+      target phone nor any held-out arch: the training archs are split again (``test_frac``), an A model
+      and the ridge columns are fitted on the inner-training archs, each *other* phone in turn is the
+      pseudo-target (training columns: the remaining phones + ``a.txt``), with k D-optimal refs among the
+      inner-training archs, scored on the inner-held-out archs. ``select`` may also name one candidate.
+    * ``basis="net"``: a net-mode model (Flax NNX basis) trained on the training archs' measurements
+      (adapted with the k refs; no candidate selection).
 
     The target phone is never a training device and the held-out archs are never seen.
     """
     from nasjax.hardware import dgl
 
     require(isinstance(k, (int, np.integer)) and k >= 1, "k", k, "an integer >= 1")
+    require(basis in ("ridge", "net"), "basis", basis, "'ridge' or 'net'")
+    require(select == "meta" or select in DGL_KSHOT_CANDIDATES, "select", select,
+            f"'meta' or one of {DGL_KSHOT_CANDIDATES}")
     data = dgl.load_dgl(space, data_path)
     splits = dgl.arch_splits(len(data.A), n_splits, test_frac, seed)
     theirs = {d: dgl.authors_predictions(space, d, result_path) for d in data.devices}
     per: dict[str, dict[str, list]] = {d: {} for d in data.devices}
     preds: dict[str, list] = {d: [] for d in data.devices}
+    chosen: dict[str, list] = {d: [] for d in data.devices}
     cfg = config or FewShotConfig(rank=3, hidden=(32, 32), steps=400, batch=256,
                                   experts=("lowrank", "single", "additive"))
     feats = dgl.features(space, data.archs).astype(np.float32)
     spec = {k2: v for k2, v in dgl.feature_spec(space).items() if k2 != "names"}
     A_col = np.where(data.corrupt, np.nan, data.A)
+    log_all = np.log(np.stack([data.latency[o] for o in data.devices] + [A_col], 1))  # phones..., a.txt
+    col = {name: j for j, name in enumerate(list(data.devices) + ["a.txt"])}
     for s, (tr, te) in enumerate(splits):
-        a_col = None
+        s_seed = seed * 1000 + s
         if basis == "ridge":  # DGL's A model of this split (same seed as dgl_unseen_device_eval): one more column
-            a_model = dgl.train_a_model(space, data.archs[tr], data.A[tr], seed=seed * 1000 + s)
-            a_col = np.log(np.maximum(a_model.predict_A(data.archs), 1e-9))[:, None]
+            a_model = dgl.train_a_model(space, data.archs[tr], data.A[tr], seed=s_seed)
+            a_hat = np.maximum(a_model.predict_A(data.archs), 1e-9)
+            if select == "meta":  # inner split of the training archs, inner A model
+                i_tr, i_te = dgl.arch_splits(len(tr), 1, test_frac, s_seed + 7919)[0]
+                tr1, tr2 = tr[i_tr], tr[i_te]
+                a_in = np.maximum(dgl.train_a_model(space, data.archs[tr1], data.A[tr1], seed=s_seed).predict_A(data.archs), 1e-9)
         for d in data.devices:
             others = [o for o in data.devices if o != d]
-            tab = np.stack([data.latency[o] for o in others] + [A_col], 1)
             if basis == "ridge":
-                logpred, _ = ridge_columns(feats, np.log(tab), tr)
-                model = FewShotLatencyModel.train_table(np.exp(np.concatenate([logpred, a_col], 1)),
-                                                        others + ["a.txt", "dgl_A_model"],
-                                                        FewShotConfig(rank=min(3, len(others) + 1), seed=seed * 1000 + s),
-                                                        row_name="dgl_row")
+                names = others + ["a.txt"]
+                model = _dgl_table(feats, log_all[:, [col[n] for n in names]], names, tr, np.log(a_hat)[:, None], s_seed)
                 ref = tr[model.select_refs(tr, k)]
-                pred = model.predict_k(te, ref, data.latency[d][ref])
+                cands = _dgl_candidates(model, a_hat, ref, data.latency[d][ref], te)
+                pick = select
+                if select == "meta":
+                    score = {m: [] for m in DGL_KSHOT_CANDIDATES}
+                    for o in others:
+                        nm = [n for n in names if n != o]
+                        m_in = _dgl_table(feats, log_all[:, [col[n] for n in nm]], nm, tr1, np.log(a_in)[:, None], s_seed)
+                        r_in = tr1[m_in.select_refs(tr1, k)]
+                        c_in = _dgl_candidates(m_in, a_in, r_in, data.latency[o][r_in], tr2)
+                        for m, p in c_in.items():
+                            score[m].append(pearson(p, data.latency[o][tr2]))
+                    pick = max(DGL_KSHOT_CANDIDATES, key=lambda m: float(np.mean(score[m])))
+                chosen[d].append(pick)
+                pred = cands[pick]
+                for m, p in cands.items():  # every candidate's held-out R, for the record (not used to choose)
+                    per[d].setdefault(f"candidate_{m}_heldout_R", []).append(pearson(p, data.latency[d][te]))
             else:
-                require(basis == "net", "basis", basis, "'ridge' or 'net'")
-                model = FewShotLatencyModel.train(feats[tr], tab[tr], others + ["a.txt"], spec,
-                                                  FewShotConfig(**{**asdict(cfg), "seed": seed * 1000 + s}))
+                model = FewShotLatencyModel.train(feats[tr], np.exp(log_all[tr][:, [col[n] for n in others + ["a.txt"]]]),
+                                                  others + ["a.txt"], spec, FewShotConfig(**{**asdict(cfg), "seed": s_seed}))
                 ref = tr[model.select_refs(feats[tr], k)]
                 pred = model.predict_k(feats[te], feats[ref], data.latency[d][ref])
+                chosen[d].append("net")
             require(d not in model.devices, "training devices", model.devices, f"without the target {d!r}")
             true = data.latency[d][te]
             for name, p in (("ours", pred), ("theirs", theirs[d][te])):
@@ -978,7 +1217,8 @@ def dgl_kshot_eval(space: str, k: int = 10, n_splits: int = 5, seed: int = 0, *,
                 preds[d].append((te, pred))
     rows = []
     for d in data.devices:
-        row = {"space": space, "device": d, "k": int(k), "n_splits": n_splits, "unit": dgl.LATENCY_UNIT, "basis": basis}
+        row = {"space": space, "device": d, "k": int(k), "n_splits": n_splits, "unit": dgl.LATENCY_UNIT, "basis": basis,
+               "select": select, "chosen": chosen[d]}
         row.update({m: float(np.mean(v)) for m, v in per[d].items()})
         row["ours_R_min"] = float(np.min(per[d]["ours_heldout_R"]))
         row.update({f"theirs_all_{m}": v for m, v in dgl.regression_metrics(data.latency[d], theirs[d]).items()})

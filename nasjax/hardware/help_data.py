@@ -251,3 +251,31 @@ def nb201_live_op_counts(archs) -> np.ndarray:
     a = np.atleast_2d(nasbench201_space().validate(archs))
     live = nb201_live_edges(a)
     return np.stack([((a == o) & live).sum(1) for o in (1, 2, 3, 4)], 1).astype(np.float64)
+
+
+#: HELP's NAS-Bench-201 meta-test protocol (its ``main.py`` / ``loader.py`` at commit 45f70eb, README command):
+#: ``--num_meta_train_sample 900``, ``--num_query 1000`` (default), ``remove_outlier=True``.
+HELP_NB201_PROTOCOL = {"num_meta_train_sample": 900, "num_query": 1000, "trim": 0.1, "num_samples": 10}
+
+
+def help_query_rows(latency_ms, num_meta_train_sample: int = 900, num_query: int = 1000, trim: float = 0.1):
+    """HELP's evaluation rows for one device, as its loader builds them: the query pool is rows
+    ``[num_meta_train_sample, num_meta_train_sample + num_query)`` (NAS-Bench-201 index order) and,
+    with HELP's ``remove_outlier``, only the middle ``1 - 2*trim`` of that pool by *this device's*
+    latency is kept (the 10 % fastest and 10 % slowest are dropped: 800 of 1,000 rows). HELP's reported
+    Spearman is computed on these rows. Also returns HELP's fine-tuning pool for the device (rows
+    ``[0, num_meta_train_sample)`` trimmed the same way), from which HELP draws its ``num_samples`` random
+    fine-tuning architectures *in addition to* the 10 reference architectures of its hardware embedding.
+    Returns ``(query_rows, finetune_pool)``, both sorted int64."""
+    y = np.asarray(latency_ms, np.float64).reshape(-1)
+    require(0 <= trim < 0.5, "trim", trim, "a fraction in [0, 0.5)")
+    require(num_meta_train_sample + num_query <= len(y), "num_query", num_query,
+            f"num_meta_train_sample + num_query <= {len(y)} rows")
+
+    def middle(rows):
+        order = rows[np.argsort(y[rows], kind="stable")]
+        return np.sort(order[int(len(rows) * trim):int(len(rows) * (1 - trim))])
+
+    pool = np.arange(num_meta_train_sample, dtype=np.int64)
+    query = np.arange(num_meta_train_sample, num_meta_train_sample + num_query, dtype=np.int64)
+    return middle(query), middle(pool)
