@@ -113,13 +113,20 @@ def _lodo_summary(rows, ks) -> dict:
     return s
 
 
+def _onehot(ds) -> np.ndarray:
+    """One-hot ops of every architecture of a HELP set (NB201: 6 edges x 5 ops; FBNet: 22 blocks x 9 ops), the
+    features of the additive-in-ms member ``msadd``."""
+    return fs.onehot_features(ds.archs, 5 if ds.space == "nasbench201" else None)
+
+
 def help_lodo_section(space: str, ks, targets) -> tuple[dict, list]:
     ds = hd.load_help_nasbench201() if space == "nasbench201" else hd.load_help_fbnet()
-    cfg = fs.meta_selected_config(ds.refs, opcost=space == "nasbench201")
+    cfg = fs.meta_selected_config(ds.refs, opcost=space == "nasbench201", msadd=True)
     t0 = time.time()
     live = hd.nb201_live_op_counts(ds.archs) if space == "nasbench201" else None
     rows = fs.evaluate_lodo(ds.latency_ms, ds.devices, ds.refs, ks, targets=targets, config=cfg,
-                            keep_predictions=space == "nasbench201", progress=True, arch_features=live)
+                            keep_predictions=space == "nasbench201", progress=True, arch_features=live,
+                            additive_features=_onehot(ds))
     summ = _lodo_summary(rows, ks)
     print(f"\n== HELP {space}: leave-one-device-out ({len(rows)} target devices, HELP's 10 reference archs) ==")
     print(f"{'device':16s} " + " ".join(f"{'k=' + str(k):>6s}" for k in ks) + f" {'MAPE10':>7s} {'hindsight':>9s} {'refproxy':>8s} {'lowrank':>7s}  (Spearman)")
@@ -152,8 +159,9 @@ def help_split_section(draws: int, seed: int) -> dict:
     refs = np.asarray(ds.refs, np.int64)
     tr = list(hd.HELP_TRAIN_DEVICES_NB201)
     model = fs.FewShotLatencyModel.train_table(ds.latency_ms[:, [ds.device_index(d) for d in tr]], tr,
-                                               fs.meta_selected_config(refs), row_name="nb201_index",
-                                               arch_features=hd.nb201_live_op_counts(ds.archs))
+                                               fs.meta_selected_config(refs, msadd=True), row_name="nb201_index",
+                                               arch_features=hd.nb201_live_op_counts(ds.archs),
+                                               additive_features=_onehot(ds))
     rng = np.random.default_rng(seed)
     print(f"\n== HELP's split (13 training devices -> 6 test devices), Spearman; meta-validated choice: "
           f"{'+'.join(model.meta['config']['experts'])}, tau {model.meta['tau']}, rule {model.meta['blend_rule']} ==")
@@ -188,8 +196,9 @@ def unseen_section(save_dir, ref_draws: int, seed: int) -> dict:
     train = [d for d in help_set.devices if d not in twins]
     tab = help_set.latency_ms[:, [help_set.device_index(d) for d in train]]
     live = hd.nb201_live_op_counts(help_set.archs)
-    model = fs.FewShotLatencyModel.train_table(tab, train, fs.meta_selected_config(()), row_name="nb201_index",
-                                               arch_features=live)  # random refs at test: random meta episodes
+    model = fs.FewShotLatencyModel.train_table(tab, train, fs.meta_selected_config((), msadd=True),
+                                               row_name="nb201_index", arch_features=live,
+                                               additive_features=_onehot(help_set))  # random refs: random meta episodes
     # refs: random measured cells per device (only 1 of HELP's 10 refs is among OneProxy's), ref_draws draws
     rows = fs.evaluate_unseen_table(model, tab, op.latency_ms, op.ids, op.devices, "random", (0, 1, 5, 10),
                                     draws=ref_draws, seed=seed)
@@ -217,8 +226,9 @@ def unseen_section(save_dir, ref_draws: int, seed: int) -> dict:
     summ["per_device"] = {r["device"]: _r3(r["k10_spearman"]) for r in rows}
     # BRP-NAS i7 on a model trained on all 27 HELP devices, HELP's refs
     model_all = fs.FewShotLatencyModel.train_table(help_set.latency_ms, help_set.devices,
-                                                   fs.meta_selected_config(help_set.refs), row_name="nb201_index",
-                                                   arch_features=live)
+                                                   fs.meta_selected_config(help_set.refs, msadd=True),
+                                                   row_name="nb201_index", arch_features=live,
+                                                   additive_features=_onehot(help_set))
     i7 = hd.load_brp_i7()
     pos = {int(v): n for n, v in enumerate(i7.ids)}
     ref_idx = [pos[r] for r in help_set.refs]

@@ -233,3 +233,35 @@ def test_dgl_candidates_calibrate_the_a_model():
     np.testing.assert_allclose(c["acal"], target[rows], rtol=1e-8)
     assert set(c) == set(fs.DGL_KSHOT_CANDIDATES)
     assert fs.pearson(c["blend"], target[rows]) > 0.999  # LOO error ~0 on acal: the blend follows it
+
+
+def test_msadd_member_is_the_bayesian_additive_fit_in_ms(tmp_path):
+    # latency (ms) additive in one-hot ops, per-op costs of every device near a common profile, scales apart
+    rng = np.random.default_rng(7)
+    archs = rng.integers(0, 3, size=(200, 5))
+    x = fs.onehot_features(archs, 3)
+    profile = rng.uniform(0.5, 2.0, size=15)
+    scales = np.array([1.0, 3.0, 10.0, 0.5, 40.0])
+    lat = np.stack([s * (1.0 + x @ (profile * rng.uniform(0.8, 1.2, 15))) for s in scales], 1)
+    cfg = fs.FewShotConfig(rank=2, tau_grid=(1.0,), blend=("nnls", "msadd"), opcost_ridge=0.0)
+    model = fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg, additive_features=x)
+    refs, rest = np.arange(10), np.arange(10, 200)
+    ad = model.adapt(refs, lat[refs, 4])
+    assert "msadd" in ad.blend
+    w, scale = ad.msadd
+    # the scale: mean of the refs over the training devices' mean ratio refs / all rows
+    ratio = np.mean(lat[refs, :4].mean(0) / lat[:, :4].mean(0))
+    assert math.isclose(scale, lat[refs, 4].mean() / ratio, rel_tol=1e-9)
+    xa = np.concatenate([np.ones((200, 1)), x], 1)
+    tau = 1.0 if model.meta["tau"] == "auto" else model.meta["tau"]
+    w_ref, _ = fs._blr(xa[refs], lat[refs, 4] / scale, model.a["msadd_m"], model.a["msadd_S"],
+                       float(model.a["msadd_s2"][0]) * tau)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-10)
+    member = np.exp(model._member_logs(ad, model.features_cache(rest))["msadd"])
+    np.testing.assert_allclose(member, scale * xa[rest] @ w, rtol=1e-10)
+    assert fs.spearman(member, lat[rest, 4]) > 0.95  # 16 coefficients from 10 refs, thanks to the prior
+    model.save(tmp_path / "m.npz")
+    again = fs.FewShotLatencyModel.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(again.predict_k(rest, refs, lat[refs, 4]), model.predict_k(rest, refs, lat[refs, 4]))
+    with pytest.raises(NasjaxInputError, match="additive_features"):
+        fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg, additive_features=x[:5])

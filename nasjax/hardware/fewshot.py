@@ -32,7 +32,7 @@ Math (all in log-milliseconds, y = log L):
    the grid value of highest evidence of its own refs) is chosen by meta-validation: episodes holding
    out each training device in turn with ``meta_k`` random refs, scored by Spearman (``meta_calibrate``).
 
-3. Blend (k >= 5): members m in {bma, nnls, opcost, additive, stack} are combined in log space with weights
+3. Blend (k >= 5): members m in {bma, nnls, opcost, additive, stack, msadd} are combined in log space with weights
    proportional to 1 / e_m^p over the members of the blend rule "p:m1,m2,..." (default p = 2, all),
    e_m = leave-one-out mean squared log error of m on the k references:
    * ``nnls``: L(x) ~= b + sum_d v_d L^_d(x), b, v >= 0 (nonnegative least squares on the refs, in ms);
@@ -46,6 +46,16 @@ Math (all in log-milliseconds, y = log L):
      phones of HELP FBNet, whose ranking the training devices explain poorly.
 
    * ``stack`` (optional): posterior mean of y = a + sum_d w_d u_d, w ~ N(1/D, (``stack_prior``/D) I).
+   * ``msadd`` (table mode with ``additive_features``, e.g. one-hot edge/block ops): an additive model of the
+     latency itself, in ms, not its log: L(x) / s ~= w . [1, x], w ~ N(m, S). Each training device d is
+     scaled to mean 1 (L_d / mean_x L_d) and fitted by least squares, b_d; m = mean_d b_d,
+     S = cov_d b_d + ``msadd_jitter`` I, noise s2 = tau x the median residual variance of those fits
+     (tau = 1 when tau is "auto"). The new device's scale is s = mean(refs) / r, where
+     r = mean_d [mean_refs L_d / mean_x L_d] over the training devices corrects for the refs being
+     faster or slower than average. Why: on NAS-Bench-201 and FBNet, latency sums over edges / blocks in
+     ms (a least-squares fit on one-hot ops reaches Spearman 0.99-0.9997 on HELP's GPUs, CPUs, FPGA and
+     Eyeriss, against 0.83-0.84 on live-op counts and worse in log space), so the prior from the other
+     devices makes 31 (NB201) or 199 (FBNet) coefficients usable with 10 refs.
 
    Meta-validation (``meta_calibrate``) chooses tau (grid or "auto"), the expert set (``expert_sets``) and the
    blend rule (``blend_rules``) jointly: one episode per training device t, in table mode with the model
@@ -159,9 +169,10 @@ class FewShotConfig:
     stack_prior: float = 1.0  # "stack" member: prior variance of each device weight = stack_prior / D
     pair_diff_var: float = 1.0  # "pair" experts: prior variance of b1 - b2 (b1 + b2 has the single experts' 0.25)
     expert_sets: tuple = ()  # candidate expert tuples for meta-validation (with tau and the blend rule); () = experts
+    msadd_jitter: float = 1e-4  # "msadd" member: ridge added to the prior covariance of the per-op ms costs
 
 
-def meta_selected_config(refs=(), opcost: bool = True, **overrides) -> FewShotConfig:
+def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, **overrides) -> FewShotConfig:
     """The configuration the benchmark uses: every switch below is chosen per model by
     :meth:`FewShotLatencyModel.meta_calibrate` over the *training* devices only (never the target):
     the experts (with or without the ``pair`` experts), tau (grid or per-target evidence ``"auto"``) and
@@ -169,10 +180,15 @@ def meta_selected_config(refs=(), opcost: bool = True, **overrides) -> FewShotCo
     episodes use the fixed reference rows ``refs`` when the test uses fixed refs (HELP's design), else
     ``meta_k`` random rows. ``opcost``: offer the per-op cost member (NAS-Bench-201 op counts); it is
     kept in every candidate rule, so that its weight stays a per-target leave-one-out decision: training
-    devices cannot tell how unlike them a new device is (OneProxy's devices need it, HELP's do not)."""
+    devices cannot tell how unlike them a new device is (OneProxy's devices need it, HELP's do not).
+    ``msadd``: also offer the additive-in-ms member (the model needs ``additive_features``); the rules with
+    it are candidates next to the rules without it, so meta-validation decides whether it is used."""
     members = "bma,nnls,opcost" if opcost else "bma,nnls"
-    kw = {"blend": ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0, "meta_refs": tuple(int(r) for r in refs),
-          "blend_rules": (f"2:{members}", f"4:{members}", "2:bma,opcost" if opcost else "2:bma"),
+    rules = (f"2:{members}", f"4:{members}", "2:bma,opcost" if opcost else "2:bma")
+    if msadd:
+        rules += (f"2:{members},msadd", f"4:{members},msadd")
+    kw = {"blend": ("nnls", "msadd") if msadd else ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0,
+          "meta_refs": tuple(int(r) for r in refs), "blend_rules": rules,
           "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair"))}
     kw.update(overrides)
     return FewShotConfig(**kw)
@@ -345,6 +361,7 @@ class Adapted:
     opcost: np.ndarray | None = None  # per-op cost regression (ms): latency = [1, op counts] . w
     additive: np.ndarray | None = None  # Bayesian additive log-latency fit on [1, x] (prior: training devices)
     stack: np.ndarray | None = None  # [1 + D] ridge-prior stacking of the devices' log latencies
+    msadd: tuple | None = None  # (w [1 + F], scale s): additive per-op latency in ms, L(x) = s * [1, x] . w
     blend: dict | None = None  # member -> weight (1/e^power normalised); None: the expert average alone
     loo: dict | None = None  # leave-one-out mean squared log errors of the members on the refs
 
@@ -399,12 +416,13 @@ class FewShotLatencyModel:
 
     @classmethod
     def train_table(cls, latency_ms, devices, config: FewShotConfig | None = None, row_name: str = "row",
-                    calibrate: bool = True, arch_features=None) -> FewShotLatencyModel:
+                    calibrate: bool = True, arch_features=None, additive_features=None) -> FewShotLatencyModel:
         """Table mode, for spaces whose every architecture is measured on the training devices (e.g.
         NAS-Bench-201 on HELP's 27 devices): the basis is the rank-r SVD of the standardised log latency
         table [N, D] and the single-device experts use the *measured* latencies. Features are row ids
         (``row_name``, e.g. the NAS-Bench-201 index). ``arch_features [N, F]`` (e.g. op counts) enable
-        the ``additive`` expert."""
+        the ``additive`` expert and the ``opcost`` member; ``additive_features [N, F]`` (e.g. one-hot ops)
+        the ``msadd`` member."""
         cfg = config or FewShotConfig()
         lat = _check_latency(latency_ms, "latency_ms", allow_nan=False)
         require(lat.ndim == 2 and lat.shape[1] >= 2, "latency_ms", lat.shape, "[N architectures, D >= 2 devices], no NaN")
@@ -431,6 +449,19 @@ class FewShotLatencyModel:
             require(xf.ndim == 2 and len(xf) == n and np.all(np.isfinite(xf)), "arch_features", xf.shape,
                     f"finite [{n}, F]")
             arrays["table_x"] = xf
+        if additive_features is not None:
+            xd = np.asarray(additive_features, np.float64)
+            require(xd.ndim == 2 and len(xd) == n and np.all(np.isfinite(xd)), "additive_features", xd.shape,
+                    f"finite [{n}, F]")
+            xd = np.concatenate([np.ones((n, 1)), xd], 1)
+            arrays["table_xadd"] = xd
+            scaled = lat / lat.mean(0)
+            b = np.linalg.lstsq(xd, scaled, rcond=None)[0].T  # [D, 1 + F]
+            arrays["msadd_m"] = b.mean(0)
+            arrays["msadd_S"] = np.cov(b.T) + cfg.msadd_jitter * np.eye(xd.shape[1])
+            # floor: exactly additive training devices must not give zero noise
+            arrays["msadd_s2"] = np.array([max(float(np.median(np.mean((scaled - xd @ b.T) ** 2, 0))), 1e-8)])
+            arrays["msadd_mean"] = lat.mean(0)
         model = cls._assemble(None, arrays, y, g, coef_log, y, xf, devices, spec, cfg, {"mode": "table"})
         if calibrate and len(devices) > 2:
             model.meta_calibrate(np.arange(n)[:, None], lat, cfg)
@@ -513,7 +544,9 @@ class FewShotLatencyModel:
                 keep = [j for j in range(len(self.devices)) if j != t]
                 sub = FewShotLatencyModel.train_table(lat[:, keep], [self.devices[j] for j in keep], cfg,
                                                       row_name=self.meta["feature_spec"]["name"], calibrate=False,
-                                                      arch_features=self.a.get("table_x"))
+                                                      arch_features=self.a.get("table_x"),
+                                                      additive_features=(self.a["table_xadd"][:, 1:]
+                                                                         if "table_xadd" in self.a else None))
                 excl = []
             else:
                 sub, excl = self, [self.devices[t]]
@@ -566,7 +599,10 @@ class FewShotLatencyModel:
             xa = np.ones((len(rows), 1))
             if "table_x" in self.a:
                 xa = np.concatenate([xa, self.a["table_x"][rows]], 1)
-            return {"g": self.a["table_g"][rows], "xa": xa, "yhat": self.a["table_y"][rows]}
+            f = {"g": self.a["table_g"][rows], "xa": xa, "yhat": self.a["table_y"][rows]}
+            if "table_xadd" in self.a:
+                f["xadd"] = self.a["table_xadd"][rows]
+            return f
         x = _check_features(x, self.n_features)
         x = ((x - self.a["x_mean"]) / self.a["x_sd"]).astype(np.float32)
         g = np.asarray(self._basis(x), np.float64)
@@ -592,6 +628,8 @@ class FewShotLatencyModel:
             yr = np.zeros(0)
             f = {"g": np.zeros((0, self.a["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
                  "yhat": np.zeros((0, len(self.devices)))}
+            if "table_xadd" in self.a:
+                f["xadd"] = np.zeros((0, self.a["table_xadd"].shape[1]))
         else:
             yr = np.log(_check_latency(np.atleast_1d(ref_latency_ms), "ref_latency_ms", allow_nan=False))
             f = _feats if _feats is not None else self.features_cache(ref_features)
@@ -652,6 +690,14 @@ class FewShotLatencyModel:
         t_fix = float(tau) if tau != "auto" else 1.0
         if len(yr) >= 2 and "additive" in self.meta["config"].get("blend", ()) and "add_m" in self.a:
             add, _ = _blr(f["xa"], yr, self.a["add_m"], self.a["add_S"], float(self.a["s2"][1]) * t_fix)
+        msa = None
+        if len(yr) >= 2 and "msadd" in self.meta["config"].get("blend", ()) and "msadd_m" in self.a:
+            keep = np.array([j for j, d in enumerate(self.devices) if d not in set(exclude)], dtype=np.int64)
+            ratio = float(np.mean(np.exp(f["yhat"][:, keep]).mean(0) / self.a["msadd_mean"][keep]))
+            scale = float(np.mean(np.exp(yr))) / ratio
+            w, _ = _blr(f["xadd"], np.exp(yr) / scale, self.a["msadd_m"], self.a["msadd_S"],
+                        float(self.a["msadd_s2"][0]) * t_fix)
+            msa = (w, scale)
         st = None
         if len(yr) >= 2 and "stack" in self.meta["config"].get("blend", ()):
             keep = np.array([j for j, d in enumerate(self.devices) if d not in set(exclude)], dtype=np.int64)
@@ -664,7 +710,8 @@ class FewShotLatencyModel:
             st = np.zeros(len(self.devices) + 1)
             st[0] = w[0]
             st[1 + keep] = w[1:]
-        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add, stack=st)
+        return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add, stack=st,
+                       msadd=msa)
 
     def _mixture(self, f, yr, tau, exclude):
         """Posterior means, log marginal likelihood of the mixture and the model-averaging weights."""
@@ -751,6 +798,8 @@ class FewShotLatencyModel:
             logs["stack"] = ad.stack[0] + (f["yhat"] - self.a["ybar"]) @ ad.stack[1:]
         if ad.opcost is not None:
             logs["opcost"] = np.log(np.maximum(f["xa"] @ ad.opcost, 1e-6))
+        if ad.msadd is not None:
+            logs["msadd"] = np.log(np.maximum(ad.msadd[1] * (f["xadd"] @ ad.msadd[0]), 1e-6))
         return logs
 
     def _predict_log(self, ad: Adapted, f: dict) -> np.ndarray:
@@ -953,7 +1002,7 @@ def _baselines(train_tab, rows_eval, true_eval, ref_rows, ref_ms, rank):
 
 def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, config: FewShotConfig | None = None,
                   twins: dict | None = None, train_devices=None, keep_predictions: bool = False, progress: bool = False,
-                  arch_features=None):
+                  arch_features=None, additive_features=None):
     """Leave-one-device-out on a complete table ``latency_ms [N, D]`` (ms): for each target, a table-mode
     model trained on the other devices (``train_devices`` if given) is adapted with the first k of
     ``refs`` and scored (Spearman, MAPE %) on every row except the ``max(ks)`` references. Baselines at
@@ -977,7 +1026,8 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         tr = lodo_split(devices, t, twins) if train_devices is None else [d for d in train_devices if d != t]
         require(t not in tr, "training devices", tr, f"without the held-out target {t!r}")
         cols = [devices.index(d) for d in tr]
-        model = FewShotLatencyModel.train_table(lat[:, cols], tr, cfg, row_name="row", arch_features=arch_features)
+        model = FewShotLatencyModel.train_table(lat[:, cols], tr, cfg, row_name="row", arch_features=arch_features,
+                                                additive_features=additive_features)
         y = lat[:, devices.index(t)]
         sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
         ad = model.adapt(refs[:kmax], y[refs[:kmax]])
