@@ -17,7 +17,8 @@ taken as ms, see nasjax/hardware/dgl.py):
    rule) is chosen per model by meta-validation on its training devices (``fs.meta_selected_config``).
    HELP's own split (13 train / 6 test devices) against HELP's reported 10-sample Spearman, scored on
    all rows and on HELP's own evaluation rows (``help_data.help_query_rows``: rows 900-1899, middle 80 %
-   by the device's latency), the comparable figure.
+   by the device's latency) with HELP's information (its 10 refs + 10 random fine-tuning rows: the
+   like-for-like comparison) and with the 10 refs only (stricter).
 3. OneProxy's 18 devices (HELP twins of the 4 HW-NAS-Bench devices dropped from training) and BRP-NAS's
    Core i7 as unseen devices of a model trained on HELP's NB201 devices. Goal: OneProxy mean Spearman
    at k = 10 >= 0.85.
@@ -153,8 +154,9 @@ def help_split_section(draws: int, seed: int) -> dict:
     the 6 test devices. Spearman (a) on every row but the refs, (b) on HELP's own evaluation rows
     (:func:`help_data.help_query_rows`: rows 900-1899, middle 80 % by the device's latency, refs removed)
     with HELP's 10 refs only, and (c) on the same rows with the information HELP's model gets: the 10
-    refs plus 10 random rows of HELP's fine-tuning pool (``draws`` draws, mean). (b) is the comparable
-    figure: HELP's set, and fewer target measurements than HELP uses."""
+    refs plus 10 random rows of HELP's fine-tuning pool (``draws`` draws, mean). (c) is the like-for-like
+    comparison with HELP's reported figure (same rows, same number of target measurements); (b) is
+    stricter (HELP's rows, half the measurements HELP uses)."""
     ds = hd.load_help_nasbench201()
     refs = np.asarray(ds.refs, np.int64)
     tr = list(hd.HELP_TRAIN_DEVICES_NB201)
@@ -165,7 +167,7 @@ def help_split_section(draws: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     print(f"\n== HELP's split (13 training devices -> 6 test devices), Spearman; meta-validated choice: "
           f"{'+'.join(model.meta['config']['experts'])}, tau {model.meta['tau']}, rule {model.meta['blend_rule']} ==")
-    print(f"  {'device':14s} {'all rows':>8s} {'HELP rows':>9s} {'HELP info':>9s} {'HELP':>6s}  result (on HELP's rows, 10 refs)")
+    print(f"  {'device':14s} {'all rows':>8s} {'HELP rows':>9s} {'HELP info':>9s} {'HELP':>6s}  HELP info (like for like) / 10 refs only")
     out = {}
     every = np.setdiff1d(np.arange(len(ds.latency_ms)), refs)
     for t in hd.HELP_TEST_DEVICES_NB201:
@@ -182,9 +184,12 @@ def help_split_section(draws: int, seed: int) -> dict:
             s_info.append(fs.spearman(model.predict_k(query, rr, y[rr]), y[query]))
         rep_ = hd.HELP_REPORTED_SPEARMAN_NB201[t]
         out[t] = {"ours_all_rows": _r3(s_all), "ours_help_rows": _r3(s_q), "ours_help_info": _r3(np.mean(s_info)),
-                  "help_reported": rep_, "beats_on_help_rows": bool(s_q > rep_), "n_help_rows": len(query)}
-        print(f"  {t:14s} {s_all:8.3f} {s_q:9.3f} {np.mean(s_info):9.3f} {rep_:6.3f}  {'beats' if s_q > rep_ else 'MISS'}")
+                  "help_reported": rep_, "beats_on_help_rows": bool(s_q > rep_),
+                  "beats_with_help_info": bool(np.mean(s_info) > rep_), "n_help_rows": len(query)}
+        print(f"  {t:14s} {s_all:8.3f} {s_q:9.3f} {np.mean(s_info):9.3f} {rep_:6.3f}  {'beats' if np.mean(s_info) > rep_ else 'MISS'} / "
+              f"{'beats' if s_q > rep_ else 'MISS'} ({np.mean(s_info):.4f} / {s_q:.4f})")
     return {"devices": out, "all_beat_on_help_rows": all(v["beats_on_help_rows"] for v in out.values()),
+            "all_beat_with_help_info": all(v["beats_with_help_info"] for v in out.values()),
             "meta_choice": {"experts": model.meta["config"]["experts"], "tau": model.meta["tau"],
                             "blend_rule": model.meta["blend_rule"]}}
 
