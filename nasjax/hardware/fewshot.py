@@ -453,8 +453,8 @@ class FewShotLatencyModel:
             xd = np.asarray(additive_features, np.float64)
             require(xd.ndim == 2 and len(xd) == n and np.all(np.isfinite(xd)), "additive_features", xd.shape,
                     f"finite [{n}, F]")
-            xd = np.concatenate([np.ones((n, 1)), xd], 1)
             arrays["table_xadd"] = xd
+            xd = np.concatenate([np.ones((n, 1)), xd], 1)
             scaled = lat / lat.mean(0)
             b = np.linalg.lstsq(xd, scaled, rcond=None)[0].T  # [D, 1 + F]
             arrays["msadd_m"] = b.mean(0)
@@ -545,8 +545,7 @@ class FewShotLatencyModel:
                 sub = FewShotLatencyModel.train_table(lat[:, keep], [self.devices[j] for j in keep], cfg,
                                                       row_name=self.meta["feature_spec"]["name"], calibrate=False,
                                                       arch_features=self.a.get("table_x"),
-                                                      additive_features=(self.a["table_xadd"][:, 1:]
-                                                                         if "table_xadd" in self.a else None))
+                                                      additive_features=self.a.get("table_xadd"))
                 excl = []
             else:
                 sub, excl = self, [self.devices[t]]
@@ -601,7 +600,7 @@ class FewShotLatencyModel:
                 xa = np.concatenate([xa, self.a["table_x"][rows]], 1)
             f = {"g": self.a["table_g"][rows], "xa": xa, "yhat": self.a["table_y"][rows]}
             if "table_xadd" in self.a:
-                f["xadd"] = self.a["table_xadd"][rows]
+                f["xadd"] = np.concatenate([np.ones((len(rows), 1)), self.a["table_xadd"][rows]], 1)
             return f
         x = _check_features(x, self.n_features)
         x = ((x - self.a["x_mean"]) / self.a["x_sd"]).astype(np.float32)
@@ -629,7 +628,7 @@ class FewShotLatencyModel:
             f = {"g": np.zeros((0, self.a["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
                  "yhat": np.zeros((0, len(self.devices)))}
             if "table_xadd" in self.a:
-                f["xadd"] = np.zeros((0, self.a["table_xadd"].shape[1]))
+                f["xadd"] = np.zeros((0, self.a["table_xadd"].shape[1] + 1))
         else:
             yr = np.log(_check_latency(np.atleast_1d(ref_latency_ms), "ref_latency_ms", allow_nan=False))
             f = _feats if _feats is not None else self.features_cache(ref_features)
