@@ -265,3 +265,57 @@ def test_msadd_member_is_the_bayesian_additive_fit_in_ms(tmp_path):
     np.testing.assert_array_equal(again.predict_k(rest, refs, lat[refs, 4]), model.predict_k(rest, refs, lat[refs, 4]))
     with pytest.raises(NasjaxInputError, match="additive_features"):
         fs.FewShotLatencyModel.train_table(lat[:, :4], ["a", "b", "c", "d"], cfg, additive_features=x[:5])
+
+
+def test_greedy_design_is_the_greedy_d_optimal_choice():
+    # each step must pick the row that maximises log det(S^-1 + H_S^T H_S / s2), checked by brute force
+    rng = np.random.default_rng(11)
+    h = rng.normal(size=(40, 4))
+    a = rng.normal(size=(4, 4))
+    cov, s2 = a @ a.T + 0.1 * np.eye(4), 0.3
+    got = fs.greedy_design(h, cov, s2, 6)
+    assert len(set(got.tolist())) == 6
+    prec, chosen = np.linalg.inv(cov), []
+    for _ in range(6):
+        gains = [np.linalg.slogdet(prec + np.outer(h[i], h[i]) / s2)[1] if i not in chosen else -np.inf
+                 for i in range(len(h))]
+        chosen.append(int(np.argmax(gains)))
+        prec = prec + np.outer(h[chosen[-1]], h[chosen[-1]]) / s2
+    assert got.tolist() == chosen
+    with pytest.raises(NasjaxInputError, match="s2"):
+        fs.greedy_design(h, cov, 0.0, 2)
+
+
+def test_designed_references_in_meta_validation_and_leave_device_out():
+    rng = np.random.default_rng(5)
+    archs = rng.integers(0, 3, size=(150, 4))
+    x = fs.onehot_features(archs, 3)
+    profile = rng.uniform(0.5, 2.0, size=12)
+    lat = np.stack([s * (1.0 + x @ (profile * rng.uniform(0.7, 1.3, 12))) for s in (1.0, 2.0, 5.0, 0.5, 9.0)], 1)
+    devs = [f"d{i}" for i in range(5)]
+    cfg = fs.meta_selected_config(opcost=False, msadd=True, ref_designs=("msadd",), rank=2, tau_grid=(1.0,), meta_k=6)
+    model = fs.FewShotLatencyModel.train_table(lat[:, :4], devs[:4], cfg, additive_features=x)
+    refs = model.select_refs(np.arange(150), 6, "msadd")
+    assert len(set(refs.tolist())) == 6
+    # the design uses only the training devices: it does not change with the target's latency
+    np.testing.assert_array_equal(refs, fs.FewShotLatencyModel.train_table(
+        lat[:, :4], devs[:4], cfg, additive_features=x, calibrate=False).select_refs(np.arange(150), 6, "msadd"))
+    rows = fs.evaluate_lodo(lat, devs, "design", ks=(0, 6), targets=["d4"], config=cfg, additive_features=x)
+    assert rows[0]["refs"] == refs.tolist() and rows[0]["k6_spearman"] > 0.9 and rows[0]["ref_design"] == "msadd"
+    # several candidate designs: meta-validation scores each on the training devices and keeps the best
+    cfg2 = fs.meta_selected_config(refs=range(6), opcost=False, msadd=True, ref_designs=("fixed", "msadd", "msadd*10"),
+                                   rank=2, tau_grid=(1.0,), meta_k=6)
+    m2 = fs.FewShotLatencyModel.train_table(lat[:, :4], devs[:4], cfg2, additive_features=x)
+    ds = m2.meta["design_scores"]
+    assert set(ds) == {"fixed", "msadd", "msadd*10"} and m2.meta["ref_design"] == max(ds, key=ds.get)
+    r2 = fs.evaluate_lodo(lat, devs, np.arange(6), ks=(0, 6), targets=["d4"], config=cfg2, additive_features=x)[0]
+    assert r2["ref_design"] == m2.meta["ref_design"]
+    assert (r2["refs"] == list(range(6))) == (r2["ref_design"] == "fixed")
+    with pytest.raises(NasjaxInputError, match="ref_designs"):
+        fs.evaluate_lodo(lat, devs, "design", ks=(0, 6), targets=["d4"], config=cfg2, additive_features=x)
+    with pytest.raises(NasjaxInputError, match="refs"):
+        fs.meta_selected_config(ref_designs=("fixed", "msadd"))
+    with pytest.raises(NasjaxInputError, match="design"):
+        model.select_refs(np.arange(150), 6, "dopt")
+    with pytest.raises(NasjaxInputError, match="design"):
+        model.select_refs(np.arange(150), 6, "msadd*-1")

@@ -170,9 +170,16 @@ class FewShotConfig:
     pair_diff_var: float = 1.0  # "pair" experts: prior variance of b1 - b2 (b1 + b2 has the single experts' 0.25)
     expert_sets: tuple = ()  # candidate expert tuples for meta-validation (with tau and the blend rule); () = experts
     msadd_jitter: float = 1e-4  # "msadd" member: ridge added to the prior covariance of the per-op ms costs
+    # reference design: "" / "fixed" = fixed ``meta_refs`` (or random rows); "msadd" / "lowrank" (optionally
+    # "msadd*10": noise variance times 10) = the model picks its own meta_k references (greedy Bayesian
+    # D-optimal, :meth:`FewShotLatencyModel.select_refs`), in every meta-validation episode on the model
+    # rebuilt without the held-out device, as at test time
+    ref_design: str = ""
+    ref_designs: tuple = ()  # candidate designs chosen between by meta-validation; () = (ref_design,)
 
 
-def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, **overrides) -> FewShotConfig:
+def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_designs=(),
+                         **overrides) -> FewShotConfig:
     """The configuration the benchmark uses: every switch below is chosen per model by
     :meth:`FewShotLatencyModel.meta_calibrate` over the *training* devices only (never the target):
     the experts (with or without the ``pair`` experts), tau (grid or per-target evidence ``"auto"``) and
@@ -182,13 +189,20 @@ def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, **ov
     kept in every candidate rule, so that its weight stays a per-target leave-one-out decision: training
     devices cannot tell how unlike them a new device is (OneProxy's devices need it, HELP's do not).
     ``msadd``: also offer the additive-in-ms member (the model needs ``additive_features``); the rules with
-    it are candidates next to the rules without it, so meta-validation decides whether it is used."""
+    it are candidates next to the rules without it, so meta-validation decides whether it is used.
+    ``ref_designs``: candidate reference designs (``"fixed"`` = ``refs``, ``"msadd"``, ``"msadd*10"``,
+    ``"lowrank"``, see :meth:`FewShotLatencyModel.select_refs`); meta-validation picks one (its episodes
+    design their references on the model rebuilt without the held-out device, as at test time)."""
+    for d in ref_designs:
+        _parse_design(d)
+    require("fixed" not in ref_designs or len(refs) > 0, "refs", refs, "fixed reference rows for the 'fixed' design")
     members = "bma,nnls,opcost" if opcost else "bma,nnls"
     rules = (f"2:{members}", f"4:{members}", "2:bma,opcost" if opcost else "2:bma")
     if msadd:
         rules += (f"2:{members},msadd", f"4:{members},msadd")
     kw = {"blend": ("nnls", "msadd") if msadd else ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0,
-          "meta_refs": tuple(int(r) for r in refs), "blend_rules": rules,
+          "meta_refs": tuple(int(r) for r in refs), "blend_rules": rules, "ref_designs": tuple(ref_designs),
+          "ref_design": ref_designs[0] if ref_designs else "",
           "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair"))}
     kw.update(overrides)
     return FewShotConfig(**kw)
@@ -517,8 +531,10 @@ class FewShotLatencyModel:
         grid value of highest evidence of the target's own references), the experts over
         ``cfg.expert_sets`` and the blend rule over ``cfg.blend_rules`` jointly, by meta-validation on the
         *training* devices only: one episode per held-out training device (``meta_devices`` at most,
-        seeded choice), with the references ``cfg.meta_refs`` (the fixed reference design, when given) or
-        ``meta_k`` random rows. In table mode each episode uses a model rebuilt without the held-out device
+        seeded choice), with the references ``cfg.meta_refs`` (the fixed reference design, when given),
+        ``meta_k`` rows designed by the episode's model (``cfg.ref_design``) or ``meta_k`` random rows. With
+        several ``cfg.ref_designs``, the design is chosen too (stage 2, at the stage-1 choice; stored in
+        ``meta["ref_design"]`` with ``meta["design_scores"]``). In table mode each episode uses a model rebuilt without the held-out device
         (basis, priors and experts: exactly the test-time procedure); in net mode the basis net is shared
         and the held-out device is only excluded from the device experts. Score: Spearman on the episode's
         other rows; the combination of highest mean wins. Stores ``meta["tau"]``, ``meta["blend_rule"]``,
@@ -537,7 +553,11 @@ class FewShotLatencyModel:
         if len(held) > cfg.meta_devices:
             held = np.sort(rng.choice(held, size=cfg.meta_devices, replace=False))
         fixed = np.asarray(cfg.meta_refs, dtype=np.int64)
-        episodes = []
+        designs = tuple(cfg.ref_designs) or (cfg.ref_design,)
+        for d in designs:
+            require(_parse_design(d)[0] != "fixed" or fixed.size or len(designs) == 1, "config.meta_refs",
+                    cfg.meta_refs, "fixed reference rows for the 'fixed' design")
+        subs = []
         for t in held:
             ok = np.flatnonzero(np.isfinite(lat[:, t]))
             if table:
@@ -546,34 +566,52 @@ class FewShotLatencyModel:
                                                       row_name=self.meta["feature_spec"]["name"], calibrate=False,
                                                       arch_features=self.a.get("table_x"),
                                                       additive_features=self.a.get("table_xadd"))
-                excl = []
+                subs.append((sub, [], t, ok))
             else:
-                sub, excl = self, [self.devices[t]]
-            for _ in range(cfg.meta_episodes if not fixed.size else 1):
-                refs = fixed if fixed.size else rng.choice(ok, size=min(cfg.meta_k, len(ok) - 1), replace=False)
-                episodes.append((sub, excl, t, refs, np.setdiff1d(ok, refs)))
-        scores = {}
-        cache = {}
-        for ex, tau in [(ex, tau) for ex in sets for tau in (*cfg.tau_grid, "auto")]:
+                subs.append((self, [self.devices[t]], t, ok))
+
+        def episodes_for(design):
+            designed = _parse_design(design)[0] != "fixed"
+            eps = []
+            for sub, excl, t, ok in subs:
+                for _ in range(cfg.meta_episodes if not (fixed.size or designed) else 1):
+                    if designed:
+                        refs = ok[sub.select_refs(ok if table else x[ok], min(cfg.meta_k, len(ok) - 1), design)]
+                    else:
+                        refs = fixed if fixed.size else rng.choice(ok, size=min(cfg.meta_k, len(ok) - 1), replace=False)
+                    ff = ((sub.features_cache(refs), sub.features_cache(np.setdiff1d(ok, refs))) if table
+                          else (_take(feats, refs), _take(feats, np.setdiff1d(ok, refs))))
+                    eps.append((sub, excl, t, refs, np.setdiff1d(ok, refs), ff))
+            return eps
+
+        def run(episodes, ex, tau, rules):
             s = {r: [] for r in rules}
-            for e, (sub, excl, t, refs, rest) in enumerate(episodes):
+            for sub, excl, t, refs, rest, (f_ref, f_rest) in episodes:
                 sub.meta["tau"], sub.meta["config"]["experts"] = tau, list(ex)
-                if e not in cache:
-                    cache[e] = ((sub.features_cache(refs), sub.features_cache(rest)) if table
-                                else (_take(feats, refs), _take(feats, rest)))
-                f_ref, f_rest = cache[e]
                 ad = sub.adapt(refs, lat[refs, t], exclude=excl, _feats=f_ref)
                 logs = sub._member_logs(ad, f_rest)
                 for r in rules:
                     w = blend_weights(ad.loo, r) if ad.loo else None
                     pred = logs["bma"] if not w else sum(v * logs[n] for n, v in w.items() if v > 0)
                     s[r].append(spearman(pred, lat[rest, t]))
-            for r in rules:
-                scores[(",".join(ex), tau, r)] = float(np.mean(s[r]))
+            return {r: float(np.mean(v)) for r, v in s.items()}
+
+        # stage 1: experts, tau and blend rule on the first design; stage 2: that choice on every other
+        # candidate design (same held-out devices, same rebuilt models), the design of highest mean wins
+        episodes = episodes_for(designs[0])
+        scores = {}
+        for ex, tau in [(ex, tau) for ex in sets for tau in (*cfg.tau_grid, "auto")]:
+            for r, v in run(episodes, ex, tau, rules).items():
+                scores[(",".join(ex), tau, r)] = v
         best = max(scores, key=lambda key: scores[key])
+        d_scores = {designs[0]: scores[best]}
+        for d in designs[1:]:
+            d_scores[d] = run(episodes_for(d), best[0].split(","), best[1], (best[2],))[best[2]]
         ex, self.meta["tau"], self.meta["blend_rule"] = best
         self.meta["config"]["experts"] = ex.split(",")
         self.meta["meta_scores"] = {"|".join(map(str, key)): v for key, v in scores.items()}
+        self.meta["ref_design"] = max(designs, key=lambda d: d_scores[d])
+        self.meta["design_scores"] = d_scores
         return best[1]
 
     # ---- properties ------------------------------------------------------------------------------
@@ -819,23 +857,24 @@ class FewShotLatencyModel:
         require(device in self.devices, "device", device, f"one of {self.devices}")
         return np.exp(self.features_cache(features)["yhat"][:, self.devices.index(device)])
 
-    def select_refs(self, candidate_features, k: int) -> np.ndarray:
-        """Greedy D-optimal choice of k reference rows among candidates for the low-rank expert:
-        maximise log det(S^-1 + H^T H / s2) one row at a time (no target measurement used)."""
+    def select_refs(self, candidate_features, k: int, design: str = "lowrank") -> np.ndarray:
+        """Greedy Bayesian D-optimal choice of k reference rows among candidates (no target measurement
+        used): each step adds the candidate of largest prior predictive variance under the current posterior,
+        which maximises log det(S^-1 + H^T H / s2) one row at a time. ``design`` names the linear model whose
+        prior is used: ``"lowrank"`` (the low-rank expert: basis g(x), prior lr_S, its noise) or ``"msadd"``
+        (the additive-in-ms member: [1, one-hot ops], the training devices' prior msadd_S, its noise; needs
+        ``additive_features``). ``"msadd*10"``: the same with the noise variance times 10 (a design that
+        spends fewer rows on directions already measured). The order is the greedy order, so the first k'
+        rows are the design for k'."""
         require(isinstance(k, (int, np.integer)) and k >= 0, "k", k, "a non-negative integer")
-        g = self.features_cache(candidate_features)["g"]
-        require(k <= len(g), "k", k, f"<= {len(g)} candidate architectures")
-        prec = np.linalg.inv(self.a["lr_S"])
-        s2 = float(self.a["s2"][0])
-        chosen: list[int] = []
-        for _ in range(k):
-            cov = np.linalg.inv(prec)
-            gain = np.einsum("ij,jk,ik->i", g, cov, g)
-            gain[chosen] = -np.inf
-            i = int(np.argmax(gain))
-            chosen.append(i)
-            prec = prec + np.outer(g[i], g[i]) / s2
-        return np.array(chosen, dtype=np.int64)
+        kind, mult = _parse_design(design)
+        require(kind != "fixed", "design", design, "'lowrank' or 'msadd' (a fixed design has no choice to make)")
+        f = self.features_cache(candidate_features)
+        require(k <= len(f["g"]), "k", k, f"<= {len(f['g'])} candidate architectures")
+        if kind == "msadd":
+            require("msadd_S" in self.a, "design", design, "a model trained with additive_features")
+            return greedy_design(f["xadd"], self.a["msadd_S"], float(self.a["msadd_s2"][0]) * mult, k)
+        return greedy_design(f["g"], self.a["lr_S"], float(self.a["s2"][0]) * mult, k)
 
     # ---- I/O -------------------------------------------------------------------------------------
     def save(self, path) -> dict:
@@ -866,6 +905,43 @@ class FewShotLatencyModel:
         arrays = {k[3:]: np.asarray(v) for k, v in extra.items() if k.startswith("fs/")}
         meta = {k: v for k, v in header.items() if k not in ("format", "kind", "version", "arrays", "sha256")}
         return cls(net, arrays, meta)
+
+
+def _parse_design(design: str) -> tuple[str, float]:
+    """``"msadd*10"`` -> ("msadd", 10.0); ``""``/``"fixed"`` -> ("fixed", 1.0)."""
+    name, _, mult = str(design).partition("*")
+    try:
+        m = float(mult) if mult else 1.0
+    except ValueError:
+        m = -1.0
+    require(name in ("", "fixed", "lowrank", "msadd") and m > 0, "reference design", design,
+            "'fixed', 'lowrank' or 'msadd', optionally '*<positive noise multiplier>'")
+    return ("fixed" if name in ("", "fixed") else name), m
+
+
+def greedy_design(h, prior_cov, s2: float, k: int) -> np.ndarray:
+    """Greedy Bayesian D-optimal design for y = w . h(x) + eps, w ~ N(m, prior_cov), eps ~ N(0, s2): pick
+    the row of largest posterior predictive variance, condition on it, repeat (by the determinant lemma each
+    step maximises the gain in log det of the posterior precision). Rank-one updates keep every step at
+    O(N q) for N candidates of q features. Returns k distinct row indices in the order chosen."""
+    h = np.asarray(h, np.float64)
+    require(h.ndim == 2 and k <= len(h), "candidates", h.shape, f"[N >= {k}, q]")
+    require(s2 > 0, "s2", s2, "a positive noise variance")
+    cov = np.asarray(prior_cov, np.float64)
+    hc = h @ cov  # [N, q]: rows of H S
+    var = np.einsum("ij,ij->i", hc, h)
+    chosen: list[int] = []
+    for _ in range(k):
+        v = var.copy()
+        v[chosen] = -np.inf
+        i = int(np.argmax(v))
+        chosen.append(i)
+        c_i = hc[i].copy()  # S h_i (S symmetric)
+        denom = s2 + var[i]
+        proj = h @ c_i  # h_j^T S h_i for every j
+        var = var - proj ** 2 / denom
+        hc = hc - np.outer(proj, c_i) / denom
+    return np.array(chosen, dtype=np.int64)
 
 
 def _parse_rule(rule: str) -> tuple[float, tuple]:
@@ -1004,16 +1080,26 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
                   arch_features=None, additive_features=None):
     """Leave-one-device-out on a complete table ``latency_ms [N, D]`` (ms): for each target, a table-mode
     model trained on the other devices (``train_devices`` if given) is adapted with the first k of
-    ``refs`` and scored (Spearman, MAPE %) on every row except the ``max(ks)`` references. Baselines at
-    k = max(ks) on the same rows: hindsight best training device, proxy chosen from the refs, low-rank
-    transfer. Returns one dict per target."""
+    ``refs`` and scored (Spearman, MAPE %) on every row except the ``max(ks)`` references. ``refs``: an
+    array of rows (a fixed design, e.g. HELP's), used unless the target's model chose a designed one
+    (``config.ref_designs`` / ``ref_design``, chosen by meta-validation on its training devices only); then
+    the model picks its own ``max(ks)`` references (:meth:`FewShotLatencyModel.select_refs`). ``refs="design"``:
+    always the model's design. With fixed rows given, ``k{max(ks)}_spearman_fixed_refs`` scores the same model
+    adapted with them (the comparison when a designed set was chosen). Baselines at k = max(ks) on the same rows:
+    hindsight best training device, proxy chosen from the refs, low-rank transfer. Returns one dict per
+    target (``refs``: the rows used)."""
     cfg = config or FewShotConfig()
     lat = _check_latency(latency_ms, "latency_ms", allow_nan=False)
     devices = list(devices)
-    refs = np.asarray(refs, dtype=np.int64)
     kmax = max(ks)
-    require(kmax <= len(refs), "k", kmax, f"<= {len(refs)} reference architectures")
-    rows_eval = np.setdiff1d(np.arange(len(lat)), refs[:kmax])
+    only_design = isinstance(refs, str)
+    if only_design:
+        require(refs == "design", "refs", refs, "reference rows or 'design'")
+        require(all(_parse_design(d)[0] != "fixed" for d in (cfg.ref_designs or (cfg.ref_design,))),
+                "config.ref_designs", cfg.ref_designs or cfg.ref_design, "designed references for refs='design'")
+    else:
+        fixed_refs = np.asarray(refs, dtype=np.int64)
+        require(kmax <= len(fixed_refs), "k", kmax, f"<= {len(fixed_refs)} reference architectures")
     targets = list(targets) if targets is not None else devices
     it = targets
     if progress:
@@ -1028,15 +1114,23 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         model = FewShotLatencyModel.train_table(lat[:, cols], tr, cfg, row_name="row", arch_features=arch_features,
                                                 additive_features=additive_features)
         y = lat[:, devices.index(t)]
+        design = model.meta.get("ref_design", cfg.ref_design)
+        refs = fixed_refs if _parse_design(design)[0] == "fixed" else model.select_refs(np.arange(len(lat)), kmax, design)
+        rows_eval = np.setdiff1d(np.arange(len(lat)), refs[:kmax])
         sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
         ad = model.adapt(refs[:kmax], y[refs[:kmax]])
         row = {"device": t, "train_devices": tr, "tau": model.meta["tau"], "blend_rule": model.meta.get("blend_rule", ""),
+               "refs": [int(r) for r in refs[:kmax]], "ref_design": design or "fixed",
                "experts": list(model.meta["config"]["experts"]),
                f"k{kmax}_blend": {n: round(w, 3) for n, w in (ad.blend or {"bma": 1.0}).items()}}
         for k, v in sc.items():
             row[f"k{k}_spearman"], row[f"k{k}_MAPE"] = v["spearman"], v["MAPE"]
             if keep_predictions:
                 row[f"k{k}_pred"] = v["pred"]
+        if not only_design:  # the same model adapted with the fixed refs instead (comparison)
+            ev_f = np.setdiff1d(np.arange(len(lat)), fixed_refs[:kmax])
+            row[f"k{kmax}_spearman_fixed_refs"] = spearman(
+                model.predict_k(ev_f, fixed_refs[:kmax], y[fixed_refs[:kmax]]), y[ev_f])
         b = _baselines(lat[:, cols], rows_eval, y[rows_eval], refs[:kmax], y[refs[:kmax]], cfg.rank)
         b["hindsight_device"] = tr[b.pop("hindsight_device_index")]
         b["ref_proxy_device"] = tr[b.pop("ref_proxy_index")]
