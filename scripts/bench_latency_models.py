@@ -29,7 +29,7 @@ taken as ms, see nasjax/hardware/dgl.py):
    latency): violation rate and accuracy gap per device, k = 0 and k = 10, on DGL's phones (pool = held-out
    archs) and on HELP's devices (leave-one-device-out predictions, pool = all cells but the refs).
 
-Run ``python scripts/bench_latency_models.py`` (full, about half an hour on 2 cores) or ``--quick``.
+Run ``python scripts/bench_latency_models.py`` (full, about 16 minutes on 2 idle cores) or ``--quick``.
 The last line is one JSON object.
 """
 

@@ -534,7 +534,8 @@ class FewShotLatencyModel:
         seeded choice), with the references ``cfg.meta_refs`` (the fixed reference design, when given),
         ``meta_k`` rows designed by the episode's model (``cfg.ref_design``) or ``meta_k`` random rows. With
         several ``cfg.ref_designs``, the design is chosen too (stage 2, at the stage-1 choice; stored in
-        ``meta["ref_design"]`` with ``meta["design_scores"]``). In table mode each episode uses a model rebuilt without the held-out device
+        ``meta["ref_design"]`` with ``meta["design_scores"]``). In table mode each episode uses a model
+        rebuilt without the held-out device
         (basis, priors and experts: exactly the test-time procedure); in net mode the basis net is shared
         and the held-out device is only excluded from the device experts. Score: Spearman on the episode's
         other rows; the combination of highest mean wins. Stores ``meta["tau"]``, ``meta["blend_rule"]``,
@@ -579,9 +580,10 @@ class FewShotLatencyModel:
                         refs = ok[sub.select_refs(ok if table else x[ok], min(cfg.meta_k, len(ok) - 1), design)]
                     else:
                         refs = fixed if fixed.size else rng.choice(ok, size=min(cfg.meta_k, len(ok) - 1), replace=False)
-                    ff = ((sub.features_cache(refs), sub.features_cache(np.setdiff1d(ok, refs))) if table
-                          else (_take(feats, refs), _take(feats, np.setdiff1d(ok, refs))))
-                    eps.append((sub, excl, t, refs, np.setdiff1d(ok, refs), ff))
+                    rest = np.setdiff1d(ok, refs)
+                    ff = ((sub.features_cache(refs), sub.features_cache(rest)) if table
+                          else (_take(feats, refs), _take(feats, rest)))
+                    eps.append((sub, excl, t, refs, rest, ff))
             return eps
 
         def run(episodes, ex, tau, rules):
