@@ -170,12 +170,12 @@ class FewShotConfig:
     pair_diff_var: float = 1.0  # "pair" experts: prior variance of b1 - b2 (b1 + b2 has the single experts' 0.25)
     expert_sets: tuple = ()  # candidate expert tuples for meta-validation (with tau and the blend rule); () = experts
     msadd_jitter: float = 1e-4  # "msadd" member: ridge added to the prior covariance of the per-op ms costs
-    # reference design: "" / "fixed" = fixed ``meta_refs`` (or random rows); "msadd" / "lowrank" (optionally
-    # "msadd*10": noise variance times 10) = the model picks its own meta_k references (greedy Bayesian
-    # D-optimal, :meth:`FewShotLatencyModel.select_refs`), in every meta-validation episode on the model
-    # rebuilt without the held-out device, as at test time
-    ref_design: str = ""
-    ref_designs: tuple = ()  # candidate designs chosen between by meta-validation; () = (ref_design,)
+    # candidate reference designs, chosen between by meta-validation (one candidate: no choice); () = ("fixed",).
+    # "fixed" = fixed ``meta_refs`` (or random rows); "msadd" / "lowrank" (optionally "msadd*10": noise
+    # variance times 10) = the model picks its own meta_k references (greedy Bayesian D-optimal,
+    # :meth:`FewShotLatencyModel.select_refs`), in every meta-validation episode on the model rebuilt without
+    # the held-out device, as at test time
+    ref_designs: tuple = ()
 
 
 def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_designs=(),
@@ -202,7 +202,6 @@ def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_
         rules += (f"2:{members},msadd", f"4:{members},msadd")
     kw = {"blend": ("nnls", "msadd") if msadd else ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0,
           "meta_refs": tuple(int(r) for r in refs), "blend_rules": rules, "ref_designs": tuple(ref_designs),
-          "ref_design": ref_designs[0] if ref_designs else "",
           "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair"))}
     kw.update(overrides)
     return FewShotConfig(**kw)
@@ -532,7 +531,7 @@ class FewShotLatencyModel:
         ``cfg.expert_sets`` and the blend rule over ``cfg.blend_rules`` jointly, by meta-validation on the
         *training* devices only: one episode per held-out training device (``meta_devices`` at most,
         seeded choice), with the references ``cfg.meta_refs`` (the fixed reference design, when given),
-        ``meta_k`` rows designed by the episode's model (``cfg.ref_design``) or ``meta_k`` random rows. With
+        ``meta_k`` rows designed by the episode's model (``cfg.ref_designs``) or ``meta_k`` random rows. With
         several ``cfg.ref_designs``, the design is chosen too (stage 2, at the stage-1 choice; stored in
         ``meta["ref_design"]`` with ``meta["design_scores"]``). In table mode each episode uses a model
         rebuilt without the held-out device
@@ -554,7 +553,7 @@ class FewShotLatencyModel:
         if len(held) > cfg.meta_devices:
             held = np.sort(rng.choice(held, size=cfg.meta_devices, replace=False))
         fixed = np.asarray(cfg.meta_refs, dtype=np.int64)
-        designs = tuple(cfg.ref_designs) or (cfg.ref_design,)
+        designs = tuple(cfg.ref_designs) or ("fixed",)
         for d in designs:
             require(_parse_design(d)[0] != "fixed" or fixed.size or len(designs) == 1, "config.meta_refs",
                     cfg.meta_refs, "fixed reference rows for the 'fixed' design")
@@ -1084,7 +1083,7 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
     model trained on the other devices (``train_devices`` if given) is adapted with the first k of
     ``refs`` and scored (Spearman, MAPE %) on every row except the ``max(ks)`` references. ``refs``: an
     array of rows (a fixed design, e.g. HELP's), used unless the target's model chose a designed one
-    (``config.ref_designs`` / ``ref_design``, chosen by meta-validation on its training devices only); then
+    (``config.ref_designs``, chosen by meta-validation on its training devices only); then
     the model picks its own ``max(ks)`` references (:meth:`FewShotLatencyModel.select_refs`). ``refs="design"``:
     always the model's design. With fixed rows given, ``k{max(ks)}_spearman_fixed_refs`` scores the same model
     adapted with them (the comparison when a designed set was chosen). Baselines at k = max(ks) on the same rows:
@@ -1097,8 +1096,8 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
     only_design = isinstance(refs, str)
     if only_design:
         require(refs == "design", "refs", refs, "reference rows or 'design'")
-        require(all(_parse_design(d)[0] != "fixed" for d in (cfg.ref_designs or (cfg.ref_design,))),
-                "config.ref_designs", cfg.ref_designs or cfg.ref_design, "designed references for refs='design'")
+        require(all(_parse_design(d)[0] != "fixed" for d in (cfg.ref_designs or ("fixed",))),
+                "config.ref_designs", cfg.ref_designs, "designed references for refs='design'")
     else:
         fixed_refs = np.asarray(refs, dtype=np.int64)
         require(kmax <= len(fixed_refs), "k", kmax, f"<= {len(fixed_refs)} reference architectures")
@@ -1116,7 +1115,7 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         model = FewShotLatencyModel.train_table(lat[:, cols], tr, cfg, row_name="row", arch_features=arch_features,
                                                 additive_features=additive_features)
         y = lat[:, devices.index(t)]
-        design = model.meta.get("ref_design", cfg.ref_design)
+        design = model.meta.get("ref_design", (cfg.ref_designs or ("fixed",))[0])
         refs = fixed_refs if _parse_design(design)[0] == "fixed" else model.select_refs(np.arange(len(lat)), kmax, design)
         rows_eval = np.setdiff1d(np.arange(len(lat)), refs[:kmax])
         sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
