@@ -156,6 +156,19 @@ def help_lodo_section(space: str, ks, targets) -> tuple[dict, list]:
               f" ({summ[f'k{k}']['worst_device']})  MAPE {summ[f'k{k}']['MAPE_mean']:.1f}%")
     for b in ("hindsight_best_device", "ref_chosen_proxy", "lowrank_transfer"):
         print(f"  baseline {b}: mean {summ['baseline_' + b]['spearman_mean']:.3f} worst {summ['baseline_' + b]['spearman_worst']:.3f}")
+    # each blend member alone (a hindsight diagnostic, not a method: which member ranked a device best is
+    # only known after measuring all of it), and at the worst device what the blend trusted
+    alone = {}
+    for n in dict.fromkeys(n for r in rows for n in r[f"k{kx}_members"]):
+        v = np.array([r[f"k{kx}_members"][n]["spearman"] for r in rows if n in r[f"k{kx}_members"]])
+        alone[n] = {"spearman_mean": _r3(v.mean()), "spearman_worst": _r3(v.min()), "devices": len(v)}
+    print(f"  k={kx} blend members alone (hindsight diagnostic): "
+          + ", ".join(f"{n} {a['spearman_mean']:.3f}/{a['spearman_worst']:.3f}" for n, a in alone.items()) + " (mean/worst)")
+    worst = rows[int(np.argmin([r[f"k{kx}_spearman"] for r in rows]))]
+    print(f"  k={kx} at {worst['device']}: " + ", ".join(
+        f"{n} {m['spearman']:.3f} (LOO {m['loo'] if m['loo'] is None else round(m['loo'], 4)}, weight {m['weight']:.2f})"
+        for n, m in worst[f"k{kx}_members"].items()))
+    summ[f"k{kx}_members_alone"] = alone
     fixed = np.array([r[f"k{kx}_spearman_fixed_refs"] for r in rows])
     summ[f"k{kx}_help_refs"] = {"spearman_mean_exact": float(fixed.mean()), "spearman_worst_exact": float(fixed.min()),
                                 "worst_device": rows[int(fixed.argmin())]["device"]}

@@ -86,6 +86,10 @@ def test_leave_device_out_never_leaks_the_target():
     for r in rows:
         assert r["device"] not in r["train_devices"] and len(r["train_devices"]) == 4
         assert -1 <= r["k5_spearman"] <= 1 and r["baseline_hindsight_device"] != r["device"]
+        mem = r["k5_members"]  # the expert average alone, with its weight in the k = 5 blend
+        assert "bma" in mem and -1 <= mem["bma"]["spearman"] <= 1
+        assert abs(sum(m["weight"] for m in mem.values()) - 1.0) < 1e-9
+        assert all(m["loo"] is None or m["loo"] >= 0 for m in mem.values())
 
 
 def test_bad_input_errors():

@@ -1088,7 +1088,8 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
     always the model's design. With fixed rows given, ``k{max(ks)}_spearman_fixed_refs`` scores the same model
     adapted with them (the comparison when a designed set was chosen). Baselines at k = max(ks) on the same rows:
     hindsight best training device, proxy chosen from the refs, low-rank transfer. Returns one dict per
-    target (``refs``: the rows used)."""
+    target (``refs``: the rows used; ``k{max(ks)}_members``: each blend member's Spearman alone on the same
+    rows, its leave-one-out error on the refs and its blend weight)."""
     cfg = config or FewShotConfig()
     lat = _check_latency(latency_ms, "latency_ms", allow_nan=False)
     devices = list(devices)
@@ -1120,10 +1121,14 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         rows_eval = np.setdiff1d(np.arange(len(lat)), refs[:kmax])
         sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
         ad = model.adapt(refs[:kmax], y[refs[:kmax]])
+        # each blend member alone on the same rows, with its leave-one-out error on the refs and blend weight
+        # (diagnostic: which member the blend trusted, and which one ranked the target best)
+        logs = model._member_logs(ad, model.features_cache(rows_eval))
+        members = {n: {"spearman": spearman(v, y[rows_eval]), "loo": (ad.loo or {}).get(n),
+                       "weight": float((ad.blend or {"bma": 1.0}).get(n, 0.0))} for n, v in logs.items()}
         row = {"device": t, "train_devices": tr, "tau": model.meta["tau"], "blend_rule": model.meta.get("blend_rule", ""),
                "refs": [int(r) for r in refs[:kmax]], "ref_design": design or "fixed",
-               "experts": list(model.meta["config"]["experts"]),
-               f"k{kmax}_blend": {n: round(w, 3) for n, w in (ad.blend or {"bma": 1.0}).items()}}
+               "experts": list(model.meta["config"]["experts"]), f"k{kmax}_members": members}
         for k, v in sc.items():
             row[f"k{k}_spearman"], row[f"k{k}_MAPE"] = v["spearman"], v["MAPE"]
             if keep_predictions:
