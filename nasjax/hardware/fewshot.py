@@ -1057,13 +1057,15 @@ def lodo_split(devices, target: str, twins: dict | None = None) -> list[str]:
     return [d for d in devices if d not in drop]
 
 
-def _score_k(model, rows_eval, true_eval, ref_rows, ref_ms, ks, exclude=()):
+def _score_k(model, f_eval, true_eval, ref_rows, ref_ms, ks, exclude=()):
+    """Adapt with the first k refs for each k and score on the evaluation rows (``f_eval``: their
+    :meth:`FewShotLatencyModel.features_cache`); each entry keeps its ``adapted`` device."""
     out = {}
     for k in ks:
         require(k <= len(ref_rows), "k", k, f"<= {len(ref_rows)} reference architectures")
         ad = model.adapt(ref_rows[:k] if k else None, ref_ms[:k] if k else None, exclude=exclude)
-        pred = np.exp(model._predict_log(ad, model.features_cache(rows_eval)))
-        out[k] = {"spearman": spearman(pred, true_eval), "MAPE": mape(pred, true_eval), "pred": pred}
+        pred = np.exp(model._predict_log(ad, f_eval))
+        out[k] = {"spearman": spearman(pred, true_eval), "MAPE": mape(pred, true_eval), "pred": pred, "adapted": ad}
     return out
 
 
@@ -1119,11 +1121,12 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         design = model.meta.get("ref_design", (cfg.ref_designs or ("fixed",))[0])
         refs = fixed_refs if _parse_design(design)[0] == "fixed" else model.select_refs(np.arange(len(lat)), kmax, design)
         rows_eval = np.setdiff1d(np.arange(len(lat)), refs[:kmax])
-        sc = _score_k(model, rows_eval, y[rows_eval], refs, y[refs], ks)
-        ad = model.adapt(refs[:kmax], y[refs[:kmax]])
+        f_eval = model.features_cache(rows_eval)
+        sc = _score_k(model, f_eval, y[rows_eval], refs, y[refs], ks)
+        ad = sc[kmax]["adapted"]
         # each blend member alone on the same rows, with its leave-one-out error on the refs and blend weight
         # (diagnostic: which member the blend trusted, and which one ranked the target best)
-        logs = model._member_logs(ad, model.features_cache(rows_eval))
+        logs = model._member_logs(ad, f_eval)
         members = {n: {"spearman": spearman(v, y[rows_eval]), "loo": (ad.loo or {}).get(n),
                        "weight": float((ad.blend or {"bma": 1.0}).get(n, 0.0))} for n, v in logs.items()}
         row = {"device": t, "train_devices": tr, "tau": model.meta["tau"], "blend_rule": model.meta.get("blend_rule", ""),
@@ -1178,12 +1181,14 @@ def evaluate_unseen_table(model: FewShotLatencyModel, train_tab, target_ms, targ
                 refs_d = np.array([i for i in np.asarray(ref_idx, np.int64) if ok[i]], np.int64)
             kmax = min(max(ks), len(refs_d))
             ev = np.setdiff1d(cand, refs_d[:kmax])
-            sc = _score_k(model, target_rows[ev], y[ev], target_rows[refs_d], y[refs_d],
-                          [k for k in ks if k <= kmax], exclude=exclude)
+            f_ev = model.features_cache(target_rows[ev])
+            sc = _score_k(model, f_ev, y[ev], target_rows[refs_d], y[refs_d], [k for k in ks if k <= kmax],
+                          exclude=exclude)
             for k, v in sc.items():
                 acc.setdefault(f"k{k}_spearman", []).append(v["spearman"])
                 acc.setdefault(f"k{k}_MAPE", []).append(v["MAPE"])
-            ad = model.adapt(target_rows[refs_d[:kmax]], y[refs_d[:kmax]], exclude=exclude)
+            ad = (sc[kmax]["adapted"] if kmax in sc
+                  else model.adapt(target_rows[refs_d[:kmax]], y[refs_d[:kmax]], exclude=exclude))
             members.append(f"{(ad.blend or {}).get('opcost', 0.0):.2f}")
             b = _baselines(train_tab, target_rows[ev], y[ev], target_rows[refs_d[:kmax]], y[refs_d[:kmax]],
                            model.a["coef_log"].shape[1] - 1)
@@ -1192,7 +1197,7 @@ def evaluate_unseen_table(model: FewShotLatencyModel, train_tab, target_ms, targ
             if "table_x" in model.a:
                 xa = model.features_cache(target_rows[refs_d[:kmax]])["xa"]
                 w = model._opcost_fit(xa, y[refs_d[:kmax]], float(model.meta["config"].get("opcost_ridge", 0.1)))
-                b["opcost_alone"] = spearman(model.features_cache(target_rows[ev])["xa"] @ w, y[ev])
+                b["opcost_alone"] = spearman(f_ev["xa"] @ w, y[ev])
             for k, v in b.items():
                 acc.setdefault(f"baseline_{k}", []).append(v)
         row = {"device": d, "n_eval": int(len(ev)), "draws": len(members), "members": members}
