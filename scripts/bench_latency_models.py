@@ -16,7 +16,8 @@ taken as ms, see nasjax/hardware/dgl.py):
    device chosen from the k refs, low-rank transfer) and the same models given HELP's 10 refs. Goals at
    k = 10: NB201 mean >= 0.97 and worst >= 0.90; FBNet mean >= 0.95. Every switch of the model (pair
    experts, tau, blend rule) is chosen per model by meta-validation on its training devices
-   (``fs.meta_selected_config``), whose episodes design their references the same way.
+   (``fs.meta_selected_config``), whose episodes design their references the same way; the model
+   averages the predictions of the two best candidates.
    HELP's own split (13 train / 6 test devices) against HELP's reported 10-sample Spearman, scored on
    all rows and on HELP's own evaluation rows (``help_data.help_query_rows``: rows 900-1899, middle 80 %
    by the device's latency) with HELP's information (its 10 refs + 10 random fine-tuning rows: the
@@ -148,9 +149,12 @@ def help_lodo_section(space: str, ks, targets) -> tuple[dict, list]:
         print(f"{r['device']:16s} " + " ".join(f"{r[f'k{k}_spearman']:6.3f}" for k in ks)
               + f" {r[f'k{kx}_MAPE']:6.1f}% {r['baseline_hindsight_best_device']:9.3f} {r['baseline_ref_chosen_proxy']:8.3f}"
               f" {r['baseline_lowrank_transfer']:7.3f} {r[f'k{kx}_spearman_fixed_refs']:8.3f}")
-    print("  meta-validated choice per target (training devices only): experts / tau / blend rule / reference design:")
+    print("  meta-validated choice per target (training devices only): experts / tau / blend rule / reference design;"
+          " then the other candidates averaged with it")
     for r in rows:
-        print(f"    {r['device']:16s} {'+'.join(r['experts']):22s} {r['tau']!s:5s} {r['blend_rule']:28s} {r['ref_design']}")
+        more = "; ".join(f"{'+'.join(e)} {t} {ru}" for e, t, ru in r["choices"][1:])
+        print(f"    {r['device']:16s} {'+'.join(r['experts']):22s} {r['tau']!s:5s} {r['blend_rule']:28s} {r['ref_design']:6s}"
+              + (f"  + {more}" if more else ""))
     for k in ks:
         print(f"  k={k:2d}: mean {summ[f'k{k}']['spearman_mean_exact']:.4f}  worst {summ[f'k{k}']['spearman_worst_exact']:.4f}"
               f" ({summ[f'k{k}']['worst_device']})  MAPE {summ[f'k{k}']['MAPE_mean']:.1f}%")
@@ -176,7 +180,8 @@ def help_lodo_section(space: str, ks, targets) -> tuple[dict, list]:
           f" ({rows[int(fixed.argmin())]['device']})")
     summ["per_device"] = {r["device"]: {f"k{k}": _r3(r[f"k{k}_spearman"]) for k in ks} for r in rows}
     summ["meta_choice"] = {r["device"]: {"experts": r["experts"], "tau": r["tau"], "blend_rule": r["blend_rule"],
-                                         "ref_design": r["ref_design"], "refs": r["refs"]} for r in rows}
+                                         "ref_design": r["ref_design"], "refs": r["refs"], "averaged_candidates": r["choices"]}
+                           for r in rows}
     summ["seconds"] = round(time.time() - t0, 1)
     return summ, rows
 
@@ -198,7 +203,7 @@ def help_split_section(draws: int, seed: int) -> dict:
                                                additive_features=_onehot(ds))
     rng = np.random.default_rng(seed)
     print(f"\n== HELP's split (13 training devices -> 6 test devices), Spearman; meta-validated choice: "
-          f"{'+'.join(model.meta['config']['experts'])}, tau {model.meta['tau']}, rule {model.meta['blend_rule']} ==")
+          + "; ".join(f"{'+'.join(e)}, tau {t}, rule {r}" for e, t, r in model.choices()) + " (averaged) ==")
     print(f"  {'device':14s} {'all rows':>8s} {'HELP rows':>9s} {'HELP info':>9s} {'HELP':>6s}  HELP info (like for like) / 10 refs only")
     out = {}
     every = np.setdiff1d(np.arange(len(ds.latency_ms)), refs)
@@ -223,7 +228,8 @@ def help_split_section(draws: int, seed: int) -> dict:
     return {"devices": out, "all_beat_on_help_rows": all(v["beats_on_help_rows"] for v in out.values()),
             "all_beat_with_help_info": all(v["beats_with_help_info"] for v in out.values()),
             "meta_choice": {"experts": model.meta["config"]["experts"], "tau": model.meta["tau"],
-                            "blend_rule": model.meta["blend_rule"]}}
+                            "blend_rule": model.meta["blend_rule"],
+                            "averaged_candidates": [[list(e), t, r] for e, t, r in model.choices()]}}
 
 
 def unseen_section(save_dir, ref_draws: int, seed: int) -> dict:

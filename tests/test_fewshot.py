@@ -211,7 +211,7 @@ def test_blend_rules_and_pair_experts():
     assert fs.spearman(model.predict(rest, ad), target[rest]) > 0.99
 
 
-def test_meta_calibration_chooses_among_candidates_without_the_held_out_device():
+def test_meta_calibration_chooses_among_candidates_without_the_held_out_device(tmp_path):
     _, lat = _synthetic(n=120, d=5, seed=3)
     cfg = fs.meta_selected_config(refs=range(8), opcost=False, rank=2, tau_grid=(1.0, 10.0))
     model = fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)], cfg)
@@ -224,6 +224,56 @@ def test_meta_calibration_chooses_among_candidates_without_the_held_out_device()
     # the same seed and data give the same choice
     again = fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)], cfg)
     assert again.meta["meta_scores"] == scores
+    # every score is the objective of the per-episode Spearman values, one per held-out training device
+    per = model.meta["meta_episode_scores"]
+    assert sorted(model.meta["meta_episode_devices"]) == [f"d{i}" for i in range(5)]
+    assert all(len(v) == 5 for v in per.values())
+    assert all(abs(scores[k] - np.mean(per[k])) < 1e-4 for k in scores)
+    # other objectives: the same episodes, each choice scored by its worst / its two lowest held-out devices
+    for objective, of in (("mean+cvar:0.2", lambda v: 0.5 * (np.mean(v) + min(v))),  # 5 devices: the worst one
+                          ("cvar:0.4", lambda v: np.mean(sorted(v)[:2]))):
+        other = fs.FewShotLatencyModel.train_table(
+            lat, [f"d{i}" for i in range(5)], fs.meta_selected_config(refs=range(8), opcost=False, rank=2,
+                                                                      tau_grid=(1.0, 10.0), meta_objective=objective))
+        assert other.meta["meta_episode_scores"] == per
+        assert all(abs(other.meta["meta_scores"][k] - of(per[k])) < 1e-4 for k in per)
+        best = max(other.meta["meta_scores"], key=other.meta["meta_scores"].get).split("|")
+        assert best[2] == other.meta["blend_rule"]
+    # meta_top = 2: the two best candidates, best first; the prediction is the mean of their log predictions,
+    # each candidate adapted on its own
+    assert cfg.meta_top == 2
+    ranked = sorted(scores, key=lambda k: -scores[k])[:2]
+    ens = model.choices()
+    assert ["|".join([",".join(e), str(t), r]) for e, t, r in ens] == ranked
+    assert ens[0] == (tuple(model.meta["config"]["experts"]), model.meta["tau"], model.meta["blend_rule"])
+    refs, rest = np.arange(10), np.arange(10, 120)
+    target = lat[:, 4] * np.exp(0.05 * np.sin(np.arange(120)))
+    ad = model.adapt(refs, target[refs])
+    assert len(ad.ensemble) == 1
+    each = [np.log(model.predict(rest, model.adapt(refs, target[refs], _choices=[c]))) for c in ens]
+    assert np.allclose(np.log(model.predict(rest, ad)), np.mean(each, 0))
+    model.save(tmp_path / "m.npz")  # the candidates travel with the file
+    back = fs.FewShotLatencyModel.load(tmp_path / "m.npz")
+    assert back.choices() == ens
+    assert np.array_equal(back.predict(rest, back.adapt(refs, target[refs])), model.predict(rest, ad))
+    w = ad.member_weights()
+    assert abs(sum(v["weight"] for v in w.values()) - 1.0) < 1e-9 and all(v["loo"] >= 0 for v in w.values())
+    with pytest.raises(NasjaxInputError, match="meta_top"):
+        fs.FewShotLatencyModel.train_table(lat, [f"d{i}" for i in range(5)],
+                                           fs.meta_selected_config(refs=range(8), opcost=False, rank=2, meta_top=0))
+
+
+def test_meta_objectives():
+    v = [0.9, 0.5, 0.7, 1.0]
+    assert fs.meta_objective_fn("mean")(v) == pytest.approx(0.775)
+    assert fs.meta_objective_fn("cvar:0.25")(v) == pytest.approx(0.5)
+    assert fs.meta_objective_fn("cvar:0.5")(v) == pytest.approx(0.6)
+    assert fs.meta_objective_fn("cvar:0.1")(v) == pytest.approx(0.5)  # at least one value
+    assert fs.meta_objective_fn("cvar:1")(v) == pytest.approx(0.775)
+    assert fs.meta_objective_fn("mean+cvar:0.5")(v) == pytest.approx(0.6875)
+    for bad in ("max", "cvar:0", "cvar:1.5", "cvar:x", "mean+cvar"):
+        with pytest.raises(NasjaxInputError, match="meta_objective"):
+            fs.meta_objective_fn(bad)
 
 
 def test_dgl_candidates_calibrate_the_a_model():

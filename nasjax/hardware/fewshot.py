@@ -60,7 +60,9 @@ Math (all in log-milliseconds, y = log L):
    Meta-validation (``meta_calibrate``) chooses tau (grid or "auto"), the expert set (``expert_sets``) and the
    blend rule (``blend_rules``) jointly: one episode per training device t, in table mode with the model
    rebuilt on the other devices (so t is in neither the basis nor the priors), adapted with the fixed
-   ``meta_refs`` rows (or ``meta_k`` random rows), scored by Spearman on t's other rows; highest mean wins.
+   ``meta_refs`` rows (or ``meta_k`` random rows), scored by Spearman on t's other rows; the candidate of
+   highest ``meta_objective`` over those Spearman values wins (the mean, or the mean averaged with the mean
+   of the worst fifth, ``"mean+cvar:0.2"``, as the benchmark does).
 
 4. Baselines (for the benchmark): the best single training device chosen with hindsight (oracle), the
    proxy device chosen from the k references, and low-rank transfer (SVD of the training devices' log
@@ -176,6 +178,14 @@ class FewShotConfig:
     # :meth:`FewShotLatencyModel.select_refs`), in every meta-validation episode on the model rebuilt without
     # the held-out device, as at test time
     ref_designs: tuple = ()
+    # what meta-validation maximises over its held-out training devices' Spearman values: "mean", or
+    # "cvar:q" = the mean of the lowest fraction q of them (the expected shortfall: a choice judged by its
+    # worst devices), or "mean+cvar:q" = the average of the two
+    meta_objective: str = "mean"
+    # average the log-latency predictions of this many best meta-validated candidates (experts, tau, rule),
+    # each adapted to the target on its own; 1 = the best candidate alone. Candidates a few 1e-4 apart in
+    # meta-validation score are a coin flip between them; averaging them lowers the variance of that choice
+    meta_top: int = 1
 
 
 def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_designs=(),
@@ -192,7 +202,10 @@ def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_
     it are candidates next to the rules without it, so meta-validation decides whether it is used.
     ``ref_designs``: candidate reference designs (``"fixed"`` = ``refs``, ``"msadd"``, ``"msadd*10"``,
     ``"lowrank"``, see :meth:`FewShotLatencyModel.select_refs`); meta-validation picks one (its episodes
-    design their references on the model rebuilt without the held-out device, as at test time)."""
+    design their references on the model rebuilt without the held-out device, as at test time).
+    The model predicts with the average (in log space) of the **two** best candidates (``meta_top=2``), each
+    adapted to the target on its own: the best few candidates are typically 1e-4 to 1e-3 apart in mean
+    meta-validation Spearman, so the single best is a coin flip among them."""
     for d in ref_designs:
         _parse_design(d)
     require("fixed" not in ref_designs or len(refs) > 0, "refs", refs, "fixed reference rows for the 'fixed' design")
@@ -202,7 +215,7 @@ def meta_selected_config(refs=(), opcost: bool = True, msadd: bool = False, ref_
         rules += (f"2:{members},msadd", f"4:{members},msadd")
     kw = {"blend": ("nnls", "msadd") if msadd else ("nnls",), "opcost_ridge": 0.1 if opcost else 0.0,
           "meta_refs": tuple(int(r) for r in refs), "blend_rules": rules, "ref_designs": tuple(ref_designs),
-          "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair"))}
+          "expert_sets": (("lowrank", "single"), ("lowrank", "single", "pair")), "meta_top": 2}
     kw.update(overrides)
     return FewShotConfig(**kw)
 
@@ -377,6 +390,19 @@ class Adapted:
     msadd: tuple | None = None  # (w [1 + F], scale s): additive per-op latency in ms, L(x) = s * [1, x] . w
     blend: dict | None = None  # member -> weight (1/e^power normalised); None: the expert average alone
     loo: dict | None = None  # leave-one-out mean squared log errors of the members on the refs
+    ensemble: list = field(default_factory=list, repr=False)  # the other candidates' adaptations (meta_top > 1)
+
+    def member_weights(self) -> dict:
+        """Each member's blend weight and leave-one-out error, averaged over the adapted candidates
+        (``{"bma": {"weight": 1.0, "loo": None}}`` when k < 5: the expert average alone)."""
+        cands = (self, *self.ensemble)
+        names = sorted({n for a in cands for n in (a.blend or {"bma": 1.0})})
+        out = {}
+        for n in names:
+            loo = [a.loo[n] for a in cands if a.loo and n in a.loo]
+            out[n] = {"weight": float(np.mean([(a.blend or {"bma": 1.0}).get(n, 0.0) for a in cands])),
+                      "loo": float(np.mean(loo)) if loo else None}
+        return out
 
 
 class FewShotLatencyModel:
@@ -537,9 +563,14 @@ class FewShotLatencyModel:
         rebuilt without the held-out device
         (basis, priors and experts: exactly the test-time procedure); in net mode the basis net is shared
         and the held-out device is only excluded from the device experts. Score: Spearman on the episode's
-        other rows; the combination of highest mean wins. Stores ``meta["tau"]``, ``meta["blend_rule"]``,
-        ``meta["config"]["experts"]`` and every score (``meta["meta_scores"]``); returns tau."""
+        other rows; the combination of highest ``cfg.meta_objective`` over the episodes wins (see
+        :func:`meta_objective_fn`). Stores ``meta["tau"]``, ``meta["blend_rule"]``, ``meta["config"]["experts"]``,
+        every score (``meta["meta_scores"]``) and its per-episode Spearman values (``meta["meta_episode_scores"]``,
+        in the order of ``meta["meta_episode_devices"]``); returns tau."""
         rng = np.random.default_rng(cfg.seed + 1)
+        objective = meta_objective_fn(cfg.meta_objective)
+        require(isinstance(cfg.meta_top, (int, np.integer)) and cfg.meta_top >= 1, "config.meta_top", cfg.meta_top,
+                "a positive integer (how many best candidates to average)")
         rules = tuple(cfg.blend_rules) or ("",)
         for r in rules:
             _parse_rule(r)
@@ -585,32 +616,37 @@ class FewShotLatencyModel:
                     eps.append((sub, excl, t, refs, rest, ff))
             return eps
 
-        def run(episodes, ex, tau, rules):
+        def run(episodes, ex, tau, rules):  # each rule's Spearman per episode
             s = {r: [] for r in rules}
             for sub, excl, t, refs, rest, (f_ref, f_rest) in episodes:
-                sub.meta["tau"], sub.meta["config"]["experts"] = tau, list(ex)
-                ad = sub.adapt(refs, lat[refs, t], exclude=excl, _feats=f_ref)
+                ad = sub.adapt(refs, lat[refs, t], exclude=excl, _feats=f_ref, _choices=[(tuple(ex), tau, "")])
                 logs = sub._member_logs(ad, f_rest)
                 for r in rules:
                     w = blend_weights(ad.loo, r) if ad.loo else None
                     pred = logs["bma"] if not w else sum(v * logs[n] for n, v in w.items() if v > 0)
                     s[r].append(spearman(pred, lat[rest, t]))
-            return {r: float(np.mean(v)) for r, v in s.items()}
+            return s
 
         # stage 1: experts, tau and blend rule on the first design; stage 2: that choice on every other
-        # candidate design (same held-out devices, same rebuilt models), the design of highest mean wins
+        # candidate design (same held-out devices, same rebuilt models), the design of highest objective wins
         episodes = episodes_for(designs[0])
-        scores = {}
+        scores, per_episode = {}, {}
         for ex, tau in [(ex, tau) for ex in sets for tau in (*cfg.tau_grid, "auto")]:
             for r, v in run(episodes, ex, tau, rules).items():
-                scores[(",".join(ex), tau, r)] = v
+                scores[(",".join(ex), tau, r)] = objective(v)
+                per_episode[(",".join(ex), tau, r)] = v
         best = max(scores, key=lambda key: scores[key])
         d_scores = {designs[0]: scores[best]}
         for d in designs[1:]:
-            d_scores[d] = run(episodes_for(d), best[0].split(","), best[1], (best[2],))[best[2]]
+            d_scores[d] = objective(run(episodes_for(d), best[0].split(","), best[1], (best[2],))[best[2]])
         ex, self.meta["tau"], self.meta["blend_rule"] = best
         self.meta["config"]["experts"] = ex.split(",")
+        top = sorted(scores, key=lambda key: -scores[key])[:cfg.meta_top]
+        self.meta["ensemble"] = [[key[0].split(","), key[1], key[2]] for key in top] if cfg.meta_top > 1 else []
         self.meta["meta_scores"] = {"|".join(map(str, key)): v for key, v in scores.items()}
+        self.meta["meta_episode_devices"] = [self.devices[t] for _, _, t, *_ in episodes]
+        self.meta["meta_episode_scores"] = {"|".join(map(str, key)): [round(float(x), 5) for x in v]
+                                            for key, v in per_episode.items()}
         self.meta["ref_design"] = max(designs, key=lambda d: d_scores[d])
         self.meta["design_scores"] = d_scores
         return best[1]
@@ -659,9 +695,20 @@ class FewShotLatencyModel:
         return self._basis_fn(x)
 
     # ---- adaptation and prediction ---------------------------------------------------------------
-    def adapt(self, ref_features=None, ref_latency_ms=None, exclude=(), _feats=None) -> Adapted:
+    def choices(self) -> list[tuple]:
+        """The meta-validated candidates this model predicts with, best first: (experts, tau, blend rule)
+        each; several when ``meta_top`` > 1 (their log predictions are averaged)."""
+        ens = self.meta.get("ensemble")
+        if ens:
+            return [(tuple(e), t, r) for e, t, r in ens]
+        return [(tuple(self.meta["config"].get("experts", ("lowrank", "single"))), self.meta.get("tau", 1.0),
+                 self.meta.get("blend_rule", ""))]
+
+    def adapt(self, ref_features=None, ref_latency_ms=None, exclude=(), _feats=None, _choices=None) -> Adapted:
         """Device embedding from k reference measurements (k = 0: pass nothing). ``exclude`` removes
-        training devices from the single-device experts (e.g. a twin of the target)."""
+        training devices from the single-device experts (e.g. a twin of the target). One adaptation per
+        candidate of :meth:`choices` (``_choices``: other candidates); the first is returned, the others in
+        its ``ensemble``."""
         if ref_features is None or ref_latency_ms is None or len(np.atleast_1d(ref_latency_ms)) == 0:
             yr = np.zeros(0)
             f = {"g": np.zeros((0, self.a["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
@@ -674,7 +721,13 @@ class FewShotLatencyModel:
             require(len(f["g"]) == len(yr), "ref_features", len(f["g"]), f"{len(yr)} rows like ref_latency_ms")
         for e in exclude:
             require(e in self.devices, "exclude", e, f"one of {self.devices}")
-        ad = self._adapt_device(f, yr, exclude)
+        ads = [self._adapt_choice(f, yr, exclude, c) for c in (_choices or self.choices())]
+        ads[0].ensemble = ads[1:]
+        return ads[0]
+
+    def _adapt_choice(self, f, yr, exclude, choice) -> Adapted:
+        experts, tau, rule = choice
+        ad = self._adapt_device(f, yr, exclude, experts, tau)
         k = len(yr)
         if k >= 5:
             # blend the members in log space with weights 1/e_m^2, e_m = leave-one-out mean squared
@@ -682,19 +735,19 @@ class FewShotLatencyModel:
             lam = float(self.meta["config"].get("opcost_ridge", 0.0))
             if lam > 0 and "table_x" in self.a:
                 ad.opcost = self._opcost_fit(f["xa"], np.exp(yr), lam)
-            names = list(self._member_logs(ad, _take(f, [0])))
+            names = list(self._member_logs_one(ad, _take(f, [0])))
             errs = {n: [] for n in names}
             for i in range(k):
                 keep = np.delete(np.arange(k), i)
                 sub = _take(f, keep)
-                inner = self._adapt_device(sub, yr[keep], exclude)
+                inner = self._adapt_device(sub, yr[keep], exclude, experts, tau)
                 if ad.opcost is not None:
                     inner.opcost = self._opcost_fit(sub["xa"], np.exp(yr[keep]), lam)
-                logs = self._member_logs(inner, _take(f, [i]))
+                logs = self._member_logs_one(inner, _take(f, [i]))
                 for n in names:
                     errs[n].append(float((logs[n][0] - yr[i]) ** 2) if n in logs else np.inf)
             ad.loo = {n: float(np.mean(v)) for n, v in errs.items()}
-            ad.blend = blend_weights(ad.loo, self.meta.get("blend_rule", ""))
+            ad.blend = blend_weights(ad.loo, rule)
         return ad
 
     @staticmethod
@@ -702,18 +755,17 @@ class FewShotLatencyModel:
         """Ridge regression of latency (ms) on [1, op counts]: w = (H^T H + lam I)^-1 H^T y."""
         return np.linalg.solve(xa.T @ xa + lam * np.eye(xa.shape[1]), xa.T @ y_ms)
 
-    def _adapt_device(self, f, yr, exclude) -> Adapted:
-        tau = self.meta.get("tau", 1.0)
+    def _adapt_device(self, f, yr, exclude, experts, tau) -> Adapted:
         require(tau == "auto" or (isinstance(tau, (int, float)) and tau > 0), "tau", tau, "'auto' or a positive float")
         if tau == "auto":  # empirical Bayes per target: the tau of highest total evidence of its k refs
             best = None
             for t in self.meta["config"]["tau_grid"]:
-                cand = self._mixture(f, yr, float(t), exclude)
+                cand = self._mixture(f, yr, float(t), exclude, experts)
                 if best is None or cand[2] > best[2]:
                     best = cand
             names, coefs, _, pw = best
         else:
-            names, coefs, _, pw = self._mixture(f, yr, float(tau), exclude)
+            names, coefs, _, pw = self._mixture(f, yr, float(tau), exclude, experts)
         nn = None
         if len(yr) >= 2 and "nnls" in self.meta["config"].get("blend", ()):
             from scipy.optimize import nnls
@@ -751,12 +803,12 @@ class FewShotLatencyModel:
         return Adapted(k=len(yr), weights=dict(zip(names, pw.tolist())), coefs=coefs, nnls=nn, additive=add, stack=st,
                        msadd=msa)
 
-    def _mixture(self, f, yr, tau, exclude):
+    def _mixture(self, f, yr, tau, exclude, experts):
         """Posterior means, log marginal likelihood of the mixture and the model-averaging weights."""
         s2_lr, s2_add, s2_single = (float(v) * tau for v in self.a["s2"])
         coefs, logw = {}, {}
         devs = self.meta["devices"]
-        experts = tuple(self.meta["config"].get("experts", ("lowrank", "single")))
+        experts = tuple(experts)
         share = 1.0 / len(experts)
         if "lowrank" in experts:
             w, ev = _blr(f["g"], yr, self.a["lr_m"], self.a["lr_S"], s2_lr)
@@ -798,6 +850,13 @@ class FewShotLatencyModel:
         return names, coefs, total, pw
 
     def _member_logs(self, ad: Adapted, f: dict) -> dict:
+        """Each member's log-ms prediction, averaged over the adapted candidates (:meth:`choices`)."""
+        if not ad.ensemble:
+            return self._member_logs_one(ad, f)
+        each = [self._member_logs_one(a, f) for a in (ad, *ad.ensemble)]
+        return {n: np.mean([e[n] for e in each if n in e], 0) for n in each[0]}
+
+    def _member_logs_one(self, ad: Adapted, f: dict) -> dict:
         """Log-ms prediction of each member: ``bma`` (expert average), ``nnls``, ``opcost``, ``additive``,
         ``stack``. The expert average is linear in the device columns, so it is accumulated as one
         coefficient vector per basis (constant, g, [1, x], centred device columns) and applied once."""
@@ -841,10 +900,12 @@ class FewShotLatencyModel:
         return logs
 
     def _predict_log(self, ad: Adapted, f: dict) -> np.ndarray:
-        logs = self._member_logs(ad, f)
-        if not ad.blend:
-            return logs["bma"]
-        return sum(w * logs[n] for n, w in ad.blend.items() if w > 0)
+        """Log-ms prediction: each candidate's blend of its members, averaged over the candidates."""
+        out = []
+        for a in (ad, *ad.ensemble):
+            logs = self._member_logs_one(a, f)
+            out.append(logs["bma"] if not a.blend else sum(w * logs[n] for n, w in a.blend.items() if w > 0))
+        return out[0] if len(out) == 1 else np.mean(out, 0)
 
     def predict(self, features, adapted: Adapted) -> np.ndarray:
         """Predicted latency (ms) of architectures ``features [N, F]`` on the adapted device."""
@@ -943,6 +1004,30 @@ def greedy_design(h, prior_cov, s2: float, k: int) -> np.ndarray:
         var = var - proj ** 2 / denom
         hc = hc - np.outer(proj, c_i) / denom
     return np.array(chosen, dtype=np.int64)
+
+
+def meta_objective_fn(objective: str):
+    """The meta-validation objective named by ``objective`` (see ``FewShotConfig.meta_objective``), as a
+    function of the held-out training devices' Spearman values."""
+    name = str(objective)
+    q = None
+    if name.startswith(("cvar:", "mean+cvar:")):
+        try:
+            q = float(name.rpartition(":")[2])
+        except ValueError:
+            q = -1.0
+    require(name == "mean" or (q is not None and 0 < q <= 1), "meta_objective", objective,
+            "'mean', 'cvar:q' or 'mean+cvar:q' with 0 < q <= 1")
+
+    def cvar(v):
+        v = np.sort(np.asarray(v, np.float64))
+        return float(v[:max(1, int(math.ceil(q * len(v))))].mean())
+
+    if name == "mean":
+        return lambda v: float(np.mean(v))
+    if name.startswith("cvar:"):
+        return cvar
+    return lambda v: 0.5 * (float(np.mean(v)) + cvar(v))
 
 
 def _parse_rule(rule: str) -> tuple[float, tuple]:
@@ -1127,11 +1212,13 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
         # each blend member alone on the same rows, with its leave-one-out error on the refs and blend weight
         # (diagnostic: which member the blend trusted, and which one ranked the target best)
         logs = model._member_logs(ad, f_eval)
-        members = {n: {"spearman": spearman(v, y[rows_eval]), "loo": (ad.loo or {}).get(n),
-                       "weight": float((ad.blend or {"bma": 1.0}).get(n, 0.0))} for n, v in logs.items()}
+        mw = ad.member_weights()
+        members = {n: {"spearman": spearman(v, y[rows_eval]), **mw.get(n, {"weight": 0.0, "loo": None})}
+                   for n, v in logs.items()}
         row = {"device": t, "train_devices": tr, "tau": model.meta["tau"], "blend_rule": model.meta.get("blend_rule", ""),
                "refs": [int(r) for r in refs[:kmax]], "ref_design": design or "fixed",
-               "experts": list(model.meta["config"]["experts"]), f"k{kmax}_members": members}
+               "experts": list(model.meta["config"]["experts"]), f"k{kmax}_members": members,
+               "choices": [[list(e), t, r] for e, t, r in model.choices()]}
         for k, v in sc.items():
             row[f"k{k}_spearman"], row[f"k{k}_MAPE"] = v["spearman"], v["MAPE"]
             if keep_predictions:
@@ -1189,7 +1276,7 @@ def evaluate_unseen_table(model: FewShotLatencyModel, train_tab, target_ms, targ
                 acc.setdefault(f"k{k}_MAPE", []).append(v["MAPE"])
             ad = (sc[kmax]["adapted"] if kmax in sc
                   else model.adapt(target_rows[refs_d[:kmax]], y[refs_d[:kmax]], exclude=exclude))
-            members.append(f"{(ad.blend or {}).get('opcost', 0.0):.2f}")
+            members.append(f"{ad.member_weights().get('opcost', {'weight': 0.0})['weight']:.2f}")
             b = _baselines(train_tab, target_rows[ev], y[ev], target_rows[refs_d[:kmax]], y[refs_d[:kmax]],
                            model.a["coef_log"].shape[1] - 1)
             b["hindsight_device"] = model.devices[b.pop("hindsight_device_index")]
