@@ -60,9 +60,10 @@ Math (all in log-milliseconds, y = log L):
    Meta-validation (``meta_calibrate``) chooses tau (grid or "auto"), the expert set (``expert_sets``) and the
    blend rule (``blend_rules``) jointly: one episode per training device t, in table mode with the model
    rebuilt on the other devices (so t is in neither the basis nor the priors), adapted with the fixed
-   ``meta_refs`` rows (or ``meta_k`` random rows), scored by Spearman on t's other rows; the candidate of
-   highest ``meta_objective`` over those Spearman values wins (the mean, or the mean averaged with the mean
-   of the worst fifth, ``"mean+cvar:0.2"``, as the benchmark does).
+   ``meta_refs`` rows (or ``meta_k`` random rows), scored by Spearman on t's other rows; candidates are
+   ranked by ``meta_objective`` over those Spearman values (default the mean; ``"cvar:q"`` / ``"mean+cvar:q"``
+   weigh the worst held-out devices) and the ``meta_top`` best are kept: the model averages their log
+   predictions, each adapted on its own (the benchmark keeps 2).
 
 4. Baselines (for the benchmark): the best single training device chosen with hindsight (oracle), the
    proxy device chosen from the k references, and low-rank transfer (SVD of the training devices' log
