@@ -623,8 +623,7 @@ class FewShotLatencyModel:
                 ad = sub.adapt(refs, lat[refs, t], exclude=excl, _feats=f_ref, _choices=[(tuple(ex), tau, "")])
                 logs = sub._member_logs(ad, f_rest)
                 for r in rules:
-                    w = blend_weights(ad.loo, r) if ad.loo else None
-                    pred = logs["bma"] if not w else sum(v * logs[n] for n, v in w.items() if v > 0)
+                    pred = blend_logs(logs, blend_weights(ad.loo, r) if ad.loo else None)
                     s[r].append(spearman(pred, lat[rest, t]))
             return s
 
@@ -902,10 +901,7 @@ class FewShotLatencyModel:
 
     def _predict_log(self, ad: Adapted, f: dict) -> np.ndarray:
         """Log-ms prediction: each candidate's blend of its members, averaged over the candidates."""
-        out = []
-        for a in (ad, *ad.ensemble):
-            logs = self._member_logs_one(a, f)
-            out.append(logs["bma"] if not a.blend else sum(w * logs[n] for n, w in a.blend.items() if w > 0))
+        out = [blend_logs(self._member_logs_one(a, f), a.blend) for a in (ad, *ad.ensemble)]
         return out[0] if len(out) == 1 else np.mean(out, 0)
 
     def predict(self, features, adapted: Adapted) -> np.ndarray:
@@ -1042,6 +1038,13 @@ def _parse_rule(rule: str) -> tuple[float, tuple]:
         raise NasjaxInputError(f"blend rule: got {rule!r}, expected 'power:member,...' e.g. '2:bma,nnls'") from None
     require(power >= 0, "blend rule power", power, ">= 0")
     return power, tuple(n for n in names.split(",") if n)
+
+
+def blend_logs(logs: dict, weights: dict | None) -> np.ndarray:
+    """The members' log predictions blended with ``weights`` (None or empty: the expert average alone)."""
+    if not weights:
+        return logs["bma"]
+    return sum(w * logs[n] for n, w in weights.items() if w > 0)
 
 
 def blend_weights(loo: dict, rule: str = "") -> dict:
