@@ -47,5 +47,5 @@ class Constraint:
     def satisfied(self, archs, tol: float = 1e-9) -> np.ndarray:
         return np.asarray(self.table.predict(np.atleast_2d(archs))) <= self.bound + tol
 
-    def with_bound(self, bound: float) -> "Constraint":
+    def with_bound(self, bound: float) -> Constraint:
         return Constraint(self.table, float(bound), self.unit)

@@ -8,8 +8,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -140,3 +141,30 @@ def write_csv(path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
     for r in rows:
         w.writerow([_plain(x) for x in r])
     atomic_write_text(path, buf.getvalue())
+
+
+def read_text(path, field: str) -> str:
+    """A file's text, strictly UTF-8; a missing file or binary bytes name ``field`` and the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise NasjaxInputError(f"{field}: no file {str(p)!r}; expected an existing text file")
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NasjaxInputError(f"{field}: {str(p)!r} is not UTF-8 text (bad byte at offset {e.start}); "
+                               "expected a text file") from None
+
+
+def read_json(path, field: str) -> Any:
+    """Read a JSON file strictly (UTF-8, no NaN/Infinity literals); errors name ``field`` and the file."""
+    p = Path(path)
+    text = read_text(p, field)
+
+    def _no_constant(c):
+        raise NasjaxInputError(f"{field}: {str(p)!r} holds {c}, expected finite numbers")
+
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise NasjaxInputError(f"{field}: {str(p)!r} is not valid JSON ({e.msg} at line {e.lineno}); "
+                               "expected a JSON document") from None

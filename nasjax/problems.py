@@ -9,8 +9,8 @@ tables) runs through one code path. Spaces whose resolution changes the tables (
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

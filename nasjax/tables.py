@@ -104,7 +104,7 @@ class Table:
     def shape(self) -> tuple[int, int]:
         return self.values.shape
 
-    def check_space(self, space) -> "Table":
+    def check_space(self, space) -> Table:
         """Raise unless this table's mask matches ``space`` (positions x choice counts)."""
         if self.values.shape[0] != space.num_positions or not np.array_equal(
             self.mask.sum(1), space.num_choices
@@ -144,7 +144,7 @@ class Table:
         small = np.where(self.mask, self.coef, -np.inf)
         return self.base + float(big.min(1).sum()), self.base + float(small.max(1).sum())
 
-    def to_unit(self, unit: str) -> "Table":
+    def to_unit(self, unit: str) -> Table:
         f = convert_value(1.0, self.unit, unit)
         return replace(self, values=self.values * f, base=self.base * f, unit=unit)
 
@@ -165,7 +165,7 @@ class Table:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "table") -> "Table":
+    def from_dict(cls, d: dict, source: str = "table") -> Table:
         if not isinstance(d, dict):
             raise NasjaxInputError(f"{source}: expected a JSON object, got {type(d).__name__}")
         if d.get("format") != FORMAT:
@@ -194,7 +194,7 @@ class Table:
         write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path) -> "Table":
+    def load(cls, path) -> Table:
         path = Path(path)
         try:
             d = json.loads(path.read_text())

@@ -202,7 +202,7 @@ def help_split_section(draws: int, seed: int) -> dict:
                                                arch_features=hd.nb201_live_op_counts(ds.archs),
                                                additive_features=_onehot(ds))
     rng = np.random.default_rng(seed)
-    print(f"\n== HELP's split (13 training devices -> 6 test devices), Spearman; meta-validated choice: "
+    print("\n== HELP's split (13 training devices -> 6 test devices), Spearman; meta-validated choice: "
           + "; ".join(f"{'+'.join(e)}, tau {t}, rule {r}" for e, t, r in model.choices()) + " (averaged) ==")
     print(f"  {'device':14s} {'all rows':>8s} {'HELP rows':>9s} {'HELP info':>9s} {'HELP':>6s}  HELP info (like for like) / 10 refs only")
     out = {}

@@ -120,7 +120,8 @@ def part2(a, table, datasets):
     from dataclasses import replace
 
     from nasjax.search.harness import nb201_task
-    from nasjax.search.regret import default_budgets, regret_sweep, summarize as regret_summary
+    from nasjax.search.regret import default_budgets, regret_sweep
+    from nasjax.search.regret import summarize as regret_summary
     from nasjax.search.weak import WeakNASConfig, weaknas_runs
 
     quant = [float(q) for q in a.quantiles.split(",")]

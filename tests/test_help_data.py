@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import require_shared
+
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import help_data as hd
 from nasjax.spaces.nasbench201 import str_to_arch

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import require_shared
+
 from nasjax.errors import NasjaxInputError
 
 ROOT = Path(__file__).resolve().parent.parent

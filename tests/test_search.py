@@ -3,8 +3,8 @@ instances), the Pareto front is exactly the non-dominated set, and bad budgets f
 
 import numpy as np
 import pytest
-
 from conftest import require_shared
+
 from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, NasjaxInputError
 from nasjax.search.enumerate import all_values, enumerate_best

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import yaml
-
 from conftest import require_shared
+
 from nasjax.errors import NasjaxInputError
 from nasjax.spaces import SPACES, get_space
 from nasjax.spaces import mobilenetv3 as mb

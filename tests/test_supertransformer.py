@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import require_shared
+from test_supervit import assert_bad_yml, mitm_best
+
 from nasjax.errors import InfeasibleError, NasjaxInputError
 from nasjax.spaces import supertransformer as st
-from test_supervit import assert_bad_yml, mitm_best
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICES = ("raspberrypi", "xeon", "titanxp")

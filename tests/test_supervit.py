@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import require_shared
+
 from nasjax.errors import InfeasibleError, NasjaxInputError
 from nasjax.spaces import supervit as sv
 

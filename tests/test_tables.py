@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import require_shared
+
 from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.tables import Table, from_ragged

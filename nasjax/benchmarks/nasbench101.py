@@ -80,7 +80,7 @@ class Cell:
     ops: tuple | None
 
     @classmethod
-    def from_spec(cls, matrix, ops) -> "Cell":
+    def from_spec(cls, matrix, ops) -> Cell:
         """Validate and prune a spec; raises naming the problem. A cell whose output is unreachable is
         kept but invalid (``valid`` is False, ``matrix`` is None), as in the official API."""
         try:
@@ -135,7 +135,7 @@ class Cell:
         return np.concatenate([m[_TRIU], [OPS.index(o) for o in ops]]).astype(np.int64)
 
     @classmethod
-    def from_vector(cls, vec) -> "Cell":
+    def from_vector(cls, vec) -> Cell:
         v = np.asarray(vec)
         if v.shape != (NUM_POSITIONS,) or v.dtype.kind not in "iu":
             raise NasjaxInputError(f"vector: shape {v.shape} dtype {v.dtype}, expected int[{NUM_POSITIONS}]")

@@ -314,7 +314,7 @@ class NB201Table:
                 np.savez(f, **arrays)
 
     @classmethod
-    def load_npz(cls, path) -> "NB201Table":
+    def load_npz(cls, path) -> NB201Table:
         try:
             with np.load(path, allow_pickle=False) as z:
                 hdr = json.loads(bytes(z["header"]).decode())

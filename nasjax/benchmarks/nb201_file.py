@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.benchmarks.nasbench201 import (
+    _SPLITS_12,
+    _SPLITS_200,
     DATASETS,
     MAX_RUNS,
     NUM_ARCHS,
     NB201Table,
-    _SPLITS_12,
-    _SPLITS_200,
     default_cache_dir,
 )
 from nasjax.errors import NasjaxInputError

@@ -27,8 +27,9 @@ from __future__ import annotations
 import re
 import sys
 import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np

@@ -81,7 +81,11 @@ from nasjax.errors import NasjaxInputError, require
 from nasjax.io import shared_data_dir
 from nasjax.spaces.base import get_space
 from nasjax.spaces.fbnetv3 import (  # noqa: F401  (re-exported: the DGL API names them)
-    FBNET_GENE_NAMES, FBNET_GENE_VALUES, arch_to_genes, fbnetv3_space, genes_to_arch,
+    FBNET_GENE_NAMES,
+    FBNET_GENE_VALUES,
+    arch_to_genes,
+    fbnetv3_space,
+    genes_to_arch,
 )
 
 A_SCALE = 100.0

@@ -228,8 +228,8 @@ def _net_class():
     """The NNX basis network class (defined once, so equal configs give equal graph definitions)."""
     global _NET_CLASS
     if _NET_CLASS is None:
-        from flax import nnx
         import jax.numpy as jnp
+        from flax import nnx
 
         class BasisNet(nnx.Module):
             """phi(x) = MLP(x) in R^r (GELU); device head: z_d(x) = c_d . [1, phi(x)]."""

@@ -52,9 +52,10 @@ Public API (stable; training, tables and quickstart code build on it):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -175,7 +176,7 @@ class SupernetConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SupernetConfig":
+    def from_dict(cls, d: dict) -> SupernetConfig:
         if not isinstance(d, dict):
             raise NasjaxInputError(f"config: got {type(d).__name__}, expected a mapping")
         known = set(cls.__dataclass_fields__)

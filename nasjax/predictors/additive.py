@@ -29,8 +29,8 @@ device, energy) and predicts all of them for a batch of architectures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 

@@ -9,7 +9,7 @@ gather-and-sum over the ``[N, P]`` index array). Ties are broken towards the low
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -104,7 +104,7 @@ class Task:
         v = np.where(self.feasible, self.val_mean, -np.inf)
         return int(np.argmax(v))
 
-    def constrained(self, resource, budget: float, name: str = "latency", unit: str = "ms") -> "Task":
+    def constrained(self, resource, budget: float, name: str = "latency", unit: str = "ms") -> Task:
         """The same task restricted to ``resource <= budget``."""
         return Task(f"{self.name}|{name}<={budget:g}{unit}", self.archs, self.num_choices, self.val_mean, self.test,
                     self.val_seeds, np.asarray(resource, np.float64), name, unit, float(budget))
@@ -194,7 +194,7 @@ class Oracle:
     def query_many(self, idx, tag: int = 0) -> np.ndarray:
         return np.array([self.query(i, tag) for i in np.asarray(idx).reshape(-1)], dtype=np.float64)
 
-    def history(self, method: str, seed: int) -> "History":
+    def history(self, method: str, seed: int) -> History:
         return History(method, int(seed), np.array(self.order, np.int64), np.array(self.observed, np.float64),
                        np.array(self.tags, np.int64))
 
@@ -244,7 +244,7 @@ class History:
                 "observed": self.observed.tolist(), "tags": self.tags.tolist()}
 
     @staticmethod
-    def from_dict(d: dict) -> "History":
+    def from_dict(d: dict) -> History:
         try:
             return History(str(d["method"]), int(d["seed"]), np.asarray(d["order"], np.int64),
                            np.asarray(d["observed"], np.float64), np.asarray(d["tags"], np.int64))

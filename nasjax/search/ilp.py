@@ -16,7 +16,7 @@ used with ``solver="gurobi"`` when ``gurobipy`` is installed.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

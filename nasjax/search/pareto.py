@@ -49,7 +49,7 @@ class ParetoFront:
             (time.perf_counter() - t0) * 1e3, "pareto",
         )
 
-    def select(self, lo: float | None = None, hi: float | None = None) -> "ParetoFront":
+    def select(self, lo: float | None = None, hi: float | None = None) -> ParetoFront:
         keep = np.ones(len(self), bool)
         if lo is not None:
             keep &= self.resource >= lo

@@ -31,7 +31,7 @@ Energy: no per-cell energy table exists in the shared data, so ``resource="energ
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

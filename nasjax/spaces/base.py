@@ -7,8 +7,9 @@ An architecture of a space with ``P`` positions is an ``int`` vector ``a`` of le
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

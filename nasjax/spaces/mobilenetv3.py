@@ -14,8 +14,9 @@ The native format is OFA's dict ``{"ks": [20], "e": [20], "d": [5]}`` (MathNAS y
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -163,7 +164,7 @@ class BlockSet:
         return {"name": self.name, "configs": [list(s) for s in self.configs]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BlockSet":
+    def from_dict(cls, d: dict) -> BlockSet:
         return cls(d["name"], tuple(tuple(dict(c) for c in s) for s in d["configs"]))
 
 

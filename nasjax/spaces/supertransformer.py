@@ -47,8 +47,8 @@ import numpy as np
 from nasjax.errors import NasjaxInputError
 from nasjax.registry import Registry
 from nasjax.search import SearchResult
-from nasjax.spaces.base import SPACES, SearchSpace, product_space
 from nasjax.search.branched import Branch, branch_pareto, branched_problem, solve_branches
+from nasjax.spaces.base import SPACES, SearchSpace, product_space
 from nasjax.spaces.supervit import check_keys, int_list, read_array
 from nasjax.tables import Table
 

@@ -33,9 +33,9 @@ four (:func:`nasjax.search.branched.solve_branches`, also used by the HAT space 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
