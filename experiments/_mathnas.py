@@ -1,26 +1,34 @@
 """Shared flags and the nas / predict / pareto runner of the MathNAS-style search experiments.
 
 MathNAS's flags are kept (``--mode=nas|predict|pareto --device --latency_constraint --energy_constraint
---flops_constraint --load_path --save_path``) plus ``--tables_dir`` and ``--solver``. A constraint is a
-number with an optional unit (``500`` or ``500ms``); a unit that differs from the table's is an error.
+--flops_constraint --load_path --save_path``) plus ``--tables_dir``, ``--solver`` (an exact searcher of
+nasjax's registry) and ``--pareto_resource``. A constraint is a number with an optional unit (``500`` or
+``500ms``); a unit that differs from the table's is an error. A flag the chosen mode does not use is an
+error, the output path is checked before any work starts, and bad input exits 2 with one line.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from absl import flags
 
+from nasjax import cli
 from nasjax.errors import NasjaxInputError
 from nasjax.io import read_yaml, write_yaml
-from nasjax.problems import Problem, parse_quantity
+from nasjax.problems.mathnas import Problem, parse_quantity
+from nasjax.search import exact_searchers
 
 FLAGS = flags.FLAGS
 
 RESOURCES = ("latency", "energy", "flops")
+MODE_FLAGS = {
+    "nas": [f"{r}_constraint" for r in RESOURCES] + ["solver", "save_path"],
+    "predict": ["load_path"],
+    "pareto": ["pareto_resource", "save_path"],
+}
 
 
 def define_flags(default_device: str | None, modes=("nas", "predict", "pareto")) -> None:
@@ -31,13 +39,13 @@ def define_flags(default_device: str | None, modes=("nas", "predict", "pareto"))
     flags.DEFINE_string("load_path", None, "predict: an architecture yml (MathNAS's or nasjax's).")
     flags.DEFINE_string("save_path", "results", "Output root: <save_path>/<space>/[<device>/]<constraint>.yml")
     flags.DEFINE_string("tables_dir", None, "Directory in MathNAS's published layout (default ../shared/data/MathNAS).")
-    flags.DEFINE_enum("solver", "highs", ["highs", "gurobi", "mckp", "enumerate"],
-                      "Exact solver: CVXPY over HiGHS/Gurobi, the pruned DP, or enumeration.")
+    flags.DEFINE_enum("solver", "highs", exact_searchers(),
+                      "Exact searcher: highs / gurobi (CVXPY integer program), mckp (pruned DP), enumerate.")
     flags.DEFINE_string("pareto_resource", None, "pareto: resource axis (default: the first one with a table).")
 
 
 def tables_dir_or_default() -> str:
-    from nasjax.mathnas import default_tables_dir
+    from nasjax.benchmarks.mathnas import default_tables_dir
 
     if FLAGS.tables_dir:
         return FLAGS.tables_dir
@@ -62,7 +70,7 @@ def _fmt(v: float) -> str:
 
 
 def _outdir(problem: Problem) -> Path:
-    p = Path(FLAGS.save_path) / problem.space
+    p = Path(FLAGS.save_path) / problem.space.name
     return p / problem.device if problem.device else p
 
 
@@ -89,6 +97,7 @@ def run_nas(problem: Problem) -> Path:
     print(f"The search net is {native}")
     for m, (v, u) in pred.items():
         print(f"The predicted {m} of the search net is {v:.2f} {u}")
+    cli.remove_stale_temporaries(out.parent)
     write_yaml(out, doc)
     print(f"network saved to {out}")
     return out
@@ -103,12 +112,17 @@ def run_predict(problem: Problem) -> None:
 
 def run_pareto(problem: Problem) -> Path:
     if not problem.resources:
-        raise NasjaxInputError(f"pareto: space {problem.space!r} has no resource table")
+        raise NasjaxInputError(f"pareto: space {problem.space.name!r} has no resource table")
     metric = FLAGS.pareto_resource or next(iter(problem.resources))
     front = problem.pareto(metric)
-    out = _outdir(problem) / f"pareto_{metric}"
-    front.write_csv(out.with_suffix(".csv"), codec=lambda a: str(problem.decode(a)))
-    front.plot(out.with_suffix(".png"), title=f"{problem.space} {problem.device or ''} ({len(front)} Pareto archs)")
+    stem = f"pareto_{metric}"
+    with cli.ResultSet(_outdir(problem), manifest=f"{stem}.json") as rs:
+        front.write_csv(rs.path(f"{stem}.csv"), codec=lambda a: str(problem.decode(a)))
+        title = f"{problem.space.name} {problem.device or ''} ({len(front)} Pareto archs)"
+        front.plot(rs.path(f"{stem}.png"), title=title)
+        rs.summary = {"space": problem.space.name, "device": problem.device, "resource": metric,
+                      "pareto_points": len(front)}
+    out = _outdir(problem) / stem
     print(f"{len(front)} Pareto-optimal architectures in {front.build_time_ms:.2f} ms; "
           f"{metric} {front.resource[0]:.3f}..{front.resource[-1]:.3f} {front.resource_table.unit}, "
           f"{front.objective_table.metric} {front.objective[0]:.3f}..{front.objective[-1]:.3f}")
@@ -116,19 +130,20 @@ def run_pareto(problem: Problem) -> Path:
     return out
 
 
-def main_for(build: Callable[[], Problem]):
-    """absl main: build the problem from flags, run the mode; bad input -> message and exit code 2."""
+RUNNERS = {"nas": run_nas, "predict": run_predict, "pareto": run_pareto}
 
-    def main(argv):
-        if len(argv) > 1:
-            raise SystemExit(f"error: unexpected arguments {argv[1:]}")
+
+def main_for(build: Callable[[], Problem], mode_flags: dict | None = None) -> Callable[[], None]:
+    """The ``cli.run`` main of a MathNAS experiment: refuse flags of other modes, check the output path,
+    build the problem from flags and run the mode (bad input: one line, exit 2, no output)."""
+
+    def main():
+        cli.check_mode_flags("mode", {**MODE_FLAGS, **(mode_flags or {})})
+        if FLAGS.mode in ("nas", "pareto"):
+            cli.check_output_dir(FLAGS.save_path, "save_path")
         t0 = time.perf_counter()
-        try:
-            problem = build()
-            {"nas": run_nas, "predict": run_predict, "pareto": run_pareto}[FLAGS.mode](problem)
-        except NasjaxInputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2)
+        problem = build()
+        RUNNERS[FLAGS.mode](problem)
         print(f"done in {time.perf_counter() - t0:.2f} s")
 
     return main

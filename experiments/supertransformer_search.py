@@ -5,14 +5,15 @@
         --load_path=../shared/data/MathNAS/results/supertransformer/titanxp/189ms.yml
 
 Devices raspberrypi / xeon / titanxp. ``--latency_model`` picks the latency model of
-:mod:`nasjax.spaces.supertransformer`: ``additive`` (default) or ``mathnas_ilp`` (search.py's constraint,
+:mod:`nasjax.problems.supertransformer`: ``additive`` (default) or ``mathnas_ilp`` (search.py's constraint,
 bugs included). The published result files do not reproduce under the published tables (see that module).
 """
 
-from absl import app, flags
+from absl import flags
 
 from experiments import _mathnas as common
-from nasjax.spaces.supertransformer import LATENCY_MODELS, SuperTransformerModel
+from nasjax import cli
+from nasjax.problems.supertransformer import LATENCY_MODELS, SuperTransformerModel
 
 common.define_flags("titanxp")
 flags.DEFINE_enum("latency_model", "additive", list(LATENCY_MODELS),
@@ -24,9 +25,5 @@ def build():
     return SuperTransformerModel(common.tables_dir_or_default(), FLAGS.device, FLAGS.latency_model).problem()
 
 
-def main(argv):
-    return common.main_for(build)(argv)
-
-
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(common.main_for(build))

@@ -6,14 +6,14 @@
         --load_path=../shared/data/MathNAS/results/supervit/MathNAS-T4.yml
 
 The tables are FLOPs (device-independent), so ``--device`` must stay unset. The predictor and the
-per-resolution exact search are in :mod:`nasjax.spaces.supervit`.
+per-resolution exact search are :class:`nasjax.problems.supervit.SuperViTModel`; ``--solver`` is the exact
+searcher of each resolution.
 """
 
-from absl import app
-
 from experiments import _mathnas as common
+from nasjax import cli
 from nasjax.errors import NasjaxInputError
-from nasjax.spaces.supervit import SuperViTModel
+from nasjax.problems.supervit import SuperViTModel
 
 common.define_flags(None)
 FLAGS = common.FLAGS
@@ -25,9 +25,5 @@ def build():
     return SuperViTModel(common.tables_dir_or_default()).problem()
 
 
-def main(argv):
-    return common.main_for(build)(argv)
-
-
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(common.main_for(build))

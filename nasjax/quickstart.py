@@ -315,11 +315,11 @@ def load_default(luts_dir: str | Path = DEFAULT_DIR) -> dict:
 # --------------------------------------------------------------------------------------------
 # The quickstart
 # --------------------------------------------------------------------------------------------
-def _solve(acc, lat_table, budget: float, solver: str):
+def _solve(space, acc, lat_table, budget: float, solver: str):
     from nasjax.constraints import Constraint
-    from nasjax.problems import solve_tables
+    from nasjax.search import SearchProblem, run_search
 
-    return solve_tables(acc, [Constraint(lat_table, float(budget), "ms")], solver)
+    return run_search(solver, SearchProblem(space, acc, (Constraint(lat_table, float(budget), "ms"),)))
 
 
 def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: str | Path, rebuild: bool = False,
@@ -358,7 +358,7 @@ def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: st
         _log(f"note: the latency table was measured on {lat_t.device}, this machine is {here}; "
              "budgets are applied to the table (rebuild with --rebuild to re-measure here)")
     # 1. exact search for every budget (raises before any output on an infeasible budget)
-    found = [_solve(acc_t, lat_t, b, solver) for b in budgets]
+    found = [_solve(bs.space(), acc_t, lat_t, b, solver) for b in budgets]
     archs = np.stack([r.arch for r in found])
     subnets = [bs.to_ofa(a) for a in archs]
     # 2. real accuracy (BN recalibrated) with the supernet, batched over the found subnets

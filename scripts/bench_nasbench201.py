@@ -1,19 +1,20 @@
 """Benchmark: WeakNAS vs regularized evolution vs random search on NAS-Bench-201, and MathNAS's exact
 additive search vs constrained WeakNAS under device latency budgets.
 
-Part 1, per dataset (CIFAR-10, CIFAR-100, ImageNet16-120) and method, over ``--seeds`` repeats (seeds
-``--seed_offset`` .. ``--seed_offset + n - 1``: 0.. for the reported figures; tune on others, e.g.
-``--seed_offset=1000``), all through the same query harness (:mod:`nasjax.search.harness`: seed-mean
-validation signal,
-unique-query accounting): queries until the validation-optimal cell is queried (mean, std, median,
-max, fraction of runs that found it within the method's query cap; a run that hit the cap counts at
-the cap, so the mean is then a lower bound), mean test accuracy of the best
-cell found after 50/100/200/500 queries, and the wall time of the whole sweep in this process.
+Part 1, per dataset (CIFAR-10, CIFAR-100, ImageNet16-120) and searcher of the registry, over ``--seeds``
+repeats (seeds ``--seed_offset`` .. ``--seed_offset + n - 1``: 0.. for the reported figures; tune on
+others, e.g. ``--seed_offset=1000``), all through the same query harness (:mod:`nasjax.search.harness`:
+seed-mean validation signal, unique-query accounting) on :func:`nasjax.problems.nasbench201.nb201_problem`:
+queries until the validation-optimal cell is queried (mean, std, median, max, fraction of runs that found
+it within the searcher's query cap; a run that hit the cap counts at the cap, so the mean is then a lower
+bound), mean test accuracy of the best cell found after 50/100/200/500 queries, and the wall time of the
+whole sweep in this process. A seed's WeakNAS run is the same here as in ``experiments/weaknas.py`` with
+the same settings, whatever the batching.
 
-Part 2, per dataset: MathNAS-on-NB201 regret (H4a's :func:`nasjax.search.regret.regret_sweep`: block
-contributions from the table, exact MCKP search under each HELP device's latency budget at the 10/25/50/
-75/90% quantiles) next to constrained WeakNAS with 100 queries under the same budgets (on
-``--constrained_devices``, ``--constrained_seeds`` repeats each, all runs in one lockstep batch).
+Part 2, per dataset: MathNAS-on-NB201 regret (:func:`nasjax.protocols.regret.regret_sweep`: block
+contributions from the table, exact ``mckp`` search under each HELP device's latency budget at the 10/25/
+50/75/90% quantiles) next to constrained WeakNAS with 100 queries under the same budgets (on
+``--constrained_devices``, ``--constrained_seeds`` repeats each, all runs in one ``search_many`` call).
 Regret = validation (and test) accuracy points below the truly feasible validation-optimal cell.
 
 The goals of the project brief are printed next to the figures. The last line is one JSON object.
@@ -30,7 +31,7 @@ import numpy as np
 
 GOALS_QUERIES = {"cifar10": 150, "cifar100": 78, "ImageNet16-120": 111}
 PAPER_QUERIES = {"cifar10": 182, "cifar100": 78, "ImageNet16-120": 111}
-SKLEARN_REFERENCE = {  # issue 4: measured with plain sklearn/numpy code on the same data
+SKLEARN_REFERENCE = {  # a scikit-learn / numpy implementation of the same searches on the same data
     "random": "~7,400-7,700", "evolution": {"cifar10": 420, "cifar100": 350, "ImageNet16-120": 810},
     "weaknas-sklearn-256x3": {"cifar10": 190, "cifar100": 160, "ImageNet16-120": 170},
 }
@@ -70,8 +71,10 @@ def _fmt(x, nd=1):
 def part1(a, table, datasets, methods):
     from dataclasses import replace
 
-    from nasjax.search.baselines import run_searcher
-    from nasjax.search.harness import nb201_task, summarize
+    from nasjax.problems.nasbench201 import nb201_problem
+    from nasjax.search import get_searcher
+    from nasjax.search.harness import Task
+    from nasjax.search.repeats import summarize
     from nasjax.search.weak import WeakNASConfig
 
     weak = WeakNASConfig()
@@ -79,7 +82,8 @@ def part1(a, table, datasets, methods):
     out = {}
     seeds = list(range(a.seed_offset, a.seed_offset + a.seeds))
     for ds in datasets:
-        task = nb201_task(ds, table)
+        base = nb201_problem(ds, table)
+        task = Task.of(base)
         opt = task.optimum
         out[ds] = {"optimum": {"index": opt, "val": float(task.val_mean[opt]), "test": float(task.test[opt])}}
         print(f"\n== {ds}: optimum cell {opt} (val {task.val_mean[opt]:.2f}%, test {task.test[opt]:.2f}%), "
@@ -88,9 +92,11 @@ def part1(a, table, datasets, methods):
               f"{'t@50':>6s} {'t@100':>6s} {'t@200':>6s} {'t@500':>6s} {'wall s':>7s}")
         for meth in methods:
             cap = a.weak_max if meth.startswith("weaknas") else a.evo_max
+            options = {"stop_at_optimum": True, "progress": a.progress}
+            if meth.startswith("weaknas"):
+                options["config"] = weak_ei if meth == "weaknas-ei" else weak
             t0 = time.perf_counter()
-            hs = run_searcher(meth, task, seeds, stop_cell=opt, max_queries=cap, progress=a.progress,
-                              weak=weak_ei if meth == "weaknas-ei" else weak)
+            hs = [r.history for r in get_searcher(meth).search_many(replace(base, query_budget=cap), seeds, **options)]
             wall = time.perf_counter() - t0
             s = summarize(task, hs, n_max=max(500, cap))
             s["wall_seconds"] = round(wall, 1)
@@ -112,22 +118,21 @@ def part1(a, table, datasets, methods):
             }
             print(f"goal: WeakNAS-uniform {w['queries_mean']:.1f} queries (goal <= {GOALS_QUERIES[ds]}, paper "
                   f"{PAPER_QUERIES[ds]}, sklearn ref {SKLEARN_REFERENCE['weaknas-sklearn-256x3'][ds]}); "
-                  f"evolution/WeakNAS = {_fmt(ratio, 2)}x (goal >= 3x); sweep {w['wall_seconds']:.0f} s (goal <= 600 s)")
+                  f"evolution/WeakNAS = {_fmt(ratio, 2)}x (goal >= 3x); sweep {w['wall_seconds']:.0f} s "
+                  "(goal <= 600 s)")
     return out
 
 
 def part2(a, table, datasets):
-    from dataclasses import replace
-
-    from nasjax.search.harness import nb201_task
-    from nasjax.search.regret import default_budgets, regret_sweep
-    from nasjax.search.regret import summarize as regret_summary
-    from nasjax.search.weak import WeakNASConfig, weaknas_runs
+    from nasjax.problems.nasbench201 import nb201_problem
+    from nasjax.protocols.regret import default_budgets, regret_sweep
+    from nasjax.protocols.regret import summarize as regret_summary
+    from nasjax.search import get_searcher
+    from nasjax.search.harness import Task
 
     quant = [float(q) for q in a.quantiles.split(",")]
     reg_devices = [d for d in a.regret_devices.split(",") if d] or table.devices(source="HELP")
     con_devices = [d for d in a.constrained_devices.split(",") if d]
-    weak = replace(WeakNASConfig(), max_sample=a.constrained_queries)
     out = {}
     for ds in datasets:
         t0 = time.perf_counter()
@@ -135,28 +140,27 @@ def part2(a, table, datasets):
         math_all = regret_summary(rows)
         math_sub = regret_summary([r for r in rows if r["device"] in con_devices])
         math_s = time.perf_counter() - t0
-        base = nb201_task(ds, table)
-        tasks, seeds, stops, keys = [], [], [], []
+        base = nb201_problem(ds, table)
+        problems, seeds = [], []
         for dev in con_devices:
-            for q, b in zip(quant, default_budgets(table, dev, quant)):
-                ct = base.constrained(table.latency(dev), b, f"latency[{dev}]", "ms")
-                for s in range(a.constrained_seeds):
-                    tasks.append(ct)
-                    seeds.append(s)
-                    stops.append(ct.optimum)
-                    keys.append((dev, q, b))
+            for b in default_budgets(table, dev, quant):
+                p = nb201_problem(ds, table, dev, b, query_budget=a.constrained_queries, objective=base.objective)
+                problems += [p] * a.constrained_seeds
+                seeds += list(range(a.constrained_seeds))
         t0 = time.perf_counter()
-        hs = weaknas_runs(tasks, seeds, weak, "mean", stops, progress=a.progress)
+        results = get_searcher("weaknas-uniform").search_many(problems, seeds, stop_at_optimum=True,
+                                                               progress=a.progress)
         weak_s = time.perf_counter() - t0
         reg_v, reg_t, hit, infeasible = [], [], 0, 0
-        for ct, h in zip(tasks, hs):
-            pick = h.best()
+        for p, r in zip(problems, results):
+            ct = Task.of(p)
+            pick = r.history.best()
             infeasible += int(not ct.feasible[pick])
             opt = ct.optimum
             reg_v.append(ct.val_mean[opt] - ct.val_mean[pick])
             reg_t.append(ct.test[opt] - ct.test[pick])
             hit += int(pick == opt)
-        weak_sum = {"runs": len(hs), "infeasible_picks": infeasible, "mean_regret_val": float(np.mean(reg_v)),
+        weak_sum = {"runs": len(results), "infeasible_picks": infeasible, "mean_regret_val": float(np.mean(reg_v)),
                     "worst_regret_val": float(np.max(reg_v)), "mean_regret_test": float(np.mean(reg_t)),
                     "worst_regret_test": float(np.max(reg_t)), "optimal_found": hit, "wall_seconds": round(weak_s, 1)}
         out[ds] = {"mathnas_all_help_devices": math_all, "mathnas_constrained_devices": math_sub,
@@ -173,7 +177,7 @@ def part2(a, table, datasets):
         print(f"constrained WeakNAS, {a.constrained_queries} queries ({len(con_devices)} devices x {len(quant)} "
               f"budgets x {a.constrained_seeds} seeds): val mean {weak_sum['mean_regret_val']:.2f} worst "
               f"{weak_sum['worst_regret_val']:.2f}; test mean {weak_sum['mean_regret_test']:.2f} worst "
-              f"{weak_sum['worst_regret_test']:.2f}; optimal {hit}/{len(hs)}; infeasible picks {infeasible}; "
+              f"{weak_sum['worst_regret_test']:.2f}; optimal {hit}/{len(results)}; infeasible picks {infeasible}; "
               f"{weak_s:.0f} s", flush=True)
     return out
 

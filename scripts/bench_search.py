@@ -1,10 +1,12 @@
 """Benchmark: milliseconds per exact constrained search, per space and device.
 
-For each space it times, on the same budgets: (a) the parametrised CVXPY/HiGHS re-solve, (b) nasjax's
-fast exact solver (pruned DP), (c) vectorised exhaustive enumeration (the baseline that certifies the
-other two; skipped where the space is too large), and the time to compute the whole accuracy-resource
-Pareto front. Every answer is checked against the others while timing. MathNAS's README reports
-0.5-1.5 s per search with Gurobi.
+For each space it times, on the same budgets, the registered exact searchers
+(``run_search(name, SearchProblem(space, accuracy, constraints))``): (a) ``highs``, the parametrised CVXPY
+program re-solved for each budget (compiled once, before timing), (b) ``mckp``, nasjax's fast exact solver
+(pruned DP), (c) ``enumerate``, vectorised exhaustive enumeration (the baseline that certifies the other
+two; skipped where the space is too large), and the time to compute the whole accuracy-resource Pareto
+front. Every answer is checked against the others while timing. MathNAS's README reports 0.5-1.5 s per
+search with Gurobi.
 
     python scripts/bench_search.py [--repeats=N] [--tables_dir=DIR]
 
@@ -21,12 +23,12 @@ import time
 
 import numpy as np
 
+from nasjax.benchmarks.mathnas import default_tables_dir, mobilenetv3_tables, nasbench201_tables, supervit_tables
 from nasjax.constraints import Constraint
-from nasjax.mathnas import default_tables_dir, mobilenetv3_tables, nasbench201_tables
-from nasjax.search.enumerate import enumerate_best
-from nasjax.search.ilp import ILPSearch
-from nasjax.search.mckp import solve_mckp
+from nasjax.search import SearchProblem, run_search
 from nasjax.search.pareto import pareto_front
+from nasjax.spaces.nasbench201 import nasbench201_space
+from nasjax.spaces.supervit import block_space
 
 
 def _median_ms(fn, args_list, repeats):
@@ -43,19 +45,15 @@ def _median_ms(fn, args_list, repeats):
 
 def problems(tables_dir):
     for dev in ("raspberrypi", "tx2cpu", "tx2gpu"):
-        _, acc, res = mobilenetv3_tables(tables_dir, dev)
-        yield f"mobilenetv3/{dev}", acc, [res["latency"]], True
+        bs, acc, res = mobilenetv3_tables(tables_dir, dev)
+        yield f"mobilenetv3/{dev}", bs.space(), acc, [res["latency"]], True
     for dev in ("fpga", "edgegpu"):
         acc, res = nasbench201_tables(tables_dir, dev)
-        yield f"nasbench201/{dev}", acc, [res["latency"]], True
-        yield f"nasbench201/{dev}+energy", acc, [res["latency"], res["energy"]], True
-    try:  # SuperViT: one resolution's tables (the experiment solves each of the 4 resolutions)
-        from nasjax.spaces.supervit import supervit_tables
-
-        acc, flops = supervit_tables(tables_dir, 224)
-        yield "supervit/224px", acc, [flops], False
-    except ImportError:
-        pass
+        yield f"nasbench201/{dev}", nasbench201_space(), acc, [res["latency"]], True
+        yield f"nasbench201/{dev}+energy", nasbench201_space(), acc, [res["latency"], res["energy"]], True
+    # SuperViT: one resolution's tables (the experiment solves each of the 4 resolutions)
+    acc, flops = supervit_tables(tables_dir, 224)
+    yield "supervit/224px", block_space(224), acc, [flops], False
 
 
 def main():
@@ -69,26 +67,26 @@ def main():
         raise SystemExit("error: tables_dir: ../shared/data/MathNAS is absent; expected --tables_dir=DIR")
     figures = {}
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(f"{'space':26s} {'cvxpy re-solve':>15s} {'fast DP':>10s} {'enumerate':>10s} {'pareto front':>13s} {'front':>6s}")
-    for name, acc, res, can_enum in problems(tables_dir):
+    print(f"{'space':26s} {'cvxpy re-solve':>15s} {'fast DP':>10s} {'enumerate':>10s} {'pareto front':>13s} "
+          f"{'front':>6s}")
+    for name, space, acc, res, can_enum in problems(tables_dir):
         lo = [t.bounds()[0] for t in res]
         hi = [t.bounds()[1] for t in res]
-        budgets = [[l + (h - l) * f for l, h in zip(lo, hi)] for f in np.linspace(0.02, 1.0, args.budgets)]
-        cons = lambda b: [Constraint(t, v, t.unit) for t, v in zip(res, b)]  # noqa: E731
-        ilp = ILPSearch(acc, cons(hi))
-        ilp.solve(hi)  # compile once
-        t_ilp, r_ilp = _median_ms(ilp.solve, budgets, args.repeats)
-        t_dp, r_dp = _median_ms(lambda b: solve_mckp(acc, cons(b)), budgets, args.repeats)
+        budgets = [[a + (b - a) * f for a, b in zip(lo, hi)] for f in np.linspace(0.02, 1.0, args.budgets)]
+        probs = [SearchProblem(space, acc, tuple(Constraint(t, v, t.unit) for t, v in zip(res, b))) for b in budgets]
+        run_search("highs", probs[-1])  # compile the program once
+        t_ilp, r_ilp = _median_ms(lambda p: run_search("highs", p), probs, args.repeats)
+        t_dp, r_dp = _median_ms(lambda p: run_search("mckp", p), probs, args.repeats)
         for a, b in zip(r_ilp, r_dp):
             assert abs(a.objective - b.objective) < 1e-6 * max(1, abs(a.objective)), (name, a, b)
         if can_enum:
-            t_en, r_en = _median_ms(lambda b: enumerate_best(acc, cons(b)), budgets, 1)
+            t_en, r_en = _median_ms(lambda p: run_search("enumerate", p), probs, 1)
             for a, b in zip(r_en, r_dp):
                 assert abs(a.objective - b.objective) < 1e-6 * max(1, abs(a.objective)), (name, a, b)
         else:
             t_en = None
         if len(res) == 1:
-            t_pf, fronts = _median_ms(lambda _: pareto_front(acc, res[0]), [None], max(3, args.repeats))
+            t_pf, fronts = _median_ms(lambda tables: pareto_front(*tables), [(acc, res[0])], max(3, args.repeats))
             n_front = len(fronts[0])
         else:
             t_pf, n_front = None, None

@@ -5,9 +5,10 @@ import pytest
 from conftest import require_shared
 
 from nasjax.errors import NasjaxInputError
-from nasjax.search.baselines import local_search, random_search
-from nasjax.search.evolution import EvolutionConfig, mutate, regularized_evolution
-from nasjax.search.harness import History, nb201_task, synthetic_task
+from nasjax.search import run_search
+from nasjax.search.evolution import EvolutionConfig, mutate
+from nasjax.search.harness import History, Task
+from nasjax.search.synthetic import synthetic_problem
 
 
 def test_mutation_changes_exactly_one_position_to_a_valid_other_choice():
@@ -23,12 +24,8 @@ def test_mutation_changes_exactly_one_position_to_a_valid_other_choice():
 
 @pytest.mark.parametrize("fn", ["evolution", "random", "local"])
 def test_searchers_are_deterministic_under_a_seed(fn):
-    task = synthetic_task(seed=7)
-    run = {
-        "evolution": lambda s: regularized_evolution(task, s, EvolutionConfig(max_queries=60)),
-        "random": lambda s: random_search(task, s, max_queries=60),
-        "local": lambda s: local_search(task, s, max_queries=60),
-    }[fn]
+    problem = synthetic_problem(seed=7, query_budget=60)
+    run = lambda s: run_search(fn, problem, s).history  # noqa: E731
     a, b, c = run(3), run(3), run(4)
     assert a.order.tolist() == b.order.tolist() and a.observed.tolist() == b.observed.tolist()
     assert a.order.tolist() != c.order.tolist()
@@ -36,10 +33,12 @@ def test_searchers_are_deterministic_under_a_seed(fn):
 
 
 def test_evolution_finds_the_optimum_and_ages_out():
-    task = synthetic_task(num_choices=(5, 5, 4, 4), seed=8)
+    problem = synthetic_problem(num_choices=(5, 5, 4, 4), seed=8, query_budget=400)
+    task = Task.of(problem)
     opt = task.optimum
-    cfg = EvolutionConfig(population=10, tournament=3, max_queries=400)
-    q = [regularized_evolution(task, s, cfg, stop_cell=opt).queries_to(opt) for s in range(8)]
+    cfg = EvolutionConfig(population=10, tournament=3)
+    q = [run_search("evolution", problem, s, config=cfg, stop_at_optimum=True).history.queries_to(opt)
+         for s in range(8)]
     assert all(x is not None for x in q)
     assert np.mean(q) < (task.size + 1) / 2  # better than random search's expectation
     with pytest.raises(NasjaxInputError, match="tournament"):
@@ -47,8 +46,9 @@ def test_evolution_finds_the_optimum_and_ages_out():
 
 
 def test_random_search_visits_every_feasible_cell_once():
-    task = synthetic_task(seed=9)
-    h = random_search(task, 0)
+    problem = synthetic_problem(seed=9)
+    task = Task.of(problem)
+    h = run_search("random", problem, 0).history
     assert sorted(h.order.tolist()) == list(range(task.size))
     val, test = h.best_so_far(task, task.size + 5)
     assert val[-1] == task.val_mean.max() and test[-1] == task.test[task.optimum]
@@ -56,8 +56,9 @@ def test_random_search_visits_every_feasible_cell_once():
 
 
 def test_best_so_far_uses_the_values_seen_and_history_round_trips():
-    task = synthetic_task(seed=10)
-    h = local_search(task, 1, max_queries=30, signal="seed")
+    problem = synthetic_problem(seed=10, query_budget=30)
+    task = Task.of(problem)
+    h = run_search("local", problem, 1, signal="seed").history
     val, test = h.best_so_far(task, 40)
     j = int(np.argmax(h.observed))
     assert val[29] == h.observed[j] and test[29] == task.test[h.order[j]]
@@ -67,17 +68,22 @@ def test_best_so_far_uses_the_values_seen_and_history_round_trips():
         History.from_dict({"seed": 1})
 
 
-def test_nb201_task_from_the_benchmark_layer():
+def test_nb201_problem_from_the_benchmark_layer():
     require_shared("constrained-tpe")
-    t = nb201_task("cifar10")
+    from dataclasses import replace
+
+    from nasjax.benchmarks.nasbench201 import load
+    from nasjax.problems.nasbench201 import nb201_problem
+
+    p = nb201_problem("cifar10")
+    t = Task.of(p)
     assert t.size == 15625 and t.archs.shape == (15625, 6) and t.val_seeds.shape[1] == 3
     # optimum = highest seed-mean validation accuracy
     assert t.val_mean[t.optimum] == t.val_mean.max()
-    h = regularized_evolution(t, 0, EvolutionConfig(max_queries=50))
+    h = run_search("evolution", replace(p, query_budget=50), 0).history
     assert len(h.order) == 50
-    from nasjax.benchmarks.nasbench201 import load
-
     lat = load().latency("pixel3")
-    ct = nb201_task("cifar10", device="pixel3", budget=float(np.median(lat)))
+    ct = Task.of(nb201_problem("cifar10", device="pixel3", budget=float(np.median(lat))))
     assert ct.feasible.sum() == (lat <= np.median(lat)).sum() and not ct.feasible.all()
     assert ct.val_mean[ct.optimum] == t.val_mean[lat <= np.median(lat)].max()
+    assert ct.name == f"cifar10|latency[pixel3]<={float(np.median(lat)):g}ms"

@@ -1,4 +1,4 @@
-"""DGL's genetic algorithm (nasjax.search.genetic): determinism, feasibility, exactness against enumeration."""
+"""DGL's genetic algorithm (the ``genetic`` searcher): determinism, feasibility, exactness against enumeration."""
 
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 import nasjax.hardware.dgl  # noqa: F401  (registers the fbnetv3 space before parametrising)
 from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, NasjaxInputError
-from nasjax.search.enumerate import enumerate_best
-from nasjax.search.genetic import FnConstraint, GAConfig, GeneticSearch, genetic_search
+from nasjax.search import FunctionModel, SearchProblem, run_search
+from nasjax.search.genetic import GAConfig
 from nasjax.spaces import SPACES, get_space
 from nasjax.tables import Table
 
@@ -22,27 +22,32 @@ def _instance(seed, space="nasbench201", budget_frac=0.4):
     return sp, acc, Constraint(lat, lo + budget_frac * (hi - lo), "ms")
 
 
+def genetic_search(space, objective, constraints, config=GAConfig(), seed=0, init_population=None):
+    return run_search("genetic", SearchProblem(space, objective, tuple(constraints)), seed, config=config,
+                      init_population=init_population)
+
+
 def test_deterministic_under_seed():
     sp, acc, c = _instance(0)
     cfg = GAConfig(population_size=20, epochs=5)
     a = genetic_search(sp, acc, [c], cfg, seed=3)
     b = genetic_search(sp, acc, [c], cfg, seed=3)
-    assert np.array_equal(a.arch, b.arch) and a.objective == b.objective and a.best_per_epoch == b.best_per_epoch
+    assert np.array_equal(a.arch, b.arch) and a.objective == b.objective
+    assert a.info["best_per_epoch"] == b.info["best_per_epoch"]
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_exact_optimum_on_additive_instances(seed):
     sp, acc, c = _instance(seed)
-    exact = enumerate_best(acc, [c])
+    exact = run_search("enumerate", SearchProblem(sp, acc, (c,)))
     ga = genetic_search(sp, acc, [c], GAConfig(population_size=100, epochs=30), seed=0)
     assert ga.objective == pytest.approx(exact.objective, abs=1e-12)
     assert ga.resources["latency"] <= c.bound + 1e-9
 
 
 def test_matches_ilp_when_available():
-    ilp = pytest.importorskip("nasjax.search.ilp")
     sp, acc, c = _instance(11)
-    ref = ilp.ILPSearch(acc, [c]).solve()
+    ref = run_search("highs", SearchProblem(sp, acc, (c,)))
     ga = genetic_search(sp, acc, [c], GAConfig(population_size=100, epochs=30), seed=1)
     assert ga.objective == pytest.approx(ref.objective, abs=1e-6)
 
@@ -51,7 +56,7 @@ def test_matches_ilp_when_available():
 def test_never_returns_infeasible(seed):
     # tight budgets and a non-additive constraint (a product), with DGL's non-elitist breeding
     sp, acc, c = _instance(seed, budget_frac=0.05)
-    prod = FnConstraint("prod", lambda a: np.prod(a + 1, axis=1).astype(float), 200.0)
+    prod = Constraint(FunctionModel(lambda a: np.prod(a + 1, axis=1).astype(float), "prod", "1"), 200.0, "1")
     for elitist in (True, False):
         try:
             r = genetic_search(sp, acc, [c, prod], GAConfig(population_size=30, epochs=8, elitist=elitist), seed=seed)
@@ -71,21 +76,40 @@ def test_infeasible_budget_raises_with_smallest():
 def test_bad_config_is_an_error():
     sp, acc, c = _instance(0)
     with pytest.raises(NasjaxInputError, match="GENE_LENGTH"):
-        GeneticSearch(sp, acc, [c], GAConfig(gene_length=28))
+        genetic_search(sp, acc, [c], GAConfig(gene_length=28))
     with pytest.raises(NasjaxInputError, match="POPULATION_SIZE"):
         GAConfig(population_size=1)
     with pytest.raises(NasjaxInputError, match="MUTATION_RATE"):
         GAConfig(mutation_rate=1.5)
+    nan = FunctionModel(lambda a: np.full(len(a), np.nan), "score", "1")
     with pytest.raises(NasjaxInputError, match="NaN"):
-        genetic_search(sp, lambda a: np.full(len(a), np.nan), [], GAConfig(population_size=4, epochs=1))
+        genetic_search(sp, nan, [], GAConfig(population_size=4, epochs=1))
 
 
 def test_epochs_change_the_search():
     sp, acc, c = _instance(5)
     r0 = genetic_search(sp, acc, [c], GAConfig(population_size=10, epochs=0), seed=0)
     r5 = genetic_search(sp, acc, [c], GAConfig(population_size=10, epochs=5), seed=0)
-    assert r0.evaluations == 100 and r5.evaluations == 150 and len(r5.best_per_epoch) == 5
+    assert r0.info["evaluations"] == 100 and r5.info["evaluations"] == 150 and len(r5.info["best_per_epoch"]) == 5
     assert r5.objective >= r0.objective
+
+
+def test_pool_search_with_function_models():
+    """DGL's pool search: fitness and latency looked up in a pool, pool membership as a constraint."""
+    sp = get_space("nasbench201")
+    r = np.random.default_rng(5)
+    pool = sp.from_index(r.choice(sp.size, 400, replace=False))
+    acc, lat = r.random(400) * 100, r.random(400) * 50
+    pos = {int(k): n for n, k in enumerate(sp.index_of(pool))}
+    look = lambda col, missing: lambda a: np.array([col[pos[int(i)]] if int(i) in pos else missing  # noqa: E731
+                                                    for i in sp.index_of(a)])
+    member = FunctionModel(lambda a: np.array([0.0 if int(i) in pos else 1.0 for i in sp.index_of(a)]), "pool", "1")
+    cons = [Constraint(member, 0.0, "1"), Constraint(FunctionModel(look(lat, np.inf), "latency", "ms"), 20.0, "ms")]
+    res = genetic_search(sp, FunctionModel(look(acc, -np.inf), "accuracy", "%"), cons,
+                         GAConfig(population_size=50, epochs=20), seed=3, init_population=pool)
+    i = pos[int(sp.index_of(res.arch[None])[0])]
+    assert lat[i] <= 20.0 and res.objective == acc[i]
+    assert res.objective == pytest.approx(acc[lat <= 20.0].max())  # the pool's constrained optimum
 
 
 @pytest.mark.parametrize("name", SPACES.names())

@@ -8,7 +8,8 @@ from nasjax.benchmarks import nasbench201 as nb
 from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.predictors.additive import block_contributions
-from nasjax.search.regret import NB201_REF, fit_errors, nb201_additive, regret_sweep, summarize, true_best
+from nasjax.protocols.regret import NB201_REF, fit_errors, nb201_additive, regret_sweep, summarize, true_best
+from nasjax.search import SearchProblem, run_search
 from nasjax.spaces.nasbench201 import nasbench201_space
 
 ALL = nasbench201_space().all_archs()
@@ -89,8 +90,8 @@ def _enumerate(pred, key, budget):
 
 def test_exact_search_equals_enumeration_over_table_predictions(table):
     from nasjax.search.ilp import ILPSearch
-    from nasjax.search.mckp import solve_mckp
 
+    space = nasbench201_space()
     devs = ["pixel3", "raspi4", "titanxp_1", "gold_6226"]
     for bases in ("ref", "all"):
         pred = nb201_additive(table, "ImageNet16-120", devs, bases=bases)
@@ -99,7 +100,7 @@ def test_exact_search_equals_enumeration_over_table_predictions(table):
             lo, hi = t.bounds()
             for q in (0.15, 0.4, 0.8):
                 budget = lo + q * (hi - lo)
-                res = solve_mckp(pred.accuracy, Constraint(t, budget, "ms"))
+                res = run_search("mckp", SearchProblem(space, pred.accuracy, (Constraint(t, budget, "ms"),)))
                 assert res.objective == pytest.approx(_enumerate(pred, f"latency/{dev}", budget), abs=1e-9)
                 assert t.predict(res.arch) <= budget + 1e-9
     pred = nb201_additive(table, "cifar10", ["fpga"])
@@ -107,6 +108,8 @@ def test_exact_search_equals_enumeration_over_table_predictions(table):
     ilp = ILPSearch(pred.accuracy, [Constraint(t, t.bounds()[1], "ms")])
     for budget in np.linspace(*t.bounds(), 5)[1:]:
         assert ilp.solve([budget]).objective == pytest.approx(_enumerate(pred, "latency/fpga", budget), abs=1e-7)
+        highs = run_search("highs", SearchProblem(space, pred.accuracy, (Constraint(t, budget, "ms"),)))
+        assert highs.objective == pytest.approx(_enumerate(pred, "latency/fpga", budget), abs=1e-7)
 
 
 def test_regret_sweep_against_brute_force(table):
@@ -147,6 +150,8 @@ def test_regret_errors(table):
         regret_sweep(table, ["fpga"], None, "cifar10", bases="some")
     with pytest.raises(NasjaxInputError, match="solver"):
         regret_sweep(table, ["fpga"], None, "cifar10", solver="cplex")
+    with pytest.raises(NasjaxInputError, match="solver: got 'ilp', expected one of enumerate, gurobi, highs, mckp"):
+        regret_sweep(table, ["fpga"], None, "cifar10", solver="ilp")
     with pytest.raises(NasjaxInputError, match="finite"):
         regret_sweep(table, ["fpga"], {"fpga": [float("nan")]}, "cifar10")
     with pytest.raises(NasjaxInputError, match="below every measured cell"):

@@ -1,5 +1,6 @@
 """Exact search: CVXPY/HiGHS and the pruned DP both equal exhaustive enumeration (MathNAS tables and random
-instances), the Pareto front is exactly the non-dominated set, and bad budgets fail clearly."""
+instances), through the registry and the ILP program directly; the Pareto front is exactly the non-dominated
+set, and bad budgets fail clearly."""
 
 import numpy as np
 import pytest
@@ -7,11 +8,28 @@ from conftest import require_shared
 
 from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, NasjaxInputError
-from nasjax.search.enumerate import all_values, enumerate_best
+from nasjax.search import SearchProblem, get_searcher, run_search
+from nasjax.search.enumerate import all_values
 from nasjax.search.ilp import ILPSearch
-from nasjax.search.mckp import solve_mckp
 from nasjax.search.pareto import pareto_front
+from nasjax.spaces import get_space
+from nasjax.spaces.base import product_space
 from nasjax.tables import Table, from_ragged
+
+
+def table_space(t: Table):
+    """The product space a table covers (its choice counts)."""
+    counts = t.mask.sum(1)
+    return product_space("table", [f"p{i}" for i in range(len(counts))], [[str(c) for c in range(k)] for k in counts])
+
+
+def enumerate_best(acc, cons):
+    return run_search("enumerate", SearchProblem(table_space(acc), acc, tuple(cons)))
+
+
+def solve_mckp(acc, c):
+    cons = (c,) if isinstance(c, Constraint) else tuple(c)
+    return run_search("mckp", SearchProblem(table_space(acc), acc, cons))
 
 
 def _budgets(table, n):
@@ -21,7 +39,7 @@ def _budgets(table, n):
 
 @pytest.mark.parametrize("device", ["raspberrypi", "tx2cpu", "tx2gpu"])
 def test_mobilenetv3_all_solvers_equal_enumeration(device):
-    from nasjax.mathnas import mobilenetv3_tables
+    from nasjax.benchmarks.mathnas import mobilenetv3_tables
 
     _, acc, res = mobilenetv3_tables(require_shared("MathNAS"), device)
     lat = res["latency"]
@@ -29,14 +47,15 @@ def test_mobilenetv3_all_solvers_equal_enumeration(device):
     for b in _budgets(lat, 24):
         c = Constraint(lat, float(b), "ms")
         best = enumerate_best(acc, [c])
-        for r in (ilp.solve([float(b)]), solve_mckp(acc, c)):
+        highs = run_search("highs", SearchProblem(table_space(acc), acc, (c,)))
+        for r in (ilp.solve([float(b)]), solve_mckp(acc, c), highs):
             assert r.objective == pytest.approx(best.objective, abs=1e-9)
             assert r.resources["latency"] <= b + 1e-6
 
 
 @pytest.mark.parametrize("device", ["fpga", "edgegpu"])
 def test_nasbench201_latency_and_energy_together(device):
-    from nasjax.mathnas import nasbench201_tables
+    from nasjax.benchmarks.mathnas import nasbench201_tables
 
     acc, res = nasbench201_tables(require_shared("MathNAS"), device)
     lat, eng = res["latency"], res["energy"]
@@ -63,7 +82,7 @@ def test_nasbench201_latency_and_energy_together(device):
 
 def test_random_ragged_instances():
     rng = np.random.default_rng(3)
-    for trial in range(6):
+    for _ in range(6):
         counts = rng.integers(2, 7, size=5)
         acc = from_ragged([rng.normal(size=k) for k in counts], "accuracy", "%", base=50)
         lat = from_ragged([rng.uniform(1, 10, size=k) for k in counts], "latency", "ms")
@@ -80,8 +99,6 @@ def test_pareto_front_is_exactly_the_non_dominated_set():
     acc = Table(rng.normal(size=(6, 5)), None, "accuracy", "%", base=70)
     lat = Table(rng.uniform(1, 5, size=(6, 5)), None, "latency", "ms")
     front = pareto_front(acc, lat)
-    from nasjax.spaces import get_space
-
     archs = get_space("nasbench201").all_archs()
     a, r = all_values(acc, archs), all_values(lat, archs)
     order = np.lexsort((-a, r))
@@ -102,7 +119,10 @@ def test_pareto_front_is_exactly_the_non_dominated_set():
 def test_infeasible_budget_names_the_smallest_value():
     lat = Table(np.array([[2.0, 3.0], [1.0, 4.0]]), None, "latency", "ms", device="cpu")
     acc = Table(np.array([[0.0, 1.0], [0.0, 1.0]]), None, "accuracy", "%")
-    for solve in (lambda c: solve_mckp(acc, c), lambda c: ILPSearch(acc, [c]).solve(), lambda c: enumerate_best(acc, [c])):
+    space = table_space(acc)
+    solvers = [lambda c: solve_mckp(acc, c), lambda c: ILPSearch(acc, [c]).solve(), lambda c: enumerate_best(acc, [c])]
+    solvers += [lambda c, n=n: run_search(n, SearchProblem(space, acc, (c,))) for n in ("highs", "mckp", "enumerate")]
+    for solve in solvers:
         with pytest.raises(InfeasibleError, match=r"smallest achievable latency is 3.0000 ms") as e:
             solve(Constraint(lat, 2.5, "ms"))
         assert e.value.smallest["latency"] == 3.0
@@ -116,6 +136,10 @@ def test_gurobi_is_optional():
     acc = Table(np.zeros((2, 2)), None, "accuracy", "%")
     with pytest.raises(NasjaxInputError, match="solver: 'gurobi' is not installed"):
         ILPSearch(acc, [], solver="gurobi")
+    problem = SearchProblem(table_space(acc), acc)
+    assert "'gurobi' is not installed" in get_searcher("gurobi").supports(problem)
+    with pytest.raises(NasjaxInputError, match="searcher 'gurobi': solver: 'gurobi' is not installed"):
+        run_search("gurobi", problem)
 
 
 def test_nd_dominance_pruning_equals_brute_force():

@@ -89,7 +89,7 @@ def test_ofa_dict_errors_name_the_field():
 
 @pytest.mark.parametrize("name", ["MathNAS-MB1", "MathNAS-MB2", "MathNAS-MB3", "MathNAS-MB4"])
 def test_mathnas_mobilenetv3_ymls_round_trip(name):
-    from nasjax.mathnas import MathNASDir
+    from nasjax.benchmarks.mathnas import MathNASDir
 
     root = require_shared("MathNAS")
     y = yaml.safe_load((root / "results" / "mobilenetv3" / f"{name}.yml").read_text())
@@ -102,7 +102,7 @@ def test_mathnas_mobilenetv3_ymls_round_trip(name):
 
 
 def test_block_set_rejects_mismatching_encodearch():
-    from nasjax.mathnas import MathNASDir
+    from nasjax.benchmarks.mathnas import MathNASDir
 
     bs = MathNASDir(require_shared("MathNAS")).block_set("CPU")
     d = bs.to_ofa([0, 1, 2, 3, 4])

@@ -12,7 +12,9 @@ import yaml
 from conftest import require_shared
 from test_supervit import assert_bad_yml, mitm_best
 
+from nasjax.benchmarks import mathnas as tables_mathnas
 from nasjax.errors import InfeasibleError, NasjaxInputError
+from nasjax.problems import supertransformer as model_st
 from nasjax.spaces import supertransformer as st
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,14 +28,14 @@ def root():
 
 @pytest.fixture(scope="module")
 def tables(root):
-    from nasjax.mathnas import MathNASDir
+    from nasjax.benchmarks.mathnas import MathNASDir
 
     return MathNASDir(root)
 
 
 @pytest.fixture(scope="module")
 def models(tables):
-    return {(d, m): st.SuperTransformerModel(tables, d, m) for d in DEVICES for m in st.LATENCY_MODELS}
+    return {(d, m): model_st.SuperTransformerModel(tables, d, m) for d in DEVICES for m in model_st.LATENCY_MODELS}
 
 
 def published(root):
@@ -95,14 +97,14 @@ def test_tables_per_source(models, device, base):
 @pytest.mark.parametrize("L", [1, 2, 3, 4])
 def test_exact_per_depth_against_meet_in_the_middle(models, L):
     from nasjax.constraints import Constraint
-    from nasjax.search.mckp import solve_mckp
+    from nasjax.search import SearchProblem, run_search
 
     for device in DEVICES if L <= 2 else ("titanxp",):
         bleu, lat = models[(device, "additive")].tables[L]
         lo, hi = lat.bounds()
         for b in np.linspace(lo + 0.02 * (hi - lo), hi, 4 if L <= 3 else 2):
             want = mitm_best(bleu, lat, b, split=6)
-            got = solve_mckp(bleu, Constraint(lat, float(b), "ms"))
+            got = run_search("mckp", SearchProblem(st.depth_space(L), bleu, (Constraint(lat, float(b), "ms"),)))
             assert got.objective == pytest.approx(want, abs=1e-9)
             assert lat.predict(got.arch) <= b + 1e-9
 
@@ -158,7 +160,7 @@ def test_published_results_do_not_reproduce(root, tables, models):
         assert models[(dev, "additive")].predict(a)["bleu"] == pytest.approx(bleu, abs=1e-6)
         assert models[(dev, "additive")].predict(a)["latency"] == pytest.approx(add, abs=1e-3)
         assert models[(dev, "mathnas_ilp")].predict(a)["latency"] == pytest.approx(ilp, abs=1e-3)
-        assert st.predict_py_latency(tables, dev, a) == pytest.approx(ppy, abs=0.05)
+        assert model_st.predict_py_latency(tables, dev, a) == pytest.approx(ppy, abs=0.05)
         assert add > budget and ppy > budget  # far over the budget the file is named after
         with pytest.raises(InfeasibleError, match="smallest achievable latency"):
             models[(dev, "additive")].search(budget)
@@ -192,11 +194,11 @@ def test_bad_yml_names_the_field(root, mutate, message):
 
 def test_unknown_device_and_model_and_bad_tables(tables):
     with pytest.raises(NasjaxInputError, match="known supertransformer devices: raspberrypi, titanxp, xeon"):
-        st.SuperTransformerModel(tables, "tx2gpu")
+        model_st.SuperTransformerModel(tables, "tx2gpu")
     with pytest.raises(NasjaxInputError, match="latency_model"):
-        st.SuperTransformerModel(tables, "xeon", "exact")
+        model_st.SuperTransformerModel(tables, "xeon", "exact")
     with pytest.raises(NasjaxInputError, match="expected 257"):
-        st.supertransformer_tables({st.BLOCK_ACC: np.zeros(252)}, "xeon")
+        model_st.supertransformer_tables({tables_mathnas.SUPERTRANSFORMER_ACC: np.zeros(252)}, "xeon")
 
 
 def test_infeasible_budget_names_smallest(models):

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from conftest import require_shared
 
+from nasjax.benchmarks import mathnas as tables_mathnas
 from nasjax.errors import InfeasibleError, NasjaxInputError
+from nasjax.problems import supervit as model_sv
 from nasjax.spaces import supervit as sv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,9 +55,9 @@ def root():
 
 @pytest.fixture(scope="module")
 def model(root):
-    from nasjax.mathnas import MathNASDir
+    from nasjax.benchmarks.mathnas import MathNASDir
 
-    return sv.SuperViTModel(MathNASDir(root))
+    return model_sv.SuperViTModel(MathNASDir(root))
 
 
 def published(root):
@@ -134,13 +136,13 @@ def test_exact_against_meet_in_the_middle(model, resolution):
     """The per-resolution solve equals the optimum over all 1.2e10 nets of that resolution, computed
     by an independent method, at 6 budgets across the feasible range."""
     from nasjax.constraints import Constraint
-    from nasjax.search.mckp import solve_mckp
+    from nasjax.search import SearchProblem, run_search
 
     acc, fl = model.tables[resolution]
     lo, hi = fl.bounds()
     for b in np.linspace(lo + 1.0, hi, 6):
         want = mitm_best(acc, fl, b, split=5)
-        got = solve_mckp(acc, Constraint(fl, float(b), "MFLOPs"))
+        got = run_search("mckp", SearchProblem(sv.block_space(resolution), acc, (Constraint(fl, float(b), "MFLOPs"),)))
         assert got.objective == pytest.approx(want, abs=1e-9)
         assert fl.predict(got.arch) <= b + 1e-9
 
@@ -172,7 +174,7 @@ def test_original_code_objective_was_wrong(model, root):
     """search.py maximises 82.6 - sum(gains) (wrong sign: it seeks the *least* accurate net) and bounds
     only the FLOPs added to the 189.8-MFLOPs base: every budget returns the same net, predicted 77.884 %
     at 208.9 MFLOPs (over a 200 budget) while search.py reports 83.00 % and 19.1 MFLOPs."""
-    outs = [sv.original_code_search(root, b) for b in (200, 325, 671, 1101, 1476)]
+    outs = [model_sv.original_code_search(root, b) for b in (200, 325, 671, 1101, 1476)]
     for arch, legacy_obj, legacy_flops in outs:
         assert np.array_equal(arch, outs[0][0])
         assert legacy_obj == pytest.approx(83.002, abs=1e-3) and legacy_flops == pytest.approx(19.10, abs=0.01)
@@ -216,12 +218,13 @@ def test_infeasible_budget_names_smallest(model):
 
 
 def test_bad_tables_name_the_file():
+    acc, flops = tables_mathnas.SUPERVIT_ACC, tables_mathnas.SUPERVIT_FLOPS
     with pytest.raises(NasjaxInputError, match=r"blockacc.pt.*expected 780"):
-        sv.supervit_tables({sv.BLOCK_ACC: np.zeros(195), sv.BLOCK_FLOPS: np.zeros(780)}, 192)
+        tables_mathnas.supervit_tables({acc: np.zeros(195), flops: np.zeros(780)}, 192)
     with pytest.raises(NasjaxInputError, match="NaN"):
-        sv.supervit_tables({sv.BLOCK_ACC: np.full(780, np.nan), sv.BLOCK_FLOPS: np.zeros(780)}, 192)
+        tables_mathnas.supervit_tables({acc: np.full(780, np.nan), flops: np.zeros(780)}, 192)
     with pytest.raises(NasjaxInputError, match="resolution"):
-        sv.supervit_tables({}, 200)
+        tables_mathnas.supervit_tables({}, 200)
 
 
 def run(*args):

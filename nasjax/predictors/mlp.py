@@ -25,7 +25,6 @@ member trained alone (tested).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +33,9 @@ import optax
 from flax import nnx
 
 from nasjax.errors import NasjaxInputError, require
+from nasjax.predictors.mlp_config import MLPConfig
+
+__all__ = ["MLP", "MLPConfig", "MLPEnsemble", "get_ensemble"]
 
 
 class MLP(nnx.Module):
@@ -48,34 +50,6 @@ class MLP(nnx.Module):
         for layer in self.layers:
             x = nnx.relu(layer(x))
         return self.out(x)[..., 0]
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    """Predictor hyper-parameters.
-
-    Attributes:
-      hidden: hidden layer widths (WeakNAS's ``--mlp_size``).
-      iters: full-batch Adam steps per fit (WeakNAS's ``--mlp_iter``).
-      lr: Adam learning rate.
-      weight_decay: decoupled weight decay ``lambda`` (AdamW).
-      members: ensemble size ``E``.
-    """
-
-    hidden: tuple[int, ...] = (64, 64)
-    iters: int = 200
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    members: int = 1
-
-    def __post_init__(self):
-        require(len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden), "mlp_size", self.hidden,
-                "one or more positive layer widths")
-        require(int(self.iters) >= 1, "mlp_iter", self.iters, "a positive number of optimiser steps")
-        require(np.isfinite(self.lr) and self.lr > 0, "mlp_lr", self.lr, "a positive finite learning rate")
-        require(np.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay,
-                "a finite value >= 0")
-        require(int(self.members) >= 1, "ensemble", self.members, "at least one ensemble member")
 
 
 class MLPEnsemble:

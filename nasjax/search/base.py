@@ -33,7 +33,6 @@ from nasjax.registry import Registry
 from nasjax.spaces.base import SearchSpace
 from nasjax.tables import Table, check_unit
 
-
 # --------------------------------------------------------------------------------------------------
 # models a problem can hold besides additive tables
 
@@ -189,6 +188,9 @@ class SearchProblem:
                     self.query_budget, "a positive number of queries")
         if isinstance(self.objective, Table):
             self.objective.check_space(self.space)
+        for c in cons:
+            if c.linear:
+                c.table.check_space(self.space)
 
     @property
     def additive(self) -> bool:
@@ -196,15 +198,14 @@ class SearchProblem:
         return isinstance(self.objective, Table) and all(c.linear for c in self.constraints)
 
     def with_bounds(self, bounds: Sequence[float]) -> SearchProblem:
-        require(len(bounds) == len(self.constraints), "bounds", len(bounds), f"{len(self.constraints)} (one per constraint)")
-        return SearchProblem(self.space, self.objective, tuple(c.with_bound(b) for c, b in zip(self.constraints, bounds)),
-                             self.query_budget, self.name)
+        n = len(self.constraints)
+        require(len(bounds) == n, "bounds", len(bounds), f"{n} (one per constraint)")
+        cons = tuple(c.with_bound(b) for c, b in zip(self.constraints, bounds))
+        return SearchProblem(self.space, self.objective, cons, self.query_budget, self.name)
 
     def evaluate(self, arch) -> tuple[float, dict[str, float]]:
         """Predicted objective and per-constraint value of one architecture."""
-        a = np.asarray(arch)
-        res = {c.name: float(c.values(a[None])[0]) for c in self.constraints}
-        return float(self.objective.predict(a)), res
+        return evaluate(arch, self.objective, self.constraints)
 
     def units(self) -> dict[str, str]:
         return {getattr(self.objective, "metric", "objective"): getattr(self.objective, "unit", ""),
@@ -250,6 +251,22 @@ class SearchResult:
         return d
 
 
+def evaluate(arch, objective, constraints: Sequence[Constraint]) -> tuple[float, dict[str, float]]:
+    """``(objective(a), {c.name: c.model(a)})`` of one architecture ``a``.
+
+    Args:
+      arch: ``[P]`` choice vector.
+      objective: anything with ``predict`` (a Table, a FunctionModel, a TabularObjective).
+      constraints: the constraints whose model values are reported.
+
+    Returns:
+      The objective value and one resource value per constraint, in the models' units.
+    """
+    a = np.asarray(arch)
+    res = {c.name: float(c.values(a[None])[0]) for c in constraints}
+    return float(objective.predict(a)), res
+
+
 def check_budgets(problem_or_constraints, tol: float = 1e-9) -> None:
     """Raise :class:`~nasjax.errors.InfeasibleError` naming the smallest achievable value of every
     constraint whose bound is below what its model can reach on its own (models with ``bounds()``)."""
@@ -273,7 +290,8 @@ def joint_infeasible(constraints) -> InfeasibleError:
     parts = []
     for c in constraints:
         lo = c.smallest()
-        parts.append(f"{c.name} <= {c.bound:g} {c.unit}" + (f" (alone reachable from {lo:.4f})" if lo is not None else ""))
+        alone = f" (alone reachable from {lo:.4f})" if lo is not None else ""
+        parts.append(f"{c.name} <= {c.bound:g} {c.unit}{alone}")
     return InfeasibleError("constraints are jointly infeasible: no architecture meets " + " and ".join(parts),
                            {c.name: c.smallest() for c in constraints})
 
@@ -293,25 +311,63 @@ class Searcher:
         """``None`` when this searcher can solve ``problem``, else the reason it cannot."""
         return None
 
-    def search(self, problem: SearchProblem, seed: int = 0, **options) -> SearchResult:
+    def check(self, problem: SearchProblem, seed: int = 0) -> None:
+        """Raise :class:`~nasjax.errors.NasjaxInputError` unless ``problem`` and ``seed`` are acceptable."""
+        require(isinstance(problem, SearchProblem), "problem", type(problem).__name__, "a SearchProblem")
         why = self.supports(problem)
         if why is not None:
             raise NasjaxInputError(f"searcher {self.name!r}: {why}")
         require(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", seed, "an integer >= 0")
+
+    def search(self, problem: SearchProblem, seed: int = 0, **options) -> SearchResult:
+        """Solve ``problem`` with ``seed`` (exact searchers ignore it); ``options`` are searcher-specific.
+
+        Args:
+          problem: the :class:`SearchProblem`.
+          seed: the seed of every random choice of the run (the same seed gives the same result).
+          **options: searcher options (a config object, ``signal``, ``stop_at_optimum``, an inner solver...).
+
+        Returns:
+          A :class:`SearchResult`; an infeasible problem raises :class:`~nasjax.errors.InfeasibleError`.
+        """
+        self.check(problem, seed)
         t0 = time.perf_counter()
         res = self._search(problem, int(seed), **options)
+        return self.finish(res, problem, (time.perf_counter() - t0) * 1e3)
+
+    def finish(self, res: SearchResult, problem: SearchProblem, wall_ms: float) -> SearchResult:
+        """Fill the result's solver name, units and wall time where the searcher left them unset."""
         if not res.solve_time_ms:
-            res.solve_time_ms = (time.perf_counter() - t0) * 1e3
+            res.solve_time_ms = wall_ms
         res.solver = res.solver or self.name
         res.units = res.units or problem.units()
         return res
 
-    def search_many(self, problem: SearchProblem, seeds: Sequence[int], **options) -> list[SearchResult]:
-        """Independent repeats, one per seed (each depends on its own seed only)."""
-        return [self.search(problem, int(s), **options) for s in seeds]
+    def search_many(self, problems, seeds: Sequence[int], **options) -> list[SearchResult]:
+        """Independent repeats, one per seed; each depends on its own problem and seed only.
+
+        Args:
+          problems: one :class:`SearchProblem` for every seed, or a sequence of problems, one per seed
+            (a sweep over budgets and seeds is one call).
+          seeds: the seeds of the repeats.
+          **options: as for :meth:`search`, shared by every repeat.
+
+        Returns:
+          One :class:`SearchResult` per seed, in order.
+        """
+        return [self.search(p, s, **options) for p, s in zip(*broadcast_problems(problems, seeds))]
 
     def _search(self, problem: SearchProblem, seed: int, **options) -> SearchResult:
         raise NotImplementedError
+
+
+def broadcast_problems(problems, seeds: Sequence[int]) -> tuple[list[SearchProblem], list[int]]:
+    """``(problems, seeds)`` as two lists of equal length: one problem is repeated for every seed."""
+    seeds = [int(s) for s in seeds]
+    require(len(seeds) >= 1, "seeds", seeds, "at least one seed")
+    ps = [problems] * len(seeds) if isinstance(problems, SearchProblem) else list(problems)
+    require(len(ps) == len(seeds), "problems", len(ps), f"one problem per seed ({len(seeds)})")
+    return ps, seeds
 
 
 SEARCHERS: Registry[Searcher] = Registry("searcher")
@@ -319,7 +375,8 @@ SEARCHERS: Registry[Searcher] = Registry("searcher")
 
 def register(searcher: Searcher) -> Searcher:
     """Add a searcher instance to :data:`SEARCHERS` under its ``name``."""
-    require(searcher.kind in ("exact", "query"), f"searcher {searcher.name!r}.kind", searcher.kind, "'exact' or 'query'")
+    require(searcher.kind in ("exact", "query"), f"searcher {searcher.name!r}.kind", searcher.kind,
+            "'exact' or 'query'")
     return SEARCHERS.add(searcher.name, searcher)
 
 

@@ -1,100 +1,216 @@
 """Exact search over a union of additive branches (a resolution, a decoder depth: one table set each).
 
-Some spaces are additive only once one position is fixed: SuperViT's tables differ per input
-resolution, HAT's per decoder depth. A :class:`Branch` holds one such value with its tables; the
-exact optimum of the whole space is the best of the branch optima, and its Pareto front is the
+Some spaces are additive only once one position is fixed: SuperViT's tables differ per input resolution,
+HAT's per decoder depth. A :class:`Branch` holds one value of that position: the sub-space of the
+positions it activates, its objective and resource tables over that sub-space, and ``embed``, which maps
+a sub-space architecture to the full choice vector. A :class:`BranchedObjective` is the objective of the
+whole space, ``objective(a) = objective_k(restrict_k(a))`` for the branch ``k`` of ``a``; its
+:meth:`BranchedObjective.resource` models are what constraints bound
+(``Constraint(objective.resource("flops"), 200.0, "MFLOPs")``).
+
+The searcher ``branched`` solves, exactly,
+
+    max_a objective(a)  s.t.  r_j(a) <= b_j   =   max_k  max_{a in branch k} objective_k(a)  s.t.  r_{j,k}(a) <= b_j
+
+with one solve per branch by an inner exact searcher (option ``inner``: ``mckp``, the default, ``highs``,
+``gurobi`` or ``enumerate``), keeping the best branch optimum (ties: the smaller first resource, then the
+earlier branch). :func:`branch_pareto` gives the exact (objective, resource) Pareto front: the
 non-dominated part of the union of the branch fronts.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from nasjax.constraints import Constraint
-from nasjax.errors import InfeasibleError, NasjaxInputError
-from nasjax.search import SearchResult
+from nasjax.errors import InfeasibleError, NasjaxInputError, require
+from nasjax.search.base import (
+    SEARCHERS,
+    Searcher,
+    SearchProblem,
+    SearchResult,
+    check_budgets,
+    joint_infeasible,
+    register,
+    run_search,
+)
+from nasjax.search.mckp import dp_states
+from nasjax.spaces.base import SearchSpace
 from nasjax.tables import Table
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Branch:
-    """One value of a branching position (a resolution, a decoder depth) and its additive tables.
+    """One value of a branching position and its additive tables.
 
-    ``objective``/``resources`` cover only the positions active in this branch; ``embed`` maps a
-    solution of those positions to the full choice vector of the space.
+    Attributes:
+      key: the branch's value (a resolution, a decoder depth).
+      space: the positions active in this branch (what ``objective`` and ``resources`` cover).
+      objective: the branch's additive objective table.
+      resources: resource tables by metric name (``{"flops": Table}``), the same names in every branch.
+      embed: ``embed(sub [p]) -> [P]``, a branch architecture as a full choice vector of the space.
     """
 
     key: Any
+    space: SearchSpace
     objective: Table
-    resources: dict[str, Table]
+    resources: Mapping[str, Table]
     embed: Callable[[np.ndarray], np.ndarray]
 
+    def __post_init__(self):
+        self.objective.check_space(self.space)
+        for t in self.resources.values():
+            t.check_space(self.space)
 
-def solve_branches(branches: Sequence[Branch], budgets: dict[str, tuple[float, str]], solver: str = "mckp",
-                   cache: dict | None = None) -> SearchResult:
-    """Exact ``max objective s.t. resource_j <= bound_j`` over a union of additive branches.
 
-    Each branch is solved exactly (``solver``: ``"mckp"`` = nasjax's dominance-pruned DP, ``"highs"`` /
-    ``"gurobi"`` = the CVXPY MILP, ``"enumerate"``; see :func:`nasjax.problems.solve_tables`); the answer
-    is the best branch optimum (ties: smaller first resource, then earlier branch). Infeasible everywhere
-    -> :class:`InfeasibleError` naming the smallest achievable value of each resource over all branches.
-    With a ``cache`` dict, the CVXPY models are built once per (branch, solver, resources) and re-solved
-    with new bounds (parametrised re-solve).
+@dataclass(frozen=True, eq=False)
+class BranchedObjective:
+    """The objective of a space that is additive within each branch.
+
+    Attributes:
+      branches: the branches, each with the same metrics and units.
+      locate: ``locate(a [P]) -> (branch index, sub-architecture)``, the inverse of the branches' ``embed``.
     """
-    from nasjax.problems import solve_tables
 
-    t0 = time.perf_counter()
-    best, best_key = None, None
-    for br in branches:
-        cons = []
-        for name, (bound, unit) in budgets.items():
-            if name not in br.resources:
-                raise NasjaxInputError(
-                    f"{name}_constraint: the space has no {name} table; expected one of {', '.join(br.resources)}"
-                )
-            cons.append(Constraint(br.resources[name], float(bound), unit))
-        try:
-            if cache is not None and solver in ("highs", "gurobi"):
-                from nasjax.search.ilp import ILPSearch
+    branches: tuple[Branch, ...]
+    locate: Callable[[np.ndarray], tuple[int, np.ndarray]]
 
-                key = (br.key, solver, tuple(budgets))
-                if key not in cache:
-                    cache[key] = ILPSearch(br.objective, cons, solver)
-                res = cache[key].solve([c.bound for c in cons])
-            else:
-                res = solve_tables(br.objective, cons, solver)
-        except InfeasibleError:
-            continue
-        r0 = next(iter(res.resources.values()), 0.0)
-        if best is None or res.objective > best.objective + 1e-12 or (
-            abs(res.objective - best.objective) <= 1e-12 and r0 < next(iter(best.resources.values()), 0.0)
-        ):
-            best, best_key = res, br.key
-    if best is None:
-        smallest = {n: min(br.resources[n].bounds()[0] for br in branches) for n in budgets}
-        msg = "; ".join(
-            f"{n}_constraint: {b:g} {u} is infeasible; the smallest achievable {n} is {smallest[n]:.4f} {u}"
-            for n, (b, u) in budgets.items()
-        )
-        raise InfeasibleError(msg, smallest)
-    br = next(b for b in branches if b.key == best_key)
-    return SearchResult(br.embed(best.arch), best.objective, dict(best.resources),
-                        (time.perf_counter() - t0) * 1e3, f"{best.solver} x {len(branches)} branches")
+    def __post_init__(self):
+        brs = tuple(self.branches)
+        require(len(brs) >= 1, "branches", len(brs), "at least one branch")
+        b0 = brs[0]
+        for br in brs[1:]:
+            require((br.objective.metric, br.objective.unit) == (b0.objective.metric, b0.objective.unit),
+                    f"branch {br.key!r} objective", (br.objective.metric, br.objective.unit),
+                    f"{(b0.objective.metric, b0.objective.unit)} like the first branch")
+            require({k: t.unit for k, t in br.resources.items()} == {k: t.unit for k, t in b0.resources.items()},
+                    f"branch {br.key!r} resources", sorted(br.resources), f"the first branch's {sorted(b0.resources)}")
+        object.__setattr__(self, "branches", brs)
+        object.__setattr__(self, "_resources", {m: BranchedResource(self, m) for m in b0.resources})
+
+    @property
+    def metric(self) -> str:
+        return self.branches[0].objective.metric
+
+    @property
+    def unit(self) -> str:
+        return self.branches[0].objective.unit
+
+    @property
+    def resources(self) -> dict[str, BranchedResource]:
+        """The resource model of every metric the branches have a table for."""
+        return dict(self._resources)
+
+    def resource(self, metric: str) -> BranchedResource:
+        """The resource model ``metric`` (an unknown metric names the known ones)."""
+        if metric not in self._resources:
+            raise NasjaxInputError(f"{metric}_constraint: the space has no {metric} table; expected one of "
+                                   f"{', '.join(self._resources) or 'none'}")
+        return self._resources[metric]
+
+    def values(self, archs, table_of: Callable[[Branch], Table]) -> np.ndarray | float:
+        """``table_of(branch)(sub)`` for each architecture (its branch and sub-architecture from ``locate``)."""
+        a = np.asarray(archs)
+        out = []
+        for row in np.atleast_2d(a):
+            k, sub = self.locate(row)
+            out.append(float(table_of(self.branches[k]).predict(sub)))
+        return out[0] if a.ndim == 1 else np.array(out)
+
+    def predict(self, archs) -> np.ndarray | float:
+        return self.values(archs, lambda br: br.objective)
 
 
-def branch_pareto(branches: Sequence[Branch], resource: str) -> list[tuple[np.ndarray, float, float]]:
-    """The exact (objective, resource) Pareto front of a branched space: the union of every branch's
-    front (nasjax's pruned DP without a budget keeps exactly its front) with the dominated points of
-    other branches removed. Returns ``[(full arch, objective, resource)]`` sorted by resource."""
-    from nasjax.search.mckp import dp_states
+@dataclass(frozen=True, eq=False)
+class BranchedResource:
+    """Resource ``name`` of a :class:`BranchedObjective`: ``r(a) = r_k(restrict_k(a))`` (a constraint model)."""
 
+    objective: BranchedObjective
+    name: str
+
+    @property
+    def metric(self) -> str:
+        return self.name
+
+    @property
+    def unit(self) -> str:
+        return self.objective.branches[0].resources[self.name].unit
+
+    @property
+    def device(self) -> str | None:
+        return self.objective.branches[0].resources[self.name].device
+
+    def predict(self, archs) -> np.ndarray | float:
+        return self.objective.values(archs, lambda br: br.resources[self.name])
+
+    def bounds(self) -> tuple[float, float]:
+        """Smallest and largest value over all branches."""
+        b = [br.resources[self.name].bounds() for br in self.objective.branches]
+        return min(x[0] for x in b), max(x[1] for x in b)
+
+
+class BranchedSearcher(Searcher):
+    """One exact solve per branch, best branch optimum kept (module docstring)."""
+
+    name = "branched"
+    kind = "exact"
+
+    def supports(self, problem: SearchProblem) -> str | None:
+        obj = problem.objective
+        if not isinstance(obj, BranchedObjective):
+            return f"expected a BranchedObjective, got {type(obj).__name__}"
+        for c in problem.constraints:
+            if not (isinstance(c.model, BranchedResource) and c.model.objective is obj):
+                return f"{c.name}_constraint: expected a resource model of the problem's objective (objective.resource)"
+        return None
+
+    def _search(self, problem: SearchProblem, seed: int, inner: str = "mckp") -> SearchResult:
+        require(inner in SEARCHERS and SEARCHERS.get(inner).kind == "exact" and inner != self.name, "inner", inner,
+                "an exact searcher for the branches: " + ", ".join(n for n, s in SEARCHERS.items()
+                                                                   if s.kind == "exact" and n != self.name))
+        cons = problem.constraints
+        check_budgets(cons)
+        branches = problem.objective.branches
+        best, best_k = None, -1
+        for k, br in enumerate(branches):
+            sub = SearchProblem(br.space, br.objective, tuple(Constraint(br.resources[c.model.name], c.bound, c.unit)
+                                                              for c in cons), name=f"{problem.name}[{br.key}]")
+            try:
+                res = run_search(inner, sub)
+            except InfeasibleError:
+                continue
+            r0 = next(iter(res.resources.values()), 0.0)
+            if best is None or res.objective > best.objective + 1e-12 or (
+                abs(res.objective - best.objective) <= 1e-12 and r0 < next(iter(best.resources.values()), 0.0)
+            ):
+                best, best_k = res, k
+        if best is None:
+            raise joint_infeasible(cons)
+        br = branches[best_k]
+        return SearchResult(br.embed(best.arch), best.objective, dict(best.resources),
+                            solver=f"branched/{inner} x {len(branches)} branches", certified=best.certified,
+                            info={"branch": br.key, "branches": len(branches)})
+
+
+def branch_pareto(objective: BranchedObjective, resource: str) -> list[tuple[np.ndarray, float, float]]:
+    """The exact (objective, ``resource``) Pareto front of a branched space.
+
+    Args:
+      objective: the branched objective.
+      resource: the resource metric of the front's second axis.
+
+    Returns:
+      ``[(full arch, objective, resource)]`` sorted by resource: the union of every branch's front (the
+      pruned DP without a budget keeps exactly a branch's front) with the points another branch dominates
+      removed.
+    """
+    objective.resource(resource)
     pts = []
-    for br in branches:
+    for br in objective.branches:
         t = br.resources[resource]
         archs, V, W = dp_states(br.objective.coef, [t.coef], br.objective.mask, None)
         for a, v, w in zip(archs, V, W[:, 0]):
@@ -108,34 +224,4 @@ def branch_pareto(branches: Sequence[Branch], resource: str) -> list[tuple[np.nd
     return front
 
 
-def branched_problem(model, decode, encode, device):
-    """A :class:`nasjax.problems.Problem` whose solve / predict / pareto go through ``model``'s branches.
-
-    ``objective`` / ``resources`` hold branch 0's tables: they carry the metric names and units that
-    the shared runner checks constraints against (every branch has the same metrics and units).
-    """
-    from nasjax.problems import Problem
-
-    class BranchedProblem(Problem):
-        def solve(self, constraints, solver="highs"):
-            budgets = {c.name: (c.bound, c.unit) for c in constraints}
-            return solve_branches(model.branches(), budgets, solver, model._ilp_cache)
-
-        def predict(self, arch):
-            units = {self.objective.metric: self.objective.unit, **{m: t.unit for m, t in self.resources.items()}}
-            return {m: (v, units[m]) for m, v in model.predict(arch).items()}
-
-        def pareto(self, metric: str):
-            from nasjax.search.pareto import ParetoFront
-
-            t0 = time.perf_counter()
-            front = branch_pareto(model.branches(), metric)
-            return ParetoFront(np.stack([p[0] for p in front]), np.array([p[1] for p in front]),
-                               np.array([p[2] for p in front]), self.objective, self.resources[metric],
-                               (time.perf_counter() - t0) * 1e3)
-
-    b0 = model.branches()[0]
-    return BranchedProblem(model.space_name, device, b0.objective, dict(b0.resources), decode, encode,
-                           {"branches": [b.key for b in model.branches()]})
-
-
+register(BranchedSearcher())

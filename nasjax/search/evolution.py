@@ -4,10 +4,12 @@ Search" (AAAI 2019), on a tabular task through the shared query harness.
 Population of ``P`` cells, initialised with ``P`` uniformly drawn (feasible) cells. Each cycle: draw
 ``T`` members uniformly without replacement (the tournament), take the one with the best value seen as
 parent, mutate it (one position, chosen uniformly, moved to a different choice, chosen uniformly;
-infeasible children of a constrained task are redrawn), query the child, append it to the population
+infeasible children of a constrained problem are redrawn), query the child, append it to the population
 and remove the *oldest* member. A child that was already queried costs no new query (unique-query
-accounting) but still enters the population. The run ends after ``max_queries`` unique queries, when
-``stop_cell`` has been queried, or after ``max_cycles`` cycles.
+accounting) but still enters the population. The run ends after the query budget (the problem's
+``query_budget``, else ``EvolutionConfig.max_queries``), once the optimum has been queried
+(``stop_at_optimum``), or after ``max_cycles_factor x budget`` cycles. Registered as ``evolution``
+(option ``config``: an :class:`EvolutionConfig`).
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nasjax.cli import option
 from nasjax.errors import require
-from nasjax.search.harness import History, Oracle, Task, seed_sequences
+from nasjax.search.base import register
+from nasjax.search.harness import History, Oracle, TabularSearcher, Task, seed_sequences
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
-    population: int = 10
-    tournament: int = 3
-    max_queries: int = 1000
-    max_cycles_factor: int = 20  # cycles cap = factor * max_queries (guards a population stuck on repeats)
+    """Regularized evolution's settings (Real et al.'s names)."""
+
+    population: int = option(10, help="Regularized evolution: population size.")
+    tournament: int = option(3, help="Regularized evolution: tournament size.")
+    max_queries: int = option(1000, flag=False, help="Query budget when the problem has none.")
+    max_cycles_factor: int = option(20, flag=False, help="Cycles cap = factor x query budget (a population stuck "
+                                    "on repeats ends).")
 
     def __post_init__(self):
         require(self.population >= 2, "population", self.population, "at least 2")
@@ -44,31 +51,41 @@ def mutate(arch: np.ndarray, num_choices: np.ndarray, rng: np.random.Generator) 
     return child
 
 
-def regularized_evolution(task: Task, seed: int, config: EvolutionConfig = EvolutionConfig(),
-                          signal: str = "mean", stop_cell: int | None = None) -> History:
-    """One run of regularized evolution; returns the query log."""
-    s_search, s_oracle = seed_sequences(seed)
-    rng = np.random.default_rng(s_search)
-    oracle = Oracle(task, signal, s_oracle)
-    feas = task.feasible_idx
-    done = lambda: len(oracle) >= config.max_queries or (stop_cell is not None and oracle.seen(stop_cell))  # noqa: E731
+class EvolutionSearcher(TabularSearcher):
+    """Regularized (aging) evolution (module docstring)."""
 
-    pop: deque[tuple[int, float]] = deque()
-    for i in rng.choice(feas, size=min(config.population, feas.size), replace=False):
-        pop.append((int(i), oracle.query(i, tag=0)))
-        if done():
-            return oracle.history("evolution", seed)
-    for cycle in range(config.max_cycles_factor * config.max_queries):
-        picks = rng.choice(len(pop), size=min(config.tournament, len(pop)), replace=False)
-        parent = max((pop[j] for j in picks), key=lambda t: t[1])[0]
-        for _ in range(1000):
-            child = int(task.cell_of(mutate(task.archs[parent], task.num_choices, rng))[0])
-            if task.feasible[child]:
+    name = "evolution"
+
+    def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None,
+            config: EvolutionConfig | None = None) -> History:
+        config = config or EvolutionConfig()
+        budget = config.max_queries if max_queries is None else int(max_queries)
+        require(budget >= 1, "max_queries", budget, "a positive query budget")
+        s_search, s_oracle = seed_sequences(seed)
+        rng = np.random.default_rng(s_search)
+        oracle = Oracle(task, signal, s_oracle)
+        feas = task.feasible_idx
+        done = lambda: len(oracle) >= budget or (stop_cell is not None and oracle.seen(stop_cell))  # noqa: E731
+
+        pop: deque[tuple[int, float]] = deque()
+        for i in rng.choice(feas, size=min(config.population, feas.size), replace=False):
+            pop.append((int(i), oracle.query(i, tag=0)))
+            if done():
+                return oracle.history(self.name, seed)
+        for cycle in range(config.max_cycles_factor * budget):
+            picks = rng.choice(len(pop), size=min(config.tournament, len(pop)), replace=False)
+            parent = max((pop[j] for j in picks), key=lambda t: t[1])[0]
+            for _ in range(1000):
+                child = int(task.cell_of(mutate(task.archs[parent], task.num_choices, rng))[0])
+                if child >= 0 and task.feasible[child]:
+                    break
+            else:  # the parent has no feasible neighbour reachable: restart from a random feasible cell
+                child = int(rng.choice(feas))
+            pop.append((child, oracle.query(child, tag=cycle + 1)))
+            pop.popleft()
+            if done():
                 break
-        else:  # the parent has no feasible neighbour reachable: restart from a random feasible cell
-            child = int(rng.choice(feas))
-        pop.append((child, oracle.query(child, tag=cycle + 1)))
-        pop.popleft()
-        if done():
-            break
-    return oracle.history("evolution", seed)
+        return oracle.history(self.name, seed)
+
+
+register(EvolutionSearcher())

@@ -1,18 +1,23 @@
 """DGL's genetic algorithm (Wang & Zhang, IEEE TMC 2023, ``utils.py``) as a general constrained searcher.
 
-Maximises ``fitness(a)`` over the architectures ``a`` of any :class:`~nasjax.spaces.SearchSpace`
-subject to ``r_j(a) <= b_j`` for every constraint ``j``::
+Maximises the problem's objective ``f(a)`` over the architectures ``a`` of its space subject to its
+constraints ``r_j(a) <= b_j``::
 
-    a* = argmax_a fitness(a)   s.t.  r_j(a) <= b_j  for all j
+    a* = argmax_a f(a)   s.t.  r_j(a) <= b_j  for all j
 
-Constraints are :class:`~nasjax.constraints.Constraint` (additive tables) or :class:`FnConstraint`
-(any vectorised function, e.g. a latency predictor). One generation, as in DGL:
+The objective is any model with ``predict`` (an additive table, a
+:class:`~nasjax.search.base.FunctionModel` such as a predictor; ``-inf`` forbids an architecture) or a
+:class:`~nasjax.search.base.TabularObjective`, whose cells are learned through the query harness (unique
+queries, the problem's query budget, a :class:`~nasjax.search.harness.History`; architectures that are not
+cells are infeasible). Constraints are :class:`~nasjax.constraints.Constraint` objects of any model.
+Registered as ``genetic`` (options ``config``: a :class:`GAConfig`, ``init_population``, and on tabular
+problems ``signal``). One generation, as in DGL:
 
 1. *roulette selection*: ``P`` parents drawn with replacement, ``p_i`` proportional to
    ``fitness_i - min_feasible + eps`` for feasible individuals and 0 for infeasible ones (DGL scores an
    infeasible network 0 and selects with ``p = fitness / sum(fitness)``); a population with no feasible
    member is selected with ``p_i`` proportional to ``exp(-v_i / median(v))``, ``v`` the total relative
-   violation;
+   violation ``v = sum_j max(r_j - b_j, 0) / |b_j|``;
 2. *single-point crossover*: with probability ``crossover_rate`` (DGL's default 2, i.e. always) child
    ``i`` takes positions ``[0, cut)`` from parent ``i`` and ``[cut, P)`` from another parent drawn
    uniformly, ``cut`` uniform in ``1..P-1``;
@@ -30,39 +35,13 @@ constraint reached. All randomness comes from ``np.random.default_rng(seed)``: s
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from nasjax.errors import InfeasibleError, NasjaxInputError, require
-from nasjax.search import SearchResult
-
-
-@dataclass(frozen=True)
-class FnConstraint:
-    """``fn(archs [N, P]) -> values [N]`` must be ``<= bound`` (in ``unit``)."""
-
-    name: str
-    fn: Callable[[np.ndarray], np.ndarray]
-    bound: float
-    unit: str = ""
-
-    def __post_init__(self):
-        require(np.isfinite(self.bound), f"{self.name}_constraint", self.bound, "a finite number")
-
-    def values(self, archs: np.ndarray) -> np.ndarray:
-        return np.asarray(self.fn(archs), np.float64).reshape(-1)
-
-
-def constraint_values(c, archs: np.ndarray) -> np.ndarray:
-    """Values ``r_j(archs)`` of a :class:`FnConstraint` or a table :class:`~nasjax.constraints.Constraint`."""
-    if isinstance(c, FnConstraint):
-        return c.values(archs)
-    if hasattr(c, "table"):
-        return np.asarray(c.table.predict(np.atleast_2d(archs)), np.float64).reshape(-1)
-    raise NasjaxInputError(f"constraint: got {type(c).__name__}, expected a Constraint or FnConstraint")
+from nasjax.search.base import Searcher, SearchProblem, SearchResult, TabularObjective, register
+from nasjax.search.harness import Oracle, Task, seed_sequences
 
 
 @dataclass(frozen=True)
@@ -85,55 +64,85 @@ class GAConfig:
         require(self.init_factor >= 1, "init_factor", self.init_factor, "an integer >= 1")
 
 
-@dataclass
-class GAResult(SearchResult):
-    evaluations: int = 0
-    best_per_epoch: list = field(default_factory=list)  # best feasible fitness after each generation (nan: none)
+class _Fitness:
+    """Fitness and constraint values of a batch: a model objective is called; a tabular objective is
+    queried through an :class:`Oracle` (feasible cells only, within the query budget; others -inf)."""
 
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        d.update({"evaluations": self.evaluations, "best_per_epoch": [float(x) for x in self.best_per_epoch]})
-        return d
+    def __init__(self, problem: SearchProblem, seed: int, signal: str):
+        self.problem = problem
+        self.oracle = None
+        if isinstance(problem.objective, TabularObjective):
+            self.task = Task.of(problem)
+            self.oracle = Oracle(self.task, signal, seed_sequences(seed)[1])
+            self.budget = problem.query_budget
+        self.generation = 0
+
+    def constraint_values(self, archs: np.ndarray) -> list[np.ndarray]:
+        if self.oracle is None:
+            return [c.values(archs) for c in self.problem.constraints]
+        rows = self.task.cell_of(archs)
+        vals = np.where(rows[:, None] >= 0, self.task.constraint_values[np.maximum(rows, 0)], np.inf)
+        return [np.where(np.isfinite(v), v, np.inf) for v in vals.T]
+
+    def fitness(self, archs: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+        if self.oracle is None:
+            f = np.asarray(self.problem.objective.predict(archs), np.float64).reshape(-1)
+            if f.shape != (len(archs),):
+                raise NasjaxInputError(f"fitness: returned shape {f.shape}, expected ({len(archs)},)")
+            if np.isnan(f).any():
+                raise NasjaxInputError("fitness: returned NaN; expected a number per architecture (use -inf to forbid)")
+            return f
+        rows = self.task.cell_of(archs)
+        f = np.full(len(archs), -np.inf)
+        for n in np.flatnonzero(feasible & (rows >= 0)):
+            r = int(rows[n])
+            if self.oracle.seen(r) or self.budget is None or len(self.oracle) < self.budget:
+                f[n] = self.oracle.query(r, tag=self.generation)
+        return f
 
 
-def _as_fitness(objective) -> Callable[[np.ndarray], np.ndarray]:
-    if hasattr(objective, "predict") and hasattr(objective, "coef"):  # an additive Table
-        return lambda a: np.asarray(objective.predict(np.atleast_2d(a)), np.float64).reshape(-1)
-    if callable(objective):
-        return lambda a: np.asarray(objective(a), np.float64).reshape(-1)
-    raise NasjaxInputError(f"fitness: got {type(objective).__name__}, expected a callable or a Table")
+class GeneticSearcher(Searcher):
+    """DGL's GA (module docstring)."""
 
+    name = "genetic"
+    kind = "query"
 
-class GeneticSearch:
-    """DGL's GA (module docstring) over ``space`` for ``fitness`` under ``constraints``."""
+    def supports(self, problem: SearchProblem) -> str | None:
+        if not hasattr(problem.objective, "predict"):
+            return f"expected an objective with predict(archs), got {type(problem.objective).__name__}"
+        return None
 
-    def __init__(self, space, fitness, constraints: Sequence = (), config: GAConfig = GAConfig()):
-        self.space = space
-        self.fitness = _as_fitness(fitness)
-        self.constraints = list(constraints)
-        self.config = config
-        if config.gene_length is not None and config.gene_length != space.num_positions:
+    def _search(self, problem: SearchProblem, seed: int, config: GAConfig | None = None, init_population=None,
+                signal: str = "mean") -> SearchResult:
+        cfg = config or GAConfig()
+        space = problem.space
+        if cfg.gene_length is not None and cfg.gene_length != space.num_positions:
             raise NasjaxInputError(
-                f"GENE_LENGTH: got {config.gene_length}, expected {space.num_positions} (positions of space {space.name!r})"
+                f"GENE_LENGTH: got {cfg.gene_length}, expected {space.num_positions} "
+                f"(positions of space {space.name!r})"
             )
-        self._nc = space.num_choices
+        return _GeneticRun(problem, cfg, seed, signal).solve(init_population)
+
+
+class _GeneticRun:
+    def __init__(self, problem: SearchProblem, config: GAConfig, seed: int, signal: str):
+        self.problem = problem
+        self.space = problem.space
+        self.constraints = list(problem.constraints)
+        self.config = config
+        self.seed = seed
+        self.model = _Fitness(problem, seed, signal)
+        self._nc = problem.space.num_choices
 
     # -- evaluation -----------------------------------------------------------------------------------
     def _evaluate(self, archs):
-        f = self.fitness(archs)
-        if f.shape != (len(archs),):
-            raise NasjaxInputError(f"fitness: returned shape {f.shape}, expected ({len(archs)},)")
-        if np.isnan(f).any():
-            raise NasjaxInputError("fitness: returned NaN; expected a number per architecture (use -inf to forbid)")
         viol = np.zeros(len(archs))
-        vals = {}
-        for c in self.constraints:
-            v = constraint_values(c, archs)
-            vals[c.name] = v
+        for c, v in zip(self.constraints, self.model.constraint_values(archs)):
             tol = 1e-9 * max(1.0, abs(c.bound))
             viol += np.maximum(v - c.bound - tol, 0.0) / max(abs(c.bound), 1e-12)
+        f = self.model.fitness(archs, viol == 0)
         feas = (viol == 0) & np.isfinite(f)
-        return f, feas, viol, vals
+        return f, feas, viol
 
     @staticmethod
     def _rank(f, feas, viol):
@@ -175,16 +184,15 @@ class GeneticSearch:
         return children
 
     # -- search ---------------------------------------------------------------------------------------
-    def solve(self, seed: int = 0, init_population=None) -> GAResult:
-        t0 = time.perf_counter()
+    def solve(self, init_population=None) -> SearchResult:
         cfg = self.config
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.seed)
         P = cfg.population_size
         if init_population is not None:
             pool = self.space.validate(np.atleast_2d(np.asarray(init_population)), "init_population")
         else:
             pool = self.space.random(rng, cfg.init_factor * P)
-        f, feas, viol, _ = self._evaluate(pool)
+        f, feas, viol = self._evaluate(pool)
         evals = len(pool)
         order = self._rank(f, feas, viol)
         # archive: distinct individuals, best first
@@ -192,18 +200,20 @@ class GeneticSearch:
         if len(arch_pop) < P:  # a small pool: pad by resampling it
             extra = arch_pop[rng.integers(0, len(arch_pop), size=P - len(arch_pop))]
             parents = np.concatenate([arch_pop, extra])
-            pf, pfe, pv, _ = self._evaluate(parents)
+            pf, pfe, pv = self._evaluate(parents)
             evals += len(parents)
         else:
             parents, pf, pfe, pv = arch_pop, arch_f, arch_feas, arch_viol
         best_curve = []
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
+            self.model.generation = epoch + 1
             idx = self._select(rng, pf, pfe, pv, P)
             children = self._mutate(rng, self._crossover(rng, parents[idx]))
-            cf, cfe, cv, _ = self._evaluate(children)
+            cf, cfe, cv = self._evaluate(children)
             evals += len(children)
             allp = np.concatenate([arch_pop, children])
-            allf, allfe, allv = np.concatenate([arch_f, cf]), np.concatenate([arch_feas, cfe]), np.concatenate([arch_viol, cv])
+            allf = np.concatenate([arch_f, cf])
+            allfe, allv = np.concatenate([arch_feas, cfe]), np.concatenate([arch_viol, cv])
             o = self._rank(allf, allfe, allv)
             arch_pop, arch_f, arch_feas, arch_viol = self._dedup(allp[o], allf[o], allfe[o], allv[o], P)
             if cfg.elitist:
@@ -212,19 +222,23 @@ class GeneticSearch:
                 parents, pf, pfe, pv = children, cf, cfe, cv
             best_curve.append(float(arch_f[0]) if arch_feas[0] else float("nan"))
         if not arch_feas.any():
-            smallest = {}
-            for c in self.constraints:
-                smallest[c.name] = float(np.min(constraint_values(c, arch_pop)))
+            values = self.model.constraint_values(arch_pop)
+            smallest = {c.name: float(np.min(v)) for c, v in zip(self.constraints, values)}
             raise InfeasibleError(
                 "genetic search: no feasible architecture found in "
                 f"{evals} evaluations; smallest values seen: "
-                + ", ".join(f"{k} {v:.4g} (bound {c.bound:g} {getattr(c, 'unit', '')})" for (k, v), c in zip(smallest.items(), self.constraints)),
+                + ", ".join(f"{k} {v:.4g} (bound {c.bound:g} {c.unit})"
+                            for (k, v), c in zip(smallest.items(), self.constraints)),
                 smallest,
             )
         best = arch_pop[0]
-        res = {c.name: float(constraint_values(c, best[None])[0]) for c in self.constraints}
-        return GAResult(best.copy(), float(arch_f[0]), res, (time.perf_counter() - t0) * 1e3, "genetic",
-                        evaluations=evals, best_per_epoch=best_curve)
+        res = {c.name: float(v[0]) for c, v in zip(self.constraints, self.model.constraint_values(best[None]))}
+        info = {"evaluations": evals, "best_per_epoch": best_curve}
+        history = None
+        if self.model.oracle is not None:
+            history = self.model.oracle.history("genetic", self.seed)
+            info["cell"] = int(self.model.task.cell_of(best[None])[0])
+        return SearchResult(best.copy(), float(arch_f[0]), res, history=history, info=info)
 
     def _dedup(self, pop, f, feas, viol, n):
         """Keep the first occurrence of each architecture (input is ranked), at most ``n``."""
@@ -233,7 +247,4 @@ class GeneticSearch:
         return pop[keep], f[keep], feas[keep], viol[keep]
 
 
-def genetic_search(space, fitness, constraints: Sequence = (), config: GAConfig = GAConfig(), seed: int = 0,
-                   init_population=None) -> GAResult:
-    """Functional form of :class:`GeneticSearch` (``GeneticSearch(...).solve(seed, init_population)``)."""
-    return GeneticSearch(space, fitness, constraints, config).solve(seed, init_population)
+register(GeneticSearcher())

@@ -1,94 +1,117 @@
-"""Query accounting for searches on a tabular benchmark (NAS-Bench-201): one harness for every searcher.
+"""Query accounting for searches over a finite set of cells: one harness for every query-based searcher.
 
-A *task* is a finite space whose every cell has a known validation accuracy (per training seed and
-seed-mean), a test accuracy and optionally a hardware resource (latency in ms, energy in mJ) with a
-budget. A searcher only learns accuracies through an :class:`Oracle`, which
+A query-based searcher sees a :class:`~nasjax.search.base.SearchProblem` through its :class:`Task`: the
+finite cells (the cells of a :class:`~nasjax.search.base.TabularObjective`, or every architecture of an
+enumerable space whose objective is a model, e.g. an additive table, which is then the oracle), their
+seed-mean validation value, a test value reported for the found cell, and the feasible set (every
+constraint evaluated on every cell). The searcher only learns values through an :class:`Oracle`, which
 
-* returns the seed-mean validation accuracy of a cell (``signal="mean"``, the signal WeakNAS's code
-  effectively used), or, with ``signal="seed"``, one training seed's value drawn at random the first
-  time the cell is queried (what a real run would see); a repeated query returns the cached value;
+* returns the seed-mean value of a cell (``signal="mean"``, the signal WeakNAS's code effectively used),
+  or, with ``signal="seed"``, one training seed's value drawn at random the first time the cell is
+  queried (what a real run would see); a repeated query returns the cached value;
 * counts *unique* queries: the query count of a search is the number of distinct cells evaluated;
-* refuses cells outside the feasible set of a constrained task (a searcher bug, never silent).
+* refuses cells outside the feasible set (a searcher bug, never silent).
 
-The search's *optimum* is the feasible cell with the highest seed-mean validation accuracy; the
-figure of merit is the number of unique queries until it is queried (``queries_to_optimum``, the
-optimum itself included), and the test accuracy of the best-so-far cell after ``n`` queries, where
-"best" is judged by the values the searcher saw.
+The search's *optimum* is the feasible cell with the highest seed-mean value; the figure of merit is the
+number of unique queries until it is queried (``queries_to_optimum``, the optimum itself included), and
+the test value of the best-so-far cell after ``n`` queries, where "best" is judged by the values the
+searcher saw. With ``stop_at_optimum=True`` a run ends once it has queried the optimum.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
-from nasjax.errors import InfeasibleError, NasjaxInputError, require
+from nasjax.errors import NasjaxInputError, require
+from nasjax.search.base import (
+    Searcher,
+    SearchProblem,
+    SearchResult,
+    TabularObjective,
+    broadcast_problems,
+    check_budgets,
+    joint_infeasible,
+)
 
 SIGNALS = ("mean", "seed")
+ENUMERABLE = 1_000_000  # largest space a query-based searcher enumerates into cells (model objectives)
 
 
-@dataclass
+def tabular_support(problem: SearchProblem, limit: int = ENUMERABLE) -> str | None:
+    """``None`` when a query-based searcher can run on ``problem``, else the reason it cannot."""
+    obj = problem.objective
+    if isinstance(obj, TabularObjective):
+        return None
+    if not hasattr(obj, "predict"):
+        return f"expected a TabularObjective or a model with predict(archs), got {type(obj).__name__}"
+    if problem.space.size > limit:
+        return (f"space {problem.space.name!r} has {problem.space.size} architectures, expected a "
+                f"TabularObjective or a space of at most {limit} architectures to query")
+    return None
+
+
 class Task:
-    """A tabular search problem over ``M`` cells.
+    """The cells of a problem as a query-based searcher sees them.
 
     Attributes:
-      name: label (dataset, and the budget for constrained tasks).
-      archs: ``[M, P]`` int choice vectors, row ``i`` = cell ``i``.
-      num_choices: ``[P]`` choices per position.
-      val_mean: ``[M]`` seed-mean validation accuracy (%).
-      test: ``[M]`` test accuracy (%) reported for the found cell.
-      val_seeds: optional ``[M, R]`` per-seed validation accuracy (%), NaN where a seed is missing.
-      resource: optional ``[M]`` hardware cost (NaN = not measured, never feasible);
-        ``resource_name``/``resource_unit`` describe it.
-      budget: optional bound: a cell is feasible iff ``resource <= budget``.
+      problem: the :class:`~nasjax.search.base.SearchProblem`.
+      name: the problem's name.
+      space: the problem's space; ``num_choices`` its choice counts.
+      archs: ``[M, P]`` cells, row ``i`` = cell ``i``.
+      val_mean: ``[M]`` seed-mean validation value (the search signal).
+      test: ``[M]`` test value reported for the found cell (the objective itself for a model objective).
+      val_seeds: ``[M, R]`` per-training-seed values or ``None``.
+      constraint_values: ``[M, m]`` value of each constraint's model on each cell (NaN = not measured).
+      feasible: ``[M]`` cells meeting every constraint (a NaN value never does).
     """
 
-    name: str
-    archs: np.ndarray
-    num_choices: np.ndarray
-    val_mean: np.ndarray
-    test: np.ndarray
-    val_seeds: np.ndarray | None = None
-    resource: np.ndarray | None = None
-    resource_name: str = ""
-    resource_unit: str = ""
-    budget: float | None = None
-    feasible: np.ndarray = field(init=False)
+    def __init__(self, problem: SearchProblem):
+        why = tabular_support(problem)
+        if why is not None:
+            raise NasjaxInputError(f"problem {problem.name!r}: {why}")
+        obj = problem.objective
+        self.problem = problem
+        self.space = problem.space
+        self.num_choices = problem.space.num_choices
+        if isinstance(obj, TabularObjective):
+            self.archs, self.val_mean, self.test, self.val_seeds = obj.archs, obj.val_mean, obj.test, obj.val_seeds
+            self.name = problem.name or obj.name
+            self._rows_of = obj.rows_of
+        else:
+            self.archs = problem.space.all_archs(ENUMERABLE)
+            self.val_mean = np.asarray(obj.predict(self.archs), np.float64).reshape(-1)
+            require(bool(np.isfinite(self.val_mean).all()), "objective", "NaN/inf values",
+                    "a finite value per architecture")
+            self.test, self.val_seeds = self.val_mean, None
+            self.name = problem.name or problem.space.name
+            self._rows_of = problem.space.index_of
+        cons = problem.constraints
+        self.constraint_values = np.stack([c.values(self.archs) for c in cons], 1) if cons else np.zeros((self.size, 0))
+        self.feasible = np.ones(self.size, dtype=bool)
+        for c in cons:
+            self.feasible &= c.satisfied(self.archs)
+        if not self.feasible.any():
+            check_budgets(cons)
+            raise joint_infeasible(cons)
+        self._neighbours = None
 
-    def __post_init__(self):
-        self.archs = np.asarray(self.archs, dtype=np.int64)
-        self.num_choices = np.asarray(self.num_choices, dtype=np.int64)
-        M = self.archs.shape[0]
-        require(self.archs.ndim == 2 and M >= 1, "archs", self.archs.shape, "[M, P] with M >= 1")
-        require(self.num_choices.shape == (self.archs.shape[1],), "num_choices", self.num_choices.shape,
-                f"({self.archs.shape[1]},)")
-        self.val_mean = np.asarray(self.val_mean, dtype=np.float64)
-        self.test = np.asarray(self.test, dtype=np.float64)
-        for nm, v in (("val_mean", self.val_mean), ("test", self.test)):
-            require(v.shape == (M,), nm, v.shape, f"({M},)")
-            require(bool(np.isfinite(v).all()), nm, "NaN/inf entries", "finite accuracies")
-        if self.val_seeds is not None:
-            self.val_seeds = np.asarray(self.val_seeds, dtype=np.float64)
-            require(self.val_seeds.ndim == 2 and self.val_seeds.shape[0] == M, "val_seeds", self.val_seeds.shape,
-                    f"({M}, R)")
-            require(bool(np.isfinite(self.val_seeds).any(axis=1).all()), "val_seeds", "a row with no finite seed",
-                    "at least one finite seed value per cell")
-        self.feasible = np.ones(M, dtype=bool)
-        if self.budget is not None:
-            require(self.resource is not None, "budget", self.budget, "a task with a resource array")
-            self.resource = np.asarray(self.resource, dtype=np.float64)
-            require(self.resource.shape == (M,), "resource", self.resource.shape, f"({M},)")
-            require(bool(np.isfinite(self.resource).any()), "resource", "no finite entry", "measured costs")
-            require(np.isfinite(self.budget), "budget", self.budget, "a finite bound")
-            # a cell whose cost was not measured (NaN) is never feasible: feasibility must be certain
-            self.feasible = np.isfinite(self.resource) & (self.resource <= self.budget)
-            if not self.feasible.any():
-                lo = float(np.nanmin(self.resource))
-                raise InfeasibleError(
-                    f"{self.resource_name or 'resource'}_budget: {self.budget:g} {self.resource_unit} is infeasible;"
-                    f" the smallest achievable is {lo:.4f} {self.resource_unit}",
-                    {self.resource_name or "resource": lo},
-                )
+    _VIEWS: OrderedDict = OrderedDict()
+
+    @classmethod
+    def of(cls, problem: SearchProblem) -> Task:
+        """The (cached) task of ``problem``: building it evaluates every constraint on every cell once."""
+        hit = cls._VIEWS.get(id(problem))
+        if hit is not None and hit.problem is problem:
+            cls._VIEWS.move_to_end(id(problem))
+            return hit
+        task = cls(problem)
+        cls._VIEWS[id(problem)] = task
+        while len(cls._VIEWS) > 64:
+            cls._VIEWS.popitem(last=False)
+        return task
 
     @property
     def size(self) -> int:
@@ -100,51 +123,47 @@ class Task:
 
     @property
     def optimum(self) -> int:
-        """Index of the feasible cell with the highest seed-mean validation accuracy."""
-        v = np.where(self.feasible, self.val_mean, -np.inf)
-        return int(np.argmax(v))
-
-    def constrained(self, resource, budget: float, name: str = "latency", unit: str = "ms") -> Task:
-        """The same task restricted to ``resource <= budget``."""
-        return Task(f"{self.name}|{name}<={budget:g}{unit}", self.archs, self.num_choices, self.val_mean, self.test,
-                    self.val_seeds, np.asarray(resource, np.float64), name, unit, float(budget))
+        """Index of the feasible cell with the highest seed-mean validation value."""
+        return int(np.argmax(np.where(self.feasible, self.val_mean, -np.inf)))
 
     def onehot(self) -> np.ndarray:
-        """``[M, sum(num_choices)]`` float32 one-hot encoding of every cell (the predictor input)."""
-        offs = np.concatenate([[0], np.cumsum(self.num_choices)[:-1]])
-        x = np.zeros((self.size, int(self.num_choices.sum())), dtype=np.float32)
-        x[np.arange(self.size)[:, None], self.archs + offs] = 1.0
-        return x
-
-    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
-        """(radix ``[P]``, table ``[prod(num_choices)]``): mixed-radix key -> cell row (-1 if absent)."""
-        if getattr(self, "_lut", None) is None:
-            radix = np.concatenate([np.cumprod(self.num_choices[::-1])[::-1][1:], [1]]).astype(np.int64)
-            table = np.full(int(np.prod(self.num_choices)), -1, dtype=np.int64)
-            table[self.archs @ radix] = np.arange(self.size)
-            self._lut = (radix, table)
-        return self._lut
+        """``[M, sum(num_choices)]`` float32 one-hot encoding of every cell (the predictor input): the
+        space's padded one-hot ``[M, P, K]`` without its padded columns, positions concatenated."""
+        x = self.space.onehot(self.archs).reshape(self.size, -1)
+        return np.ascontiguousarray(x[:, self.space.mask.reshape(-1)])
 
     def cell_of(self, archs) -> np.ndarray:
-        """Row index of each choice vector (``[N, P]`` -> ``[N]``; -1 when the cell is not in the task)."""
-        radix, table = self._lookup()
-        return table[np.atleast_2d(np.asarray(archs, np.int64)) @ radix]
+        """Row index of each choice vector (``[N, P]`` -> ``[N]``; -1 when it is not a cell)."""
+        return np.asarray(self._rows_of(np.atleast_2d(np.asarray(archs, np.int64))), np.int64)
 
     def neighbours(self) -> np.ndarray:
-        """``[M, sum(num_choices - 1)]`` indices of the cells one position-change away (for local moves)."""
-        cols = []
-        for p, k in enumerate(self.num_choices):
-            for d in range(1, int(k)):
-                moved = self.archs.copy()
-                moved[:, p] = (moved[:, p] + d) % k
-                cols.append(self.cell_of(moved))
-        out = np.stack(cols, axis=1)
-        require(bool((out >= 0).all()), "archs", "an incomplete product space", "every cell of the space present")
-        return out
+        """``[M, sum(num_choices - 1)]`` rows of the cells one position-change away (-1: not a cell)."""
+        if self._neighbours is None:
+            cols = []
+            for p, k in enumerate(self.num_choices):
+                for d in range(1, int(k)):
+                    moved = self.archs.copy()
+                    moved[:, p] = (moved[:, p] + d) % k
+                    cols.append(self.cell_of(moved))
+            self._neighbours = np.stack(cols, axis=1)
+        return self._neighbours
+
+    def describe_infeasible(self, i: int) -> str:
+        """Which constraints cell ``i`` violates, with its values."""
+        parts = [f"{c.name} {self.constraint_values[i, j]:.4f} {c.unit} > {c.bound:g}"
+                 for j, c in enumerate(self.problem.constraints) if not c.satisfied(self.archs[i][None])[0]]
+        return ", ".join(parts) or "infeasible"
+
+    def result(self, history: History) -> SearchResult:
+        """A query-based run's result: its pick (the best value seen, certified feasible) and its log."""
+        pick = certify(self, history)
+        res = {c.name: float(self.constraint_values[pick, j]) for j, c in enumerate(self.problem.constraints)}
+        return SearchResult(self.archs[pick].copy(), float(np.max(history.observed)), res, history=history,
+                            info={"cell": pick, "queries": int(len(history.order)), "test": float(self.test[pick])})
 
 
 class Oracle:
-    """Answers accuracy queries for one search run and keeps the query log.
+    """Answers value queries for one search run and keeps the query log.
 
     ``query(i)`` returns the signal of cell ``i`` (see module docstring). ``order`` lists the unique
     cells in the order first queried; ``observed`` the value the searcher saw for each.
@@ -175,10 +194,8 @@ class Oracle:
         if not (0 <= i < self.task.size):
             raise NasjaxInputError(f"query: cell {i}, expected an index in 0..{self.task.size - 1}")
         if not self.task.feasible[i]:
-            raise NasjaxInputError(
-                f"query: cell {i} has {self.task.resource_name} {self.task.resource[i]:.4f} {self.task.resource_unit}"
-                f" > budget {self.task.budget:g}; expected a feasible cell"
-            )
+            raise NasjaxInputError(f"query: cell {i} is infeasible ({self.task.describe_infeasible(i)}); "
+                                   "expected a feasible cell")
         if self.signal == "mean":
             v = float(self.task.val_mean[i])
         else:
@@ -256,54 +273,8 @@ def certify(task: Task, history: History) -> int:
     """The run's final pick, checked feasible (raises if a searcher ever returned an infeasible cell)."""
     pick = history.best()
     if not task.feasible[pick]:
-        raise NasjaxInputError(
-            f"final pick: cell {pick} has {task.resource_name} {task.resource[pick]:.4f} > budget {task.budget:g}"
-        )
+        raise NasjaxInputError(f"final pick: cell {pick} is infeasible ({task.describe_infeasible(pick)})")
     return pick
-
-
-CHECKPOINTS = (50, 100, 200, 500)
-
-
-def summarize(task: Task, histories: list[History], checkpoints=CHECKPOINTS, n_max: int | None = None) -> dict:
-    """Queries-to-optimum over runs and the mean test accuracy of the best-so-far cell at each checkpoint.
-
-    A run that never queried the optimum (it hit its query cap) counts with the number of queries it
-    made: ``queries_*`` are then lower bounds, and ``found_fraction < 1`` says so."""
-    require(len(histories) > 0, "histories", 0, "at least one run")
-    opt = task.optimum
-    q = np.array([h.queries_to(opt) or len(h.order) for h in histories], dtype=np.float64)
-    found = np.array([h.queries_to(opt) is not None for h in histories])
-    n_max = n_max or max(max(checkpoints), max(len(h.order) for h in histories))
-    tests = np.stack([h.best_so_far(task, n_max)[1] for h in histories])
-    out = {
-        "runs": len(histories),
-        "found_fraction": float(found.mean()),
-        "queries_mean": float(q.mean()),
-        "queries_std": float(q.std()),
-        "queries_median": float(np.median(q)),
-        "queries_min": int(q.min()),
-        "queries_max": int(q.max()),
-        "optimum_index": opt,
-        "optimum_val": float(task.val_mean[opt]),
-        "optimum_test": float(task.test[opt]),
-    }
-    for c in checkpoints:
-        col = tests[:, min(c, n_max) - 1]
-        out[f"test_at_{c}"] = float(np.nanmean(col)) if np.isfinite(col).any() else None
-    return out
-
-
-def curves(task: Task, histories: list[History], n_max: int) -> dict[str, np.ndarray]:
-    """Mean / std / 25-75 percentiles over runs of the best-so-far test accuracy, per query count."""
-    t = np.stack([h.best_so_far(task, n_max)[1] for h in histories])
-    return {
-        "queries": np.arange(1, n_max + 1),
-        "mean": np.nanmean(t, axis=0),
-        "std": np.nanstd(t, axis=0),
-        "p25": np.nanpercentile(t, 25, axis=0),
-        "p75": np.nanpercentile(t, 75, axis=0),
-    }
 
 
 def seed_sequences(seed: int, n: int = 2) -> list[np.random.SeedSequence]:
@@ -312,90 +283,37 @@ def seed_sequences(seed: int, n: int = 2) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence(int(seed)).spawn(n)
 
 
-def nb201_task(dataset: str, table=None, device: str | None = None, budget: float | None = None,
-               resource: str = "latency") -> Task:
-    """The NAS-Bench-201 search task of ``dataset`` from the benchmark layer
-    (:func:`nasjax.benchmarks.nasbench201.load`): seed-mean and per-run 200-epoch validation accuracy
-    (the signal), 200-epoch test accuracy (reported); with ``device`` and ``budget`` the constrained task
-    ``latency(device) <= budget`` (ms) or ``energy(device) <= budget`` (mJ)."""
-    from nasjax.benchmarks import nasbench201 as nb
-    from nasjax.spaces.nasbench201 import nasbench201_space
+class TabularSearcher(Searcher):
+    """Base of the query-based searchers that run one seed at a time on a :class:`Task`.
 
-    t = nb.load() if table is None else table
-    ds = nb.canonical_dataset(dataset)
-    task = Task(ds, t.archs, nasbench201_space().num_choices, t.val_acc(ds), t.test_acc(ds), t.val_acc_runs(ds))
-    if device is None and budget is None:
-        return task
-    require(device is not None and budget is not None, "device/budget", (device, budget),
-            "both a device and a budget for a constrained task")
-    require(resource in ("latency", "energy"), "resource", resource, "'latency' or 'energy'")
-    col = t.latency(device) if resource == "latency" else t.energy(device)
-    unit = "ms" if resource == "latency" else "mJ"
-    return task.constrained(col, float(budget), f"{resource}[{device}]", unit)
-
-
-def run_resumable(run_chunk, seeds, cache_dir=None, chunk: int = 25, progress: bool = False) -> list[History]:
-    """Run a sweep of repeats in chunks, keeping each finished repeat as ``cache_dir/seed_<s>.json``.
-
-    ``run_chunk(list_of_seeds) -> list[History]`` runs some repeats (WeakNAS runs a chunk in lockstep).
-    A killed sweep re-run with the same ``cache_dir`` loads the finished repeats and runs only the rest.
-    A cache file that cannot be read raises :class:`NasjaxInputError` naming it (delete it to recompute).
+    Subclasses implement ``run(task, seed, max_queries, signal, stop_cell, **options) -> History``; the
+    query budget is the problem's ``query_budget`` (``default_budget`` when it has none; ``None`` = every
+    feasible cell). Options of :meth:`search`: ``signal`` (``"mean"`` / ``"seed"``), ``stop_at_optimum``;
+    :meth:`search_many` also takes ``progress`` (a progress bar over the repeats).
     """
-    import json
-    from pathlib import Path
 
-    from nasjax.io import write_json
+    kind = "query"
+    default_budget: int | None = 1000
 
-    seeds = [int(s) for s in seeds]
-    require(int(chunk) >= 1, "batch_seeds", chunk, "a positive chunk size")
-    done: dict[int, History] = {}
-    if cache_dir is not None:
-        cache_dir = Path(cache_dir)
-        for s in seeds:
-            f = cache_dir / f"seed_{s}.json"
-            if f.is_file():
-                try:
-                    h = History.from_dict(json.loads(f.read_text()))
-                except (json.JSONDecodeError, NasjaxInputError) as e:
-                    raise NasjaxInputError(f"resume file {f}: unreadable ({e}); expected a finished repeat's JSON "
-                                           "(delete it to recompute that repeat)") from e
-                require(h.seed == s, str(f), h.seed, f"seed {s}")
-                done[s] = h
-    todo = [s for s in seeds if s not in done]
-    bar = None
-    if progress and len(seeds) > 1:
-        from tqdm import tqdm
+    def supports(self, problem: SearchProblem) -> str | None:
+        return tabular_support(problem)
 
-        bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), desc="repeats", unit="repeat")
-    for i in range(0, len(todo), int(chunk)):
-        part = todo[i: i + int(chunk)]
-        hs = run_chunk(part)
-        require(len(hs) == len(part), "run_chunk", len(hs), f"{len(part)} histories")
-        for s, h in zip(part, hs):
-            done[s] = h
-            if cache_dir is not None:
-                write_json(cache_dir / f"seed_{s}.json", h.to_dict(), indent=None)
-        if bar is not None:
-            bar.update(len(part))
-    if bar is not None:
-        bar.close()
-    return [done[s] for s in seeds]
+    def _search(self, problem: SearchProblem, seed: int, signal: str = "mean", stop_at_optimum: bool = False,
+                **options) -> SearchResult:
+        task = Task.of(problem)
+        budget = problem.query_budget if problem.query_budget is not None else self.default_budget
+        h = self.run(task, seed, budget, signal, task.optimum if stop_at_optimum else None, **options)
+        return task.result(h)
 
+    def search_many(self, problems, seeds, progress: bool = False, **options) -> list[SearchResult]:
+        ps, ss = broadcast_problems(problems, seeds)
+        it = list(zip(ps, ss))
+        if progress and len(it) > 1:
+            from tqdm import tqdm
 
-def synthetic_task(num_choices=(4, 4, 3, 3), seed: int = 0, runs: int = 3, noise: float = 0.3) -> Task:
-    """A small random product-space task (tests and demos): accuracy = additive + pairwise terms,
-    ``runs`` noisy training runs per cell (std ``noise``), test = mean + independent noise, and a random
-    positive "latency" (ms) for constrained runs (``task.constrained(task.resource, budget)``)."""
-    rng = np.random.default_rng(seed)
-    nc = np.asarray(num_choices, np.int64)
-    grids = np.meshgrid(*[np.arange(k) for k in nc], indexing="ij")
-    archs = np.stack([g.reshape(-1) for g in grids], axis=1)
-    P = nc.size
-    val = 70.0 + sum(rng.normal(0, 2, int(k))[archs[:, p]] for p, k in enumerate(nc))
-    for p in range(P - 1):
-        val = val + rng.normal(0, 1, (int(nc[p]), int(nc[p + 1])))[archs[:, p], archs[:, p + 1]]
-    seeds = val[:, None] + rng.normal(0, noise, (archs.shape[0], runs))
-    task = Task("synthetic", archs, nc, seeds.mean(1), seeds.mean(1) + rng.normal(0, noise, archs.shape[0]), seeds)
-    task.resource = 1.0 + sum(rng.uniform(0, 1, int(k))[archs[:, p]] for p, k in enumerate(nc))
-    task.resource_name, task.resource_unit = "latency", "ms"
-    return task
+            it = tqdm(it, desc=f"{self.name} {ps[0].name}", unit="run", leave=False)
+        return [self.search(p, s, **options) for p, s in it]
+
+    def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None,
+            **options) -> History:
+        raise NotImplementedError

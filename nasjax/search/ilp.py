@@ -8,14 +8,26 @@ With a boolean one-hot ``x[i, c]`` per existing cell (position ``i``, choice ``c
                 x[i, c] in {0, 1}
 
 where ``v = objective.coef`` and ``A_j = constraint_j.table.coef``, ``b_j = bound_j - base_j``. The
-bounds are CVXPY ``Parameter``s, so the problem is compiled once (DPP) and a new budget only changes
-parameter values before the re-solve. HiGHS (through ``highspy``) is the default solver; Gurobi is
-used with ``solver="gurobi"`` when ``gurobipy`` is installed.
+bounds are CVXPY ``Parameter``s, so a program is compiled once (DPP) and a new budget only changes
+parameter values before the re-solve. Registered searchers: ``highs`` (HiGHS through ``highspy``, always
+installed) and ``gurobi`` (when ``gurobipy`` is installed). The registered searchers keep the compiled
+program of each (objective table, constraint tables, solver) and re-solve it for new bounds.
+
+Solver output never reaches stdout: the banner HiGHS prints when the first solver object of a process is
+created goes to the ``nasjax.search.ilp`` logger (DEBUG), and so does anything a Gurobi solve prints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
+import logging
+import os
+import sys
+import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,12 +35,22 @@ import numpy as np
 from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.registry import Registry
-from nasjax.search import SearchResult, check_budgets, evaluate_tables, joint_infeasible
+from nasjax.search.base import (
+    Searcher,
+    SearchProblem,
+    SearchResult,
+    check_budgets,
+    evaluate,
+    joint_infeasible,
+    register,
+)
 from nasjax.tables import Table
 
-SOLVERS: Registry = Registry("solver")
-SOLVERS.add("highs", "HIGHS")
-SOLVERS.add("gurobi", "GUROBI")
+log = logging.getLogger(__name__)
+
+CVXPY_SOLVERS: Registry[str] = Registry("solver")
+CVXPY_SOLVERS.add("highs", "HIGHS")
+CVXPY_SOLVERS.add("gurobi", "GUROBI")
 # exact answers: both solvers stop at a relative MIP gap of 1e-4 by default, which can return a net
 # 0.008 accuracy points short of the optimum; nasjax asks for a zero gap. HiGHS's symmetry detection and
 # log output cost more than they save on these tiny programs (measured: 13 -> 9 ms on NB201 fpga), and so
@@ -37,33 +59,60 @@ SOLVERS.add("gurobi", "GUROBI")
 # 6.6 -> 1.2 ms median per solve). Heuristics only look for incumbents: with a zero gap the branch and bound
 # still proves optimality, so switching one off cannot change the answer.
 _EXACT = {"HIGHS": {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "output_flag": False, "mip_detect_symmetry": False},
-          "GUROBI": {"MIPGap": 0.0, "MIPGapAbs": 0.0}}
+          "GUROBI": {"MIPGap": 0.0, "MIPGapAbs": 0.0, "OutputFlag": 0}}
 _HIGHS_OPTIONAL = {"mip_heuristic_run_feasibility_jump": False}
+_HIGHS_OPTIONS: dict | None = None
+
+
+@contextlib.contextmanager
+def solver_output_to_log(what: str):
+    """Send what native code writes to file descriptor 1 (stdout) inside the block to the log (DEBUG)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                ctypes.CDLL(None).fflush(None)  # C stdio buffers go to the sink, not to the restored stdout
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode("utf-8", "replace").strip()
+            if text:
+                log.debug("%s: %s", what, text)
 
 
 def _solver_options(key: str) -> dict:
-    """The options passed to ``key``'s solver; HiGHS options newer than the installed HiGHS are left out."""
-    opts = dict(_EXACT[key])
-    if key == "HIGHS":
+    """The options passed to ``key``'s solver; HiGHS options newer than the installed HiGHS are left out.
+
+    The first HiGHS object of the process prints HiGHS's banner; it is created here, with stdout captured.
+    """
+    global _HIGHS_OPTIONS
+    if key != "HIGHS":
+        return dict(_EXACT[key])
+    if _HIGHS_OPTIONS is None:
         import highspy
 
-        h = highspy.Highs()
-        known = h.getOptions()
-        opts.update({k: v for k, v in _HIGHS_OPTIONAL.items() if hasattr(known, k)})
-    return opts
+        with solver_output_to_log("HiGHS"):
+            known = highspy.Highs().getOptions()
+        _HIGHS_OPTIONS = {**_EXACT["HIGHS"], **{k: v for k, v in _HIGHS_OPTIONAL.items() if hasattr(known, k)}}
+    return dict(_HIGHS_OPTIONS)
 
 
-def _cvxpy_solver(name: str) -> str:
+@functools.cache
+def installed(name: str) -> str | None:
+    """``None`` when the CVXPY solver ``name`` (``highs`` / ``gurobi``) is installed, else why not (asked
+    once per process: CVXPY's check takes milliseconds)."""
     import cvxpy as cp
 
-    key = SOLVERS.get(name)
-    if key not in cp.installed_solvers():
-        extra = " (pip install 'nasjax[gurobi]')" if name == "gurobi" else ""
-        raise NasjaxInputError(
-            f"solver: {name!r} is not installed{extra}; installed MILP solvers: "
-            + ", ".join(s.lower() for s in cp.installed_solvers() if s in ("HIGHS", "GUROBI"))
-        )
-    return key
+    key = CVXPY_SOLVERS.get(name)
+    if key in cp.installed_solvers():
+        return None
+    extra = " (pip install 'nasjax[gurobi]')" if name == "gurobi" else ""
+    have = ", ".join(s.lower() for s in cp.installed_solvers() if s in ("HIGHS", "GUROBI")) or "none"
+    return f"solver: {name!r} is not installed{extra}; installed MILP solvers: {have}"
 
 
 def _undominated_cells(objective: Table, constraints: Sequence[Constraint]) -> np.ndarray:
@@ -83,15 +132,25 @@ def _undominated_cells(objective: Table, constraints: Sequence[Constraint]) -> n
 
 
 class ILPSearch:
-    """A parametrised CVXPY model of the program in the module docstring."""
+    """A parametrised CVXPY model of the program in the module docstring.
+
+    Args:
+      objective: the additive objective table ``v``.
+      constraints: linear constraints (additive tables with the objective's shape); their bounds are the
+        defaults of :meth:`solve`.
+      solver: ``"highs"`` or ``"gurobi"``.
+    """
 
     def __init__(self, objective: Table, constraints: Sequence[Constraint] = (), solver: str = "highs"):
         import cvxpy as cp
 
+        why = installed(solver)
+        if why is not None:
+            raise NasjaxInputError(why)
         self.objective = objective
         self.constraints = list(constraints)
         self.solver_name = solver
-        self._solver = _cvxpy_solver(solver)
+        self._solver = CVXPY_SOLVERS.get(solver)
         self._options = _solver_options(self._solver)
         mask = objective.mask
         for c in self.constraints:
@@ -117,7 +176,15 @@ class ILPSearch:
         self._problem = cp.Problem(cp.Maximize(v @ self._x), cons)
 
     def solve(self, bounds: Sequence[float] | None = None) -> SearchResult:
-        """Solve for ``bounds`` (one per constraint, in the constraints' units; default: theirs)."""
+        """The optimum for ``bounds`` (one per constraint, in the constraints' units; default: theirs).
+
+        Args:
+          bounds: the budgets ``bound_j``; the program solves ``sum A_j x <= bound_j - base_j``.
+
+        Returns:
+          A certified :class:`SearchResult`; a budget below a table's smallest value or jointly infeasible
+          budgets raise :class:`~nasjax.errors.InfeasibleError`.
+        """
         import cvxpy as cp
 
         t0 = time.perf_counter()
@@ -126,11 +193,15 @@ class ILPSearch:
             if len(bounds) != len(cons):
                 raise NasjaxInputError(f"bounds: got {len(bounds)} values, expected {len(cons)} (one per constraint)")
             cons = [c.with_bound(b) for c, b in zip(cons, bounds)]
-        check_budgets(self.objective, cons)
+        check_budgets(cons)
         for p, c in zip(self._b, cons):
             p.value = c.b + 1e-9 * max(1.0, abs(c.b))
         try:
-            self._problem.solve(solver=self._solver, **self._options)
+            if self._solver == "HIGHS":
+                self._problem.solve(solver=self._solver, **self._options)
+            else:
+                with solver_output_to_log(self.solver_name):
+                    self._problem.solve(solver=self._solver, **self._options)
         except cp.error.SolverError as e:
             raise RuntimeError(f"solver {self.solver_name!r} failed: {e}") from e
         if self._problem.status in ("infeasible", "infeasible_inaccurate"):
@@ -140,5 +211,50 @@ class ILPSearch:
         x = np.round(self._x.value).astype(bool)
         arch = np.zeros(self.objective.mask.shape[0], np.int64)
         arch[self._cells[x, 0]] = self._cells[x, 1]
-        obj, res = evaluate_tables(arch, self.objective, cons)
-        return SearchResult(arch, obj, res, (time.perf_counter() - t0) * 1e3, f"cvxpy/{self.solver_name}")
+        obj, res = evaluate(arch, self.objective, cons)
+        return SearchResult(arch, obj, res, (time.perf_counter() - t0) * 1e3, self.solver_name, certified=True)
+
+
+_PROGRAMS: OrderedDict = OrderedDict()
+PROGRAM_CACHE_SIZE = 64
+
+
+def compiled_program(objective: Table, constraints: Sequence[Constraint], solver: str) -> ILPSearch:
+    """The :class:`ILPSearch` of ``(objective, constraint tables, solver)``, compiled once and kept.
+
+    Programs are keyed by the identity of the table objects (a cached entry holds them, so an identity is
+    never reused while its entry lives); the ``PROGRAM_CACHE_SIZE`` most recently used are kept.
+    """
+    models = tuple(c.model for c in constraints)
+    key = (id(objective), tuple(id(m) for m in models), solver)
+    hit = _PROGRAMS.get(key)
+    if hit is not None and hit[0] is objective and all(a is b for a, b in zip(hit[1], models)):
+        _PROGRAMS.move_to_end(key)
+        return hit[2]
+    program = ILPSearch(objective, constraints, solver)
+    _PROGRAMS[key] = (objective, models, program)
+    while len(_PROGRAMS) > PROGRAM_CACHE_SIZE:
+        _PROGRAMS.popitem(last=False)
+    return program
+
+
+class CvxpySearcher(Searcher):
+    """The integer program of the module docstring on an additive problem, solved by ``solver``."""
+
+    kind = "exact"
+
+    def __init__(self, solver: str):
+        self.name = solver
+
+    def supports(self, problem: SearchProblem) -> str | None:
+        if not problem.additive:
+            return "expected an additive problem (a Table objective and Table constraints)"
+        return installed(self.name)
+
+    def _search(self, problem: SearchProblem, seed: int) -> SearchResult:
+        program = compiled_program(problem.objective, problem.constraints, self.name)
+        return program.solve([c.bound for c in problem.constraints])
+
+
+register(CvxpySearcher("highs"))
+register(CvxpySearcher("gurobi"))

@@ -15,19 +15,24 @@ that can still matter:
 With one constraint the surviving set is the exact (resource, objective) Pareto front of the positions
 seen so far, kept sorted, so pruning is a sort plus a running maximum. The answer is exact: pruning only
 removes solutions that are provably no better. Ties in the objective are broken towards the smaller
-first resource.
+first resource. Registered as the exact searcher ``mckp``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from nasjax.constraints import Constraint
-from nasjax.search import SearchResult, check_budgets, evaluate_tables, joint_infeasible
-from nasjax.tables import Table
+from nasjax.search.base import (
+    Searcher,
+    SearchProblem,
+    SearchResult,
+    check_budgets,
+    evaluate,
+    joint_infeasible,
+    register,
+)
 
 _PAIRWISE_LIMIT = 3000  # dominance pruning in >= 2 dimensions is O(n^2); beyond this, budget pruning only
 
@@ -57,10 +62,18 @@ def _prune_nd(V: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Sequence[float] | None):
-    """Run the pruned DP. ``v``: [P, K] objective coefficients; ``A``: list of [P, K] constraint
-    coefficients; ``b``: bounds for budget pruning, or ``None`` to keep every Pareto point.
+    """Run the pruned DP over the positions of an additive space.
 
-    Returns ``(archs [n, P], V [n], W [n, m])`` of the surviving complete solutions.
+    Args:
+      v: ``[P, K]`` objective coefficients (``objective.coef``).
+      A: one ``[P, K]`` coefficient array per constraint (``constraint.A``).
+      mask: ``[P, K]`` existing cells.
+      b: the bounds ``b_j`` of ``sum_i A_j[i, a_i] <= b_j`` for budget pruning, or ``None`` to keep every
+        Pareto point.
+
+    Returns:
+      ``(archs [n, P], V [n], W [n, m])``: the surviving complete solutions with ``V = sum_i v[i, a_i]``
+      and ``W_j = sum_i A_j[i, a_i]``.
     """
     P = v.shape[0]
     m = len(A)
@@ -93,16 +106,30 @@ def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Seque
     return archs, V, W[:, :m]
 
 
-def solve_mckp(objective: Table, constraint: Constraint | Sequence[Constraint]) -> SearchResult:
-    """Exact maximiser of ``objective`` under one constraint (or several) by the pruned DP above."""
-    t0 = time.perf_counter()
-    cons = [constraint] if isinstance(constraint, Constraint) else list(constraint)
-    check_budgets(objective, cons)
-    archs, V, W = dp_states(objective.coef, [c.A for c in cons], objective.mask, [c.b for c in cons])
-    if len(V) == 0:
-        raise joint_infeasible(cons)
-    best = np.flatnonzero(V == V.max())
-    j = best[np.argmin(W[best, 0])] if cons else best[0]
-    arch = archs[j]
-    obj, res = evaluate_tables(arch, objective, cons)
-    return SearchResult(arch, obj, res, (time.perf_counter() - t0) * 1e3, "mckp")
+class MCKPSearcher(Searcher):
+    """Exact maximiser of an additive objective under additive constraints by the pruned DP above.
+
+    ``max_a sum_i v[i, a_i]  s.t.  sum_i A_j[i, a_i] <= b_j``; among optima the one with the smallest first
+    resource is returned (without constraints: the first optimum the DP keeps).
+    """
+
+    name = "mckp"
+    kind = "exact"
+
+    def supports(self, problem: SearchProblem) -> str | None:
+        return None if problem.additive else "expected an additive problem (a Table objective and Table constraints)"
+
+    def _search(self, problem: SearchProblem, seed: int) -> SearchResult:
+        objective, cons = problem.objective, list(problem.constraints)
+        check_budgets(cons)
+        b = [c.b for c in cons] if cons else None
+        archs, V, W = dp_states(objective.coef, [c.A for c in cons], objective.mask, b)
+        if len(V) == 0:
+            raise joint_infeasible(cons)
+        best = np.flatnonzero(V == V.max())
+        j = best[np.argmin(W[best, 0])] if cons else int(np.argmax(V))
+        obj, res = evaluate(archs[j], objective, cons)
+        return SearchResult(archs[j], obj, res, certified=True)
+
+
+register(MCKPSearcher())

@@ -16,7 +16,7 @@ import numpy as np
 
 from nasjax.errors import InfeasibleError
 from nasjax.io import atomic_path, write_csv
-from nasjax.search import SearchResult
+from nasjax.search.base import SearchResult
 from nasjax.search.mckp import dp_states
 from nasjax.tables import Table
 

@@ -1,5 +1,5 @@
 """WeakNAS: a sequence of weak predictors that narrows the sampling space (Wu et al., "Stronger NAS with
-Weaker Predictors", NeurIPS 2021), with every seed of a sweep run in lockstep in one vmapped program.
+Weaker Predictors", NeurIPS 2021), every run of a sweep fitted in vmapped programs of a fixed shape.
 
 For each independent run (seed) ``s``, with the query log ``Q_s`` (cells and the values seen):
 
@@ -18,62 +18,73 @@ For each independent run (seed) ``s``, with the query log ``Q_s`` (cells and the
    * ``ei``: the ``m`` unqueried cells of the top-``k_t`` pool with the highest expected improvement
      ``EI = s (g Phi(g) + phi(g))``, ``s = sigma_t / c``, ``g = (mu_t - z_best) / s`` (``c`` =
      ``ei_calibration``, 5 in WeakNAS). With ``top_k >= M`` this is WeakNAS's whole-space EI.
-   * re-widening (new here, not in WeakNAS; OFF by default, ``widen_max=1``): with ``widen_max > 1``,
-     once the best value seen has not improved for ``stall_iters`` consecutive iterations, the pool is
-     re-widened, ``k = k_t min(widen_max, 2^(stall - stall_iters + 1))`` (doubling with each further
-     stalled iteration), until a new best is seen. Measured on seeds 1000-1039 (docs/weaknas.md):
-     ``stall_iters=3, widen_max=32`` cut CIFAR-10's mean from 201 to 163 queries but raised CIFAR-100's
-     from ~84 to 118 and ImageNet16-120's from ~104 to 129, so it stays off.
-4. Query them; stop after ``max_sample`` unique queries, or once ``stop_cell`` has been queried.
-5. Restart on stagnation (new here, not in WeakNAS; ON by default, ``restart_stall=6``; 0 = off): the run
-   is split into *segments*. When the best value seen in the current segment has not improved for
+   * re-widening (not in WeakNAS; off by default, ``widen_max=1``): with ``widen_max > 1``, once the best
+     value seen has not improved for ``stall_iters`` consecutive iterations, the pool is re-widened,
+     ``k = k_t min(widen_max, 2^(stall - stall_iters + 1))`` (doubling with each further stalled
+     iteration), until a new best is seen.
+4. Query them; stop after ``max_sample`` unique queries (the problem's query budget when it has one), or,
+   with ``stop_at_optimum``, once the optimum has been queried.
+5. Restart on stagnation (not in WeakNAS; on by default, ``restart_stall=6``; 0 = off): the run is split
+   into *segments*. When the best value seen in the current segment has not improved for
    ``restart_stall`` consecutive iterations, a new segment begins: ``init_sample`` fresh cells drawn
    uniformly from the unqueried feasible cells, later fits use only the new segment's queries, and the
    top-k schedule starts again at ``top_start`` (``k_{t - t_0}``, ``t_0`` = the segment's first
    iteration). Queries of earlier segments still count, are never repeated (the pool excludes every
-   queried cell) and compete for the final pick. Why: a run whose predictor was fit on one basin cannot
-   rank cells outside it (on NAS-Bench-201 CIFAR-10 the stuck runs sat on the 55th-best cell, five
-   edges from the optimum; predictors fit on their first 200/400/800 queries ranked the optimum in the
-   thousands among the unqueried cells in nearly every fit, whatever the MLP's width, steps, weight
-   decay, learning rate, ensemble size or targets), so neither more exploitation
-   nor a wider pool reaches it; an independent fresh start does, with the query log kept. Within a
-   segment the loop is WeakNAS's unchanged (weak predictors + shrinking top-k + the acquisition). The
-   trigger is the run's own stagnation, nothing dataset-specific. Tuned on seeds 1000-1059 only
-   (docs/weaknas.md): off / 4 / 6 / 8 / 10 gave mean queries 210.5 / 98.0 / 102.7 / 106.0 / 110.7 on
-   CIFAR-10, 86.3 / 93.0 / 84.8 / 84.3 / 85.0 on CIFAR-100 and 104.2 / 119.8 / 103.7 / 104.7 / 104.8
-   on ImageNet16-120; 6 is best over the three datasets.
+   queried cell) and compete for the final pick. A predictor fit on one basin cannot rank cells outside
+   it; an independent fresh start reaches another basin, with the query log kept. Within a segment the
+   loop is WeakNAS's (weak predictors + shrinking top-k + the acquisition); the trigger is the run's own
+   stagnation, nothing dataset-specific. The settings and how they were chosen: docs/weaknas.md.
 
-All ``S`` runs advance together: per iteration ONE compiled call fits the ``S x E`` ensemble members
-(sample sets padded to a fixed size with 0-weights) and predicts all cells. Runs that have finished
-are dropped and the remaining ones are packed into a batch whose size is rounded up to a small set of
-sizes, so the number of compilations stays small. Constrained WeakNAS is the same loop on a task
-with a budget: initial samples and candidates are restricted to the feasible set, and the final pick
-(best value seen) is certified feasible by :func:`nasjax.search.harness.certify`.
+Batching, and why a run's log depends on its own seed only: per iteration every active run's sample set
+is padded to ``N`` = the smallest ``16 * 2^j`` holding it, a function of the run alone. Runs with the same
+``N`` (and the same cells) are fitted together, ``LANES`` runs per compiled call (``[LANES, E]`` members
+and all cells predicted in one program), the last call of a group filled with zero-weight dummy lanes.
+Every call of a given ``N`` therefore has the same shape, and a lane's result does not depend on its
+position or on the other lanes (tested), so a seed gives the same log alone, in a batch of 25 or of 100.
+Constrained WeakNAS is the same loop on a problem with constraints: initial samples and candidates are
+restricted to the feasible set, and the final pick (best value seen) is certified feasible
+(:func:`nasjax.search.harness.certify`). Registered as ``weaknas-uniform`` and ``weaknas-ei`` (options:
+``config`` (:class:`WeakNASConfig`), ``signal``, ``stop_at_optimum``, ``progress``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
-import jax
 import numpy as np
-from scipy.stats import norm
 
+from nasjax.cli import option
 from nasjax.errors import require
-from nasjax.predictors.mlp import MLPConfig, get_ensemble
-from nasjax.search.harness import History, Oracle, Task, seed_sequences
+from nasjax.predictors.mlp_config import MLPConfig
+from nasjax.search.base import Searcher, SearchProblem, SearchResult, broadcast_problems, register
+from nasjax.search.harness import History, Oracle, Task, seed_sequences, tabular_support
 
 METHODS = ("uniform", "ei")
 TARGETS = ("zscore", "rank")
+LANES = 4  # runs per compiled fit: part of the numerics (a run's floats depend on this shape), not a setting
+MIN_PADDED = 16  # smallest padded sample-set size
 
 
 def fit_targets(v: np.ndarray, kind: str) -> np.ndarray:
-    """Regression targets from the values seen: ``zscore`` = ``(v - mean) / std``; ``rank`` = the normal
-    scores of the ranks, ``Phi^-1((rank(v) + 0.5) / n)`` (monotone, so the order is unchanged, but the
-    few very poor cells no longer dominate the squared error and the top of the order gets resolution)."""
+    """Regression targets from the values seen.
+
+    ``zscore``: ``(v - mean(v)) / std(v)``; ``rank``: the normal scores of the ranks,
+    ``Phi^-1((rank(v) + 0.5) / n)`` (monotone, so the order is unchanged, but the few very poor cells no
+    longer dominate the squared error and the top of the order gets resolution).
+
+    Args:
+      v: ``[n]`` values seen.
+      kind: ``"zscore"`` or ``"rank"``.
+
+    Returns:
+      ``[n]`` float64 targets.
+    """
     v = np.asarray(v, np.float64)
     if kind == "rank":
+        from scipy.stats import norm
+
         r = np.empty(v.size)
         r[np.argsort(v, kind="stable")] = np.arange(v.size)
         return norm.ppf((r + 0.5) / v.size)
@@ -83,32 +94,26 @@ def fit_targets(v: np.ndarray, kind: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class WeakNASConfig:
-    """Loop hyper-parameters; names follow WeakNAS's command line.
+    """Loop hyper-parameters; the flag names are WeakNAS's command line.
 
-    Defaults were tuned on NAS-Bench-201 with seeds 0-29 and 1000-1039 (not the benchmark's 0-99 only):
-    rank targets and a top-k pool shrinking 50 -> 10 beat WeakNAS's published z-score / 100 -> 100
-    setting (see docs/weaknas.md for the sweep). Re-widening a stalled run's pool (``widen_max > 1``,
-    after ``stall_iters`` iterations without a new best) is off by default: on seeds 1000-1039 it
-    helped CIFAR-10 and hurt CIFAR-100 and ImageNet16-120. Restarting a segment after ``restart_stall``
-    iterations without a new segment best (0 = never) is on, ``restart_stall=6``, tuned on seeds
-    1000-1059 (module docstring, step 5). The predictor is the mean of a 3-member ensemble (``mlp.members``;
-    WeakNAS's uniform variant used one MLP): on seeds 1000-1059 with restarts, 1 / 3 / 5 members gave
-    102.7 / 97.8 / 97.7 mean queries on CIFAR-10, 84.8 / 70.3 / 72.9 on CIFAR-100 and 103.7 / 104.1 /
-    101.7 on ImageNet16-120 (averaging members lowers the variance of a weak predictor fit on few
-    samples; 3 costs ~2x the time of 1, 5 ~3x)."""
+    Defaults (rank targets, a top-k pool shrinking 50 -> 10, a 3-member ensemble, restarts after 6
+    stalled iterations, no re-widening) were chosen on NAS-Bench-201 tuning seeds, never on the
+    benchmark's seeds 0-99; docs/weaknas.md has the measurements.
+    """
 
-    init_sample: int = 10
-    sample_each_iter: int = 10
-    top_start: int = 50
-    top_end: int = 10
-    top_decay: float = 0.96
-    sampling_method: str = "uniform"
-    max_sample: int = 1000
-    ei_calibration: float = 5.0
-    target: str = "rank"
-    stall_iters: int = 3
-    widen_max: int = 1
-    restart_stall: int = 6
+    init_sample: int = option(10, help="Initial uniformly drawn samples (and samples of a restart).")
+    sample_each_iter: int = option(10, help="Cells queried per iteration.")
+    top_start: int = option(50, help="Top-k pool size at the first iteration.")
+    top_end: int = option(10, help="Top-k pool size at the last iteration.")
+    top_decay: float = option(0.96, help="Exponential decay of the top-k schedule.")
+    sampling_method: str = option("uniform", choices=METHODS, help="Acquisition inside the top-k pool.")
+    max_sample: int = option(1000, help="Query budget per repeat (unique cells).")
+    ei_calibration: float = option(5.0, help="EI: the predicted spread is divided by this factor.")
+    target: str = option("rank", choices=TARGETS, help="Predictor regression target (z-scores or rank normal scores).")
+    stall_iters: int = option(3, help="Iterations without a new best before the pool re-widens.")
+    widen_max: int = option(1, help="Largest re-widening factor of a stalled top-k pool (1 = off).")
+    restart_stall: int = option(6, help="Iterations without a new best in the current segment before a fresh "
+                                "restart (0 = off).")
     mlp: MLPConfig = field(default_factory=lambda: MLPConfig(members=3))
 
     def __post_init__(self):
@@ -127,7 +132,8 @@ class WeakNASConfig:
         require(self.widen_max >= 1, "widen_max", self.widen_max, "a factor >= 1 (1 = never re-widen)")
         require(self.restart_stall >= 0, "restart_stall", self.restart_stall, "iterations >= 0 (0 = never restart)")
         if self.sampling_method == "ei":
-            require(self.mlp.members >= 2, "ensemble", self.mlp.members, "at least 2 members for EI (it needs a spread)")
+            require(self.mlp.members >= 2, "ensemble", self.mlp.members,
+                    "at least 2 members for EI (it needs a spread)")
 
     @property
     def iterations(self) -> int:
@@ -143,29 +149,28 @@ class WeakNASConfig:
         return (y * (self.top_start - self.top_end) + self.top_end).astype(np.int64)
 
 
-def _pow2_at_least(n: int, lo: int) -> int:
-    """Smallest ``lo * 2^j >= n`` (padded sample-set sizes: few distinct shapes)."""
-    b = lo
+def padded_size(n: int) -> int:
+    """Smallest ``MIN_PADDED * 2^j >= n``: a run's padded sample-set size (a function of the run alone)."""
+    b = MIN_PADDED
     while b < n:
         b *= 2
     return b
 
 
-def _batch_size(n_active: int, n_total: int) -> int:
-    """Smallest of ``ceil(n_total / 2^j)`` holding ``n_active`` runs: the batch starts at exactly the
-    number of seeds and halves as runs finish (at most ``log2(n_total) + 1`` shapes, <= 2x padding)."""
-    sizes = []
-    b = n_total
-    while True:
-        sizes.append(b)
-        if b == 1:
-            break
-        b = -(-b // 2)
-    return min(x for x in sizes if x >= n_active)
-
-
 def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float, calibration: float) -> np.ndarray:
-    """``EI`` of a maximisation with Gaussian belief ``N(mu, (sigma / calibration)^2)`` over ``best``."""
+    """``EI = s (g Phi(g) + phi(g))``, ``s = sigma / calibration``, ``g = (mu - best) / s``: the expected
+    improvement of a maximisation with Gaussian belief ``N(mu, s^2)`` over ``best``.
+
+    Args:
+      mu: predicted means; sigma: predicted spreads (same shape).
+      best: the best target seen.
+      calibration: the divisor ``c`` of the spread.
+
+    Returns:
+      The EI of every entry.
+    """
+    from scipy.stats import norm
+
     s = np.maximum(sigma / calibration, 1e-12)
     g = (mu - best) / s
     return s * (g * norm.cdf(g) + norm.pdf(g))
@@ -175,10 +180,12 @@ def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float, calibra
 class _Run:
     seed: int
     task: Task
+    config: WeakNASConfig  # the shared config with this run's query budget
+    ks: np.ndarray  # its top-k schedule
     stop_cell: int | None
     rng: np.random.Generator
     oracle: Oracle
-    key: jax.Array
+    key: object  # jax PRNG key
     done: bool = False
     best: float = -math.inf  # best value seen so far
     stall: int = 0  # consecutive iterations without a new best
@@ -188,53 +195,58 @@ class _Run:
     seg_stall: int = 0  # consecutive iterations without a new segment best
 
 
-def weaknas(task: Task, seeds, config: WeakNASConfig = WeakNASConfig(), signal: str = "mean",
-            stop_cell: int | None = None, progress: bool = False) -> list[History]:
-    """Run WeakNAS for every seed in ``seeds`` (in lockstep); returns one query log per seed.
+def weaknas_runs(tasks: Sequence[Task], seeds: Sequence[int], config: WeakNASConfig = WeakNASConfig(),
+                 signal: str = "mean", stop_cells: Sequence[int | None] | None = None,
+                 budgets: Sequence[int | None] | None = None, progress: bool = False) -> list[History]:
+    """Independent WeakNAS runs ``(tasks[i], seeds[i])``, each stopping at ``stop_cells[i]`` (or never) and
+    after ``budgets[i]`` unique queries (``None``: ``config.max_sample``).
 
-    Same seed and same batch layout give the same result; the tags of a log are the iteration
-    (0 = initial samples) that sampled each cell.
+    Args:
+      tasks: one task per run (runs over the same cells share their fitted programs' calls).
+      seeds: one seed per run (the run's whole randomness: initial samples, acquisitions, MLP inits).
+      config: the loop's settings (its ``sampling_method`` selects the acquisition).
+      signal: ``"mean"`` or ``"seed"`` (see :class:`~nasjax.search.harness.Oracle`).
+      stop_cells: per run, the cell whose query ends it.
+      budgets: per run, its query budget.
+      progress: a progress bar over the runs.
+
+    Returns:
+      One query log per run; its tags are the iteration (0 = initial samples) that sampled each cell. A
+      run's log depends on its own task, seed, budget and the config only (module docstring).
     """
-    seeds = [int(s) for s in seeds]
-    require(len(set(seeds)) == len(seeds), "seeds", seeds, "distinct seeds")
-    return weaknas_runs([task] * len(seeds), seeds, config, signal, [stop_cell] * len(seeds), progress)
+    import jax
 
+    from nasjax.predictors.mlp import get_ensemble
 
-def weaknas_runs(tasks: list[Task], seeds, config: WeakNASConfig = WeakNASConfig(), signal: str = "mean",
-                 stop_cells=None, progress: bool = False) -> list[History]:
-    """Independent WeakNAS runs ``(tasks[i], seeds[i], stop_cells[i])`` on one space, in lockstep.
-
-    The tasks may differ in their budgets (feasible sets) and accuracies but must share the cells
-    (``archs``): a whole sweep over devices x budgets x seeds is one batch of vmapped fits.
-    """
     seeds = [int(s) for s in seeds]
     require(len(seeds) >= 1, "repeat", len(seeds), "at least one run")
     require(len(tasks) == len(seeds), "tasks", len(tasks), f"one task per seed ({len(seeds)})")
     stop_cells = [None] * len(seeds) if stop_cells is None else list(stop_cells)
+    budgets = [None] * len(seeds) if budgets is None else list(budgets)
     require(len(stop_cells) == len(seeds), "stop_cells", len(stop_cells), f"one per seed ({len(seeds)})")
-    X_all = tasks[0].onehot()
-    for tk in tasks[1:]:
-        if tk is not tasks[0]:
-            require(tk.archs.shape == tasks[0].archs.shape and np.array_equal(tk.archs, tasks[0].archs),
-                    "tasks", tk.name, "tasks over the same cells in the same order")
-    ens = get_ensemble(X_all.shape[1], config.mlp)
-    ks = config.top_k_schedule()
+    require(len(budgets) == len(seeds), "budgets", len(budgets), f"one per seed ({len(seeds)})")
+    inputs: dict[int, tuple] = {}  # id(cells) -> (cells, one-hot on the host and on the device, ensemble)
+    for tk in tasks:
+        if id(tk.archs) not in inputs:
+            x = tk.onehot()
+            inputs[id(tk.archs)] = (tk.archs, x, jax.numpy.asarray(x), get_ensemble(x.shape[1], config.mlp))
     m = config.sample_each_iter
     name = f"weaknas-{config.sampling_method}"
 
     runs = []
-    for tk, s, sc in zip(tasks, seeds, stop_cells):
+    for tk, s, sc, b in zip(tasks, seeds, stop_cells, budgets):
+        cfg = config if b is None or int(b) == config.max_sample else replace(config, max_sample=int(b))
         s_search, s_oracle = seed_sequences(s)
         rng = np.random.default_rng(s_search)
-        r = _Run(s, tk, sc, rng, Oracle(tk, signal, s_oracle), jax.random.PRNGKey(s))
+        r = _Run(s, tk, cfg, cfg.top_k_schedule(), sc, rng, Oracle(tk, signal, s_oracle), jax.random.PRNGKey(s))
         feas_idx = tk.feasible_idx
         r.best = r.seg_best = float(r.oracle.query_many(
-            rng.choice(feas_idx, size=min(config.init_sample, feas_idx.size), replace=False), tag=0).max())
+            rng.choice(feas_idx, size=min(cfg.init_sample, feas_idx.size), replace=False), tag=0).max())
         runs.append(r)
 
     def finished(r: _Run) -> bool:
         n = len(r.oracle)
-        return (n >= config.max_sample or n >= int(r.task.feasible.sum())
+        return (n >= r.config.max_sample or n >= int(r.task.feasible.sum())
                 or (r.stop_cell is not None and r.oracle.seen(r.stop_cell)))
 
     bar = None
@@ -255,39 +267,50 @@ def weaknas_runs(tasks: list[Task], seeds, config: WeakNASConfig = WeakNASConfig
         t += 1
         for r in active:
             if config.restart_stall and r.seg_stall >= config.restart_stall:
-                _restart(r, t, config)
+                _restart(r, t)
         active = [r for r in active if not finished(r)]  # a restart's initial samples may finish a run
-        if not active:
-            continue
-        N = _pow2_at_least(max(len(r.oracle) - r.start for r in active), 16)
-        S = _batch_size(len(active), len(runs))
-        x = np.zeros((S, N, X_all.shape[1]), np.float32)
-        y = np.zeros((S, N), np.float32)
-        w = np.zeros((S, N), np.float32)
-        keys = []
-        for j in range(S):
-            r = active[j % len(active)]  # padding slots repeat a real run; their output is discarded
-            n = len(r.oracle) - r.start  # the current segment's queries
-            x[j, :n] = X_all[r.oracle.order[r.start:]]
-            y[j, :n] = fit_targets(r.oracle.observed[r.start:], config.target)
-            w[j, :n] = 1.0
-            keys.append(jax.random.fold_in(r.key, t))
-        mu, sigma = ens.fit_predict(ens.member_keys(jax.numpy.stack(keys)), x, y, w, X_all)
-        mu = np.asarray(mu)
-        sigma = np.asarray(sigma)
-        for j, r in enumerate(active):
-            budget = min(m, config.max_sample - len(r.oracle))
-            kr = int(ks[min(t - r.t0, len(ks)) - 1])
-            if r.stall >= config.stall_iters:  # stalled: re-widen the pool, doubling per further stalled iteration
-                kr = kr * min(config.widen_max, 2 ** (r.stall - config.stall_iters + 1))
-            new = _acquire(r, mu[j], sigma[j], y[j, : len(r.oracle) - r.start].max(), kr, budget, config)
-            vals = r.oracle.query_many(new, tag=t)
-            _note(r, vals)
+        groups: dict[tuple[int, int], list[_Run]] = {}
+        for r in active:
+            groups.setdefault((id(r.task.archs), padded_size(len(r.oracle) - r.start)), []).append(r)
+        for (cells, N), members in groups.items():
+            _, X_host, X_dev, ens = inputs[cells]
+            for i in range(0, len(members), LANES):
+                lane_runs = members[i: i + LANES]
+                mu, sigma, z_best = _fit_predict(ens, X_host, X_dev, lane_runs, N, t, config.target)
+                for j, r in enumerate(lane_runs):
+                    budget = min(m, r.config.max_sample - len(r.oracle))
+                    kr = int(r.ks[min(t - r.t0, len(r.ks)) - 1])
+                    if r.stall >= config.stall_iters:  # stalled: re-widen, doubling per further stalled iteration
+                        kr = kr * min(config.widen_max, 2 ** (r.stall - config.stall_iters + 1))
+                    new = _acquire(r, mu[j], sigma[j], z_best[j], kr, budget, config)
+                    _note(r, r.oracle.query_many(new, tag=t))
         if bar is not None:
-            bar.set_postfix(iteration=t, active=len(active), N=N, S=S)
+            bar.set_postfix(iteration=t, active=len(active))
     if bar is not None:
         bar.close()
     return [r.oracle.history(name, r.seed) for r in runs]
+
+
+def _fit_predict(ens, X_host: np.ndarray, X_dev, lane_runs: list[_Run], N: int, t: int, target: str):
+    """Fit the ensembles of up to ``LANES`` runs (padded to ``N`` samples and ``LANES`` lanes) and predict
+    every cell: ``(mu [LANES, M], sigma [LANES, M], best target [n_runs])``."""
+    import jax
+
+    D = X_host.shape[1]
+    x = np.zeros((LANES, N, D), np.float32)
+    y = np.zeros((LANES, N), np.float32)
+    w = np.zeros((LANES, N), np.float32)
+    keys = [jax.random.PRNGKey(0)] * LANES  # dummy lanes: zero weights, any key; their output is discarded
+    z_best = []
+    for j, r in enumerate(lane_runs):
+        n = len(r.oracle) - r.start  # the current segment's queries
+        x[j, :n] = X_host[r.oracle.order[r.start:]]
+        y[j, :n] = fit_targets(r.oracle.observed[r.start:], target)
+        w[j, :n] = 1.0
+        keys[j] = jax.random.fold_in(r.key, t)
+        z_best.append(y[j, :n].max())
+    mu, sigma = ens.fit_predict(ens.member_keys(jax.numpy.stack(keys)), x, y, w, X_dev)
+    return np.asarray(mu), np.asarray(sigma), z_best
 
 
 def _note(r: _Run, vals: np.ndarray) -> None:
@@ -303,13 +326,13 @@ def _note(r: _Run, vals: np.ndarray) -> None:
         r.seg_stall += 1
 
 
-def _restart(r: _Run, t: int, config: WeakNASConfig) -> None:
+def _restart(r: _Run, t: int) -> None:
     """Begin a new segment: fresh uniform initial samples among the unqueried feasible cells; later fits
     use only the segment's queries and its top-k schedule starts again at ``top_start``."""
     queried = np.zeros(r.task.feasible.size, dtype=bool)
     queried[r.oracle.order] = True
     cand = np.flatnonzero(r.task.feasible & ~queried)
-    n = min(config.init_sample, cand.size, config.max_sample - len(r.oracle))
+    n = min(r.config.init_sample, cand.size, r.config.max_sample - len(r.oracle))
     r.start, r.t0 = len(r.oracle), t - 1
     vals = r.oracle.query_many(r.rng.choice(cand, size=n, replace=False), tag=t) if n > 0 else np.zeros(0)
     r.seg_best = float(vals.max()) if vals.size else -math.inf
@@ -344,3 +367,44 @@ def _acquire(r: _Run, mu, sigma, z_best, k, budget, config: WeakNASConfig) -> np
         pool = order[np.isfinite(rest[order])][: max(budget, pool.size)]
     ei = expected_improvement(mu[pool], sigma[pool], z_best, config.ei_calibration)
     return pool[np.argsort(-ei, kind="stable")[:budget]]
+
+
+class WeakNASSearcher(Searcher):
+    """WeakNAS with acquisition ``method`` (module docstring)."""
+
+    kind = "query"
+
+    def __init__(self, method: str):
+        require(method in METHODS, "sampling_method", method, f"one of {METHODS}")
+        self.method = method
+        self.name = f"weaknas-{method}"
+
+    def supports(self, problem: SearchProblem) -> str | None:
+        return tabular_support(problem)
+
+    def _search(self, problem: SearchProblem, seed: int, **options) -> SearchResult:
+        return self.search_many(problem, [seed], **options)[0]
+
+    def search_many(self, problems, seeds, config: WeakNASConfig | None = None, signal: str = "mean",
+                    stop_at_optimum: bool = False, progress: bool = False) -> list[SearchResult]:
+        import time
+
+        ps, ss = broadcast_problems(problems, seeds)
+        for p, s in zip(ps, ss):
+            self.check(p, s)
+        cfg = replace(config or WeakNASConfig(), sampling_method=self.method)
+        tasks = [Task.of(p) for p in ps]
+        t0 = time.perf_counter()
+        hs = weaknas_runs(tasks, ss, cfg, signal, [tk.optimum if stop_at_optimum else None for tk in tasks],
+                          [p.query_budget for p in ps], progress)
+        wall = (time.perf_counter() - t0) * 1e3
+        out = []
+        for p, tk, h in zip(ps, tasks, hs):
+            res = tk.result(h)
+            res.info["batch_wall_ms"] = wall
+            out.append(self.finish(res, p, wall / len(hs)))
+        return out
+
+
+register(WeakNASSearcher("uniform"))
+register(WeakNASSearcher("ei"))

@@ -139,6 +139,10 @@ def product_space(name: str, positions: Sequence[str], choice_labels: Sequence[S
 
 SPACES: Registry = Registry("search space")
 
+# keys nasjax adds to a native architecture file it writes (predicted values, the solver...): a codec reading
+# a file back ignores them
+RESULT_KEYS = frozenset({"predicted", "solve_time_ms", "solver", "space", "device", "constraints", "measured"})
+
 
 def get_space(name: str, **kwargs) -> SearchSpace:
     """Build a registered search space by name (``SPACES.names()`` lists them)."""

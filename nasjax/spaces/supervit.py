@@ -27,32 +27,25 @@ others at choice 0)::
     FLOPs(r, c) = F_r + sum_i (f_r[i][c_i] - f_r[i][0])        F_r = f_r[0][0]            (MFLOPs)
 
 (F_r = 189.789 / 276.161 / 369.066 / 502.247 MFLOPs; ``A_r = a_r[0][0]`` reproduces MathNAS-T1's 78.42 %.)
-Search maximises acc s.t. FLOPs <= B exactly: one exact solve per resolution, then the best of the
-four (:func:`nasjax.search.branched.solve_branches`, also used by the HAT space whose branch is the decoder depth).
+The tables are read by :func:`nasjax.benchmarks.mathnas.supervit_tables`; the predictor and its exact
+search (one branch per resolution) are :class:`nasjax.problems.supervit.SuperViTModel`. This module is the
+codec only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
-from nasjax.problems import NASJAX_KEYS as META_KEYS  # keys nasjax adds to a result yml; tolerated on reading
-from nasjax.search import SearchResult
-from nasjax.search.branched import Branch, branch_pareto, branched_problem, solve_branches
-from nasjax.spaces.base import SPACES, SearchSpace, product_space
-from nasjax.tables import Table
+from nasjax.spaces.base import RESULT_KEYS, SPACES, SearchSpace, product_space
 
 RESOLUTIONS = (192, 224, 256, 288)
 NUM_CHOICES = (2, 8, 36, 24, 24, 63, 24, 12, 2)
 NUM_BLOCKS = len(NUM_CHOICES)
 NUM_STAGES = 7
-BLOCK_ACC = "data/supervit/blockacc.pt"
-BLOCK_FLOPS = "data/supervit/blockflops.pt"
 YML_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
 
 
@@ -143,7 +136,7 @@ def check_keys(d: Any, keys: Sequence[str], what: str) -> None:
     missing = [k for k in keys if k not in d]
     if missing:
         raise NasjaxInputError(f"arch: missing key(s) {missing}, expected {what}")
-    unknown = sorted(set(d) - set(keys) - META_KEYS)
+    unknown = sorted(set(d) - set(keys) - RESULT_KEYS)
     if unknown:
         raise NasjaxInputError(f"arch: unknown key(s) {unknown}, expected {what}")
 
@@ -202,124 +195,3 @@ def arch_to_config(arch) -> dict:
         for field, v in _decode_position(pos, int(a[pos + 1])).items():
             cfg[field][_slot(field, pos)] = int(v)
     return cfg
-
-
-# --- tables -----------------------------------------------------------------------------------
-def read_array(tables, rel: str) -> np.ndarray:
-    """One decoded MathNAS array from ``tables``: a ``{relative path: array}`` mapping (what
-    :mod:`nasjax.mathnas` decodes), an object with ``.array(rel)`` or a MathNAS-layout directory."""
-    if isinstance(tables, (str, Path)):
-        from nasjax.mathnas import MathNASDir
-
-        tables = MathNASDir(tables)
-    if hasattr(tables, "array"):
-        a = tables.array(rel)
-    elif isinstance(tables, Mapping):
-        if rel not in tables:
-            raise NasjaxInputError(f"tables: missing {rel!r}, expected MathNAS's published layout")
-        a = tables[rel]
-    else:
-        raise NasjaxInputError(f"tables: got {type(tables).__name__}, expected a mapping or a directory")
-    try:
-        a = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise NasjaxInputError(f"tables[{rel!r}]: not a numeric array ({e})") from e
-    if not np.all(np.isfinite(a)):
-        raise NasjaxInputError(f"tables[{rel!r}]: contains NaN/inf, expected finite values")
-    return a
-
-
-def split_ragged(flat: np.ndarray, counts: Sequence[int], rel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Flat per-position lists (``counts[i]`` values each) -> padded ``values [P, K]`` and ``mask``."""
-    flat = np.asarray(flat, dtype=np.float64).reshape(-1)
-    if flat.size != sum(counts):
-        raise NasjaxInputError(f"tables[{rel!r}]: {flat.size} values, expected {sum(counts)} = sum of {list(counts)}")
-    K = max(counts)
-    v = np.zeros((len(counts), K))
-    m = np.arange(K)[None, :] < np.asarray(counts)[:, None]
-    off = 0
-    for i, k in enumerate(counts):
-        v[i, :k] = flat[off : off + k]
-        off += k
-    return v, m
-
-
-def supervit_tables(tables, resolution: int) -> tuple[Table, Table]:
-    """``(accuracy %, FLOPs MFLOPs)`` tables over the 9 block positions at ``resolution``.
-
-    Both are deltas against choice 0 with the all-choice-0 network as base (module docstring).
-    """
-    if resolution not in RESOLUTIONS:
-        raise NasjaxInputError(f"resolution: got {resolution!r}, expected one of {list(RESOLUTIONS)}")
-    r = RESOLUTIONS.index(resolution)
-    n = sum(NUM_CHOICES)
-    out = []
-    for rel, metric, unit in ((BLOCK_ACC, "accuracy", "%"), (BLOCK_FLOPS, "flops", "MFLOPs")):
-        flat = read_array(tables, rel).reshape(-1)
-        if flat.size != len(RESOLUTIONS) * n:
-            raise NasjaxInputError(
-                f"tables[{rel!r}]: {flat.size} values, expected {len(RESOLUTIONS) * n} = "
-                f"{len(RESOLUTIONS)} resolutions x {n} choices"
-            )
-        v, m = split_ragged(flat[r * n : (r + 1) * n], NUM_CHOICES, rel)
-        base = float(v[0, 0])
-        out.append(
-            Table(v - v[:, :1], m, metric, unit, base=base, sign=1, space=f"supervit_r{resolution}",
-                  provenance={"file": rel, "resolution": resolution, "paper": "MathNAS (NeurIPS 2023)",
-                              "formula": "base = value of the all-choice-0 net; values[i, c] = t[i][c] - t[i][0]"})
-        )
-    return out[0], out[1]
-
-
-# --- the SuperViT model -------------------------------------------------------------------------
-class SuperViTModel:
-    """MathNAS's corrected SuperViT predictor and search over all four resolutions."""
-
-    space_name = "supervit"
-
-    def __init__(self, tables):
-        self.tables = {r: supervit_tables(tables, r) for r in RESOLUTIONS}
-        self.space = supervit_space()
-        self._ilp_cache: dict = {}
-
-    def branches(self) -> list[Branch]:
-        out = []
-        for ri, r in enumerate(RESOLUTIONS):
-            acc, fl = self.tables[r]
-            out.append(Branch(r, acc, {"flops": fl}, lambda a, ri=ri: np.concatenate([[ri], a]).astype(np.int64)))
-        return out
-
-    def predict(self, arch) -> dict[str, float]:
-        """``{"accuracy": %, "flops": MFLOPs}`` of one full ``[10]`` choice vector."""
-        a = self.space.validate(arch)
-        acc, fl = self.tables[RESOLUTIONS[int(a[0])]]
-        return {"accuracy": float(acc.predict(a[1:])), "flops": float(fl.predict(a[1:]))}
-
-    def search(self, flops: float, solver: str = "mckp") -> SearchResult:
-        """Exact argmax of predicted top-1 subject to FLOPs <= ``flops`` MFLOPs (best resolution)."""
-        return solve_branches(self.branches(), {"flops": (flops, "MFLOPs")}, solver, self._ilp_cache)
-
-    def pareto(self):
-        return branch_pareto(self.branches(), "flops")
-
-    def problem(self):
-        return branched_problem(self, arch_to_config, config_to_arch, device=None)
-
-
-def original_code_search(tables, flops: float) -> tuple[np.ndarray, float, float]:
-    """What MathNAS's search.py does for SuperViT (documented, not used by nasjax): resolution 192 only,
-
-        max  82.6 - sum_i (a[i][c_i] - a[i][0])     s.t.  sum_i (f[i][c_i] - f[i][0]) <= flops
-
-    i.e. it *minimises* the accuracy gain (wrong sign) and bounds only the FLOPs *added* to the
-    189.8-MFLOPs base network (missing base). Returns ``(arch [10], its objective in search.py,
-    the solve's FLOPs as search.py prints them)``; predict the arch with :class:`SuperViTModel` to
-    see what it really is.
-    """
-    from nasjax.problems import solve_tables
-
-    acc, fl = supervit_tables(tables, RESOLUTIONS[0])
-    legacy_obj = Table(acc.values, acc.mask, "accuracy", "%", base=82.6, sign=-1, space="supervit_r192")
-    legacy_fl = Table(fl.values, fl.mask, "flops", "MFLOPs", base=0.0, sign=1, space="supervit_r192")
-    res = solve_tables(legacy_obj, [Constraint(legacy_fl, float(flops), "MFLOPs")], "mckp")
-    return np.concatenate([[0], res.arch]).astype(np.int64), res.objective, res.resources["flops"]

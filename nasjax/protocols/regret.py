@@ -14,7 +14,7 @@ MathNAS's published NB201 table):
 
 For a budget ``T`` (ms) on a device the search is::
 
-    a* = argmax_a  Acc_hat(a)   s.t.  Lat_hat(a) <= T          (solved exactly: solve_mckp or ILPSearch)
+    a* = argmax_a  Acc_hat(a)   s.t.  Lat_hat(a) <= T          (solved exactly: run_search(solver, ...))
 
 and its quality is judged on the TRUE table::
 
@@ -38,13 +38,14 @@ import numpy as np
 from nasjax.benchmarks.nasbench201 import NB201Table, canonical_dataset
 from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, NasjaxInputError
+from nasjax.metrics import spearman
 from nasjax.predictors.additive import AdditivePredictor, block_contributions
-from nasjax.spaces.nasbench201 import OPS, arch_to_str
+from nasjax.search import SearchProblem, exact_searchers, run_search
+from nasjax.spaces.nasbench201 import OPS, arch_to_str, nasbench201_space
 
 REF_OP = OPS.index("nor_conv_3x3")
 NB201_REF = np.full(6, REF_OP, dtype=np.int64)
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-SOLVERS = ("mckp", "ilp")
 _UNITS = {"lat": "ms", "energy": "mJ"}
 _METRIC = {"lat": "latency", "energy": "energy"}
 
@@ -84,7 +85,8 @@ def nb201_additive(
     return AdditivePredictor(acc_t, res)
 
 
-def default_budgets(table: NB201Table, device: str, quantiles=DEFAULT_QUANTILES, resource: str = "latency") -> list[float]:
+def default_budgets(table: NB201Table, device: str, quantiles=DEFAULT_QUANTILES,
+                    resource: str = "latency") -> list[float]:
     """Budgets at quantiles of the device's true per-cell values (ms for latency)."""
     col, _ = _resource_column(table, device, resource)
     q = np.asarray(quantiles, dtype=np.float64)
@@ -115,17 +117,12 @@ def true_best(table: NB201Table, dataset: str, device: str, budget: float, resou
     }
 
 
-def _solve(pred: AdditivePredictor, key: str, budget: float, solver: str, cache: dict):
+def _solve(pred: AdditivePredictor, key: str, budget: float, solver: str):
+    """The exact searcher ``solver`` on ``max Acc_hat s.t. Lat_hat <= budget`` (a CVXPY program is compiled
+    once per device and re-solved per budget)."""
     t = pred.resources[key]
-    if solver == "mckp":
-        from nasjax.search.mckp import solve_mckp
-
-        return solve_mckp(pred.accuracy, Constraint(t, budget, t.unit))
-    from nasjax.search.ilp import ILPSearch
-
-    if key not in cache:  # one parametrised program per device, re-solved per budget
-        cache[key] = ILPSearch(pred.accuracy, [Constraint(t, budget, t.unit)])
-    return cache[key].solve([budget])
+    problem = SearchProblem(nasbench201_space(), pred.accuracy, (Constraint(t, budget, t.unit),))
+    return run_search(solver, problem)
 
 
 def regret_sweep(
@@ -141,12 +138,24 @@ def regret_sweep(
 ) -> list[dict]:
     """One row per (device, budget): the MathNAS answer and its regret on the true table.
 
-    ``devices``: device names (``None`` = HELP's 27); ``budgets_per_device``: ``{device: [budget, ...]}`` in
-    the resource's unit (ms); a device missing from it (or ``None``) gets :func:`default_budgets` at
-    ``quantiles``. Rows are plain dicts (see the module docstring for the regret definitions).
+    Args:
+      table: the NAS-Bench-201 table.
+      devices: device names (``None`` = HELP's 27).
+      budgets_per_device: ``{device: [budget, ...]}`` in the resource's unit (ms); a device missing from it
+        (or ``None``) gets :func:`default_budgets` at ``quantiles``.
+      dataset: the dataset whose seed-mean validation accuracy is the objective.
+      bases: the block-contribution bases (``"ref"``, ``"all"`` or an int).
+      seed: seed of the random bases.
+      solver: an exact searcher of the registry (``mckp``, ``highs``, ``gurobi``, ``enumerate``).
+      resource: ``"latency"`` or ``"energy"``.
+      quantiles: the default budgets' quantiles.
+
+    Returns:
+      Plain dict rows: budget, the true optimum, the found cell, ``regret_val = max_{Lat(a) <= T} ValAcc(a)
+      - ValAcc(a*)``, ``regret_test`` likewise, ``feasible_true`` (module docstring).
     """
-    if solver not in SOLVERS:
-        raise NasjaxInputError(f"solver: got {solver!r}, expected one of {', '.join(SOLVERS)}")
+    if solver not in exact_searchers():
+        raise NasjaxInputError(f"solver: got {solver!r}, expected one of {', '.join(exact_searchers())}")
     ds = canonical_dataset(dataset)
     devices = list(table.devices(source="HELP") if devices is None else devices)
     if not devices:
@@ -157,7 +166,7 @@ def regret_sweep(
     val, test = table.val_acc(ds), table.test_acc(ds)
     bases_desc = pred.accuracy.provenance["bases"]
     measured = pred.accuracy.provenance["measured_architectures"]
-    rows, cache = [], {}
+    rows = []
     for dev in devices:
         key = f"{resource}/{dev}"
         col, _ = _resource_column(table, dev, resource)
@@ -172,7 +181,7 @@ def regret_sweep(
                 bases=bases_desc, measured_per_metric=measured, solver=solver, **best,
             )
             try:
-                res = _solve(pred, key, float(budget), solver, cache)
+                res = _solve(pred, key, float(budget), solver)
             except InfeasibleError as e:
                 row.update(status="infeasible (predicted)", found_row=-1, found_arch="", feasible_true=False,
                            pred_acc=np.nan, pred_resource=np.nan, true_resource=np.nan, found_val=np.nan,
@@ -202,12 +211,6 @@ def regret_sweep(
     return rows
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    r = np.empty(len(x))
-    r[np.argsort(x, kind="stable")] = np.arange(len(x))
-    return r
-
-
 def fit_errors(table: NB201Table, pred: AdditivePredictor, dataset: str) -> dict:
     """How well the additive tables reproduce the true columns over every measured cell:
     ``{name: {rmse, max_abs, spearman, cells}}`` (``accuracy`` against the seed-mean validation accuracy)."""
@@ -222,7 +225,7 @@ def fit_errors(table: NB201Table, pred: AdditivePredictor, dataset: str) -> dict
         ok = np.isfinite(y)
         p = np.asarray(tabs[k].predict(table.archs[ok]))
         e = p - y[ok]
-        rho = float(np.corrcoef(_ranks(p), _ranks(y[ok]))[0, 1])
+        rho = spearman(y[ok], p)
         out[k] = {"rmse": float(np.sqrt(np.mean(e**2))), "max_abs": float(np.abs(e).max()), "spearman": rho,
                   "cells": int(ok.sum())}
     return out
