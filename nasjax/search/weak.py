@@ -37,10 +37,12 @@ For each independent run (seed) ``s``, with the query log ``Q_s`` (cells and the
 
 Batching, and why a run's log depends on its own seed only: per iteration every active run's sample set
 is padded to ``N`` = the smallest ``16 * 2^j`` holding it, a function of the run alone. Runs with the same
-``N`` (and the same cells) are fitted together, ``LANES`` runs per compiled call (``[LANES, E]`` members
-and all cells predicted in one program), the last call of a group filled with zero-weight dummy lanes.
-Every call of a given ``N`` therefore has the same shape, and a lane's result does not depend on its
-position or on the other lanes (tested), so a seed gives the same log alone, in a batch of 25 or of 100.
+``N`` (and the same cells) are fitted ``LANES`` at a time per compiled call (``[LANES, E]`` members, all
+cells predicted in the same program), the last call of a group filled with zero-weight dummy lanes.
+Every call of a given ``N`` has the same shape, and a lane's result depends neither on its position nor
+on the other lanes (tested), so a seed gives the same log alone, in a batch of 25 or of 100. ``LANES = 1``
+because on 2 CPU cores one run per call was faster than 4 or 8 lanes (dummy lanes cost full compute);
+the ensemble members of a run are still fitted together by ``vmap``.
 Constrained WeakNAS is the same loop on a problem with constraints: initial samples and candidates are
 restricted to the feasible set, and the final pick (best value seen) is certified feasible
 (:func:`nasjax.search.harness.certify`). Registered as ``weaknas-uniform`` and ``weaknas-ei`` (options:
@@ -63,7 +65,7 @@ from nasjax.search.harness import History, Oracle, Task, seed_sequences, tabular
 
 METHODS = ("uniform", "ei")
 TARGETS = ("zscore", "rank")
-LANES = 4  # runs per compiled fit: part of the numerics (a run's floats depend on this shape), not a setting
+LANES = 1  # runs per compiled fit: part of the numerics (a run's floats depend on this shape), not a setting
 MIN_PADDED = 16  # smallest padded sample-set size
 
 
