@@ -35,24 +35,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nasjax.errors import NasjaxInputError
+from nasjax.spaces.base import SearchSpace, product_space
 from nasjax.tables import Table
 
 BASES_HELP = "'ref' (the all-reference network), 'all' (every architecture) or a positive int (random bases)"
 
 
-def _base_set(num_choices: np.ndarray, ref: np.ndarray, bases, seed: int) -> np.ndarray:
-    P = len(num_choices)
+def _base_set(space: SearchSpace, ref: np.ndarray, bases, seed: int) -> np.ndarray:
     if isinstance(bases, str) and bases == "ref":
         return ref[None, :].copy()
     if isinstance(bases, str) and bases == "all":
-        size = int(np.prod(num_choices))
-        if size > 2_000_000:
-            raise NasjaxInputError(f"bases: 'all' needs {size} architectures, expected at most 2,000,000")
-        grids = np.meshgrid(*[np.arange(k) for k in num_choices], indexing="ij")
-        return np.stack([g.reshape(-1) for g in grids], 1).astype(np.int64)
+        if space.size > 2_000_000:
+            raise NasjaxInputError(f"bases: 'all' needs {space.size} architectures, expected at most 2,000,000")
+        return space.all_archs()
     if isinstance(bases, (int, np.integer)) and not isinstance(bases, bool) and bases >= 1:
-        rng = np.random.default_rng(seed)
-        rand = (rng.random((int(bases) - 1, P)) * num_choices).astype(np.int64)
+        rand = space.random(np.random.default_rng(seed), int(bases) - 1)
         return np.concatenate([ref[None, :], rand], 0)
     raise NasjaxInputError(f"bases: got {bases!r}, expected {BASES_HELP}")
 
@@ -101,21 +98,31 @@ def block_contributions(
 ) -> Contributions:
     """MathNAS block contributions of a function ``f: int[N, P] -> float[N]`` (NaN = not measured).
 
-    ``num_choices``: choices per position (a full product space); ``ref``: the reference choice of each
-    position (0 drop); ``bases``: see the module docstring. Deltas whose two measurements are not both
-    finite are skipped; a cell with no finite delta is an error naming it.
+    ``D[i, c] = mean_{b in B, f defined} f(b with a_i = ref_i) - f(b with a_i = c)`` and
+    ``F0 = mean_{b in B} (f(b) + sum_i D[i, b_i])`` (module docstring).
+
+    Args:
+      f: the measured quantity of a batch of choice vectors (NaN where not measured).
+      num_choices: choices per position (a full product space).
+      ref: the reference choice of each position (its drop is 0).
+      bases: ``"ref"``, ``"all"`` or a number of random bases (see the module docstring).
+      seed: seed of the random bases.
+
+    Returns:
+      The :class:`Contributions` (``D``, ``F0`` and what was measured). Deltas whose two measurements are
+      not both finite are skipped; a cell with no finite delta is an error naming it.
     """
     K = np.asarray(num_choices, dtype=np.int64)
     ref = np.asarray(ref, dtype=np.int64)
     P = len(K)
     if ref.shape != (P,) or np.any(ref < 0) or np.any(ref >= K):
         raise NasjaxInputError(f"ref: got {ref.tolist()}, expected {P} choice indices below {K.tolist()}")
-    B = _base_set(K, ref, bases, seed)
+    space = product_space("contributions", [f"p{i}" for i in range(P)], [[str(c) for c in range(k)] for k in K])
+    B = _base_set(space, ref, bases, seed)
     Kmax = int(K.max())
     # values of every base with one position set to each choice: [nb, P, Kmax]
     vals = np.full((len(B), P, Kmax), np.nan)
     seen: set[int] = set()
-    radix = np.concatenate([np.cumprod(K[::-1])[::-1][1:], [1]])  # mixed-radix weights, position 0 first
     for i in range(P):
         for c in range(int(K[i])):
             a = B.copy()
@@ -124,7 +131,7 @@ def block_contributions(
             if v.shape != (len(B),):
                 raise NasjaxInputError(f"f: returned shape {v.shape}, expected ({len(B)},)")
             vals[:, i, c] = v
-            seen.update((a @ radix)[np.isfinite(v)].tolist())
+            seen.update(space.index_of(a)[np.isfinite(v)].tolist())
     d = vals[:, np.arange(P), ref][:, :, None] - vals  # [nb, P, K]
     ok = np.isfinite(d)
     counts = ok.sum(0)

@@ -70,8 +70,24 @@ def nb201_additive(
     seed: int = 0,
     resource: str = "latency",
 ) -> AdditivePredictor:
-    """Additive accuracy table (``dataset``'s seed-mean validation accuracy, %) and one resource table per
-    device (``"latency/<device>"`` in ms, or ``"energy/<device>"``), by MathNAS's procedure."""
+    """MathNAS's additive tables of NAS-Bench-201, measured on the benchmark table.
+
+    ``Acc_hat(a) = F0 - sum_i D[i, a_i]`` with ``D`` from one-edge replacements
+    (:func:`nasjax.predictors.additive.block_contributions`, reference op ``nor_conv_3x3``), and the same
+    for each device's resource column.
+
+    Args:
+      table: the NAS-Bench-201 table.
+      dataset: the dataset whose seed-mean validation accuracy (%) is fitted.
+      devices: devices whose ``resource`` column is fitted.
+      bases: ``"ref"``, ``"all"`` or a number of random bases.
+      seed: seed of the random bases.
+      resource: ``"latency"`` (ms) or ``"energy"``.
+
+    Returns:
+      An :class:`~nasjax.predictors.additive.AdditivePredictor`: the accuracy table and one table per
+      device, keyed ``"<resource>/<device>"``.
+    """
     ds = canonical_dataset(dataset)
     acc = block_contributions(_column_fn(table.val_acc(ds), table), [len(OPS)] * 6, NB201_REF, bases, seed)
     acc_t = acc.table("accuracy", "%", space="nasbench201", source=f"val_acc/{ds}/mean")
@@ -87,7 +103,17 @@ def nb201_additive(
 
 def default_budgets(table: NB201Table, device: str, quantiles=DEFAULT_QUANTILES,
                     resource: str = "latency") -> list[float]:
-    """Budgets at quantiles of the device's true per-cell values (ms for latency)."""
+    """Budgets at quantiles of the device's true per-cell values.
+
+    Args:
+      table: the NAS-Bench-201 table.
+      device: a device of the table.
+      quantiles: values in (0, 1].
+      resource: ``"latency"`` or ``"energy"``.
+
+    Returns:
+      One budget per quantile, in the resource's unit (ms for latency), over the measured cells.
+    """
     col, _ = _resource_column(table, device, resource)
     q = np.asarray(quantiles, dtype=np.float64)
     if q.ndim != 1 or q.size == 0 or np.any(~np.isfinite(q)) or np.any(q <= 0) or np.any(q > 1):
@@ -96,7 +122,18 @@ def default_budgets(table: NB201Table, device: str, quantiles=DEFAULT_QUANTILES,
 
 
 def true_best(table: NB201Table, dataset: str, device: str, budget: float, resource: str = "latency") -> dict:
-    """The truly feasible optimum under ``budget``: rows and values of the best validation and test cells."""
+    """The truly feasible optimum under ``budget``: ``argmax_{a: r(a) <= budget} ValAcc(a)`` (and TestAcc).
+
+    Args:
+      table: the NAS-Bench-201 table.
+      dataset: the dataset.
+      device: the device whose measured ``resource`` bounds the cells.
+      budget: the bound, in the resource's unit.
+      resource: ``"latency"`` or ``"energy"``.
+
+    Returns:
+      ``{"n_feasible", "best_val_row", "best_val", "best_val_test", "best_test_row", "best_test"}``.
+    """
     col, _ = _resource_column(table, device, resource)
     feas = np.isfinite(col) & (col <= budget)
     if not feas.any():
@@ -212,8 +249,17 @@ def regret_sweep(
 
 
 def fit_errors(table: NB201Table, pred: AdditivePredictor, dataset: str) -> dict:
-    """How well the additive tables reproduce the true columns over every measured cell:
-    ``{name: {rmse, max_abs, spearman, cells}}`` (``accuracy`` against the seed-mean validation accuracy)."""
+    """How well the additive tables reproduce the true columns over every measured cell.
+
+    Args:
+      table: the NAS-Bench-201 table.
+      pred: tables from :func:`nb201_additive`.
+      dataset: the dataset whose seed-mean validation accuracy the accuracy table is compared with.
+
+    Returns:
+      ``{name: {"rmse", "max_abs", "spearman", "cells"}}`` for ``"accuracy"`` and every resource table, with
+      ``rmse = sqrt(mean (pred - true)^2)`` and :func:`nasjax.metrics.spearman` ``(true, pred)``.
+    """
     truth = {"accuracy": table.val_acc(canonical_dataset(dataset))}
     tabs = {"accuracy": pred.accuracy}
     for key, t in pred.resources.items():
@@ -232,7 +278,15 @@ def fit_errors(table: NB201Table, pred: AdditivePredictor, dataset: str) -> dict
 
 
 def summarize(rows: Sequence[dict]) -> dict:
-    """Mean / worst regret (accuracy points) over the truly feasible answers, and the violations."""
+    """Mean / worst regret (accuracy points) over the truly feasible answers, and the violations.
+
+    Args:
+      rows: rows of :func:`regret_sweep`.
+
+    Returns:
+      ``{"runs", "solved", "truly_feasible", "violations", "infeasible_predicted", "mean_regret_val",
+      "worst_regret_val", "mean_regret_test", "worst_regret_test", "optimal_found", "mean_solve_ms"}``.
+    """
     ok = [r for r in rows if r["status"] == "ok"]
     feas = [r for r in ok if r["feasible_true"]]
 
@@ -258,8 +312,19 @@ def summarize(rows: Sequence[dict]) -> dict:
 
 
 def report(datasets, bases_list, solver: str = "mckp", seed: int = 0, log=print) -> dict:
-    """The sweep over HELP's devices at the default budget quantiles: one summary line per dataset x
-    bases (``bases`` in ``"ref"``, ``"all"`` or an int), returned as a dict of summaries."""
+    """The sweep over HELP's devices at the default budget quantiles, one summary line per dataset x bases.
+
+    Args:
+      datasets: NAS-Bench-201 datasets.
+      bases_list: ``"ref"``, ``"all"`` or integers (as strings) of random bases.
+      solver: the exact searcher of every budget.
+      seed: seed of the random bases.
+      log: where the summary lines go.
+
+    Returns:
+      ``{"<dataset>/<bases>": summary}``: :func:`summarize` plus the accuracy and mean latency Spearman of
+      the tables and the seconds the row took.
+    """
     from nasjax.benchmarks import nasbench201 as nb
 
     table = nb.load()

@@ -268,8 +268,16 @@ def evaluate(arch, objective, constraints: Sequence[Constraint]) -> tuple[float,
 
 
 def check_budgets(problem_or_constraints, tol: float = 1e-9) -> None:
-    """Raise :class:`~nasjax.errors.InfeasibleError` naming the smallest achievable value of every
-    constraint whose bound is below what its model can reach on its own (models with ``bounds()``)."""
+    """Raise when a bound is below what its model can reach on its own: ``b_j < min_a r_j(a)``.
+
+    Args:
+      problem_or_constraints: a :class:`SearchProblem` or its constraints.
+      tol: relative tolerance on the comparison.
+
+    Raises:
+      :class:`~nasjax.errors.InfeasibleError` naming the smallest achievable value of every such
+      constraint (models with ``bounds()``; others are not checked here).
+    """
     cons = getattr(problem_or_constraints, "constraints", problem_or_constraints)
     smallest, msgs = {}, []
     for c in cons:
@@ -286,7 +294,14 @@ def check_budgets(problem_or_constraints, tol: float = 1e-9) -> None:
 
 
 def joint_infeasible(constraints) -> InfeasibleError:
-    """The error for constraints each reachable alone but not together."""
+    """The error for constraints each reachable alone but not together (raise what it returns).
+
+    Args:
+      constraints: the constraints of the problem.
+
+    Returns:
+      An :class:`~nasjax.errors.InfeasibleError` listing every bound with its smallest achievable value.
+    """
     parts = []
     for c in constraints:
         lo = c.smallest()
@@ -374,7 +389,14 @@ SEARCHERS: Registry[Searcher] = Registry("searcher")
 
 
 def register(searcher: Searcher) -> Searcher:
-    """Add a searcher instance to :data:`SEARCHERS` under its ``name``."""
+    """Add a searcher instance to :data:`SEARCHERS` under its ``name`` (a name is registered once).
+
+    Args:
+      searcher: the instance, with ``name`` and ``kind`` (``"exact"`` or ``"query"``) set.
+
+    Returns:
+      The searcher.
+    """
     require(searcher.kind in ("exact", "query"), f"searcher {searcher.name!r}.kind", searcher.kind,
             "'exact' or 'query'")
     return SEARCHERS.add(searcher.name, searcher)
@@ -386,5 +408,15 @@ def get_searcher(name: str) -> Searcher:
 
 
 def run_search(name: str, problem: SearchProblem, seed: int = 0, **options) -> SearchResult:
-    """``get_searcher(name).search(problem, seed, **options)``."""
+    """``get_searcher(name).search(problem, seed, **options)``.
+
+    Args:
+      name: a registered searcher (``SEARCHERS.names()``).
+      problem: the problem.
+      seed: the run's seed.
+      **options: the searcher's options.
+
+    Returns:
+      The :class:`SearchResult`.
+    """
     return get_searcher(name).search(problem, seed, **options)

@@ -43,7 +43,16 @@ class EvolutionConfig:
 
 
 def mutate(arch: np.ndarray, num_choices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Change one position (uniform among those with more than one choice) to a different choice."""
+    """One-position mutation: ``child = arch`` with ``child[p] = (arch[p] + 1 + u) mod K_p``.
+
+    Args:
+      arch: ``[P]`` choice vector.
+      num_choices: ``K_p`` per position.
+      rng: the generator; ``p`` is uniform among positions with ``K_p > 1``, ``u`` uniform in ``0..K_p - 2``.
+
+    Returns:
+      The child (a copy), different from ``arch`` in exactly one position.
+    """
     child = arch.copy()
     movable = np.flatnonzero(num_choices > 1)
     p = int(movable[rng.integers(movable.size)])

@@ -41,7 +41,16 @@ ENUMERABLE = 1_000_000  # largest space a query-based searcher enumerates into c
 
 
 def tabular_support(problem: SearchProblem, limit: int = ENUMERABLE) -> str | None:
-    """``None`` when a query-based searcher can run on ``problem``, else the reason it cannot."""
+    """Whether a query-based searcher can run on ``problem``.
+
+    Args:
+      problem: the problem.
+      limit: the largest space a model objective is enumerated over.
+
+    Returns:
+      ``None`` for a TabularObjective or a model objective over at most ``limit`` architectures, else the
+      reason.
+    """
     obj = problem.objective
     if isinstance(obj, TabularObjective):
         return None
@@ -188,6 +197,15 @@ class Oracle:
         return int(i) in self._seen
 
     def query(self, i: int, tag: int = 0) -> float:
+        """The signal of cell ``i`` (a repeat costs nothing and returns the same value).
+
+        Args:
+          i: a feasible cell's row.
+          tag: what the log records with a first query (an iteration, a generation).
+
+        Returns:
+          The seed-mean value, or with ``signal="seed"`` one training run's value drawn at the first query.
+        """
         i = int(i)
         if i in self._seen:
             return self._seen[i]
@@ -270,7 +288,15 @@ class History:
 
 
 def certify(task: Task, history: History) -> int:
-    """The run's final pick, checked feasible (raises if a searcher ever returned an infeasible cell)."""
+    """The run's final pick, checked feasible.
+
+    Args:
+      task: the task the run searched.
+      history: its query log.
+
+    Returns:
+      The row of the best value seen; a pick that is not feasible raises (a searcher bug).
+    """
     pick = history.best()
     if not task.feasible[pick]:
         raise NasjaxInputError(f"final pick: cell {pick} is infeasible ({task.describe_infeasible(pick)})")
@@ -278,7 +304,15 @@ def certify(task: Task, history: History) -> int:
 
 
 def seed_sequences(seed: int, n: int = 2) -> list[np.random.SeedSequence]:
-    """Independent streams of one run: [searcher, oracle]."""
+    """Independent random streams of one run.
+
+    Args:
+      seed: the run's seed (>= 0).
+      n: how many streams.
+
+    Returns:
+      ``SeedSequence(seed).spawn(n)``: ``[searcher, oracle]`` for ``n = 2``.
+    """
     require(int(seed) >= 0, "rand_seed", seed, "a seed >= 0")
     return np.random.SeedSequence(int(seed)).spawn(n)
 

@@ -23,7 +23,10 @@ from nasjax.tables import Table
 
 @dataclass
 class ParetoFront:
-    archs: np.ndarray  # [M, P], sorted by resource ascending (and objective ascending)
+    """A front: ``archs [M, P]`` sorted by resource ascending (and objective ascending), their values, and the
+    models the values come from (tables, or any model with ``metric``, ``unit`` and ``device``: labels)."""
+
+    archs: np.ndarray  # [M, P]
     objective: np.ndarray  # [M]
     resource: np.ndarray  # [M]
     objective_table: Table
@@ -34,7 +37,15 @@ class ParetoFront:
         return len(self.objective)
 
     def best_under(self, bound: float) -> SearchResult:
-        """Best architecture with ``resource <= bound`` (O(log M))."""
+        """Best architecture with ``resource <= bound``: the last front point under it (O(log M)).
+
+        Args:
+          bound: the budget, in the resource table's unit.
+
+        Returns:
+          A :class:`~nasjax.search.base.SearchResult`; a bound below the front raises
+          :class:`~nasjax.errors.InfeasibleError`.
+        """
         t0 = time.perf_counter()
         j = int(np.searchsorted(self.resource, bound + 1e-9 * max(1.0, abs(bound)), side="right")) - 1
         if j < 0:
@@ -96,7 +107,16 @@ class ParetoFront:
 
 
 def pareto_front(objective: Table, resource: Table) -> ParetoFront:
-    """Exact front of (``resource`` to minimise, ``objective`` to maximise) over the whole space."""
+    """Exact front of (``resource`` to minimise, ``objective`` to maximise) over the whole space.
+
+    Args:
+      objective: the additive objective table.
+      resource: the additive resource table (same shape).
+
+    Returns:
+      A :class:`ParetoFront`: every ``a`` with no ``a'`` such that ``obj(a') >= obj(a)`` and
+      ``res(a') <= res(a)``, one strict, sorted by resource.
+    """
     t0 = time.perf_counter()
     archs, V, W = dp_states(objective.coef, [resource.coef], objective.mask, None)
     obj = objective.base + V
