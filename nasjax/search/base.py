@@ -14,8 +14,8 @@ Every searcher is a :class:`Searcher` registered once in :data:`SEARCHERS` under
 benchmarks and docs, and is called the same way: ``searcher.search(problem, seed, **options)`` returns a
 :class:`SearchResult` (the chosen architecture(s), the predicted objective and resources in their units,
 the query history where there is one, the wall time, whether the answer is certified optimal).
-``searcher.search_many(problem, seeds)`` runs independent repeats; each repeat's result depends on its own
-seed only, never on which other seeds share the call.
+``searcher.search_many(problem, seeds)`` (or one problem per seed) runs independent repeats; each repeat's
+result depends on its own problem and seed only, never on which other repeats share the call.
 """
 
 from __future__ import annotations
