@@ -128,7 +128,7 @@ def define_config_flags(cls, *, prefix: str = "", skip: Iterable[str] = (), defa
     """
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     skip = set(skip)
     defaults = dict(defaults or {})
     names = []
@@ -181,7 +181,7 @@ def config_from_flags(cls, *, prefix: str = "", skip: Iterable[str] = (), flag_v
     """
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     skip = set(skip)
     values: dict[tuple[str, ...], Any] = {}
     for name, path, tp, _f, _default in _flag_fields(cls, prefix):
@@ -215,7 +215,7 @@ def flag_given(name: str, flag_values=None) -> bool:
     """True when flag ``name`` was set on the command line or in a flagfile."""
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     return bool(fv[name].present)
 
 
@@ -227,7 +227,7 @@ def check_mode_flags(mode_flag: str, applies: Mapping[str, Iterable[str]], flag_
     """
     from absl import flags
 
-    fv = flag_values or flags.FLAGS
+    fv = flags.FLAGS if flag_values is None else flag_values
     mode = fv[mode_flag].value
     owners: dict[str, list[str]] = {}
     for m, names in applies.items():
