@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError, require
+from nasjax.errors import NasjaxInputError, require, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 _K = (3, 5)
@@ -71,7 +71,7 @@ def genes_to_arch(genes) -> np.ndarray:
         miss = np.flatnonzero(~hit.any(1))
         if miss.size:
             n = int(miss[0])
-            raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {str(g[n, i])[:40]!r}, expected "
+            raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {shown(g[n, i], 40)}, expected "
                                    f"one of {list(vals)}")
         out[:, i] = hit.argmax(1)
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 KS = (3, 5, 7)
@@ -40,12 +40,6 @@ def mobilenetv3_layers_space() -> SearchSpace:
     return product_space("mobilenetv3_layers", positions, choices)
 
 
-def _show(x, n: int = 120) -> str:
-    """``repr(x)`` cut to ``n`` characters (numpy scalars shown as plain numbers)."""
-    r = repr(x.item() if isinstance(x, np.generic) else x)
-    return r if len(r) <= n else r[:n] + "..."
-
-
 _OFA_EXTRA_KEYS = ("encodearch", "predicted", "solve_time_ms", "space", "device", "constraints", "resolution")
 
 
@@ -57,11 +51,11 @@ def _check_list(d: dict, key: str, n: int, allowed: Sequence[int], where: str = 
     if isinstance(v, np.ndarray) and v.ndim == 1:
         v = v.tolist()
     if not isinstance(v, (list, tuple)) or len(v) != n:
-        raise NasjaxInputError(f"{where}.{key}: got {_show(v)}, expected a list of {n} values from {list(allowed)}")
+        raise NasjaxInputError(f"{where}.{key}: got {shown(v)}, expected a list of {n} values from {list(allowed)}")
     out = []
     for i, x in enumerate(v):
         if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) not in allowed:
-            raise NasjaxInputError(f"{where}.{key}[{i}]: got {_show(x)}, expected one of {list(allowed)}")
+            raise NasjaxInputError(f"{where}.{key}[{i}]: got {shown(x)}, expected one of {list(allowed)}")
         out.append(int(x))
     return out
 
@@ -72,7 +66,7 @@ def validate_ofa(d: Any) -> dict[str, list[int]]:
         raise NasjaxInputError(f"arch: got {type(d).__name__}, expected a mapping with keys d, e, ks")
     unknown = [k for k in d if k not in ("ks", "e", "d", *_OFA_EXTRA_KEYS)]
     if unknown:
-        names = ", ".join(sorted(_show(k, 40) for k in unknown))
+        names = ", ".join(sorted(shown(k, 40) for k in unknown))
         raise NasjaxInputError(f"arch: unknown key(s) {names}, expected d, e, ks[, encodearch]")
     return {
         "ks": _check_list(d, "ks", NUM_LAYERS, KS),
@@ -116,12 +110,12 @@ class BlockSet:
             raise NasjaxInputError(f"block set {self.name!r}: {n} stages, expected {NUM_STAGES}")
         for s, stage in enumerate(self.configs):
             if not isinstance(stage, (tuple, list)) or not stage:
-                raise NasjaxInputError(f"block set {self.name!r} stage {s}: got {_show(stage)}, expected a "
+                raise NasjaxInputError(f"block set {self.name!r} stage {s}: got {shown(stage)}, expected a "
                                        "non-empty list of stage configurations")
             for c, cfg in enumerate(stage):
                 f = f"block set {self.name!r} stage {s} choice {c}"
                 if not isinstance(cfg, dict) or set(cfg) != {"d", "e", "ks"}:
-                    raise NasjaxInputError(f"{f}: got {_show(cfg)}, expected a dict with keys d, e, ks")
+                    raise NasjaxInputError(f"{f}: got {shown(cfg)}, expected a dict with keys d, e, ks")
                 _check_list({"d": [cfg["d"]]}, "d", 1, DEPTHS, f)
                 _check_list(cfg, "e", MAX_DEPTH, EXPAND, f)
                 _check_list(cfg, "ks", MAX_DEPTH, KS, f)
@@ -187,10 +181,10 @@ class BlockSet:
     def from_dict(cls, d: dict) -> BlockSet:
         """Inverse of :meth:`to_dict`; a malformed mapping names the field."""
         if not isinstance(d, dict) or set(d) != {"name", "configs"}:
-            raise NasjaxInputError(f"block set: got {_show(d)}, expected a mapping with keys name, configs")
+            raise NasjaxInputError(f"block set: got {shown(d)}, expected a mapping with keys name, configs")
         stages = d["configs"]
         if not isinstance(stages, (list, tuple)) or not all(isinstance(st, (list, tuple)) for st in stages):
-            raise NasjaxInputError(f"block set {d['name']!r}.configs: got {_show(stages)}, expected a list "
+            raise NasjaxInputError(f"block set {d['name']!r}.configs: got {shown(stages)}, expected a list "
                                    "per stage of stage configurations")
         return cls(d["name"], tuple(tuple(dict(c) if isinstance(c, dict) else c for c in st) for st in stages))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -33,10 +33,6 @@ def arch_to_str(arch) -> str:
     return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
-def _short(s: str, n: int = 120) -> str:
-    return repr(s) if len(s) <= n else repr(s[:n]) + f"... ({len(s)} characters)"
-
-
 def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
     """Official arch string -> choice vector ``[6]``; a malformed string names what is wrong.
 
@@ -45,24 +41,24 @@ def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
     :data:`OPS`.
     """
     if not isinstance(s, str):
-        raise NasjaxInputError(f"{field}: got {str(s)[:80]!r} ({type(s).__name__}), expected a string like "
+        raise NasjaxInputError(f"{field}: got {shown(s, 80)} ({type(s).__name__}), expected a string like "
                                "'|nor_conv_3x3~0|+|...'")
     nodes = s.strip().split("+")
     if len(nodes) != 3:
-        raise NasjaxInputError(f"{field} {_short(s)}: {len(nodes)} nodes, expected 3 separated by '+'")
+        raise NasjaxInputError(f"{field} {shown(s)}: {len(nodes)} nodes, expected 3 separated by '+'")
     out = []
     for n, node in enumerate(nodes, start=1):
         parts = node[1:-1].split("|") if len(node) >= 2 and node[0] == node[-1] == "|" else []
         if len(parts) != n or not all(parts):
-            raise NasjaxInputError(f"{field} {_short(s)}: node {n} is {_short(node, 60)}, expected {n} '|op~j|' "
+            raise NasjaxInputError(f"{field} {shown(s)}: node {n} is {shown(node, 60)}, expected {n} '|op~j|' "
                                    "entries")
         for j, p in enumerate(parts):
             op, _, src = p.partition("~")
             if op not in _OP_INDEX:
-                raise NasjaxInputError(f"{field} {_short(s)}: op {_short(op, 40)} on edge {n}<-{j}, expected one of "
+                raise NasjaxInputError(f"{field} {shown(s)}: op {shown(op, 40)} on edge {n}<-{j}, expected one of "
                                        f"{', '.join(OPS)}")
             if src != str(j):
-                raise NasjaxInputError(f"{field} {_short(s)}: edge {_short(p, 60)} into node {n}, expected input ~{j}")
+                raise NasjaxInputError(f"{field} {shown(s)}: edge {shown(p, 60)} into node {n}, expected input ~{j}")
             out.append(_OP_INDEX[op])
     return np.array(out, dtype=np.int64)
 
@@ -70,7 +66,7 @@ def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
 def strs_to_archs(strings) -> np.ndarray:
     """Vectorised :func:`str_to_arch` for many strings (``[N, 6]``); an error names the entry's index."""
     if isinstance(strings, (str, bytes)) or not hasattr(strings, "__iter__"):
-        raise NasjaxInputError(f"arch strings: got {str(strings)[:80]!r}, expected a list of arch strings")
+        raise NasjaxInputError(f"arch strings: got {shown(strings, 80)}, expected a list of arch strings")
     strings = list(strings)
     cache: dict[str, np.ndarray] = {}
     out = np.zeros((len(strings), 6), np.int64)
