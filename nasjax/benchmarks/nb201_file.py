@@ -99,7 +99,8 @@ def torch_load(path, trusted: bool = True) -> tuple[object, bool]:
                                f"{str(e)[:300]})") from None
 
 
-def _check_dict(d) -> None:
+def _check_dict(d) -> np.ndarray:
+    """Check the loaded dict's top level; returns the parsed ``meta_archs`` (``[15625, 6]`` choice indices)."""
     if not isinstance(d, dict):
         raise NasjaxInputError(f"benchmark file: got {type(d).__name__}, expected a dict")
     for k in ("meta_archs", "arch2infos", "evaluated_indexes"):
@@ -111,7 +112,7 @@ def _check_dict(d) -> None:
         n = len(archs) if isinstance(archs, (list, tuple)) else type(archs).__name__
         raise NasjaxInputError(f"benchmark file: {n} meta_archs, expected {NUM_ARCHS}")
     try:
-        strs_to_archs(archs)
+        parsed = strs_to_archs(archs)
     except NasjaxInputError as e:
         raise NasjaxInputError(f"benchmark file meta_archs: {e}") from None
     if not isinstance(d["arch2infos"], dict):
@@ -121,6 +122,7 @@ def _check_dict(d) -> None:
     if not isinstance(ev, (list, tuple, set)) or not all(_is_index(i) for i in ev):
         raise NasjaxInputError(f"benchmark file: evaluated_indexes {shown(ev, 80)}, expected arch indexes "
                                f"0..{NUM_ARCHS - 1}")
+    return parsed
 
 
 def _is_index(i) -> bool:
@@ -188,7 +190,7 @@ def _fill(col, i: int, info: dict) -> None:
 
 def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
     """Columnar table from the loaded benchmark dict (see the module docstring for the columns)."""
-    _check_dict(d)
+    archs = _check_dict(d)
     cols: dict[str, np.ndarray] = {}
 
     def col(name):
@@ -231,7 +233,7 @@ def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
         "source": source,
         "evaluated": len(d["arch2infos"]),
     }
-    return NB201Table(np.array(list(d["meta_archs"])), cols, info, header)
+    return NB201Table(np.array(list(d["meta_archs"])), cols, info, header, archs=archs)
 
 
 def _fingerprint(path: Path) -> str:
@@ -253,7 +255,10 @@ def load_file(path, cache_dir=None, trusted: bool = True, rebuild: bool = False)
     t0 = time.perf_counter()
     logging.info("loading %s with torch (a 2-5 GB file takes minutes and several GB of RAM, once)", path)
     d, safe = torch_load(path, trusted=trusted)
-    table = to_table(d, source=path.name)
+    try:
+        table = to_table(d, source=path.name)
+    except NasjaxInputError as e:
+        raise NasjaxInputError(f"{str(path)!r}: {e}") from None
     table.header.update(weights_only=safe, file=str(path), build_seconds=round(time.perf_counter() - t0, 3))
     try:
         table.save_npz(cpath)

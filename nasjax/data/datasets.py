@@ -413,10 +413,10 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
     if val_split is None:
         val_split = next((s for s in ("validation", "test") if s in splits), None)
     for nm, s in (("train_split", train_split), ("val_split", val_split)):
-        require(s in splits, nm, s, f"one of the dataset's splits {splits}")
-        require(s in layouts, nm, s, f"a split listed in {str(vdir / 'dataset_info.json')!r}")
+        require(s in splits and s in layouts, nm, s,
+                f"one of the splits {splits} of {str(vdir / 'dataset_info.json')!r}")
     for nm, k in (("image_key", image_key), ("label_key", label_key)):
-        require(k in feats, nm, k, f"one of the dataset's features {list(feats.keys())}")
+        require(k in feats, nm, k, f"one of the features {list(feats.keys())} of {str(vdir / 'features.json')!r}")
     shape = tuple(getattr(feats[image_key], "shape", ()) or ())
     dtype = str(getattr(feats[image_key], "np_dtype", None))
     require(len(shape) == 3 and shape[-1] in (1, 3) and dtype == "uint8",
@@ -429,7 +429,8 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
     channels = int(shape[-1])
     if image_size is None:
         require(shape[0] is not None and shape[0] == shape[1], "image_size", None,
-                f"an integer: images have variable or non-square shape {shape}")
+                f"an integer: the images of {str(vdir / 'features.json')!r} have variable or non-square shape "
+                f"{shape}")
         image_size = int(shape[0])
     try:
         src_tr = builder.as_data_source(split=train_split)

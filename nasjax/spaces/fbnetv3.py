@@ -57,6 +57,9 @@ def genes_to_arch(genes) -> np.ndarray:
     except (ValueError, TypeError) as e:
         raise NasjaxInputError(f"genes: not a rectangular array ({e}); expected (N, 28) FBNetV3 gene values") from None
     require(g.ndim == 2 and g.shape[1] == 28, "genes", g.shape, "(N, 28) FBNetV3 gene values")
+    if g.dtype.kind == "O" and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                                   for v in g.flat):
+        g = g.astype(np.float64)  # plain Python numbers (an object array from mixed or big integers)
     if g.dtype.kind == "f":
         ok = np.isfinite(g) & (g == np.round(g)) & (np.abs(g) < 2**62)
         ints = np.where(ok, g, -1).astype(np.int64)
@@ -71,8 +74,10 @@ def genes_to_arch(genes) -> np.ndarray:
         miss = np.flatnonzero(~hit.any(1))
         if miss.size:
             n = int(miss[0])
-            raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {shown(g[n, i], 40)}, expected "
-                                   f"one of {list(vals)}")
+            v = g[n, i]
+            raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {shown(v, 40)} "
+                                   f"({type(v.item() if isinstance(v, np.generic) else v).__name__}), expected one of "
+                                   f"{list(vals)}")
         out[:, i] = hit.argmax(1)
     return out
 
