@@ -92,7 +92,7 @@ def test_meta_checks(saved, tmp_path):
         _restore(edit("step", lambda m: m.update(step=4)))
     d = _copy(saved, tmp_path)
     (d / "3" / "meta" / "metadata").write_bytes(b"\x89PNG\r\n")
-    with pytest.raises(NasjaxInputError, match="not UTF-8"):  # was a UnicodeDecodeError traceback
+    with pytest.raises(NasjaxInputError, match="not UTF-8"):  # not a UnicodeDecodeError traceback
         _restore(d)
 
 

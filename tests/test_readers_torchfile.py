@@ -92,7 +92,7 @@ def write_state_dict(path, tensors: dict[str, np.ndarray]) -> Path:
 
 # --- the out-of-bounds read -------------------------------------------------------------------------------
 def test_storage_shorter_than_the_declared_shape_is_refused(tmp_path):
-    """25 stored values declared as 6 x 5: before, the last 5 came from memory beyond the buffer."""
+    """25 stored values declared as 6 x 5: the last 5 would come from memory beyond the buffer."""
     vals = np.arange(25, dtype=np.float32)
     p = write_tensor(tmp_path / "blocklat.pt", vals, size=(6, 5))
     for _ in range(3):  # the same refusal every time, never a different table

@@ -10,7 +10,7 @@ from nasjax.io import read_json, read_yaml, write_yaml
 
 
 def test_binary_bytes_in_a_yml_are_refused_naming_the_file(tmp_path):
-    """Binary bytes used to end in a UnicodeDecodeError traceback."""
+    """Binary bytes are a clear error, not a UnicodeDecodeError traceback."""
     p = tmp_path / "arch.yml"
     p.write_bytes(b"arch: |none~0|\n\x89PNG\r\n\x1a\n\x00\xff")
     with pytest.raises(NasjaxInputError, match=r"load_path: .*arch.yml' is not UTF-8 text \(bad byte at offset"):
@@ -31,7 +31,7 @@ def test_binary_bytes_in_a_yml_are_refused_naming_the_file(tmp_path):
     ],
 )
 def test_duplicate_keys_are_refused_naming_key_and_line(tmp_path, text, key, line, first):
-    """A duplicate key used to resolve silently to its last value."""
+    """PyYAML alone resolves a duplicate key silently to its last value."""
     p = tmp_path / "arch.yml"
     p.write_text(text)
     with pytest.raises(NasjaxInputError, match=rf"duplicate key {key!r} at line {line} \(first at line {first}\)"):

@@ -101,7 +101,7 @@ def test_torch_free_reader_rejects_garbage(tmp_path):
 
 
 def test_huge_finite_values_are_refused_naming_the_cell(tmp_path):
-    """Finite but huge cells made CVXPY/HiGHS fail ("Cannot unpack invalid solution"); now the table refuses."""
+    """Finite but huge cells make CVXPY/HiGHS fail ("Cannot unpack invalid solution"): the table refuses them."""
     from nasjax.tables import MAX_MAGNITUDE
 
     v = np.arange(6.0).reshape(2, 3)
