@@ -24,6 +24,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from test_readers_checkpoint import STATE, _restore, saved  # noqa: E402, F401 (saved: a fixture)
 from test_readers_torchfile import tensor_pickle, write_pt, write_state_dict, write_tensor  # noqa: E402
 
 from nasjax.errors import NasjaxInputError  # noqa: E402
@@ -388,37 +389,12 @@ def test_fuzz_nb101_records(data, how):
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
-_STATE = {"params": {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(4, np.float32)},
-          "step": np.int64(2)}
-
-
-@pytest.fixture(scope="module")
-def ckpt_seed(tmp_path_factory):
-    from nasjax.train.checkpoint import CheckpointStore
-
-    d = tmp_path_factory.mktemp("ckpt") / "store"
-    store = CheckpointStore(d)
-    store.save(2, _STATE, {"note": "seed"})
-    store.close()
-    return d
-
-
-def _restore(d):
-    from nasjax.train.checkpoint import CheckpointStore
-
-    store = CheckpointStore(d, create=False)
-    try:
-        return store.restore(_STATE)
-    finally:
-        store.close()
-
-
 @SLOW
 @given(data=st.data(), how=st.sampled_from(["bytes", "bytes", "delete", "meta"]))
-def test_fuzz_checkpoints(ckpt_seed, data, how):
+def test_fuzz_checkpoints(saved, data, how):  # noqa: F811 (the fixture imported above)
     with workdir() as root:
         d = root / "store"
-        shutil.copytree(ckpt_seed, d)
+        shutil.copytree(saved, d)
         files = sorted(p for p in d.rglob("*") if p.is_file())
         target = data.draw(st.sampled_from(files))
         if how == "bytes":
@@ -426,13 +402,13 @@ def test_fuzz_checkpoints(ckpt_seed, data, how):
         elif how == "delete":
             target.unlink()
         else:
-            p = d / "2" / "meta" / "metadata"
+            p = d / "3" / "meta" / "metadata"
             p.write_text(json.dumps(mutate(json.loads(p.read_text()), data)))
         out = expect_clean(lambda: _restore(d), [str(d)], d)
         if out is not None:  # whatever restores is exactly what was saved
             state, _ = out
-            np.testing.assert_array_equal(state["params"]["w"], _STATE["params"]["w"])
-            np.testing.assert_array_equal(state["params"]["b"], _STATE["params"]["b"])
+            np.testing.assert_array_equal(state["params"]["w"], STATE["params"]["w"])
+            np.testing.assert_array_equal(state["params"]["b"], STATE["params"]["b"])
 
 
 # --- TFDS directories -------------------------------------------------------------------------------------------
