@@ -20,4 +20,12 @@ class InfeasibleError(NasjaxInputError):
 def require(cond: bool, field: str, value, expected: str) -> None:
     """Raise :class:`NasjaxInputError` naming ``field`` unless ``cond`` holds."""
     if not cond:
-        raise NasjaxInputError(f"{field}: got {value!r}, expected {expected}")
+        raise NasjaxInputError(f"{field}: got {shown(value)}, expected {expected}")
+
+
+def shown(value, limit: int = 120) -> str:
+    """``repr(value)`` for an error message: numpy scalars as plain numbers, cut to ``limit`` characters."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + f"... ({len(r)} characters)"

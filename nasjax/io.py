@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -121,17 +122,88 @@ def write_yaml(path, obj) -> None:
     atomic_write_text(path, yaml.safe_dump(_plain(obj), sort_keys=False, default_flow_style=None))
 
 
-def read_yaml(path) -> Any:
-    """Read a YAML file; a parse error names the file and the line."""
+@functools.lru_cache(maxsize=1)
+def _strict_yaml_loader():
+    """A PyYAML SafeLoader that refuses duplicate mapping keys (built on first use: yaml imports lazily)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        source = "yaml"
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # '<<' merge keys may be overridden, as YAML specifies
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:
+                        continue  # unhashable: the base constructor raises a ConstructorError
+                    line = key_node.start_mark.line + 1
+                    if first is not None:
+                        raise NasjaxInputError(f"{self.source}: duplicate key {key!r} at line {line} (first at "
+                                               f"line {first}); expected each key once per mapping")
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def _check_acyclic(obj: Any, source: str) -> None:
+    """Raise if a YAML alias made a container contain itself (``&a [*a]``)."""
+    stack = [(obj, frozenset())]
+    while stack:
+        x, active = stack.pop()
+        if not isinstance(x, (dict, list)):
+            continue
+        if id(x) in active:
+            raise NasjaxInputError(f"{source}: an alias makes a mapping or list contain itself; expected a tree")
+        inner = active | {id(x)}
+        stack.extend((v, inner) for v in (x.values() if isinstance(x, dict) else x))
+        if isinstance(x, dict):
+            stack.extend((k, inner) for k in x)
+
+
+def read_yaml(path, field: str = "load_path") -> Any:
+    """Read a YAML file strictly: UTF-8 text, safe tags only, each mapping key once, no self-containing alias.
+
+    Args:
+      path: the ``.yml`` file.
+      field: what the file is (a flag name such as ``load_path``), for error messages.
+
+    Returns:
+      The document as plain Python (``None`` for an empty file).
+
+    Raises:
+      NasjaxInputError: missing file, non-UTF-8 bytes, malformed YAML (with its line), a duplicate key (the
+        key and both lines), or nesting too deep to parse.
+    """
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise NasjaxInputError(f"load_path: no file {str(path)!r}; expected an existing .yml file")
+    text = read_text(path, field)
+    source = f"{field}: {str(path)!r}"
+    loader = None
     try:
-        return yaml.safe_load(path.read_text())
+        loader = _strict_yaml_loader()(text)  # the reader refuses control characters here already
+        loader.source = source
+        data = loader.get_single_data()
+    except NasjaxInputError:
+        raise
     except yaml.YAMLError as e:
-        raise NasjaxInputError(f"{path}: malformed YAML ({e}); expected a mapping of architecture keys") from e
+        raise NasjaxInputError(f"{source}: malformed YAML ({e}); expected a YAML document such as a mapping of "
+                               "architecture keys") from None
+    except RecursionError:
+        raise NasjaxInputError(f"{source}: nested too deeply to parse; expected a shallow YAML document") from None
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. an implicit timestamp 2001-13-45
+        raise NasjaxInputError(f"{source}: invalid YAML value ({type(e).__name__}: {e})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    _check_acyclic(data, source)
+    return data
 
 
 def write_csv(path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
@@ -168,3 +240,57 @@ def read_json(path, field: str) -> Any:
     except json.JSONDecodeError as e:
         raise NasjaxInputError(f"{field}: {str(p)!r} is not valid JSON ({e.msg} at line {e.lineno}); "
                                "expected a JSON document") from None
+
+
+MAX_PICKLE_MEMO = 1 << 20  # memo slots a restricted pickle may address (the C unpickler allocates up to it)
+
+
+def _scan_pickle(data: bytes, source: str) -> None:
+    """Parse ``data``'s opcodes without running them; refuse truncation and out-of-range memo slots."""
+    import pickletools
+
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) < MAX_PICKLE_MEMO:
+                raise NasjaxInputError(f"{source}: pickle memo slot {arg}, expected below {MAX_PICKLE_MEMO}")
+    except NasjaxInputError:
+        raise
+    except Exception as e:  # genops raises ValueError on truncated / unknown opcodes, ...
+        raise NasjaxInputError(f"{source}: corrupted pickle ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def restricted_unpickle(data: bytes, source: str, allowed: dict, persistent_load=None) -> Any:
+    """Unpickle ``data`` admitting only the globals in ``allowed``; any failure is a NasjaxInputError.
+
+    Args:
+      data: the pickle bytes.
+      source: the file (or member) they come from, for error messages.
+      allowed: ``{(module, name): object}``: what each admitted global resolves to; every other global is
+        refused, so the pickle cannot run code.
+      persistent_load: called with each persistent id (``torch.save`` storages), or ``None`` to refuse them.
+
+    Returns:
+      The unpickled object.
+    """
+    import pickle
+
+    _scan_pickle(data, source)
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) in allowed:
+                return allowed[(module, name)]
+            names = ", ".join(sorted(f"{m}.{n}" for m, n in allowed)) or "no globals"
+            raise NasjaxInputError(f"{source}: refuses to unpickle {module}.{name}; expected only {names}")
+
+        def persistent_load(self, pid):
+            if persistent_load is None:
+                raise NasjaxInputError(f"{source}: unexpected persistent id {str(pid)[:80]}")
+            return persistent_load(pid)
+
+    try:
+        return Restricted(io.BytesIO(data)).load()
+    except NasjaxInputError:
+        raise
+    except Exception as e:  # a damaged pickle raises UnpicklingError, KeyError, EOFError, TypeError, ...
+        raise NasjaxInputError(f"{source}: corrupted pickle ({type(e).__name__}: {str(e)[:200]})") from None

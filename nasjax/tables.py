@@ -8,11 +8,16 @@ A table predicts one quantity of an architecture ``a`` additively (MathNAS, Neur
 sum of block costs. Padded cells (``mask == False``) are never selected. Units are explicit and are
 never converted silently: comparing a table in ``s`` with a budget in ``ms`` is an error, and
 :meth:`Table.to_unit` converts only when asked.
+
+Magnitudes are bounded so that every sum over the space stays exact enough to compare: every cell and the
+base are finite and ``|base| + sum_i max_c |values[i, c]| <= MAX_MAGNITUDE`` (``1e12`` in the table's
+unit). Every architecture's value and every partial sum is then below ``1e12`` and carries an absolute
+rounding error below ``1e-3`` of the unit in double precision, and exact solvers stay in their numeric
+range (HiGHS fails from about ``1e16``). A larger table is a unit mistake: use a larger unit.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from nasjax.errors import NasjaxInputError
-from nasjax.io import write_json
+from nasjax.io import read_json, write_json
 
 # unit -> (dimension, factor to the dimension's reference unit)
 UNITS: dict[str, tuple[str, float]] = {
@@ -41,10 +46,12 @@ UNITS: dict[str, tuple[str, float]] = {
 METRICS = ("accuracy", "latency", "energy", "flops", "params", "bleu", "score")
 
 FORMAT = "nasjax.table/1"
+MAX_MAGNITUDE = 1e12  # bound on |base| + sum_i max_c |values[i, c]| (see the module docstring)
+_FIELDS = ("format", "space", "metric", "unit", "device", "base", "sign", "formula", "values", "mask", "provenance")
 
 
 def check_unit(unit: str, field_name: str = "unit") -> str:
-    if unit not in UNITS:
+    if not isinstance(unit, str) or unit not in UNITS:
         raise NasjaxInputError(f"{field_name}: got {unit!r}, expected one of {', '.join(UNITS)}")
     return unit
 
@@ -75,11 +82,20 @@ class Table:
     provenance: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        v = np.asarray(self.values, dtype=np.float64)
-        m = np.ones(v.shape, bool) if self.mask is None else np.asarray(self.mask, dtype=bool)
         name = f"table {self.metric!r}" + (f" on {self.device!r}" if self.device else "")
-        if v.ndim != 2:
-            raise NasjaxInputError(f"{name}: values shape {v.shape}, expected [positions, choices]")
+        raw = np.asarray(self.values)
+        if raw.dtype.kind not in "biuf":
+            raise NasjaxInputError(f"{name}: values of dtype {raw.dtype}, expected numbers")
+        v = raw.astype(np.float64)
+        if self.mask is None:
+            m = np.ones(v.shape, bool)
+        else:
+            m = np.asarray(self.mask)
+            if m.dtype != bool and not (m.dtype.kind in "iu" and np.isin(m, (0, 1)).all()):
+                raise NasjaxInputError(f"{name}: mask of dtype {m.dtype}, expected booleans")
+            m = m.astype(bool)
+        if v.ndim != 2 or 0 in v.shape:
+            raise NasjaxInputError(f"{name}: values shape {v.shape}, expected [positions, choices] (both >= 1)")
         if m.shape != v.shape:
             raise NasjaxInputError(f"{name}: mask shape {m.shape}, expected {v.shape} like values")
         if not np.all(np.isfinite(v[m])):
@@ -88,16 +104,33 @@ class Table:
         if not m[:, 0].all():
             raise NasjaxInputError(f"{name}: mask[:, 0] must be True (every position has choice 0)")
         check_unit(self.unit, f"{name}.unit")
-        if self.metric not in METRICS:
+        if not isinstance(self.metric, str) or self.metric not in METRICS:
             raise NasjaxInputError(f"{name}: metric {self.metric!r}, expected one of {', '.join(METRICS)}")
-        if self.sign not in (1, -1):
+        if isinstance(self.sign, bool) or self.sign not in (1, -1):
             raise NasjaxInputError(f"{name}: sign {self.sign!r}, expected +1 or -1")
-        if not np.isfinite(self.base):
-            raise NasjaxInputError(f"{name}: base {self.base!r}, expected a finite number")
+        if isinstance(self.base, bool) or not isinstance(self.base, (int, float, np.integer, np.floating)):
+            raise NasjaxInputError(f"{name}: base {self.base!r}, expected a number")
+        if not np.isfinite(self.base) or abs(self.base) > MAX_MAGNITUDE:
+            raise NasjaxInputError(f"{name}: base {self.base!r}, expected a finite number within "
+                                   f"+-{MAX_MAGNITUDE:g}")
         v = np.where(m, v, 0.0)
+        reach = abs(float(self.base)) + float(np.abs(v).max(1).sum())
+        if not reach <= MAX_MAGNITUDE:
+            i, c = np.unravel_index(int(np.argmax(np.abs(v))), v.shape)
+            raise NasjaxInputError(
+                f"{name}: values[{i}, {c}] is {v[i, c]:g}; |base| + the sum over positions of the largest |value| "
+                f"is {reach:g}, expected at most {MAX_MAGNITUDE:g} {self.unit} so that sums over the space stay "
+                "exact (use a larger unit)"
+            )
+        for f in ("device", "space"):
+            if getattr(self, f) is not None and not isinstance(getattr(self, f), str):
+                raise NasjaxInputError(f"{name}: {f} {getattr(self, f)!r}, expected a string or None")
+        if not isinstance(self.provenance, dict):
+            raise NasjaxInputError(f"{name}: provenance {self.provenance!r}, expected a mapping")
         object.__setattr__(self, "values", v)
         object.__setattr__(self, "mask", m)
         object.__setattr__(self, "base", float(self.base))
+        object.__setattr__(self, "sign", int(self.sign))
 
     # --- shape ------------------------------------------------------------------------------
     @property
@@ -166,6 +199,16 @@ class Table:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "table") -> Table:
+        """Table from its JSON form (:meth:`to_dict`); every field is checked before use.
+
+        Args:
+          d: the decoded JSON object.
+          source: the file it came from, prefixed to every error message.
+
+        Returns:
+          The table. A wrong type, a ragged or non-numeric ``values``, a ``mask`` of another shape or of
+          non-booleans, a missing or unknown field raises :class:`NasjaxInputError` naming the field.
+        """
         if not isinstance(d, dict):
             raise NasjaxInputError(f"{source}: expected a JSON object, got {type(d).__name__}")
         if d.get("format") != FORMAT:
@@ -173,36 +216,69 @@ class Table:
         for k in ("metric", "unit", "values"):
             if k not in d:
                 raise NasjaxInputError(f"{source}: missing field {k!r}")
+        unknown = sorted(str(k) for k in d if k not in _FIELDS)
+        if unknown:
+            raise NasjaxInputError(f"{source}: unknown field(s) {unknown}, expected only {', '.join(_FIELDS)}")
+        values = _grid(d["values"], f"{source}.values", "a number", _is_number, np.float64)
+        mask = None
+        if d.get("mask") is not None:
+            mask = _grid(d["mask"], f"{source}.mask", "true or false", lambda x: isinstance(x, bool), bool)
+            if mask.shape != values.shape:
+                raise NasjaxInputError(f"{source}.mask: shape {mask.shape}, expected {values.shape} like values")
+        for k, kinds, what in (("metric", (str,), "a string"), ("unit", (str,), "a string"),
+                               ("base", (int, float), "a number"), ("sign", (int,), "+1 or -1"),
+                               ("device", (str, type(None)), "a string or null"),
+                               ("space", (str, type(None)), "a string or null"),
+                               ("formula", (str,), "a string"), ("provenance", (dict,), "an object")):
+            if k in d and (not isinstance(d[k], kinds) or isinstance(d[k], bool)):
+                raise NasjaxInputError(f"{source}.{k}: got {d[k]!r}, expected {what}")
         try:
-            values = np.array(d["values"], dtype=np.float64)
-        except (ValueError, TypeError) as e:
-            raise NasjaxInputError(f"{source}.values: not a rectangular numeric array ({e})") from e
-        mask = np.array(d["mask"], dtype=bool) if d.get("mask") is not None else None
-        return cls(
-            values=values,
-            mask=mask,
-            metric=d["metric"],
-            unit=d["unit"],
-            base=float(d.get("base", 0.0)),
-            sign=int(d.get("sign", 1)),
-            device=d.get("device"),
-            space=d.get("space"),
-            provenance=d.get("provenance", {}),
-        )
+            return cls(
+                values=values,
+                mask=mask,
+                metric=d["metric"],
+                unit=d["unit"],
+                base=d.get("base", 0.0),
+                sign=d.get("sign", 1),
+                device=d.get("device"),
+                space=d.get("space"),
+                provenance=d.get("provenance", {}),
+            )
+        except NasjaxInputError as e:
+            raise NasjaxInputError(f"{source}: {e}") from None
 
     def save(self, path) -> None:
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> Table:
+        """Read a table written by :meth:`save` (strict JSON: UTF-8, no NaN/Infinity; see :meth:`from_dict`)."""
         path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError as e:
-            raise NasjaxInputError(f"table file {str(path)!r}: not found") from e
-        except json.JSONDecodeError as e:
-            raise NasjaxInputError(f"table file {str(path)!r}: not valid JSON ({e})") from e
-        return cls.from_dict(d, source=str(path))
+        return cls.from_dict(read_json(path, "table file"), source=str(path))
+
+
+def _is_number(x) -> bool:
+    """A JSON number that converts to a float64 (not a bool, not an integer beyond float range)."""
+    return isinstance(x, float) or (isinstance(x, int) and not isinstance(x, bool) and abs(x) < 2**1000)
+
+
+def _grid(rows, field_name: str, expected: str, ok, dtype) -> np.ndarray:
+    """A JSON list of equal-length lists whose entries satisfy ``ok``, as an array; else name the entry."""
+    if not isinstance(rows, list) or not rows:
+        raise NasjaxInputError(f"{field_name}: got {str(rows)[:80]}, expected a non-empty list of rows")
+    width = None
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or not row:
+            raise NasjaxInputError(f"{field_name}[{i}]: got {str(row)[:80]}, expected a non-empty list")
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise NasjaxInputError(f"{field_name}[{i}]: {len(row)} entries, expected {width} like "
+                                   f"{field_name}[0] (pad with the mask for fewer choices)")
+        for j, x in enumerate(row):
+            if not ok(x):
+                raise NasjaxInputError(f"{field_name}[{i}][{j}]: got {x!r}, expected {expected}")
+    return np.array(rows, dtype=dtype)
 
 
 def from_ragged(rows, metric: str, unit: str, **kw) -> Table:

@@ -1,6 +1,8 @@
 """Datasets: bundled real digits, fixed splits, deterministic batch order, TFDS array_record reader."""
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,9 +55,17 @@ def test_bad_names():
         load_tfds_directory("/nonexistent/dir")
 
 
+_BUILDERS: dict = {}
+
+
 def _write_tiny_tfds(root, n_train=12, n_test=6, size=10):
     """A tiny CIFAR-like dataset (PNG-encoded Image feature, as CIFAR-10's) written as array_record."""
     tfds = pytest.importorskip("tensorflow_datasets")
+    if (n_train, n_test, size) in _BUILDERS:  # TFDS registers a builder class by name, once per process
+        b = _BUILDERS[(n_train, n_test, size)](data_dir=str(root), file_format="array_record")
+        b.download_and_prepare()
+        return b.data_dir
+    assert not _BUILDERS, "one tiny dataset layout per test process"
     from PIL import Image
 
     def png(arr):
@@ -84,6 +94,7 @@ def _write_tiny_tfds(root, n_train=12, n_test=6, size=10):
                 img = np.full((size, size, 3), 20 * i, np.uint8) + rng.integers(0, 5, (size, size, 3), dtype=np.uint8)
                 yield i, {"image": png(img), "label": i % 3}
 
+    _BUILDERS[(n_train, n_test, size)] = TinyCifar
     b = TinyCifar(data_dir=str(root), file_format="array_record")
     b.download_and_prepare()
     return b.data_dir
@@ -96,7 +107,7 @@ def test_tfds_array_record_directory(tmp_path):
     assert (len(ds.train), len(ds.val)) == (12, 6)
     raw, y = ds.train.raw(np.arange(12))
     # examples come back exactly (lossless PNG) with their labels
-    by_label = {int(np.round(np.median(r))) // 20: int(l) for r, l in zip(raw, y)}
+    by_label = {int(np.round(np.median(r))) // 20: int(lab) for r, lab in zip(raw, y)}
     assert all(by_label[i] == i % 3 for i in range(12))
     x, _ = ds.train.get([0, 1, 2])
     assert x.dtype == np.float32 and x.shape == (3, 10, 10, 3)
@@ -105,3 +116,85 @@ def test_tfds_array_record_directory(tmp_path):
     assert ds8.val.get([0])[0].shape == (1, 8, 8, 3)
     with pytest.raises(NasjaxInputError, match="val_split"):
         load_tfds_directory(vdir, val_split="nope")
+
+
+@pytest.fixture(scope="module")
+def tiny_tfds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tfds")
+    return Path(_write_tiny_tfds(root))
+
+
+def _copy_tfds(vdir, tmp_path):
+    import shutil
+
+    d = tmp_path / "tiny_cifar" / "1.0.0"
+    shutil.copytree(vdir, d)
+    return d
+
+
+def _edit_json(p, change):
+    d = json.loads(p.read_text())
+    change(d)
+    p.write_text(json.dumps(d))
+
+
+def _read_all(d):
+    ds = load_tfds_directory(d)
+    for split in (ds.train, ds.val):
+        split.raw(np.arange(len(split)))
+    return ds
+
+
+def _dims(d, dims):
+    d["featuresDict"]["features"]["image"]["image"]["shape"]["dimensions"] = dims
+
+
+@pytest.mark.parametrize(
+    "damage, msg",
+    [
+        (lambda d: (d / "dataset_info.json").unlink(), "has no dataset_info.json"),
+        (lambda d: (d / "dataset_info.json").write_bytes(b"\xff\xfe{"), r"dataset_info.json.*not UTF-8"),
+        (lambda d: (d / "dataset_info.json").write_text('{"name": "tiny_cifar", "splits": ['), "not valid JSON"),
+        (lambda d: _edit_json(d / "dataset_info.json", lambda j: j.update(splits=[])), "splits: got \\[\\]"),
+        (lambda d: _edit_json(d / "dataset_info.json", lambda j: j["splits"][0].update(shardLengths=["x"])),
+         r"splits\[0\].shardLengths"),
+        (lambda d: _edit_json(d / "dataset_info.json", lambda j: j.update(fileFormat="tfrecord")), "fileFormat"),
+        (lambda d: _edit_json(d / "dataset_info.json", lambda j: j["splits"][0].update(shardLengths=["13"])),
+         r"array_record-00000-of-00001 record 12: unreadable"),
+        (lambda d: next(d.glob("*-train.array_record*")).unlink(), r"shard file .*-train\.array_record-00000-of-00001"
+         "' is missing"),
+        (lambda d: (d / "features.json").unlink(), "features.json: no file"),
+        (lambda d: (d / "features.json").write_text('{"featuresDict": 3}'), "features.json"),
+        (lambda d: _edit_json(d / "features.json", lambda j: j["featuresDict"]["features"]["label"]["classLabel"]
+                              .update(numClasses="2")), r"array_record-00000-of-00001 record \d+: label 2, expected"
+         r" an integer in 0\.\.1"),
+        (lambda d: _edit_json(d / "features.json", lambda j: _dims(j, ["12", "12", "3"])),
+         r"record \d+: image \[10, 10, 3\], expected \[12, 12, 3\]"),
+        (lambda d: _edit_json(d / "features.json", lambda j: _dims(j, ["10", "10", "1"])), "uint8 \\[H, W, 1\\]"),
+        (lambda d: _edit_json(d / "features.json", lambda j: j["featuresDict"]["features"]["image"]["image"]
+                              .update(dtype="uint16")), "a uint8 image"),
+    ],
+)
+def test_damaged_tfds_directories_name_the_file(tiny_tfds, tmp_path, damage, msg):
+    d = _copy_tfds(tiny_tfds, tmp_path)
+    damage(d)
+    before = sorted(p.name for p in d.iterdir())
+    with pytest.raises(NasjaxInputError, match=msg) as e:
+        _read_all(d)
+    assert str(d) in str(e.value) or "data_dir" in str(e.value)
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
+def test_damaged_shards_name_the_shard(tiny_tfds, tmp_path):
+    d = _copy_tfds(tiny_tfds, tmp_path)
+    shard = next(d.glob("*-train.array_record*"))
+    raw = shard.read_bytes()
+    nonzero = np.flatnonzero(np.frombuffer(raw, np.uint8))
+    for name, data in [("empty", b""), ("truncated", raw[: nonzero[-1] // 2]),
+                       ("flipped", raw[: nonzero[500]] + bytes([raw[nonzero[500]] ^ 0x10]) + raw[nonzero[500] + 1:])]:
+        shard.write_bytes(data)
+        with pytest.raises(NasjaxInputError, match=rf"{shard.name} record \d+: unreadable") as e:
+            _read_all(d)
+        assert str(shard) in str(e.value), name
+    shard.write_bytes(raw)
+    assert len(_read_all(d).train) == 12

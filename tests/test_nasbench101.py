@@ -124,7 +124,75 @@ def test_bad_specs_and_hostile_pickles(tmp_path):
 
     p = tmp_path / "evil.pkl"
     p.write_bytes(pickle.dumps({"k": Evil()}))
-    with pytest.raises(NasjaxInputError, match="not allowed"):
+    with pytest.raises(NasjaxInputError, match="refuses to unpickle builtins.print"):
         read_records(p)
     with pytest.raises(NasjaxInputError, match="no file"):
         read_records(tmp_path / "missing.pkl")
+
+
+def _one_record():
+    m = np.zeros((3, 3), int)
+    m[0, 1] = m[1, 2] = 1
+    cell = Cell.from_spec(m, ["input", C3, "output"])
+    run = {"final_validation_accuracy": 0.9, "final_test_accuracy": 0.89, "final_training_time": 1000.0}
+    return cell.hash(), {"module_adjacency": m, "module_operations": ["input", C3, "output"],
+                         "trainable_parameters": 1000}, {108: [dict(run), dict(run)]}
+
+
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        (lambda f, c: f.update(module_adjacency="abc"), "fixed_metrics: matrix"),
+        (lambda f, c: f.update(module_adjacency=[[0, 1], [0]]), "fixed_metrics: matrix"),
+        (lambda f, c: f.update(module_adjacency=np.full((3, 3), np.nan)), "entries must be 0 or 1"),
+        (lambda f, c: f.update(module_operations="input"), "ops: got 'input'"),
+        (lambda f, c: f.update(module_operations=["input", 3, "output"]), r"ops\[1\]: got 3 \(int\)"),
+        (lambda f, c: f.update(module_operations=None), "ops: got"),
+        (lambda f, c: f.pop("module_operations"), "lacks 'module_operations'"),
+        (lambda f, c: f.update(trainable_parameters="many"), "trainable_parameters: got 'many'"),
+        (lambda f, c: f.update(trainable_parameters=-1), "trainable_parameters: got -1"),
+        (lambda f, c: c.update({108: []}), r"computed_metrics\[108\]: got \[\]"),
+        (lambda f, c: c.update({108: "runs"}), r"computed_metrics\[108\]"),
+        (lambda f, c: c[108][1].pop("final_test_accuracy"), r"\[108\]\[1\]: missing 'final_test_accuracy'"),
+        (lambda f, c: c[108][0].update(final_validation_accuracy=float("nan")), "final_validation_accuracy: got nan"),
+        (lambda f, c: c[108][0].update(final_validation_accuracy=93.2), r"93.2, expected a fraction in \[0, 1\]"),
+        (lambda f, c: c[108][0].update(final_training_time="1h"), "final_training_time: got '1h'"),
+        (lambda f, c: c[108][0].update(final_test_accuracy=True), "final_test_accuracy: got True"),
+        (lambda f, c: c.pop(108), "no 108-epoch results"),
+    ],
+)
+def test_malformed_records_name_the_field(change, msg):
+    key, fixed, computed = _one_record()
+    records_table({key: (fixed, computed)})  # intact: accepted
+    change(fixed, computed)
+    with pytest.raises(NasjaxInputError, match=msg) as e:
+        records_table({key: (fixed, computed)})
+    assert key in str(e.value) or "ops" in str(e.value)
+
+
+def test_malformed_record_containers():
+    key, fixed, computed = _one_record()
+    for records, msg in [
+        ([1, 2], "expected a mapping hash -> record"),
+        ({7: (fixed, computed)}, "record key 7"),
+        ({key: (fixed,)}, "expected \\(fixed_metrics, computed_metrics\\)"),
+        ({key: ([1], computed)}, "fixed_metrics: got list"),
+        ({key: (fixed, [1])}, "computed_metrics: got list"),
+    ]:
+        with pytest.raises(NasjaxInputError, match=msg):
+            records_table(records)
+
+
+def test_record_pickles_damaged(tmp_path):
+    key, fixed, computed = _one_record()
+    raw = pickle.dumps({key: (fixed, computed)}, protocol=4)
+    p = tmp_path / "r.pkl"
+    p.write_bytes(raw)
+    assert len(records_table(read_records(p))) == 1
+    for cut in (1, len(raw) // 3, len(raw) - 1):
+        p.write_bytes(raw[:cut])
+        with pytest.raises(NasjaxInputError, match="corrupted pickle"):
+            read_records(p)
+    p.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(NasjaxInputError, match="got list, expected a dict"):
+        read_records(p)

@@ -98,3 +98,88 @@ def test_torch_free_reader_rejects_garbage(tmp_path):
     p.write_bytes(b"not a zip")
     with pytest.raises(NasjaxInputError, match="not a readable PyTorch zip"):
         load_pt(p)
+
+
+def test_huge_finite_values_are_refused_naming_the_cell(tmp_path):
+    """Finite but huge cells make CVXPY/HiGHS fail ("Cannot unpack invalid solution"): the table refuses them."""
+    from nasjax.tables import MAX_MAGNITUDE
+
+    v = np.arange(6.0).reshape(2, 3)
+    v[1, 2] = 1e17
+    with pytest.raises(NasjaxInputError, match=r"table 'latency'.*values\[1, 2\] is 1e\+17.*at most 1e\+12"):
+        _t(values=v)
+    # the sum over positions can exceed the bound although each cell is below it
+    with pytest.raises(NasjaxInputError, match="at most"):
+        _t(values=np.full((4, 3), 0.3 * MAX_MAGNITUDE))
+    with pytest.raises(NasjaxInputError, match="base"):
+        _t(base=2 * MAX_MAGNITUDE)
+    with pytest.raises(NasjaxInputError, match="base"):
+        _t(base="1.0")
+    # padded cells do not count; a table at the bound is accepted and solvable
+    m = np.ones((2, 3), bool)
+    m[0, 2] = False
+    v = np.full((2, 3), 0.4 * MAX_MAGNITUDE)
+    v[0, 2] = 1e300
+    t = _t(values=v, mask=m)
+    assert t.bounds() == (0.8 * MAX_MAGNITUDE, 0.8 * MAX_MAGNITUDE)
+    # converting to a smaller unit can cross the bound: refused, not silently imprecise
+    with pytest.raises(NasjaxInputError, match="at most"):
+        _t(values=np.full((2, 3), 1e9)).to_unit("us")
+    # the same holds for a table file
+    p = tmp_path / "t.json"
+    d = _t().to_dict()
+    d["values"][0][1] = 1e200
+    p.write_text(json.dumps(d))
+    with pytest.raises(NasjaxInputError, match=rf"{p}.*values\[0, 1\]"):
+        Table.load(p)
+
+
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        (lambda d: d.update(values=[[1, 2, 3], [4, 5]]), r"values\[1\]: 2 entries, expected 3"),
+        (lambda d: d.update(values=[[1, "2", 3], [4, 5, 6]]), r"values\[0\]\[1\]: got '2', expected a number"),
+        (lambda d: d.update(values=[[1, True, 3], [4, 5, 6]]), r"values\[0\]\[1\]: got True"),
+        (lambda d: d.update(values=[[1, None, 3], [4, 5, 6]]), r"values\[0\]\[1\]: got None"),
+        (lambda d: d.update(values=[[1, 10**400, 3], [4, 5, 6]]), r"values\[0\]\[1\]"),
+        (lambda d: d.update(values=[1, 2, 3]), r"values\[0\]: got 1, expected a non-empty list"),
+        (lambda d: d.update(values=[]), "values: got \\[\\], expected a non-empty list"),
+        (lambda d: d.update(values={"a": 1}), "values: got"),
+        (lambda d: d.update(mask=[[True, True], [True, True]]), r"mask: shape \(2, 2\), expected \(2, 3\)"),
+        (lambda d: d.update(mask=[[1, 1, 1], [1, 1, 1]]), r"mask\[0\]\[0\]: got 1, expected true or false"),
+        (lambda d: d.update(mask=[[True, True, True], "abc"]), r"mask\[1\]"),
+        (lambda d: d.pop("values"), "missing field 'values'"),
+        (lambda d: d.pop("unit"), "missing field 'unit'"),
+        (lambda d: d.update(unit=["ms"]), "unit: got \\['ms'\\], expected a string"),
+        (lambda d: d.update(metric=3), "metric: got 3"),
+        (lambda d: d.update(base="0.5"), "base: got '0.5', expected a number"),
+        (lambda d: d.update(base=True), "base: got True"),
+        (lambda d: d.update(sign=1.5), "sign: got 1.5"),
+        (lambda d: d.update(sign=-2), "sign -2"),
+        (lambda d: d.update(device=7), "device: got 7"),
+        (lambda d: d.update(provenance=[1]), "provenance: got \\[1\\]"),
+        (lambda d: d.update(vaules=[[1]]), r"unknown field\(s\) \['vaules'\]"),
+        (lambda d: d.update(format="nasjax.table/2"), "format 'nasjax.table/2'"),
+    ],
+)
+def test_from_dict_checks_the_structure(tmp_path, change, msg):
+    d = _t(device="cpu").to_dict()
+    change(d)
+    with pytest.raises(NasjaxInputError, match=msg):
+        Table.from_dict(d, source="lat.json")
+    p = tmp_path / "lat.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(NasjaxInputError, match=str(p)):
+        Table.load(p)
+
+
+def test_load_is_strict_json(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_bytes(b'{"format": "nasjax.table/1", "values": [[1, 2]], "metric": "latency", "unit": "\xff"}')
+    with pytest.raises(NasjaxInputError, match="not UTF-8"):
+        Table.load(p)
+    p.write_text(json.dumps(_t().to_dict()).replace("1.0", "NaN"))
+    with pytest.raises(NasjaxInputError, match="NaN"):
+        Table.load(p)
+    with pytest.raises(NasjaxInputError, match="no file"):
+        Table.load(tmp_path / "absent.json")

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
+from nasjax.io import restricted_unpickle
 
 INPUT, OUTPUT = "input", "output"
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -85,22 +84,28 @@ class Cell:
         kept but invalid (``valid`` is False, ``matrix`` is None), as in the official API."""
         try:
             m = np.asarray(matrix)
-        except Exception as e:  # pragma: no cover - ragged
-            raise NasjaxInputError(f"matrix: got {matrix!r}, expected a square 0/1 array") from e
+        except Exception:  # ragged nested lists
+            raise NasjaxInputError(f"matrix: got {shown(matrix, 120)}, expected a square 0/1 array") from None
+        if isinstance(ops, (str, bytes)) or not isinstance(ops, (list, tuple, np.ndarray)):
+            raise NasjaxInputError(f"ops: got {shown(ops, 120)}, expected a list of op names")
         ops = tuple(ops)
         if m.ndim != 2 or m.shape[0] != m.shape[1]:
             raise NasjaxInputError(f"matrix: shape {m.shape}, expected square [V, V]")
         n = m.shape[0]
         if not 2 <= n <= MAX_VERTICES:
             raise NasjaxInputError(f"matrix: {n} vertices, expected 2..{MAX_VERTICES}")
-        if not np.all((m == 0) | (m == 1)):
-            raise NasjaxInputError("matrix: entries must be 0 or 1")
+        if m.dtype.kind not in "biuf" or not np.all((m == 0) | (m == 1)):
+            raise NasjaxInputError(f"matrix: entries must be 0 or 1, got {str(m.tolist())[:120]}")
         m = m.astype(np.int64)
         if np.any(np.tril(m) != 0):
             i, j = np.argwhere(np.tril(m) != 0)[0]
-            raise NasjaxInputError(f"matrix[{i}, {j}]: got 1, expected an upper-triangular matrix (edges i -> j, i < j)")
+            raise NasjaxInputError(f"matrix[{i}, {j}]: got 1, expected an upper-triangular matrix (edges i -> j, "
+                                   "i < j)")
         if len(ops) != n:
             raise NasjaxInputError(f"ops: {len(ops)} ops, expected {n} (one per vertex)")
+        for k, op in enumerate(ops):
+            if not isinstance(op, str):
+                raise NasjaxInputError(f"ops[{k}]: got {shown(op, 80)} ({type(op).__name__}), expected an op name")
         if ops[0] != INPUT or ops[-1] != OUTPUT:
             raise NasjaxInputError(f"ops: got {list(ops)}, expected 'input' first and 'output' last")
         for k, op in enumerate(ops[1:-1], start=1):
@@ -165,26 +170,17 @@ def _prune(m: np.ndarray, ops: tuple):
 # --- records ----------------------------------------------------------------------------------------------
 
 
-class _NumpyOnly(pickle.Unpickler):
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a NAS-Bench-101 record file")
-        if module == "numpy":
-            return getattr(np, name)
-        try:
-            mod = importlib.import_module("numpy._core.multiarray")
-        except ImportError:  # numpy < 2
-            mod = importlib.import_module("numpy.core.multiarray")
-        return getattr(mod, name)
+def _numpy_globals() -> dict:
+    """What a pickle of numpy arrays and scalars needs, under both numpy 1 and numpy 2 module names."""
+    try:
+        mod = importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # numpy < 2
+        mod = importlib.import_module("numpy.core.multiarray")
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for name in ("_reconstruct", "scalar"):
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            allowed[(module, name)] = getattr(mod, name)
+    return allowed
 
 
 def read_records(path) -> dict:
@@ -192,13 +188,47 @@ def read_records(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise NasjaxInputError(f"NAS-Bench-101 records: no file {str(path)!r}")
-    try:
-        d = _NumpyOnly(io.BytesIO(path.read_bytes())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
-        raise NasjaxInputError(f"NAS-Bench-101 records {str(path)!r}: unreadable ({e})") from e
+    where = f"NAS-Bench-101 records {str(path)!r}"
+    d = restricted_unpickle(path.read_bytes(), where, _numpy_globals())
     if not isinstance(d, dict):
-        raise NasjaxInputError(f"NAS-Bench-101 records {str(path)!r}: got {type(d).__name__}, expected a dict")
+        raise NasjaxInputError(f"{where}: got {type(d).__name__}, expected a dict")
     return d
+
+
+def _number(x, field: str, lo: float, hi: float, expected: str) -> float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise NasjaxInputError(f"{field}: got {shown(x, 60)}, expected {expected}")
+    v = float(x)
+    if not (np.isfinite(v) and lo <= v <= hi):
+        raise NasjaxInputError(f"{field}: got {v!r}, expected {expected}")
+    return v
+
+
+def _record_runs(key, computed, epochs: int) -> tuple[list[float], list[float], list[float]]:
+    """(validation %, test %, training time s) per run of one record, every field checked."""
+    where = f"record {key!r} computed_metrics"
+    if not isinstance(computed, dict):
+        raise NasjaxInputError(f"{where}: got {type(computed).__name__}, expected a mapping epochs -> runs")
+    if epochs not in computed:
+        raise NasjaxInputError(f"record {key!r}: no {epochs}-epoch results (has "
+                               f"{sorted(str(k) for k in computed)})")
+    rs = computed[epochs]
+    if not isinstance(rs, (list, tuple)) or not rs:
+        raise NasjaxInputError(f"{where}[{epochs}]: got {shown(rs, 80)}, expected a non-empty list of run dicts")
+    val, test, tt = [], [], []
+    for r, run in enumerate(rs):
+        f = f"{where}[{epochs}][{r}]"
+        if not isinstance(run, dict):
+            raise NasjaxInputError(f"{f}: got {type(run).__name__}, expected a run dict")
+        for k in ("final_validation_accuracy", "final_test_accuracy", "final_training_time"):
+            if k not in run:
+                raise NasjaxInputError(f"{f}: missing {k!r}")
+        val.append(100.0 * _number(run["final_validation_accuracy"], f"{f}.final_validation_accuracy", 0, 1,
+                                   "a fraction in [0, 1]"))
+        test.append(100.0 * _number(run["final_test_accuracy"], f"{f}.final_test_accuracy", 0, 1,
+                                    "a fraction in [0, 1]"))
+        tt.append(_number(run["final_training_time"], f"{f}.final_training_time", 0, 1e9, "seconds >= 0"))
+    return val, test, tt
 
 
 @dataclass(frozen=True)
@@ -230,28 +260,38 @@ class NB101Records:
 def records_table(records: dict, epochs: int = 108, check_hash: bool = True) -> NB101Records:
     """Columnar view of :func:`read_records` output; with ``check_hash`` every key must equal the hash
     nasjax computes from the stored spec (a mismatch names the record)."""
+    if not isinstance(records, dict):
+        raise NasjaxInputError(f"records: got {type(records).__name__}, expected a mapping hash -> record")
     hashes, cells, params, nruns, val, test, tt, runs = [], [], [], [], [], [], [], []
     for key, rec in records.items():
+        if not isinstance(key, str):
+            raise NasjaxInputError(f"record key {shown(key, 60)}: expected a spec hash string")
         if not (isinstance(rec, (tuple, list)) and len(rec) == 2):
             raise NasjaxInputError(f"record {key!r}: expected (fixed_metrics, computed_metrics)")
         fixed, computed = rec
+        if not isinstance(fixed, dict):
+            raise NasjaxInputError(f"record {key!r} fixed_metrics: got {type(fixed).__name__}, expected a mapping")
         for f in ("module_adjacency", "module_operations"):
             if f not in fixed:
                 raise NasjaxInputError(f"record {key!r}: fixed_metrics lacks {f!r}")
-        cell = Cell.from_spec(fixed["module_adjacency"], fixed["module_operations"])
-        if check_hash and cell.hash() != key:
-            raise NasjaxInputError(f"record {key!r}: spec hashes to {cell.hash()}, expected the record key")
-        if epochs not in computed:
-            raise NasjaxInputError(f"record {key!r}: no {epochs}-epoch results (has {sorted(computed)})")
-        rs = computed[epochs]
-        va = [100.0 * r["final_validation_accuracy"] for r in rs]
+        try:
+            cell = Cell.from_spec(fixed["module_adjacency"], fixed["module_operations"])
+            h = cell.hash() if check_hash else None
+        except NasjaxInputError as e:
+            raise NasjaxInputError(f"record {key!r} fixed_metrics: {e}") from None
+        if check_hash and h != key:
+            raise NasjaxInputError(f"record {key!r}: spec hashes to {h}, expected the record key")
+        p = fixed.get("trainable_parameters", np.nan)
+        if not (isinstance(p, float) and np.isnan(p)):
+            p = _number(p, f"record {key!r} fixed_metrics.trainable_parameters", 0, 1e12, "a count >= 0")
+        va, te, ti = _record_runs(key, computed, epochs)
         hashes.append(key)
         cells.append(cell)
-        params.append(fixed.get("trainable_parameters", np.nan))
-        nruns.append(len(rs))
+        params.append(p)
+        nruns.append(len(va))
         val.append(np.mean(va))
-        test.append(np.mean([100.0 * r["final_test_accuracy"] for r in rs]))
-        tt.append(np.mean([r["final_training_time"] for r in rs]))
+        test.append(np.mean(te))
+        tt.append(np.mean(ti))
         runs.append(va)
     R = max(nruns) if nruns else 0
     run_arr = np.full((len(runs), R), np.nan)

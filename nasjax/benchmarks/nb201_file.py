@@ -45,14 +45,18 @@ from nasjax.benchmarks.nasbench201 import (
     NB201Table,
     default_cache_dir,
 )
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
+from nasjax.spaces.nasbench201 import strs_to_archs
 
 OFFICIAL_FILES = ("NAS-Bench-201-v1_0-e61699.pth", "NAS-Bench-201-v1_1-096897.pth")
 
 # (dataset key in the file, split) per nasjax metric and dataset
-_VAL = {"cifar10": ("cifar10-valid", "x-valid"), "cifar100": ("cifar100", "ori-test"), "ImageNet16-120": ("ImageNet16-120", "ori-test")}
-_TEST = {"cifar10": ("cifar10", "ori-test"), "cifar100": ("cifar100", "x-test"), "ImageNet16-120": ("ImageNet16-120", "x-test")}
-_VAL12 = {"cifar10": ("cifar10-valid", "x-valid"), "cifar100": ("cifar100", "x-valid"), "ImageNet16-120": ("ImageNet16-120", "x-valid")}
+_VAL = {"cifar10": ("cifar10-valid", "x-valid"), "cifar100": ("cifar100", "ori-test"),
+        "ImageNet16-120": ("ImageNet16-120", "ori-test")}
+_TEST = {"cifar10": ("cifar10", "ori-test"), "cifar100": ("cifar100", "x-test"),
+         "ImageNet16-120": ("ImageNet16-120", "x-test")}
+_VAL12 = {"cifar10": ("cifar10-valid", "x-valid"), "cifar100": ("cifar100", "x-valid"),
+          "ImageNet16-120": ("ImageNet16-120", "x-valid")}
 
 
 def _import_torch():
@@ -78,40 +82,74 @@ def torch_load(path, trusted: bool = True) -> tuple[object, bool]:
         return torch.load(path, map_location="cpu"), False
     try:
         return torch.load(path, map_location="cpu", weights_only=True), True
-    except pickle.UnpicklingError as e:
+    except pickle.UnpicklingError as e:  # refused by the restricted loader (or a damaged pickle)
         if not trusted:
             raise NasjaxInputError(
-                f"benchmark file {path.name}: refused by torch's weights_only loader ({str(e).splitlines()[0]}); "
-                "pass trusted=True to load it with weights_only=False (only for a file from the benchmark's authors)"
-            ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise NasjaxInputError(f"benchmark file {str(path)!r}: not a torch file ({e})") from e
+                f"benchmark file {str(path)!r}: refused by torch's weights_only loader "
+                f"({(str(e).splitlines() or [''])[0][:300]}); pass trusted=True to load it with weights_only=False "
+                "(only for a file from the benchmark's authors)"
+            ) from None
+    except Exception as e:  # a damaged zip or legacy file: RuntimeError, EOFError, OSError, ValueError, ...
+        raise NasjaxInputError(f"benchmark file {str(path)!r}: not a torch file ({type(e).__name__}: "
+                               f"{str(e)[:300]})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False), False
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError, ModuleNotFoundError) as e:
-        raise NasjaxInputError(f"benchmark file {str(path)!r}: unreadable ({e})") from e
+    except Exception as e:  # the full unpickler raises whatever the damaged bytes lead it to
+        raise NasjaxInputError(f"benchmark file {str(path)!r}: unreadable ({type(e).__name__}: "
+                               f"{str(e)[:300]})") from None
 
 
-def _check_dict(d) -> None:
+def _check_dict(d) -> np.ndarray:
+    """Check the loaded dict's top level; returns the parsed ``meta_archs`` (``[15625, 6]`` choice indices)."""
     if not isinstance(d, dict):
         raise NasjaxInputError(f"benchmark file: got {type(d).__name__}, expected a dict")
     for k in ("meta_archs", "arch2infos", "evaluated_indexes"):
         if k not in d:
-            raise NasjaxInputError(f"benchmark file: missing key {k!r}; expected meta_archs, arch2infos, evaluated_indexes")
-    if len(d["meta_archs"]) != NUM_ARCHS:
-        raise NasjaxInputError(f"benchmark file: {len(d['meta_archs'])} meta_archs, expected {NUM_ARCHS}")
+            raise NasjaxInputError(f"benchmark file: missing key {k!r}; expected meta_archs, arch2infos, "
+                                   "evaluated_indexes")
+    archs = d["meta_archs"]
+    if not isinstance(archs, (list, tuple)) or len(archs) != NUM_ARCHS:
+        n = len(archs) if isinstance(archs, (list, tuple)) else type(archs).__name__
+        raise NasjaxInputError(f"benchmark file: {n} meta_archs, expected {NUM_ARCHS}")
+    try:
+        parsed = strs_to_archs(archs)
+    except NasjaxInputError as e:
+        raise NasjaxInputError(f"benchmark file meta_archs: {e}") from None
+    if not isinstance(d["arch2infos"], dict):
+        raise NasjaxInputError(f"benchmark file: arch2infos is a {type(d['arch2infos']).__name__}, expected a "
+                               "dict index -> {'full', 'less'}")
+    ev = d["evaluated_indexes"]
+    if not isinstance(ev, (list, tuple, set)) or not all(_is_index(i) for i in ev):
+        raise NasjaxInputError(f"benchmark file: evaluated_indexes {shown(ev, 80)}, expected arch indexes "
+                               f"0..{NUM_ARCHS - 1}")
+    return parsed
 
 
-def _final(result: dict, split: str) -> float:
-    key = f"{split}@{int(result['epochs']) - 1}"
+def _is_index(i) -> bool:
+    return isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= int(i) < NUM_ARCHS
+
+
+def _value(x, where: str) -> float:
+    """A stored number (accuracy %, parameters, seconds): finite and >= 0."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) or not np.isfinite(x) or x < 0:
+        raise NasjaxInputError(f"benchmark file: {where} is {shown(x, 60)}, expected a finite number >= 0")
+    return float(x)
+
+
+def _final(result: dict, split: str, where: str) -> float:
+    epochs = result["epochs"]
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or not 1 <= epochs <= 100_000:
+        raise NasjaxInputError(f"benchmark file: {where}.epochs is {shown(epochs, 40)}, expected a positive integer")
+    key = f"{split}@{int(epochs) - 1}"
     accs = result.get("eval_acc1es") or {}
-    return float(accs[key]) if key in accs else np.nan
+    return _value(accs[key], f"{where}.eval_acc1es[{key!r}]") if key in accs else np.nan
 
 
-def _runs(state: dict, dataset: str, split: str) -> tuple[list[float], list[int]]:
+def _runs(state: dict, dataset: str, split: str, where: str) -> tuple[list[float], list[int]]:
     seeds = sorted((state.get("dataset_seed") or {}).get(dataset, []))
     res = state.get("all_results") or {}
-    vals = [_final(res[(dataset, s)], split) if (dataset, s) in res else np.nan for s in seeds]
+    vals = [_final(res[(dataset, s)], split, f"{where}.all_results[{(dataset, s)!r}]") if (dataset, s) in res
+            else np.nan for s in seeds]
     return vals, seeds
 
 
@@ -125,8 +163,9 @@ def _fill(col, i: int, info: dict) -> None:
     if not 0 <= i < NUM_ARCHS:
         raise NasjaxInputError(f"benchmark file: arch2infos key {i!r}, expected 0..{NUM_ARCHS - 1}")
     full, less = info.get("full") or {}, info.get("less") or {}
+    wf, wl = f"arch2infos[{i}]['full']", f"arch2infos[{i}]['less']"
     for ds in DATASETS:
-        vals, seeds = _runs(full, *_VAL[ds])
+        vals, seeds = _runs(full, *_VAL[ds], wf)
         if len(vals) > MAX_RUNS:
             raise NasjaxInputError(f"benchmark file: arch {i} has {len(vals)} runs on {ds}, expected <= {MAX_RUNS}")
         for k, (v, s) in enumerate(zip(vals, seeds)):
@@ -134,21 +173,24 @@ def _fill(col, i: int, info: dict) -> None:
             col(f"seed/{ds}/run{k}")[i] = s
         col(f"val_acc/{ds}/mean")[i] = _mean(vals)
         if ds != "cifar10":
-            col(f"xvalid_acc/{ds}")[i] = _mean(_runs(full, ds, "x-valid")[0])
-        col(f"test_acc/{ds}")[i] = _mean(_runs(full, *_TEST[ds])[0])
-        col(f"val_acc_12ep/{ds}")[i] = _mean(_runs(less, *_VAL12[ds])[0])
-        col(f"test_acc_12ep/{ds}")[i] = _mean(_runs(less, *_TEST[ds])[0])
+            col(f"xvalid_acc/{ds}")[i] = _mean(_runs(full, ds, "x-valid", wf)[0])
+        col(f"test_acc/{ds}")[i] = _mean(_runs(full, *_TEST[ds], wf)[0])
+        col(f"val_acc_12ep/{ds}")[i] = _mean(_runs(less, *_VAL12[ds], wl)[0])
+        col(f"test_acc_12ep/{ds}")[i] = _mean(_runs(less, *_TEST[ds], wl)[0])
         vds = _VAL[ds][0]
         res = [full["all_results"][(vds, s)] for s in seeds]
         if res:
-            col(f"params/{ds}")[i] = _mean([r.get("params", np.nan) for r in res])
-            times = [sum((r.get("train_times") or {}).values()) if r.get("train_times") else np.nan for r in res]
+            at = [f"{wf}.all_results[{(vds, s)!r}]" for s in seeds]
+            col(f"params/{ds}")[i] = _mean([_value(r["params"], f"{w}.params") if "params" in r else np.nan
+                                           for r, w in zip(res, at)])
+            times = [sum(_value(t, f"{w}.train_times") for t in r["train_times"].values()) if r.get("train_times")
+                     else np.nan for r, w in zip(res, at)]
             col(f"train_time/{ds}")[i] = _mean(times)
 
 
 def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
     """Columnar table from the loaded benchmark dict (see the module docstring for the columns)."""
-    _check_dict(d)
+    archs = _check_dict(d)
     cols: dict[str, np.ndarray] = {}
 
     def col(name):
@@ -160,9 +202,14 @@ def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
 
     items = d["arch2infos"].items()
     for idx, info in tqdm(items, desc="NB201 file -> table", unit="arch", disable=len(items) < 1000):
+        if not isinstance(idx, (int, np.integer)) or isinstance(idx, bool):
+            raise NasjaxInputError(f"benchmark file: arch2infos key {shown(idx, 40)}, expected an arch index "
+                                   f"0..{NUM_ARCHS - 1}")
         try:
             _fill(col, int(idx), info)
-        except (KeyError, TypeError, AttributeError, ValueError) as e:
+        except NasjaxInputError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as e:
             raise NasjaxInputError(
                 f"benchmark file: arch2infos[{idx!r}] is malformed ({type(e).__name__}: {e}); expected NB201 "
                 "ArchResults states under 'full' and 'less'"
@@ -186,7 +233,7 @@ def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
         "source": source,
         "evaluated": len(d["arch2infos"]),
     }
-    return NB201Table(np.array(list(d["meta_archs"])), cols, info, header)
+    return NB201Table(np.array(list(d["meta_archs"])), cols, info, header, archs=archs)
 
 
 def _fingerprint(path: Path) -> str:
@@ -208,7 +255,10 @@ def load_file(path, cache_dir=None, trusted: bool = True, rebuild: bool = False)
     t0 = time.perf_counter()
     logging.info("loading %s with torch (a 2-5 GB file takes minutes and several GB of RAM, once)", path)
     d, safe = torch_load(path, trusted=trusted)
-    table = to_table(d, source=path.name)
+    try:
+        table = to_table(d, source=path.name)
+    except NasjaxInputError as e:
+        raise NasjaxInputError(f"{str(path)!r}: {e}") from None
     table.header.update(weights_only=safe, file=str(path), build_seconds=round(time.perf_counter() - t0, 3))
     try:
         table.save_npz(cpath)

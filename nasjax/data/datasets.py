@@ -29,7 +29,8 @@ from typing import Protocol
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError, require
+from nasjax.errors import NasjaxInputError, require, shown
+from nasjax.io import read_json
 from nasjax.registry import Registry
 
 SPLIT_SEED = 20231101  # fixed seed of the bundled train/val splits (never the user's seed)
@@ -87,33 +88,93 @@ class ArraySplit:
         return x.astype(np.float32), self.labels[idx].astype(np.int32)
 
 
+@dataclass(frozen=True)
+class ShardLayout:
+    """Which shard file holds which records of one split: ``files[k]`` holds ``lengths[k]`` records."""
+
+    split: str
+    files: tuple[Path, ...]
+    lengths: tuple[int, ...]
+
+    def file_of(self, index: int) -> str:
+        ends = np.cumsum(self.lengths)
+        k = int(np.searchsorted(ends, index, side="right"))
+        return str(self.files[k]) if k < len(self.files) else f"split {self.split!r}"
+
+
 class TFDSSplit:
-    """Random access to one split of a TFDS ``array_record`` directory (decoded lazily, per batch)."""
+    """Random access to one split of a TFDS ``array_record`` directory (decoded lazily, per batch).
+
+    Every record read is checked: its image is uint8 ``[H, W]`` or ``[H, W, C]`` with the declared channel
+    count (and the declared height and width when the dataset declares them), its label an integer in
+    ``0..num_classes-1``; a record that fails, or a shard that cannot be read, names its shard file.
+    """
 
     def __init__(self, source, image_key: str, label_key: str, size: int | None, channels: int,
-                 mean: np.ndarray, std: np.ndarray):
+                 mean: np.ndarray, std: np.ndarray, *, num_classes: int | None = None,
+                 image_shape: tuple | None = None, layout: ShardLayout | None = None):
         self.source = source
         self.image_key, self.label_key = image_key, label_key
         self.size, self.channels = size, channels
         self.mean, self.std = mean, std
+        self.num_classes, self.image_shape, self.layout = num_classes, image_shape, layout
 
     def __len__(self) -> int:
         return len(self.source)
+
+    def _where(self, i: int) -> str:
+        return f"{self.layout.file_of(i) if self.layout else 'TFDS split'} record {i}"
+
+    def _fetch(self, idx: list[int]) -> list:
+        n = len(self)
+        for i in idx:
+            require(0 <= i < n, "record index", i, f"0..{n - 1}")
+        try:
+            if hasattr(self.source, "__getitems__"):
+                return list(self.source.__getitems__(idx))
+            return [self.source[i] for i in idx]
+        except Exception:  # find the first record that fails, and name its shard file
+            for i in idx:
+                try:
+                    self.source[i]
+                except Exception as e:  # array_record / riegeli / image decoders raise many types
+                    raise NasjaxInputError(f"{self._where(i)}: unreadable ({type(e).__name__}: {str(e)[:200]}); "
+                                           "expected an intact array_record shard") from None
+            raise
+
+    def _check(self, r, i: int) -> tuple[np.ndarray, int]:
+        where = self._where(i)
+        if not isinstance(r, dict) or self.image_key not in r or self.label_key not in r:
+            raise NasjaxInputError(f"{where}: got {shown(r, 80)}, expected a mapping with "
+                                   f"{self.image_key!r} and {self.label_key!r}")
+        img = np.asarray(r[self.image_key])
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != self.channels or 0 in img.shape:
+            raise NasjaxInputError(f"{where}: image {img.dtype}{list(img.shape)}, expected uint8 [H, W, "
+                                   f"{self.channels}]")
+        want = self.image_shape
+        if want is not None and any(w is not None and w != g for w, g in zip(want[:2], img.shape[:2])):
+            raise NasjaxInputError(f"{where}: image {list(img.shape)}, expected {list(want)} as the dataset "
+                                   "declares")
+        lab = np.asarray(r[self.label_key])
+        if lab.ndim != 0 or lab.dtype.kind not in "iu" or (
+                self.num_classes is not None and not 0 <= int(lab) < self.num_classes):
+            raise NasjaxInputError(f"{where}: label {shown(lab, 40)}, expected an integer in "
+                                   f"0..{(self.num_classes or 1) - 1}")
+        return img, int(lab)
 
     def raw(self, idx) -> tuple[np.ndarray, np.ndarray]:
         from PIL import Image
 
         idx = [int(i) for i in np.asarray(idx).reshape(-1)]
-        recs = self.source.__getitems__(idx) if hasattr(self.source, "__getitems__") else [self.source[i] for i in idx]
         imgs, labels = [], []
-        for r in recs:
-            img = np.asarray(r[self.image_key])
-            if img.ndim == 2:
-                img = img[..., None]
+        for i, r in zip(idx, self._fetch(idx)):
+            img, lab = self._check(r, i)
             if self.size is not None:
-                img = _resize_one(Image, img.astype(np.uint8), self.size)
+                img = _resize_one(Image, img, self.size)
             imgs.append(img)
-            labels.append(int(r[self.label_key]))
+            labels.append(lab)
         return np.stack(imgs).astype(np.uint8), np.asarray(labels, np.int32)
 
     def get(self, idx) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +227,8 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     return out
 
 
-def train_batches(ds: ImageDataset, batch_size: int, seed: int, start_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def train_batches(ds: ImageDataset, batch_size: int, seed: int,
+                  start_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless stream of training batches from ``start_step`` on (``batch_indices`` order)."""
     step = int(start_step)
     n = len(ds.train)
@@ -260,6 +322,66 @@ def _tfds_dir(path: Path) -> Path:
     )
 
 
+_SHARD_TOKENS = ("{DATASET}", "{SPLIT}", "{FILEFORMAT}", "{SHARD_X_OF_Y}", "{SHARD_INDEX}", "{NUM_SHARDS}")
+
+
+def _count(x) -> int | None:
+    """A shard length as stored in dataset_info.json (a decimal string or an integer), else None."""
+    if isinstance(x, int) and not isinstance(x, bool) and x >= 0:
+        return x
+    if isinstance(x, str) and x.isdigit() and len(x) < 19:
+        return int(x)
+    return None
+
+
+def read_tfds_info(vdir: Path) -> tuple[str, dict[str, ShardLayout]]:
+    """``(dataset name, split -> ShardLayout)`` from ``dataset_info.json``, with every shard file present.
+
+    Checks what reading needs before TFDS sees the directory: both JSON files are strict UTF-8 JSON
+    objects, the format is ``array_record``, each split has a name and shard lengths, and every shard
+    file the split's ``filepathTemplate`` names exists.
+    """
+    info_path = vdir / "dataset_info.json"
+    info = read_json(info_path, "dataset_info.json")
+    if not isinstance(info, dict):
+        raise NasjaxInputError(f"dataset_info.json {str(info_path)!r}: got {type(info).__name__}, expected an object")
+    feat_path = vdir / "features.json"
+    feats = read_json(feat_path, "features.json")
+    if not isinstance(feats, dict):
+        raise NasjaxInputError(f"features.json {str(feat_path)!r}: got {type(feats).__name__}, expected an object")
+    name, fmt = info.get("name"), info.get("fileFormat", "array_record")
+    require(isinstance(name, str) and name != "", f"dataset_info.json {str(info_path)!r} name", name, "a dataset name")
+    require(fmt == "array_record", f"dataset_info.json {str(info_path)!r} fileFormat", fmt,
+            "'array_record' (a dataset prepared with `tfds build --file_format=array_record`; tfrecord needs "
+            "TensorFlow)")
+    splits = info.get("splits")
+    require(isinstance(splits, list) and len(splits) > 0, f"dataset_info.json {str(info_path)!r} splits",
+            splits, "a non-empty list of splits")
+    out = {}
+    for k, sp in enumerate(splits):
+        f = f"dataset_info.json {str(info_path)!r} splits[{k}]"
+        require(isinstance(sp, dict) and isinstance(sp.get("name"), str) and sp["name"] != "", f, sp,
+                "an object with a split name")
+        lengths = sp.get("shardLengths")
+        counts = [_count(x) for x in lengths] if isinstance(lengths, list) else [None]
+        require(bool(counts) and None not in counts, f"{f}.shardLengths", lengths,
+                "a non-empty list of record counts")
+        template = sp.get("filepathTemplate", "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}")
+        require(isinstance(template, str), f"{f}.filepathTemplate", template, "a string")
+        n = len(counts)
+        files = []
+        for i in range(n):
+            fn = template
+            for tok, val in zip(_SHARD_TOKENS, (name, sp["name"], fmt, f"{i:05d}-of-{n:05d}", f"{i:05d}", f"{n:05d}")):
+                fn = fn.replace(tok, val)
+            files.append(vdir / fn)
+            if "{" not in fn and not files[-1].is_file():  # other tokens: left to TFDS to resolve
+                raise NasjaxInputError(f"{f}: shard file {str(files[-1])!r} is missing; expected all {n} shards "
+                                       f"of split {sp['name']!r}")
+        out[sp["name"]] = ShardLayout(sp["name"], tuple(files), tuple(counts))
+    return name, out
+
+
 def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = None, train_split: str = "train",
                         val_split: str | None = None, image_key: str = "image", label_key: str = "label",
                         stats_samples: int = 512) -> ImageDataset:
@@ -267,6 +389,8 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
 
     ``val_split`` defaults to ``"validation"`` when present, else ``"test"``. Per-channel mean/std are
     estimated on the first ``stats_samples`` examples of a fixed permutation of the training split.
+    The directory is checked before use (:func:`read_tfds_info`), the features must be a uint8 image of
+    1 or 3 channels and a class label, and every record read is checked (:class:`TFDSSplit`).
     """
     path = Path(path)
     require(path.is_dir(), "data_dir", str(path), "an existing TFDS dataset directory")
@@ -276,37 +400,60 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
             f"data_dir: {str(vdir)!r} has no *.array_record files; expected a dataset prepared with "
             "`tfds build --file_format=array_record` (tfrecord needs TensorFlow)"
         )
+    _, layouts = read_tfds_info(vdir)
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder_from_directory(str(vdir))
-    splits = list(builder.info.splits.keys())
+    try:
+        builder = tfds.builder_from_directory(str(vdir))
+        splits = list(builder.info.splits.keys())
+        feats = builder.info.features
+    except Exception as e:  # TFDS raises ValueError, ParseError, KeyError, ... on inconsistent metadata
+        raise NasjaxInputError(f"data_dir {str(vdir)!r}: dataset_info.json / features.json not readable by TFDS "
+                               f"({type(e).__name__}: {str(e)[:300]})") from None
     if val_split is None:
         val_split = next((s for s in ("validation", "test") if s in splits), None)
     for nm, s in (("train_split", train_split), ("val_split", val_split)):
-        require(s in splits, nm, s, f"one of the dataset's splits {splits}")
-    feats = builder.info.features
+        require(s in splits and s in layouts, nm, s,
+                f"one of the splits {splits} of {str(vdir / 'dataset_info.json')!r}")
     for nm, k in (("image_key", image_key), ("label_key", label_key)):
-        require(k in feats, nm, k, f"one of the dataset's features {list(feats.keys())}")
-    shape = tuple(feats[image_key].shape)
-    channels = int(shape[-1]) if shape and shape[-1] is not None else 3
+        require(k in feats, nm, k, f"one of the features {list(feats.keys())} of {str(vdir / 'features.json')!r}")
+    shape = tuple(getattr(feats[image_key], "shape", ()) or ())
+    dtype = str(getattr(feats[image_key], "np_dtype", None))
+    require(len(shape) == 3 and shape[-1] in (1, 3) and dtype == "uint8",
+            f"{str(vdir / 'features.json')!r} {image_key!r}", f"{dtype} {shape}",
+            "a uint8 image of shape (H, W, 1 or 3)")
+    num_classes = getattr(feats[label_key], "num_classes", None)
+    require(isinstance(num_classes, int) and num_classes >= 1, f"{str(vdir / 'features.json')!r} {label_key!r}",
+            num_classes,
+            "a ClassLabel with num_classes >= 1")
+    channels = int(shape[-1])
     if image_size is None:
         require(shape[0] is not None and shape[0] == shape[1], "image_size", None,
-                f"an integer: images have variable or non-square shape {shape}")
+                f"an integer: the images of {str(vdir / 'features.json')!r} have variable or non-square shape "
+                f"{shape}")
         image_size = int(shape[0])
-    num_classes = int(feats[label_key].num_classes)
-    src_tr = builder.as_data_source(split=train_split)
-    src_va = builder.as_data_source(split=val_split)
+    try:
+        src_tr = builder.as_data_source(split=train_split)
+        src_va = builder.as_data_source(split=val_split)
+    except Exception as e:  # a shard array_record cannot open
+        raise NasjaxInputError(f"data_dir {str(vdir)!r}: shards not readable ({type(e).__name__}: "
+                               f"{str(e)[:300]})") from None
+    checks = dict(num_classes=num_classes, image_shape=shape)
     one, zero = np.ones(channels, np.float32), np.zeros(channels, np.float32)
-    probe = TFDSSplit(src_tr, image_key, label_key, image_size, channels, zero, one)
+    probe = TFDSSplit(src_tr, image_key, label_key, image_size, channels, zero, one, layout=layouts[train_split],
+                      **checks)
     n = len(probe)
+    require(n > 0, f"split {train_split!r} of {str(vdir)!r}", 0, "at least one record")
     sel = np.sort(np.random.default_rng(SPLIT_SEED).permutation(n)[: min(n, stats_samples)])
     xs = probe.get(sel)[0].astype(np.float64)
     mean = xs.mean(axis=(0, 1, 2)).astype(np.float32)
     std = np.maximum(xs.std(axis=(0, 1, 2)), 1e-3).astype(np.float32)
     return ImageDataset(
         name=builder.info.name,
-        train=TFDSSplit(src_tr, image_key, label_key, image_size, channels, mean, std),
-        val=TFDSSplit(src_va, image_key, label_key, image_size, channels, mean, std),
+        train=TFDSSplit(src_tr, image_key, label_key, image_size, channels, mean, std, layout=layouts[train_split],
+                        **checks),
+        val=TFDSSplit(src_va, image_key, label_key, image_size, channels, mean, std, layout=layouts[val_split],
+                      **checks),
         num_classes=num_classes,
         image_shape=(int(image_size), int(image_size), channels),
         provenance={"source": f"TFDS array_record directory {vdir!s}", "tfds_name": builder.info.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError, require
+from nasjax.errors import NasjaxInputError, require, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 _K = (3, 5)
@@ -47,17 +47,38 @@ def fbnetv3_space() -> SearchSpace:
 
 
 def genes_to_arch(genes) -> np.ndarray:
-    """DGL gene values ``[N, 28]`` (e.g. ``3 5 ... 224 1 4 ...``) -> choice indices ``[N, 28]``."""
-    g = np.atleast_2d(np.asarray(genes))
+    """DGL gene values ``[N, 28]`` (e.g. ``3 5 ... 224 1 4 ...``) -> choice indices ``[N, 28]``.
+
+    Gene ``i`` must be one of ``FBNET_GENE_VALUES[i]``; integral floats (``3.0``) are accepted, anything
+    else (fractions, NaN, strings, booleans, ragged rows) names ``genes[n][i]`` and the allowed values.
+    """
+    try:
+        g = np.atleast_2d(np.asarray(genes))
+    except (ValueError, TypeError) as e:
+        raise NasjaxInputError(f"genes: not a rectangular array ({e}); expected (N, 28) FBNetV3 gene values") from None
     require(g.ndim == 2 and g.shape[1] == 28, "genes", g.shape, "(N, 28) FBNetV3 gene values")
+    if g.dtype.kind == "O" and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                                   for v in g.flat):
+        g = g.astype(np.float64)  # plain Python numbers (an object array from mixed or big integers)
+    if g.dtype.kind == "f":
+        ok = np.isfinite(g) & (g == np.round(g)) & (np.abs(g) < 2**62)
+        ints = np.where(ok, g, -1).astype(np.int64)
+    elif g.dtype.kind in "iu":
+        ints = g.astype(np.int64)  # a uint64 beyond int64 wraps negative and is refused below
+    else:  # strings, booleans, objects
+        ints = np.full(g.shape, -1, np.int64)
     out = np.zeros(g.shape, np.int64)
     for i, vals in enumerate(FBNET_GENE_VALUES):
-        lut = {v: c for c, v in enumerate(vals)}
-        for n in range(g.shape[0]):
+        col = ints[:, i]
+        hit = col[:, None] == np.asarray(vals)[None, :]
+        miss = np.flatnonzero(~hit.any(1))
+        if miss.size:
+            n = int(miss[0])
             v = g[n, i]
-            if v not in lut:
-                raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {v!r}, expected one of {list(vals)}")
-            out[n, i] = lut[v]
+            raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {shown(v, 40)} "
+                                   f"({type(v.item() if isinstance(v, np.generic) else v).__name__}), expected one of "
+                                   f"{list(vals)}")
+        out[:, i] = hit.argmax(1)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 KS = (3, 5, 7)
@@ -34,34 +34,40 @@ NUM_LAYERS = NUM_STAGES * MAX_DEPTH
 @SPACES.register("mobilenetv3_layers")
 def mobilenetv3_layers_space() -> SearchSpace:
     layer_choices = [f"k{k}e{e}" for k in KS for e in EXPAND]
-    positions = [f"stage {s + 1} layer {l + 1}" for s in range(NUM_STAGES) for l in range(MAX_DEPTH)]
+    positions = [f"stage {s + 1} layer {i + 1}" for s in range(NUM_STAGES) for i in range(MAX_DEPTH)]
     positions += [f"stage {s + 1} depth" for s in range(NUM_STAGES)]
     choices = [layer_choices] * NUM_LAYERS + [[f"d{d}" for d in DEPTHS]] * NUM_STAGES
     return product_space("mobilenetv3_layers", positions, choices)
 
 
-def _check_list(d: dict, key: str, n: int, allowed: Sequence[int]) -> list[int]:
+_OFA_EXTRA_KEYS = ("encodearch", "predicted", "solve_time_ms", "space", "device", "constraints", "resolution")
+
+
+def _check_list(d: dict, key: str, n: int, allowed: Sequence[int], where: str = "arch") -> list[int]:
+    """``d[key]`` as ``n`` integers from ``allowed``; errors name ``where.key[i]``."""
     if key not in d:
-        raise NasjaxInputError(f"arch: missing key {key!r}, expected {n} values from {list(allowed)}")
+        raise NasjaxInputError(f"{where}: missing key {key!r}, expected {n} values from {list(allowed)}")
     v = d[key]
-    if not isinstance(v, (list, tuple, np.ndarray)) or len(v) != n:
-        raise NasjaxInputError(f"arch.{key}: got {v!r}, expected a list of {n} values from {list(allowed)}")
+    if isinstance(v, np.ndarray) and v.ndim == 1:
+        v = v.tolist()
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise NasjaxInputError(f"{where}.{key}: got {shown(v)}, expected a list of {n} values from {list(allowed)}")
     out = []
     for i, x in enumerate(v):
         if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or int(x) not in allowed:
-            raise NasjaxInputError(f"arch.{key}[{i}]: got {x!r}, expected one of {list(allowed)}")
+            raise NasjaxInputError(f"{where}.{key}[{i}]: got {shown(x)}, expected one of {list(allowed)}")
         out.append(int(x))
     return out
 
 
 def validate_ofa(d: Any) -> dict[str, list[int]]:
-    """Check an OFA dict ``{ks[20], e[20], d[5]}`` (extra key ``encodearch`` allowed)."""
+    """Check an OFA dict ``{ks[20], e[20], d[5]}`` (extra keys: ``encodearch`` and nasjax's result keys)."""
     if not isinstance(d, dict):
         raise NasjaxInputError(f"arch: got {type(d).__name__}, expected a mapping with keys d, e, ks")
-    unknown = set(d) - {"ks", "e", "d", "encodearch", "predicted", "solve_time_ms", "space", "device",
-                        "constraints", "resolution"}
+    unknown = [k for k in d if k not in ("ks", "e", "d", *_OFA_EXTRA_KEYS)]
     if unknown:
-        raise NasjaxInputError(f"arch: unknown key(s) {sorted(unknown)}, expected d, e, ks[, encodearch]")
+        names = ", ".join(sorted(shown(k, 40) for k in unknown))
+        raise NasjaxInputError(f"arch: unknown key(s) {names}, expected d, e, ks[, encodearch]")
     return {
         "ks": _check_list(d, "ks", NUM_LAYERS, KS),
         "e": _check_list(d, "e", NUM_LAYERS, EXPAND),
@@ -97,16 +103,22 @@ class BlockSet:
     configs: tuple[tuple[dict, ...], ...]
 
     def __post_init__(self):
-        if len(self.configs) != NUM_STAGES:
-            raise NasjaxInputError(f"block set {self.name!r}: {len(self.configs)} stages, expected {NUM_STAGES}")
+        if not isinstance(self.name, str):
+            raise NasjaxInputError(f"block set name: got {self.name!r}, expected a string")
+        if not isinstance(self.configs, (tuple, list)) or len(self.configs) != NUM_STAGES:
+            n = len(self.configs) if isinstance(self.configs, (tuple, list)) else type(self.configs).__name__
+            raise NasjaxInputError(f"block set {self.name!r}: {n} stages, expected {NUM_STAGES}")
         for s, stage in enumerate(self.configs):
+            if not isinstance(stage, (tuple, list)) or not stage:
+                raise NasjaxInputError(f"block set {self.name!r} stage {s}: got {shown(stage)}, expected a "
+                                       "non-empty list of stage configurations")
             for c, cfg in enumerate(stage):
                 f = f"block set {self.name!r} stage {s} choice {c}"
                 if not isinstance(cfg, dict) or set(cfg) != {"d", "e", "ks"}:
-                    raise NasjaxInputError(f"{f}: got {cfg!r}, expected a dict with keys d, e, ks")
-                _check_list({"x": [cfg["d"]]}, "x", 1, DEPTHS)
-                _check_list(cfg, "e", MAX_DEPTH, EXPAND)
-                _check_list(cfg, "ks", MAX_DEPTH, KS)
+                    raise NasjaxInputError(f"{f}: got {shown(cfg)}, expected a dict with keys d, e, ks")
+                _check_list({"d": [cfg["d"]]}, "d", 1, DEPTHS, f)
+                _check_list(cfg, "e", MAX_DEPTH, EXPAND, f)
+                _check_list(cfg, "ks", MAX_DEPTH, KS, f)
 
     @property
     def num_choices(self) -> list[int]:
@@ -153,11 +165,13 @@ class BlockSet:
                 )
             out.append(match[0])
         enc = np.array(out, dtype=np.int64)
-        if "encodearch" in arch and list(arch["encodearch"]) != enc.tolist():
-            raise NasjaxInputError(
-                f"arch.encodearch: got {list(arch['encodearch'])}, but d/e/ks decode to {enc.tolist()} "
-                f"in block set {self.name!r}"
-            )
+        if "encodearch" in arch:
+            given = self.space().validate(arch["encodearch"], "arch.encodearch")
+            if given.ndim != 1 or given.tolist() != enc.tolist():
+                raise NasjaxInputError(
+                    f"arch.encodearch: got {given.tolist()}, but d/e/ks decode to {enc.tolist()} "
+                    f"in block set {self.name!r}"
+                )
         return enc
 
     def to_dict(self) -> dict:
@@ -165,7 +179,14 @@ class BlockSet:
 
     @classmethod
     def from_dict(cls, d: dict) -> BlockSet:
-        return cls(d["name"], tuple(tuple(dict(c) for c in s) for s in d["configs"]))
+        """Inverse of :meth:`to_dict`; a malformed mapping names the field."""
+        if not isinstance(d, dict) or set(d) != {"name", "configs"}:
+            raise NasjaxInputError(f"block set: got {shown(d)}, expected a mapping with keys name, configs")
+        stages = d["configs"]
+        if not isinstance(stages, (list, tuple)) or not all(isinstance(st, (list, tuple)) for st in stages):
+            raise NasjaxInputError(f"block set {d['name']!r}.configs: got {shown(stages)}, expected a list "
+                                   "per stage of stage configurations")
+        return cls(d["name"], tuple(tuple(dict(c) if isinstance(c, dict) else c for c in st) for st in stages))
 
 
 @SPACES.register("mobilenetv3")
@@ -174,5 +195,6 @@ def mobilenetv3_space(block_set: BlockSet | None = None, num_choices: int = 5) -
     if block_set is not None:
         return block_set.space()
     return product_space(
-        "mobilenetv3", [f"stage {s + 1}" for s in range(NUM_STAGES)], [[f"block {c}" for c in range(num_choices)]] * NUM_STAGES
+        "mobilenetv3", [f"stage {s + 1}" for s in range(NUM_STAGES)],
+        [[f"block {c}" for c in range(num_choices)]] * NUM_STAGES,
     )

@@ -7,17 +7,14 @@ nor_conv_3x3, avg_pool_3x3. The official string is ``|op~0|+|op~0|op~1|+|op~0|op
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
 from nasjax.spaces.base import SPACES, SearchSpace, product_space
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), arch-string order
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
-_NODE_RE = re.compile(r"^\|([^|]+)\|(?:([^|]+)\|)?(?:([^|]+)\|)?$")
 
 
 @SPACES.register("nasbench201")
@@ -36,29 +33,47 @@ def arch_to_str(arch) -> str:
     return f"|{ops[0]}~0|+|{ops[1]}~0|{ops[2]}~1|+|{ops[3]}~0|{ops[4]}~1|{ops[5]}~2|"
 
 
-def str_to_arch(s: str) -> np.ndarray:
-    """Official arch string -> choice vector ``[6]``; a malformed string names what is wrong."""
+def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
+    """Official arch string -> choice vector ``[6]``; a malformed string names what is wrong.
+
+    The string must be exactly ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (surrounding whitespace allowed):
+    node ``n`` holds ``n`` entries ``op~j`` with inputs ``j = 0..n-1`` in order, each ``op`` one of
+    :data:`OPS`.
+    """
     if not isinstance(s, str):
-        raise NasjaxInputError(f"arch string: got {s!r}, expected a string like '|nor_conv_3x3~0|+|...'")
+        raise NasjaxInputError(f"{field}: got {shown(s, 80)} ({type(s).__name__}), expected a string like "
+                               "'|nor_conv_3x3~0|+|...'")
     nodes = s.strip().split("+")
     if len(nodes) != 3:
-        raise NasjaxInputError(f"arch string {s!r}: {len(nodes)} nodes, expected 3 separated by '+'")
+        raise NasjaxInputError(f"{field} {shown(s)}: {len(nodes)} nodes, expected 3 separated by '+'")
     out = []
     for n, node in enumerate(nodes, start=1):
-        parts = [p for p in node.split("|") if p]
-        if not (node.startswith("|") and node.endswith("|")) or len(parts) != n:
-            raise NasjaxInputError(f"arch string {s!r}: node {n} is {node!r}, expected {n} '|op~j|' entries")
+        parts = node[1:-1].split("|") if len(node) >= 2 and node[0] == node[-1] == "|" else []
+        if len(parts) != n or not all(parts):
+            raise NasjaxInputError(f"{field} {shown(s)}: node {n} is {shown(node, 60)}, expected {n} '|op~j|' "
+                                   "entries")
         for j, p in enumerate(parts):
             op, _, src = p.partition("~")
             if op not in _OP_INDEX:
-                raise NasjaxInputError(f"arch string {s!r}: op {op!r} on edge {n}<-{j}, expected one of {', '.join(OPS)}")
+                raise NasjaxInputError(f"{field} {shown(s)}: op {shown(op, 40)} on edge {n}<-{j}, expected one of "
+                                       f"{', '.join(OPS)}")
             if src != str(j):
-                raise NasjaxInputError(f"arch string {s!r}: edge {p!r} into node {n}, expected input ~{j}")
+                raise NasjaxInputError(f"{field} {shown(s)}: edge {shown(p, 60)} into node {n}, expected input ~{j}")
             out.append(_OP_INDEX[op])
     return np.array(out, dtype=np.int64)
 
 
 def strs_to_archs(strings) -> np.ndarray:
-    """Vectorised :func:`str_to_arch` for many strings (``[N, 6]``)."""
+    """Vectorised :func:`str_to_arch` for many strings (``[N, 6]``); an error names the entry's index."""
+    if isinstance(strings, (str, bytes)) or not hasattr(strings, "__iter__"):
+        raise NasjaxInputError(f"arch strings: got {shown(strings, 80)}, expected a list of arch strings")
+    strings = list(strings)
     cache: dict[str, np.ndarray] = {}
-    return np.stack([cache.setdefault(s, str_to_arch(s)) for s in strings]) if len(strings) else np.zeros((0, 6), np.int64)
+    out = np.zeros((len(strings), 6), np.int64)
+    for i, s in enumerate(strings):
+        if not isinstance(s, str):  # may be unhashable: refuse it before the cache lookup
+            str_to_arch(s, f"arch strings[{i}]")
+        if s not in cache:
+            cache[s] = str_to_arch(s, f"arch strings[{i}]")
+        out[i] = cache[s]
+    return out
