@@ -21,20 +21,19 @@ file is missing. :func:`read_array` gives one decoded array from a directory, a 
 
 from __future__ import annotations
 
-import json
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError
+from nasjax.errors import NasjaxInputError, shown
+from nasjax.io import read_json, restricted_unpickle
 from nasjax.registry import Registry
 from nasjax.spaces import supertransformer as st
 from nasjax.spaces import supervit as sv
 from nasjax.spaces.mobilenetv3 import BlockSet
 from nasjax.tables import Table
-from nasjax.torchfile import load_pt
+from nasjax.torchfile import load_pt_tensor
 
 MBV3_BASE_ACC = 79.23
 NB201_BASE_ACC = 40.78
@@ -53,11 +52,6 @@ for _dev, _base in (("raspberrypi", 9200.0), ("xeon", 407.2), ("titanxp", 274.4)
 SUPERVIT_ACC = "data/supervit/blockacc.pt"
 SUPERVIT_FLOPS = "data/supervit/blockflops.pt"
 SUPERTRANSFORMER_ACC = "data/supertransformer/blockacc.pt"
-
-
-class _NoCodeUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        raise NasjaxInputError(f"block-set pickle: refuses {module}.{name}; expected plain dicts and lists")
 
 
 def default_tables_dir() -> Path | None:
@@ -81,19 +75,32 @@ class MathNASDir:
         self._derived = None
 
     def _derived_entry(self, rel: str):
+        """The decoded value of ``rel`` in ``_derived/tables.json`` (``{"files": {rel: {"values": ...}}}``)."""
+        f = self.path / "_derived" / "tables.json"
         if self._derived is None:
-            f = self.path / "_derived" / "tables.json"
-            self._derived = json.loads(f.read_text())["files"] if f.is_file() else {}
+            doc = read_json(f, "tables_dir/_derived/tables.json") if f.is_file() else {"files": {}}
+            files = doc.get("files") if isinstance(doc, dict) else None
+            if not isinstance(files, dict):
+                raise NasjaxInputError(f"{f}: expected a JSON object with a 'files' mapping")
+            self._derived = files
         if rel not in self._derived:
             raise NasjaxInputError(f"tables_dir: {self.path / rel} not found (nor in _derived/tables.json)")
-        return self._derived[rel]["values"]
+        entry = self._derived[rel]
+        if not isinstance(entry, dict) or "values" not in entry:
+            raise NasjaxInputError(f"{f}: entry {rel!r} is {shown(entry)}, expected an object with 'values'")
+        return entry["values"]
 
     def array(self, rel: str) -> np.ndarray:
         f = self.path / rel
         if f.is_file():
-            a = load_pt(f)
+            a = load_pt_tensor(f, rel)
         else:
-            a = np.array(self._derived_entry(rel))
+            raw = self._derived_entry(rel)
+            try:
+                a = np.array(raw, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise NasjaxInputError(f"_derived/tables.json[{rel!r}].values: got {shown(raw)}, expected a "
+                                       "rectangular array of numbers") from None
         a = np.asarray(a, dtype=np.float64)
         if not np.all(np.isfinite(a)):
             raise NasjaxInputError(f"{f}: contains NaN/inf, expected finite table values")
@@ -105,14 +112,14 @@ class MathNASDir:
             rel = f"data/mobilenetv3/blocks{which}/block{i}.pickle"
             f = self.path / rel
             if f.is_file():
-                import io
-
-                d = _NoCodeUnpickler(io.BytesIO(f.read_bytes())).load()
+                d = restricted_unpickle(f.read_bytes(), str(f), {})
             else:
                 d = self._derived_entry(rel)
-            if not isinstance(d, dict) or "config" not in d:
-                raise NasjaxInputError(f"{f}: expected a dict with key 'config'")
-            configs.append(tuple(dict(c) for c in d["config"]))
+            cfg = d.get("config") if isinstance(d, dict) else None
+            if not isinstance(cfg, (list, tuple)) or not all(isinstance(c, dict) for c in cfg):
+                raise NasjaxInputError(f"{f}: got {shown(d)}, expected a dict whose 'config' is a list of "
+                                       "{d, e, ks} dicts")
+            configs.append(tuple(dict(c) for c in cfg))
         return BlockSet(f"mathnas-{which.lower()}", tuple(configs))
 
 

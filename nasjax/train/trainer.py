@@ -284,7 +284,7 @@ def load_weights(directory: str | Path) -> tuple[ModelState, SupernetConfig, dic
     """Inverse of :func:`save_weights`: ``(ModelState, SupernetConfig, meta)``; damaged files -> clear error."""
     directory = Path(directory)
     require(directory.is_dir(), "supernet_dir", str(directory), "an existing directory written by save_weights")
-    store = CheckpointStore(directory, max_to_keep=1)
+    store = CheckpointStore(directory, max_to_keep=1, create=False)
     try:
         meta = store.read_meta()
         if meta.get("kind") != "nasjax.supernet_weights/1" or "supernet_config" not in meta:
