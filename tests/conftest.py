@@ -1,4 +1,4 @@
-"""Test configuration: CPU only, 4 virtual XLA host devices (for sharding tests), the persistent JAX
+"""Test configuration: CPU only, 8 virtual XLA host devices (for sharding tests), the persistent JAX
 compilation cache (``nasjax.io.jax_cache_dir()``, shared by every checkout on the machine), and a
 ``shared_data`` fixture that skips when ../shared/data is absent."""
 
@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
-    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=4").strip()
+    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
 from pathlib import Path  # noqa: E402
 
