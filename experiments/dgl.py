@@ -56,6 +56,7 @@ A_MODEL_FLAGS = cli.define_config_flags(dgl.AModelConfig,
 GA_FLAGS = cli.define_config_flags(GeneticSettings, skip=("GENE_LENGTH",)) + ["GENE_LENGTH"]
 flags.DEFINE_integer("GENE_LENGTH", None, next(f.metadata["help"] for f in dataclasses.fields(GeneticSettings)
                                                if f.name == "gene_length"))
+flags.adopt_module_key_flags(cli)  # the derived flags appear in --help
 flags.DEFINE_float("holdout_frac", 0.2, "train: fraction of architectures held out (recorded; test scores them).")
 flags.DEFINE_integer("seed", 0, "Seed of the split, the model init and the genetic search.")
 flags.DEFINE_string("nas_target_device", "Samsung Galaxy A10s", "NAS target device (data_path/NAS or hardware/).")

@@ -265,3 +265,25 @@ def test_accuracy_sources():
     assert a2.shape == (15625, 6) and 0 < acc2.min() < acc2.max() < 100
     with pytest.raises(NasjaxInputError, match="accuracy source"):
         lc.nb201_accuracy("oracle")
+
+
+def test_absolute_error_diagnostics_and_test_mode_rows():
+    require_shared("DGL")
+    from nasjax.protocols import dgl_unseen
+
+    d = dgl.load_dgl("nasbench201")
+    m = dgl_unseen.train_on_split("nasbench201", d,
+                                  config=dataclasses.replace(dgl.default_config("nasbench201"), steps=200), seed=0)
+    assert len(m.info["heldout_rows"]) == 100 and len(m.info["train_rows"]) == 400
+    rows, preds = dgl_unseen.score_devices(m, d)
+    for r in rows:  # ours and the authors' shipped predictions, on all archs and on the held-out ones
+        assert {"all_R", "all_RMSE", "all_MAE", "heldout_MAE", "theirs_all_MAE", "theirs_heldout_RMSE"} <= set(r)
+        assert r["theirs_all_R"] == pytest.approx(r["published_R"], abs=6e-4)
+    diag = dgl_unseen.absolute_error_diagnostics(m, d)
+    # the three phones with the same 4 hardware parameters are biased differently against DGL's formula
+    ratios = {k: round(v["formula_ratio"], 3) for k, v in diag.items()}
+    same_hw = ("Motorola Moto E6s", "Samsung Galaxy A10s", "Xiaomi Redmi 5 Plus")
+    assert [ratios[p] for p in same_hw] == [1.06, 0.913, 0.865]
+    for v in diag.values():
+        lo, hi = v["scale_range"]
+        assert lo <= hi

@@ -58,13 +58,7 @@ def column(path, header: Sequence[str], name: str) -> int:
 def float_column(path, rows: Sequence[Sequence[str]], j: int, name: str, missing: float | None = None) -> np.ndarray:
     """Column ``j`` as ``float64``: finite numbers with a finite sum; cells equal to ``missing`` (the
     source's marker of an absent measurement, e.g. ``-1``) become NaN."""
-    out = np.empty(len(rows), dtype=np.float64)
-    for i, r in enumerate(rows):
-        try:
-            out[i] = float(r[j])
-        except ValueError:
-            raise NasjaxInputError(f"{str(path)!r} line {i + 2} column {name!r}: got {r[j]!r}, expected a "
-                                   "number") from None
+    out = _parse(path, rows, j, name, float, np.float64, "a number")
     marked = out == missing if missing is not None else np.zeros(len(out), bool)
     bad = ~np.isfinite(out) & ~marked
     out[marked] = np.nan
@@ -72,7 +66,9 @@ def float_column(path, rows: Sequence[Sequence[str]], j: int, name: str, missing
         i = int(np.flatnonzero(bad)[0])
         raise NasjaxInputError(f"{str(path)!r} line {i + 2} column {name!r}: got {rows[i][j]!r}, expected a finite "
                                "number")
-    if not np.isfinite(np.nansum(out)):
+    with np.errstate(over="ignore"):
+        total = np.nansum(out)
+    if not np.isfinite(total):
         raise NasjaxInputError(f"{str(path)!r} column {name!r}: values overflow when summed, expected finite sums")
     return out
 
@@ -108,11 +104,15 @@ def rows_by_arch_string(name: str, strings: Sequence[str], reference: Sequence[s
 
 def int_column(path, rows: Sequence[Sequence[str]], j: int, name: str) -> np.ndarray:
     """Column ``j`` as ``int64`` (an index column); a non-integer cell names the line."""
-    out = np.empty(len(rows), dtype=np.int64)
+    return _parse(path, rows, j, name, int, np.int64, "an integer")
+
+
+def _parse(path, rows, j: int, name: str, convert, dtype, what: str) -> np.ndarray:
+    out = np.empty(len(rows), dtype=dtype)
     for i, r in enumerate(rows):
         try:
-            out[i] = int(r[j])
+            out[i] = convert(r[j])
         except ValueError:
-            raise NasjaxInputError(f"{str(path)!r} line {i + 2} column {name!r}: got {r[j]!r}, expected an "
-                                   "integer") from None
+            raise NasjaxInputError(f"{str(path)!r} line {i + 2} column {name!r}: got {r[j]!r}, expected "
+                                   f"{what}") from None
     return out

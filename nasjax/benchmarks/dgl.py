@@ -91,7 +91,9 @@ def read_numbers(path, field: str) -> np.ndarray:
     if not np.all(np.isfinite(vals)):
         i = int(np.flatnonzero(~np.isfinite(vals))[0])
         raise NasjaxInputError(f"{field} {str(p)!r}: entry {i} is {vals[i]!r}; expected finite numbers")
-    if not np.isfinite(vals.sum()):
+    with np.errstate(over="ignore"):
+        total = vals.sum()
+    if not np.isfinite(total):
         raise NasjaxInputError(f"{field} {str(p)!r}: the values overflow when summed; expected finite sums")
     return vals
 
@@ -223,6 +225,18 @@ def read_nas_pool(nas_dir) -> tuple[np.ndarray, np.ndarray]:
     require(acc.size == len(archs), "NAS/acc.txt", acc.size, f"{len(archs)} values, one per row of NAS/net.txt")
     require(bool(np.all((acc >= 0) & (acc <= 100))), "NAS/acc.txt", "a value outside [0, 100]", "accuracies in %")
     return archs, acc
+
+
+def has_authors_predictions(space: str, device: str, result_path=None) -> bool:
+    """Whether the authors shipped a prediction file for ``device`` (in ``result_path``, default the shared
+    data's ``DGL/result/<space>`` when that folder exists)."""
+    check_space(space)
+    if result_path is None:
+        shared = shared_data_dir()
+        if shared is None:
+            return False
+        result_path = shared / "DGL" / "result" / space
+    return (Path(result_path) / f"{device}_timepre.txt").is_file()
 
 
 def authors_predictions(space: str, device: str, result_path=None) -> np.ndarray:

@@ -40,9 +40,9 @@ def score_devices(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=Non
     """DGL's test mode on every device of ``data`` (all archs; held-out rows from ``model.info``).
 
     Returns:
-      ``(rows, predictions)``: per device ``all_*`` / ``heldout_*`` R, RMSE, MAE of the model and
-      ``theirs_all_*`` / ``theirs_heldout_*`` of the authors' shipped predictions (raw units), the
-      published R; predictions ``{device: [N]}``.
+      ``(rows, predictions)``: per device ``all_*`` / ``heldout_*`` R, RMSE, MAE of the model and, where the
+      authors shipped predictions for the device, ``theirs_all_*`` / ``theirs_heldout_*`` of those (raw
+      units), the published R; predictions ``{device: [N]}``.
     """
     require(bool(data.devices), "test_devices", data.devices, "at least one device")
     held = np.asarray(model.info.get("heldout_rows", []), np.int64)
@@ -51,18 +51,52 @@ def score_devices(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=Non
     for d in data.devices:
         pred = dgl.dgl_latency(A_hat, data.hardware[d], d)
         preds[d] = pred
-        theirs = dgl.authors_predictions(data.space, d, result_path)
         row: dict[str, Any] = {"device": d, "hardware": " ".join(f"{x:g}" for x in data.hardware[d])}
-        row.update({f"all_{k}": v for k, v in dgl.latency_scores(data.latency[d], pred).items()})
-        if held.size >= 2:
-            row.update({f"heldout_{k}": v for k, v in dgl.latency_scores(data.latency[d][held], pred[held]).items()})
-        row.update({f"theirs_all_{k}": v for k, v in dgl.latency_scores(data.latency[d], theirs).items()})
-        if held.size >= 2:
-            row.update({f"theirs_heldout_{k}": v
-                        for k, v in dgl.latency_scores(data.latency[d][held], theirs[held]).items()})
+        scored = [("", pred)]
+        if dgl.has_authors_predictions(data.space, d, result_path):
+            scored.append(("theirs_", dgl.authors_predictions(data.space, d, result_path)))
+        for who, p in scored:
+            row.update({f"{who}all_{k}": v for k, v in dgl.latency_scores(data.latency[d], p).items()})
+            if held.size >= 2:
+                scores = dgl.latency_scores(data.latency[d][held], p[held])
+                row.update({f"{who}heldout_{k}": v for k, v in scores.items()})
         row["published_R"] = dgl.PUBLISHED_R[data.space].get(d)
         rows.append(row)
     return rows, preds
+
+
+def absolute_error_diagnostics(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=None,
+                               scales=np.arange(0.5, 1.5005, 0.001)) -> dict:
+    """What decides RMSE / MAE at k = 0, per device of ``data`` (all archs):
+
+    * ``formula_ratio``: ``median_a latency(a) / (A(a) c(hw))`` with ``a.txt``'s A (rows not flagged corrupt):
+      the device's bias against DGL's formula, which its 4 hardware parameters do not carry;
+    * ``bias``, ``theirs_bias``: mean error ``mean(pred - latency)`` of the model and of the authors' predictions;
+    * ``theirs_midpoint_RMSE`` / ``_MAE``: the authors' files decoded at the middle of their truncation interval
+      (``(int(L / 100) + 0.5) * 100``);
+    * ``scale_range``: the interval of one constant ``s`` (on the grid ``scales``) for which ``s * pred`` has
+      RMSE and MAE at most the authors' (a diagnostic fitted on the device's own latencies, not a predictor).
+    """
+    A_hat = model.predict_A(data.archs)
+    out = {}
+    for d in data.devices:
+        true = data.latency[d]
+        c = dgl.device_constant(data.hardware[d], d)
+        pred = A_hat * c
+        ok = ~data.corrupt if data.corrupt is not None else np.ones(len(true), bool)
+        row: dict[str, Any] = {"formula_ratio": float(np.median(true[ok] / (data.A[ok] * c))),
+                               "bias": float(np.mean(pred - true))}
+        if dgl.has_authors_predictions(data.space, d, result_path):
+            theirs = dgl.authors_predictions(data.space, d, result_path)
+            mid = dgl.latency_scores(true, theirs + dgl.A_SCALE / 2)
+            rmse_t, mae_t = dgl.latency_scores(true, theirs)["RMSE"], dgl.latency_scores(true, theirs)["MAE"]
+            err = pred[None, :] * scales[:, None] - true[None, :]
+            fits = scales[(np.sqrt((err ** 2).mean(1)) <= rmse_t) & (np.abs(err).mean(1) <= mae_t)]
+            row.update({"theirs_bias": float(np.mean(theirs - true)), "theirs_midpoint_RMSE": mid["RMSE"],
+                        "theirs_midpoint_MAE": mid["MAE"],
+                        "scale_range": [float(fits.min()), float(fits.max())] if fits.size else None})
+        out[d] = row
+    return out
 
 
 def dgl_unseen_device_eval(space: str, n_splits: int = 5, seed: int = 0, *, data_path=None, result_path=None,

@@ -38,6 +38,7 @@ from nasjax.benchmarks.dgl import (
     authors_predictions,
     check_hardware,
     default_data_path,
+    has_authors_predictions,
     list_devices,
     load_hardware,
     load_latency,
@@ -54,10 +55,10 @@ from nasjax.spaces.fbnetv3 import FBNET_GENE_NAMES, FBNET_GENE_VALUES, arch_to_g
 
 __all__ = [
     "A_SCALE", "DGL_SPACES", "HW_FIELDS", "LATENCY_UNIT", "PUBLISHED_R", "DGLData", "authors_predictions",
-    "check_hardware", "default_data_path", "list_devices", "load_hardware", "load_latency", "read_archs",
-    "target_hardware", "A_MODEL_DEFAULTS", "AModelConfig", "DGLMLPConfig", "default_config", "a_from_devices",
-    "arch_splits", "detect_corrupt_rows", "load_dgl", "FBNET_COST_NAMES", "dgl_codes", "fbnetv3_costs",
-    "feature_spec", "features", "DeviceFit", "device_constant", "dgl_latency", "fit_hw_params_from_k",
-    "latency_scores", "MODEL_KIND", "MODEL_VERSION", "DGLLatencyModel", "train_a_model", "FBNET_GENE_NAMES",
-    "FBNET_GENE_VALUES", "arch_to_genes", "fbnetv3_space", "genes_to_arch",
+    "check_hardware", "default_data_path", "has_authors_predictions", "list_devices", "load_hardware",
+    "load_latency", "read_archs", "target_hardware", "A_MODEL_DEFAULTS", "AModelConfig", "DGLMLPConfig",
+    "default_config", "a_from_devices", "arch_splits", "detect_corrupt_rows", "load_dgl", "FBNET_COST_NAMES",
+    "dgl_codes", "fbnetv3_costs", "feature_spec", "features", "DeviceFit", "device_constant", "dgl_latency",
+    "fit_hw_params_from_k", "latency_scores", "MODEL_KIND", "MODEL_VERSION", "DGLLatencyModel", "train_a_model",
+    "FBNET_GENE_NAMES", "FBNET_GENE_VALUES", "arch_to_genes", "fbnetv3_space", "genes_to_arch",
 ]
