@@ -9,7 +9,7 @@ Modes: ``train`` / ``test`` / ``nas`` (DGL's), ``eval`` (unseen devices with arc
 and accuracy gap of NAS-Bench-201 search with predicted latency on DGL's phones). The algorithms live in
 :mod:`nasjax.hardware.dgl` and :mod:`nasjax.protocols` (``dgl_unseen``, ``latency_constrained``); the
 model flags derive from :class:`nasjax.hardware.dgl.AModelConfig` / :class:`~nasjax.hardware.dgl.DGLMLPConfig`
-and the genetic-search flags from :class:`nasjax.protocols.latency_constrained.GeneticSettings`.
+and the genetic-search flags from :class:`nasjax.search.genetic.GAConfig`.
 Latencies and ``--latency_constraint`` are in DGL's raw latency-file units (DGL's own NAS-Bench-201
 constraint 40 is in units of 100, i.e. 4000 here). Bad input (a flag of another mode included) prints one
 line and exits with code 2, writing nothing.
@@ -27,7 +27,7 @@ from absl import flags, logging
 from nasjax import cli
 from nasjax.errors import NasjaxInputError, require
 from nasjax.hardware import dgl
-from nasjax.protocols.latency_constrained import GeneticSettings
+from nasjax.search.genetic import GAConfig
 
 DEFAULT_TEST = {
     "nasbench201": ("Huawei Mate 20", "Samsung Galaxy A10s", "Xiaomi Redmi 5 Plus", "Sony Xperia XZ2",
@@ -52,10 +52,7 @@ flags.DEFINE_enum("model", "ours", list(dgl.config.MODEL_KINDS), "train: ours (f
 # per-kind (epoch, lr) and per-space (l2, target) defaults: a flag left out keeps dgl.default_config(space, kind)
 A_MODEL_FLAGS = cli.define_config_flags(dgl.AModelConfig,
                                         defaults={"epoch": None, "lr": None, "l2": None, "target": None})
-# GENE_LENGTH (an optional int) is declared by hand: cli.define_config_flags does not map Optional fields yet
-GA_FLAGS = cli.define_config_flags(GeneticSettings, skip=("GENE_LENGTH",)) + ["GENE_LENGTH"]
-flags.DEFINE_integer("GENE_LENGTH", None, next(f.metadata["help"] for f in dataclasses.fields(GeneticSettings)
-                                               if f.name == "gene_length"))
+GA_FLAGS = cli.define_config_flags(GAConfig)
 flags.adopt_module_key_flags(cli)  # the derived flags appear in --help
 flags.DEFINE_float("holdout_frac", 0.2, "train: fraction of architectures held out (recorded; test scores them).")
 flags.DEFINE_integer("seed", 0, "Seed of the split, the model init and the genetic search.")
@@ -106,8 +103,8 @@ def _a_config(kind: str = "ours"):
     return _given(dgl.default_config(FLAGS.search_space, kind))
 
 
-def _genetic_settings() -> GeneticSettings:
-    return cli.config_from_flags(GeneticSettings, skip=("GENE_LENGTH",), gene_length=FLAGS.GENE_LENGTH)
+def _genetic_settings() -> GAConfig:
+    return cli.config_from_flags(GAConfig)
 
 
 def _test_devices(default) -> list[str] | None:

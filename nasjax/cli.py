@@ -79,8 +79,8 @@ def option(default=dataclasses.MISSING, *, flag: str | None = None, help: str = 
            default_factory=dataclasses.MISSING, **kw):
     """A dataclass field that carries its flag: ``x: int = option(10, help="...")``.
 
-    ``flag`` renames the flag (the seeds' own names: ``mlp_size`` for ``hidden``); ``choices`` makes it an
-    enum. ``help`` is the flag's help text.
+    ``flag`` renames the flag (the seeds' own names: ``mlp_size`` for ``hidden``), ``flag=False`` keeps the
+    field out of the command line; ``choices`` makes it an enum. ``help`` is the flag's help text.
     """
     meta = dict(kw.pop("metadata", {}) or {})
     meta.update({"flag": flag, "help": help, "choices": tuple(choices) if choices is not None else None})
@@ -113,7 +113,7 @@ def _base_type(tp):
     origin = typing.get_origin(tp)
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
-        return _base_type(args[0]), True
+        return _base_type(args[0])[0], True
     return tp, False
 
 

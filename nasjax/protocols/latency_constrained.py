@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,10 @@ import numpy as np
 from nasjax.benchmarks.dgl import default_data_path, read_nas_pool
 from nasjax.benchmarks.nasbench201 import canonical_dataset
 from nasjax.benchmarks.nb201_accuracy import read_200ep
-from nasjax.cli import option
+from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, NasjaxInputError, require
+from nasjax.search import FunctionModel, SearchProblem, run_search
+from nasjax.search.genetic import GAConfig
 from nasjax.spaces import get_space
 from nasjax.spaces.nasbench201 import arch_to_str, strs_to_archs
 
@@ -43,43 +44,20 @@ ACC_SOURCES = ("dgl_oracle", "200ep")
 DEFAULT_QUANTILES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-@dataclass(frozen=True)
-class GeneticSettings:
-    """DGL's genetic search (population, roulette selection, single-point crossover, mutation); the fields
-    carry DGL's flag names."""
-
-    population_size: int = option(100, flag="POPULATION_SIZE", help="GA population size.")
-    epochs: int = option(10, flag="EPOCH", help="GA generations.")
-    crossover_rate: float = option(2.0, flag="CROSSOVER_RATE", help="GA crossover probability per individual "
-                                                                    "(>= 1: always).")
-    mutation_rate: float = option(0.05, flag="MUTATION_RATE", help="GA mutation probability per individual.")
-    gene_length: int | None = option(None, flag="GENE_LENGTH", help="GA gene length; must equal the space's "
-                                                                    "positions (6 or 28).")
-
-
 #: the settings of the pool search of the constrained-search protocol
-POOL_GENETIC = GeneticSettings(population_size=50, epochs=20)
+POOL_GENETIC = GAConfig(population_size=50, epochs=20)
 
 
-def check_gene_length(settings: GeneticSettings, space) -> None:
-    """DGL's ``GENE_LENGTH``, when given, must be the space's number of positions."""
-    if settings.gene_length is not None and settings.gene_length != space.num_positions:
-        raise NasjaxInputError(f"GENE_LENGTH: got {settings.gene_length}, expected {space.num_positions} for "
-                               f"{space.name}")
-
-
-def _genetic(space, fitness, constraints, settings: GeneticSettings, seed: int, init_population=None):
-    """One genetic search: maximise ``fitness(archs) -> [N]`` subject to ``constraints`` (``(name, fn, bound,
-    unit)``: ``fn(archs) <= bound``). Returns ``{"arch", "resources", "evaluations", "best_per_epoch",
-    "search_ms"}``; :class:`~nasjax.errors.InfeasibleError` when nothing is feasible."""
-    from nasjax.search.genetic import FnConstraint, GAConfig, GeneticSearch
-
-    check_gene_length(settings, space)
-    cfg = GAConfig(**asdict(settings))
-    cons = [FnConstraint(name, fn, float(bound), unit) for name, fn, bound, unit in constraints]
-    r = GeneticSearch(space, fitness, cons, cfg).solve(seed, init_population=init_population)
-    return {"arch": r.arch, "resources": r.resources, "evaluations": r.evaluations,
-            "best_per_epoch": list(r.best_per_epoch), "search_ms": r.solve_time_ms}
+def _genetic(space, fitness, constraints, settings: GAConfig, seed: int, init_population=None):
+    """One genetic search (the registry's ``genetic`` searcher): maximise ``fitness(archs) -> [N]`` subject
+    to ``constraints`` (``(name, fn, bound, unit)``: ``fn(archs) <= bound``). Returns ``{"arch", "resources",
+    "evaluations", "best_per_epoch", "search_ms"}``; :class:`~nasjax.errors.InfeasibleError` when nothing is
+    feasible."""
+    cons = tuple(Constraint(FunctionModel(fn, name, unit), float(bound), unit) for name, fn, bound, unit in constraints)
+    problem = SearchProblem(space, FunctionModel(fitness, "score", "1"), cons)
+    r = run_search("genetic", problem, seed, config=settings, init_population=init_population)
+    return {"arch": r.arch, "resources": r.resources, "evaluations": r.info["evaluations"],
+            "best_per_epoch": list(r.info["best_per_epoch"]), "search_ms": r.solve_time_ms}
 
 
 def nb201_accuracy(source: str = "dgl_oracle", dataset: str = "cifar100", data_root=None,
@@ -113,7 +91,7 @@ def budgets_from_quantiles(true_latency, quantiles: Sequence[float] = DEFAULT_QU
 
 
 def search_pool(archs: np.ndarray, accuracy: np.ndarray, predicted_latency: np.ndarray, budget: float, *,
-                searcher: str = "exhaustive", seed: int = 0, genetic: GeneticSettings = POOL_GENETIC,
+                searcher: str = "exhaustive", seed: int = 0, genetic: GAConfig = POOL_GENETIC,
                 details: bool = False):
     """Index into the pool of the most accurate architecture with ``predicted_latency <= budget``.
 
@@ -135,8 +113,8 @@ def search_pool(archs: np.ndarray, accuracy: np.ndarray, predicted_latency: np.n
         def lookup(a, table, missing):
             return np.array([table[pos[int(i)]] if int(i) in pos else missing for i in space.index_of(a)])
 
-        cons = [("pool", lambda a: np.array([0.0 if int(i) in pos else 1.0 for i in space.index_of(a)]), 0.0, ""),
-                ("latency", lambda a: lookup(a, lat, np.inf), float(budget), "")]
+        cons = [("pool", lambda a: np.array([0.0 if int(i) in pos else 1.0 for i in space.index_of(a)]), 0.0, "1"),
+                ("latency", lambda a: lookup(a, lat, np.inf), float(budget), "ms")]
         try:
             r = _genetic(space, lambda a: lookup(a, acc, -np.inf), cons, genetic, seed, init_population=archs)
             idx = pos[int(space.index_of(r["arch"][None])[0])]
@@ -150,7 +128,7 @@ def search_pool(archs: np.ndarray, accuracy: np.ndarray, predicted_latency: np.n
 
 def constrained_search_report(archs, accuracy, true_latency, predicted_latency, budgets, *, device: str = "",
                               searcher: str = "exhaustive", seed: int = 0,
-                              genetic: GeneticSettings = POOL_GENETIC) -> dict[str, Any]:
+                              genetic: GAConfig = POOL_GENETIC) -> dict[str, Any]:
     """Search each budget with the predicted latency and score it against the measured one.
 
     Returns:
@@ -193,7 +171,7 @@ def constrained_search_report(archs, accuracy, true_latency, predicted_latency, 
 def dgl_devices_constrained_eval(source: str = "200ep", *, dataset: str = "cifar100", k: int = 0, n_splits: int = 3,
                                  seed: int = 0, quantiles: Sequence[float] = DEFAULT_QUANTILES,
                                  searcher: str = "exhaustive", data_root=None, model_config=None,
-                                 genetic: GeneticSettings = POOL_GENETIC) -> list[dict]:
+                                 genetic: GAConfig = POOL_GENETIC) -> list[dict]:
     """Budget-violation rate and accuracy gap per DGL NAS-Bench-201 phone.
 
     For each split: train the A model (``model_config``, default the NB201 recipe) on the training rows of
@@ -248,7 +226,7 @@ def dgl_devices_constrained_eval(source: str = "200ep", *, dataset: str = "cifar
 
 
 def dgl_nb201_nas(model, hw, budget: float, *, archs, accuracy, device: str = "target", searcher: str = "genetic",
-                  genetic: GeneticSettings = GeneticSettings(), seed: int = 0, latency_offset: float = 0.0,
+                  genetic: GAConfig = GAConfig(), seed: int = 0, latency_offset: float = 0.0,
                   measured=None) -> dict:
     """DGL's NAS-Bench-201 NAS: the most accurate architecture of the pool ``(archs, accuracy)`` whose
     predicted latency (``model`` of A, DGL's formula with ``hw``, plus ``latency_offset``) is within ``budget``.
@@ -261,7 +239,7 @@ def dgl_nb201_nas(model, hw, budget: float, *, archs, accuracy, device: str = "t
       the predicted budget, the search details (and ``measured_latency`` / ``truly_meets_budget``); an
       infeasible budget is an error naming the smallest predicted latency.
     """
-    check_gene_length(genetic, get_space("nasbench201"))
+    require(genetic.gene_length in (None, 6), "GENE_LENGTH", genetic.gene_length, "6 for nasbench201 (or unset)")
     lat = model.predict_latency(archs, hw, device) + latency_offset
     t0 = time.perf_counter()
     idx, info = search_pool(archs, accuracy, lat, budget, searcher=searcher, seed=seed, genetic=genetic, details=True)
@@ -283,7 +261,7 @@ def dgl_nb201_nas(model, hw, budget: float, *, archs, accuracy, device: str = "t
 
 
 def dgl_fbnetv3_nas(model, hw, budget: float, *, objective: str = "macs", device: str = "target",
-                    genetic: GeneticSettings = GeneticSettings(), seed: int = 0, latency_offset: float = 0.0) -> dict:
+                    genetic: GAConfig = GAConfig(), seed: int = 0, latency_offset: float = 0.0) -> dict:
     """DGL's FBNetV3 NAS with the largest network as objective (DGL's accuracy predictor is not published):
     maximise ``log MACs`` (or ``log params``) subject to predicted latency (+ ``latency_offset``) ``<= budget``."""
     from nasjax.hardware import dgl

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nasjax.cli import option
 from nasjax.errors import InfeasibleError, NasjaxInputError, require
 from nasjax.search.base import Searcher, SearchProblem, SearchResult, TabularObjective, register
 from nasjax.search.harness import Oracle, Task, seed_sequences
@@ -46,15 +47,20 @@ from nasjax.search.harness import Oracle, Task, seed_sequences
 
 @dataclass(frozen=True)
 class GAConfig:
-    """DGL's flags: ``POPULATION_SIZE``, ``EPOCH``, ``CROSSOVER_RATE``, ``MUTATION_RATE``, ``GENE_LENGTH``."""
+    """DGL's genetic-search settings; the flags carry DGL's names (``POPULATION_SIZE``, ``EPOCH``,
+    ``CROSSOVER_RATE``, ``MUTATION_RATE``, ``GENE_LENGTH``). ``elitist`` breeds from the archive of the best
+    individuals (DGL breeds from the children); ``init_factor * population_size`` uniform draws seed the
+    first population."""
 
-    population_size: int = 100
-    epochs: int = 10
-    crossover_rate: float = 2.0
-    mutation_rate: float = 0.05
-    gene_length: int | None = None  # if given, must equal the space's number of positions
-    elitist: bool = True
-    init_factor: int = 10
+    population_size: int = option(100, flag="POPULATION_SIZE", help="GA population size.")
+    epochs: int = option(10, flag="EPOCH", help="GA generations.")
+    crossover_rate: float = option(2.0, flag="CROSSOVER_RATE", help="GA crossover probability per individual "
+                                                                    "(>= 1: always).")
+    mutation_rate: float = option(0.05, flag="MUTATION_RATE", help="GA mutation probability per individual.")
+    gene_length: int | None = option(None, flag="GENE_LENGTH", help="GA gene length; if given, must equal the "
+                                                                    "space's number of positions.")
+    elitist: bool = option(True, flag=False)
+    init_factor: int = option(10, flag=False)
 
     def __post_init__(self):
         require(self.population_size >= 2, "POPULATION_SIZE", self.population_size, "an integer >= 2")
