@@ -117,7 +117,11 @@ def write_latency_lut(path, general: float, layers: np.ndarray, st: BinasStructu
     d = {GENERAL: float(general)}
     for i, layer in enumerate(st.layers()):
         for c, cfg in enumerate(st.configs):
-            d[lut_key(layer, cfg)] = float(lay[i, c])
+            key = lut_key(layer, cfg)
+            if key in d and d[key] != float(lay[i, c]):
+                raise NasjaxInputError(f"layers[{i}, {c}]: {lay[i, c]!r} s, but {key!r} (a layer of the same shape) "
+                                       f"has {d[key]!r} s; expected one latency per LUT key")
+            d[key] = float(lay[i, c])
     atomic_write_bytes(path, pickle.dumps(d, protocol=4))
 
 

@@ -300,13 +300,15 @@ def synthetic_latency(structure: BinasStructure = DEFAULT, seed: int = 0) -> tup
     rng = np.random.default_rng(seed)
     st = structure
     cost = np.zeros((st.num_layers, st.num_configs))
+    noise: dict = {}  # one draw per LUT key: layers of the same shape cost the same, as in a measured LUT
     for i, layer in enumerate(st.layers()):
         h, ho = layer["resolution"], layer["resolution"] // layer["stride"]
         for c, cfg in enumerate(st.configs):
             mid = layer["in_channels"] * cfg.expansion
             macs = h * h * layer["in_channels"] * mid + ho * ho * mid * (cfg.kernel ** 2 + layer["out_channels"])
             macs += 2 * mid * mid * cfg.se
-            cost[i, c] = 1.2e-10 * macs + 2.5e-4 + 1.5e-4 * (cfg.se > 0)
-    cost *= rng.uniform(0.9, 1.1, cost.shape)
+            key = (layer["in_channels"], layer["out_channels"], layer["stride"], h, layer["act"], cfg)
+            scale = noise.setdefault(key, rng.uniform(0.9, 1.1))
+            cost[i, c] = (1.2e-10 * macs + 2.5e-4 + 1.5e-4 * (cfg.se > 0)) * scale
     heaviest = cost.max(1).sum()
     return 0.25 * heaviest, cost

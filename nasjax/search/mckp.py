@@ -179,6 +179,43 @@ class _LPBound:
         return float(self.inc[k, 1] / self.inc[k, 0]) if k < len(self.inc) else 0.0
 
 
+def lp_relaxation(v: np.ndarray, w: np.ndarray, budget: float):
+    """The LP relaxation of ``max sum_i v[i, a_i] s.t. sum_i w[i, a_i] <= budget`` (every cell exists), exactly.
+
+    Each position starts at its cheapest hull vertex; hull increments are taken in decreasing order of
+    slope ``dv / dw`` while the budget lasts, the last one in part (Dantzig's greedy on the convex hulls).
+
+    Args:
+      v: ``[P, K]`` values; w: ``[P, K]`` costs; budget: the bound.
+
+    Returns:
+      ``(x, a)``: ``x [P, K]`` the LP solution (rows on the simplex, at most one row fractional) and ``a [P]``
+      the integral solution without its fractional increment (feasible); ``None`` when even the cheapest
+      choices exceed the budget.
+    """
+    P, K = v.shape
+    fronts = []
+    for i in range(P):
+        c = np.arange(K)[_prune_1d(v[i], w[i][:, None])]
+        fronts.append(_Front(c, w[i, c], v[i, c]))
+    lp = _LPBound(fronts)
+    c0, _, cw, _ = lp.parts[-1]
+    r = budget - c0
+    if r < -1e-9 * max(1.0, abs(budget)):
+        return None
+    n = int(np.searchsorted(cw[1:], r, side="right"))  # increments taken in full
+    k = np.bincount(lp.owner[:n], minlength=P)
+    x = np.zeros((P, K))
+    a = np.array([f.idx[f.hull[j]] for f, j in zip(fronts, k)], np.int64)
+    x[np.arange(P), a] = 1.0
+    if n < len(lp.inc):
+        i = int(lp.owner[n])
+        theta = (r - cw[n]) / lp.inc[n, 0]
+        x[i, a[i]] = 1.0 - theta
+        x[i, fronts[i].idx[fronts[i].hull[k[i] + 1]]] += theta
+    return x, a
+
+
 def _search_interval(G, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray):
     """For unimodal rows ``G(rows, k)`` on ``k in [lo, hi]``: the ranges ``[left, right]`` where ``G >= thr``
     (``left > right`` when empty), by vectorised binary searches (the peak, then each side)."""
