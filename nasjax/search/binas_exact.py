@@ -71,21 +71,17 @@ _OPTIONS: OrderedDict = OrderedDict()
 
 def stage_options(st: BinasStructure) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per stage, every option ``(depth_index [n], configs [n, max_depth])`` (inactive layers 0), depth first."""
-    key = id(st)
-    hit = _OPTIONS.get(key)
-    if hit is not None and hit[0] is st:
-        return hit[1]
+    return cached(_OPTIONS, (st,), lambda: _enumerate_options(st), size=8)
+
+
+def _enumerate_options(st: BinasStructure) -> list[tuple[np.ndarray, np.ndarray]]:
     K, M = st.num_configs, st.max_depth
     per = []
     for d, depth in enumerate(st.depths):
         grid = np.array(list(itertools.product(range(K), repeat=depth)), np.int64).reshape(-1, depth)
         per.append((np.full(len(grid), d), np.pad(grid, ((0, 0), (0, M - depth)))))
     opts = (np.concatenate([p[0] for p in per]), np.concatenate([p[1] for p in per]))
-    out = [opts] * st.num_stages
-    _OPTIONS[key] = (st, out)
-    while len(_OPTIONS) > 8:
-        _OPTIONS.popitem(last=False)
-    return out
+    return [opts] * st.num_stages
 
 
 def stage_values(model: BilinearForm, s: int, options: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -106,6 +102,21 @@ def _arch(st: BinasStructure, depth: np.ndarray, configs: np.ndarray) -> np.ndar
     return a
 
 
+def cached(cache: OrderedDict, objects: tuple, build, size: int = 16):
+    """``build()`` once per tuple of model objects (keyed by identity; an entry holds its objects, so an
+    identity is never reused while it lives), the ``size`` most recently used kept."""
+    key = tuple(id(o) for o in objects)
+    hit = cache.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+        cache.move_to_end(key)
+        return hit[1]
+    value = build()
+    cache[key] = (objects, value)
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
 _PROGRAMS: OrderedDict = OrderedDict()
 
 
@@ -114,11 +125,10 @@ def stage_program(space: SearchSpace, objective: BilinearForm, models) -> dict:
     no other option of the stage matches or beats in value and every resource), computed once per
     (objective, resource models) and kept: ``v [S, n]``, ``A`` (one ``[S, n]`` per model), ``mask``, and the
     option each column stands for."""
-    key = (id(objective), tuple(id(m) for m in models))
-    hit = _PROGRAMS.get(key)
-    if hit is not None and hit[0] is objective and all(a is b for a, b in zip(hit[1], models)):
-        _PROGRAMS.move_to_end(key)
-        return hit[2]
+    return cached(_PROGRAMS, (objective, *models), lambda: _build_stage_program(space, objective, models))
+
+
+def _build_stage_program(space, objective, models) -> dict:
     st = structure_of(space)
     opts = stage_options(st)
     vals = [stage_values(objective, s, o) for s, o in enumerate(opts)]
@@ -135,9 +145,6 @@ def stage_program(space: SearchSpace, objective: BilinearForm, models) -> dict:
         for j in range(len(models)):
             prog["A"][j][s, :len(f)] = res[s][j][f]
         prog["options"].append((opts[s][0][f], opts[s][1][f]))
-    _PROGRAMS[key] = (objective, tuple(models), prog)
-    while len(_PROGRAMS) > 16:
-        _PROGRAMS.popitem(last=False)
     return prog
 
 

@@ -40,7 +40,7 @@ from nasjax.search.base import (
     joint_infeasible,
     register,
 )
-from nasjax.search.binas_exact import binas_support
+from nasjax.search.binas_exact import binas_support, cached
 from nasjax.search.ilp import CVXPY_SOLVERS, _solver_options, installed, solver_output_to_log
 from nasjax.spaces.binas import structure_of
 
@@ -133,22 +133,15 @@ class BinasMILP:
                             certified=True, info={"program": self.size})
 
 
-_PROGRAMS: OrderedDict = OrderedDict()
+_PROGRAMS: dict = {}
 
 
 def compiled_milp(problem: SearchProblem, solver: str) -> BinasMILP:
     """The :class:`BinasMILP` of ``(space structure, objective, constraint models, solver)``, compiled once."""
     models = tuple(c.model for c in problem.constraints)
-    key = (id(problem.objective), tuple(id(m) for m in models), solver)
-    hit = _PROGRAMS.get(key)
-    if hit is not None and hit[0] is problem.objective and all(a is b for a, b in zip(hit[1], models)):
-        _PROGRAMS.move_to_end(key)
-        return hit[2]
-    program = BinasMILP(problem.space, problem.objective, models, solver)
-    _PROGRAMS[key] = (problem.objective, models, program)
-    while len(_PROGRAMS) > 16:
-        _PROGRAMS.popitem(last=False)
-    return program
+    cache = _PROGRAMS.setdefault(solver, OrderedDict())
+    return cached(cache, (problem.objective, *models), lambda: BinasMILP(problem.space, problem.objective, models,
+                                                                          solver))
 
 
 class BinasMILPSearcher(Searcher):

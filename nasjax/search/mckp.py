@@ -54,7 +54,7 @@ from nasjax.search.base import (
 _PAIRWISE_LIMIT = 3000  # below this many points, n^2 dominance comparison in one vectorised call
 _BLOCK = 512  # block size of the exact large-n dominance sweep
 _BEAM = 64  # partial solutions kept by the incumbent pass
-_SMALL = 64  # programs with at most this many undominated choices run the plain DP
+_SMALL = 64  # programs with at most this many cells (undominated choices) run the plain DP
 
 
 def _prune_1d(V: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -242,24 +242,21 @@ def _search_interval(G, lo: np.ndarray, hi: np.ndarray, thr: np.ndarray):
 
 
 def _target_pass(fronts, U, rem, b, tol, t, ttol):
+    """The one-constraint pass with target ``t`` (module docstring): the optimum, or ``None`` below ``t``."""
     P = len(fronts)
     archs, V, W = np.zeros((1, 0), np.int64), np.zeros(1), np.zeros(1)
     for i in range(P - 1):
         f = fronts[i]
         K = len(f.w)
-        if np.isfinite(t):
-            def G(rows, k, f=f, i=i, W=W):
-                return f.env[k] + U(i, b - W[rows] - f.w[k], tol)
-            left, right = _search_interval(G, np.zeros(len(V), int), np.full(len(V), K - 1), t - ttol - V)
-        else:
-            left, right = np.zeros(len(V), int), np.full(len(V), K - 1)
+        def G(rows, k, f=f, i=i, W=W):
+            return f.env[k] + U(i, b - W[rows] - f.w[k], tol)
+
+        left, right = _search_interval(G, np.zeros(len(V), int), np.full(len(V), K - 1), t - ttol - V)
         n = np.maximum(right - left + 1, 0)
         parent = np.repeat(np.arange(len(V)), n)
         k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(left, n)
         V2, W2 = V[parent] + f.val[k], W[parent] + f.w[k]
-        ok = W2 + rem[i] <= b + tol
-        if np.isfinite(t):
-            ok &= V2 + U(i, b - W2, tol) >= t - ttol
+        ok = (W2 + rem[i] <= b + tol) & (V2 + U(i, b - W2, tol) >= t - ttol)
         parent, k, V2, W2 = parent[ok], k[ok], V2[ok], W2[ok]
         if not len(V2):
             return None
@@ -355,7 +352,8 @@ def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Seque
       beam: keep only this many partial solutions (the best by bound) after each position: a heuristic
         pass that finds a good feasible solution, not an exact one.
       bound: ``bound(i, r)``, an upper bound on what positions after ``i`` add with residual budgets ``r``.
-      cells: the choices to consider per position (default: :func:`undominated_choices`).
+      cells: the choices to consider per position (default: :func:`undominated_choices`; every cell of a
+        program of at most 64 cells).
 
     Returns:
       ``(archs [n, P], V [n], W [n, m])``: the surviving complete solutions with ``V = sum_i v[i, a_i]``
@@ -365,7 +363,8 @@ def dp_states(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Seque
     m = len(A)
     Aw = np.stack(A, axis=-1) if m else np.zeros(v.shape + (1,))  # [P, K, m']
     mm = max(m, 1)
-    cells = undominated_choices(v, A, mask) if cells is None else cells
+    if cells is None:  # dropping dominated choices first pays off beyond the smallest programs
+        cells = undominated_choices(v, A, mask) if int(mask.sum()) > _SMALL else [np.flatnonzero(r) for r in mask]
     budgeted = b is not None and m
     if budgeted:
         mins = np.stack([np.array([A[j][i, cells[i]].min() for i in range(P)]) for j in range(m)], 1)  # [P, m]
@@ -415,28 +414,34 @@ def solve_mckp(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray, b: Sequ
       meets every bound.
     """
     b = [float(x) for x in b]
-    cells = undominated_choices(v, A, mask)
     if not b:
-        archs, V, _ = dp_states(v, [], mask, None, cells=cells)
+        archs, V, _ = dp_states(v, [], mask, None)
         j = int(np.argmax(V))
         return archs[j], float(V[j]), np.zeros(0)
+    if int(mask.sum()) <= _SMALL:  # the plain DP is fastest on the smallest programs
+        return _exact_pass(v, A, mask, b, [np.flatnonzero(r) for r in mask], -np.inf)
+    cells = undominated_choices(v, A, mask)
     mins = [sum(float(a[i, c].min()) for i, c in enumerate(cells)) for a in A]
     if any(lo > x + 1e-9 * max(1.0, abs(x)) for lo, x in zip(mins, b)):
         return None
     target = -np.inf
     if sum(len(c) for c in cells) > _SMALL:
         if len(b) == 1:
-            lam = np.array([_one_bound(v, A, cells).price(b[0])])
+            bound = _one_bound(v, A, cells)
+            lam = np.array([bound.price(b[0])])
             bound_of = lambda cs: _one_bound(v, A, cs)  # noqa: E731
         else:
             lam = _dual_prices(v, A, cells, b)
             bound_of = lambda cs: _Bounds(v, A, cs, lam)  # noqa: E731
-        for beam in (_BEAM, 4 * _BEAM):  # each pass on the choices the previous one's value left
-            _, Vb, _ = dp_states(v, A, mask, b, beam=beam, bound=bound_of(cells), cells=cells)
+            bound = bound_of(cells)
+        for k, beam in enumerate((_BEAM, 4 * _BEAM)):  # each pass on the choices the previous one's value left
+            _, Vb, _ = dp_states(v, A, mask, b, beam=beam, bound=bound if k == 0 else bound_of(cells), cells=cells)
             if not len(Vb):
                 break
             target = max(target, float(Vb.max()))
             cells = _price_filter(v, A, cells, lam, b, target)
+            if sum(len(c) for c in cells) <= 2 * len(cells):
+                break
     for t in (target, -np.inf) if np.isfinite(target) else (target,):
         found = _exact_pass(v, A, mask, b, cells, t)
         if found is not None:
@@ -451,7 +456,7 @@ def _one_bound(v, A, cells) -> _LPBound:
 def _exact_pass(v, A, mask, b, cells, t):
     """The optimum among solutions worth at least ``t`` (``None`` when the pass finds none)."""
     ttol = 1e-9 * max(1.0, abs(t)) if np.isfinite(t) else 0.0
-    if len(b) == 1:
+    if len(b) == 1 and np.isfinite(t):
         fronts = [_Front(c, A[0][i, c], v[i, c]) for i, c in enumerate(cells)]
         mins = np.array([f.w[0] for f in fronts])
         rem = np.concatenate([np.cumsum(mins[::-1])[::-1][1:], [0.0]])
