@@ -23,7 +23,8 @@ format).
 Per budget (six, spread over the latency range) it reports the predicted accuracy and wall time of
 ``binas-exact`` (stage-wise), ``binas-milp`` (HiGHS), ``bcfw`` and evolution (``genetic`` with BINAS's
 settings), for the estimator and the bilinear predictor as objectives, and the heuristics' gap to the
-certified optimum. The last line is one JSON object.
+certified optimum, and the estimator's insight figures (:mod:`nasjax.predictors.binas_insight`;
+``--picture=PNG`` draws its coefficients). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from nasjax.predictors.bilinear import (  # noqa: E402
     read_measured,
     write_measured,
 )
+from nasjax.predictors.binas_insight import insight_figures, plot_coefficients  # noqa: E402
 from nasjax.search import SearchProblem, run_search  # noqa: E402
 from nasjax.search.genetic import binas_evolution  # noqa: E402
 from nasjax.spaces import binas as bs  # noqa: E402
@@ -138,6 +140,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--evo_generations", type=int, default=500)
     ap.add_argument("--mlp", action="store_true", help="also fit the MLP predictor (JAX; slower)")
+    ap.add_argument("--picture", help="write the estimator's coefficient picture (PNG) here")
     args = ap.parse_args()
     if args.write_synthetic:
         return write_synthetic(Path(args.write_synthetic))
@@ -180,6 +183,16 @@ def main():
         print(f"{name:14s} {r['kendall']:8.4f} {r['spearman']:8.4f} {r['pearson']:8.4f} "
               f"{'-' if r['fit_ms'] is None else format(r['fit_ms'], '8.0f'):>8s}")
 
+    insight = insight_figures(est)
+    print("estimator insight: depth gain per stage " + " ".join(f"{x:.2f}" for x in insight["depth_gain"])
+          + f" (Spearman with the stage {insight['depth_gain_vs_stage_spearman']:.2f}); width gain per stage "
+          + " ".join(f"{np.mean(x):.2f}" for x in insight["width_gain"])
+          + f" (Spearman {insight['width_gain_vs_stage_spearman']:.2f}); width gain of a resolution stage's first "
+          f"layer {insight['width_gain_first_of_resolution']:.3f} vs other layers "
+          f"{insight['width_gain_other_layers']:.3f} {est.unit}")
+    if args.picture:
+        plot_coefficients(est, args.picture, "contribution estimator" + (" (synthetic stand-in)" if synthetic else ""))
+        print(f"wrote {args.picture}")
     lo, hi = lat.bounds()
     budgets = [lo + f * (hi - lo) for f in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8)]
     rows = []
@@ -216,7 +229,7 @@ def main():
                                                if with_meas else None)}
     load = os.getloadavg()[0]
     print(f"goals: {goals}; load average {load:.2f}")
-    print(json.dumps({"data": "synthetic" if synthetic else "model side", "ranking": ranking,
+    print(json.dumps({"data": "synthetic" if synthetic else "model side", "ranking": ranking, "insight": insight,
                       "accuracy_span": float(np.ptp(np.concatenate([fit[1], test[1]]))), "budgets": rows,
                       "goals_met": goals, "load_average": load}))
 
