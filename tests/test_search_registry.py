@@ -92,9 +92,18 @@ def _check(name, problem, optimum, result):
             assert result.objective == pytest.approx(optimum, abs=1e-9)
 
 
+def skip_if_restricted(name, problem):
+    """Searchers restricted to other spaces (``spaces`` attribute) have their own tests (tests/test_binas_*)."""
+    spaces = getattr(get_searcher(name), "spaces", None)
+    if spaces is not None and problem.space.name not in spaces:
+        assert get_searcher(name).supports(problem) is not None
+        pytest.skip(f"{name}: solves {spaces} spaces only")
+
+
 @pytest.mark.parametrize("name", SEARCHERS.names())
 def test_every_searcher_on_the_additive_problem(name):
     problem, optimum = additive_problem()
+    skip_if_restricted(name, problem)
     if name == "branched":
         problem = branched_version(problem)
     why = get_searcher(name).supports(problem)
@@ -113,6 +122,7 @@ def test_every_searcher_on_the_additive_problem(name):
 @pytest.mark.parametrize("name", SEARCHERS.names())
 def test_every_searcher_on_the_constrained_tabular_problem(name):
     problem, optimum = tabular_problem()
+    skip_if_restricted(name, problem)
     searcher = get_searcher(name)
     why = searcher.supports(problem)
     if name == "gurobi" and why is not None and "not installed" in why:

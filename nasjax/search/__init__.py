@@ -5,16 +5,22 @@
 * exact: ``highs`` / ``gurobi`` (:mod:`~nasjax.search.ilp`, the CVXPY integer program), ``mckp``
   (:mod:`~nasjax.search.mckp`, dominance-pruned dynamic programming), ``enumerate``
   (:mod:`~nasjax.search.enumerate`, exhaustive over a small space or the cells of a tabular objective),
-  ``branched`` (:mod:`~nasjax.search.branched`, a union of additive branches);
+  ``branched`` (:mod:`~nasjax.search.branched`, a union of additive branches); on BINAS spaces
+  ``binas-exact`` (:mod:`~nasjax.search.binas_exact`, the stage-wise decomposition) and ``binas-milp``
+  (:mod:`~nasjax.search.binas_milp`, the linearised MILP);
 * query-based, through the query harness (:mod:`~nasjax.search.harness`): ``random``, ``local``
   (:mod:`~nasjax.search.baselines`), ``evolution`` (:mod:`~nasjax.search.evolution`), ``genetic``
-  (:mod:`~nasjax.search.genetic`, DGL's GA), ``weaknas-uniform``, ``weaknas-ei`` (:mod:`~nasjax.search.weak`).
+  (:mod:`~nasjax.search.genetic`, DGL's GA and BINAS's evolution), ``weaknas-uniform``, ``weaknas-ei``
+  (:mod:`~nasjax.search.weak`); ``bcfw`` (:mod:`~nasjax.search.bcfw`, BINAS's block coordinate Frank-Wolfe).
+
+A searcher with a ``spaces`` attribute solves problems over those spaces only (``("binas",)``).
 
 :mod:`~nasjax.search.pareto` computes the whole accuracy-resource front of an additive space. Importing
 this package registers every searcher; JAX, CVXPY and SciPy are imported only when a searcher needs them.
 """
 
 from nasjax.search import baselines, branched, enumerate, evolution, genetic, ilp, mckp, weak  # noqa: F401, E402, I001
+from nasjax.search import bcfw, binas_exact, binas_milp  # noqa: F401, E402, I001
 from nasjax.search.base import (  # noqa: F401
     SEARCHERS,
     ColumnModel,
@@ -33,5 +39,7 @@ from nasjax.search.base import (  # noqa: F401
 
 
 def exact_searchers() -> list[str]:
-    """Names of the registered exact searchers that solve an additive problem directly (not ``branched``)."""
-    return [n for n, s in SEARCHERS.items() if s.kind == "exact" and n != "branched"]
+    """Names of the registered exact searchers that solve an additive problem directly (not ``branched``,
+    not those restricted to one kind of space: their ``spaces`` attribute)."""
+    return [n for n, s in SEARCHERS.items()
+            if s.kind == "exact" and n != "branched" and getattr(s, "spaces", None) is None]

@@ -28,9 +28,20 @@ problems ``signal``). One generation, as in DGL:
    ``elitist=True`` breeds from the archive, which converges faster.
 
 The initial population is the best ``P`` (feasible first) of ``init_factor * P`` uniform draws, or of a
-given pool (DGL seeds it from a pool of known networks). The result is the best *feasible* architecture
-seen; when none was seen, :class:`~nasjax.errors.InfeasibleError` names the smallest value of each
-constraint reached. All randomness comes from ``np.random.default_rng(seed)``: same seed, same result.
+given pool (DGL seeds it from a pool of known networks).
+
+The operators can also be those of OFA's and BINAS's evolution finder (Nayman et al., arXiv 2110.12399,
+``evo``; :func:`binas_evolution` gives its settings: population 100, 500 generations, mutation 0.1):
+``selection="truncation"`` draws parents uniformly from the best ``parent_ratio`` share of the archive;
+with ``mutation_share`` set, that share of the children are mutants of one parent and the rest are
+crossovers of two, instead of every child being a crossover then a mutant; ``crossover="uniform"`` takes
+each position from either parent with probability 1/2; ``mutation="per_position"`` redraws each position
+with probability ``mutation_rate``; ``redraw_infeasible=n`` repeats a child's operator on the same
+parents (and redraws an initial draw) up to ``n`` times until the constraints hold.
+
+The result is the best *feasible* architecture seen; when none was seen,
+:class:`~nasjax.errors.InfeasibleError` names the smallest value of each constraint reached. All
+randomness comes from ``np.random.default_rng(seed)``: same seed, same result.
 """
 
 from __future__ import annotations
@@ -50,7 +61,9 @@ class GAConfig:
     """DGL's genetic-search settings; the flags carry DGL's names (``POPULATION_SIZE``, ``EPOCH``,
     ``CROSSOVER_RATE``, ``MUTATION_RATE``, ``GENE_LENGTH``). ``elitist`` breeds from the archive of the best
     individuals (DGL breeds from the children); ``init_factor * population_size`` uniform draws seed the
-    first population."""
+    first population. ``selection``, ``parent_ratio``, ``crossover``, ``mutation``, ``mutation_share`` and
+    ``redraw_infeasible`` select the operators of the module docstring (their defaults are DGL's;
+    :func:`binas_evolution` sets BINAS's); they have no command-line flags."""
 
     population_size: int = option(100, flag="POPULATION_SIZE", help="GA population size.")
     epochs: int = option(10, flag="EPOCH", help="GA generations.")
@@ -61,6 +74,12 @@ class GAConfig:
                                                                     "space's number of positions.")
     elitist: bool = option(True, flag=False)
     init_factor: int = option(10, flag=False)
+    selection: str = option("roulette", flag=False)
+    parent_ratio: float = option(0.25, flag=False)
+    crossover: str = option("single_point", flag=False)
+    mutation: str = option("one_position", flag=False)
+    mutation_share: float | None = option(None, flag=False)
+    redraw_infeasible: int = option(0, flag=False)
 
     def __post_init__(self):
         require(self.population_size >= 2, "POPULATION_SIZE", self.population_size, "an integer >= 2")
@@ -68,6 +87,25 @@ class GAConfig:
         require(self.crossover_rate >= 0, "CROSSOVER_RATE", self.crossover_rate, "a probability >= 0 (>= 1: always)")
         require(0 <= self.mutation_rate <= 1, "MUTATION_RATE", self.mutation_rate, "a probability in [0, 1]")
         require(self.init_factor >= 1, "init_factor", self.init_factor, "an integer >= 1")
+        require(self.selection in ("roulette", "truncation"), "selection", self.selection, "roulette or truncation")
+        require(0 < self.parent_ratio <= 1, "parent_ratio", self.parent_ratio, "a share in (0, 1]")
+        require(self.crossover in ("single_point", "uniform"), "crossover", self.crossover, "single_point or uniform")
+        require(self.mutation in ("one_position", "per_position"), "mutation", self.mutation,
+                "one_position or per_position")
+        require(self.mutation_share is None or 0 <= self.mutation_share <= 1, "mutation_share", self.mutation_share,
+                "None or a share in [0, 1]")
+        require(self.redraw_infeasible >= 0, "redraw_infeasible", self.redraw_infeasible, "an integer >= 0")
+
+
+def binas_evolution(**overrides) -> GAConfig:
+    """BINAS's (and OFA's) evolution finder: population 100, 500 generations (``max_time_budget``), per-position
+    mutation 0.1 for half of the children and uniform crossover for the other half, parents drawn from the
+    best 25 %, infeasible children redrawn; the initial population is 100 feasible random draws."""
+    cfg = dict(population_size=100, epochs=500, mutation_rate=0.1, crossover_rate=1.0, init_factor=1,
+               selection="truncation", parent_ratio=0.25, crossover="uniform", mutation="per_position",
+               mutation_share=0.5, redraw_infeasible=100)
+    cfg.update(overrides)
+    return GAConfig(**cfg)
 
 
 class _Fitness:
@@ -157,6 +195,9 @@ class _GeneticRun:
         return np.lexsort((np.arange(len(f)), viol, key_f))
 
     def _select(self, rng, f, feas, viol, n):
+        if self.config.selection == "truncation":  # uniformly among the best parent_ratio share
+            top = self._rank(f, feas, viol)[:max(1, int(round(self.config.parent_ratio * len(f))))]
+            return top[rng.integers(0, len(top), size=n)]
         if feas.any():
             ff = f[feas]
             lo, hi = ff.min(), ff.max()
@@ -167,9 +208,13 @@ class _GeneticRun:
             w = np.exp(-(viol - viol.min()) / scale)
         return rng.choice(len(f), size=n, replace=True, p=w / w.sum())
 
-    def _crossover(self, rng, parents):
+    def _crossover(self, rng, parents, mates=None):
         n, P = parents.shape
         children = parents.copy()
+        if self.config.crossover == "uniform":
+            take = rng.random((n, P)) < 0.5
+            children[take] = mates[take]
+            return children
         if P < 2:
             return children
         do = rng.random(n) < self.config.crossover_rate
@@ -182,6 +227,11 @@ class _GeneticRun:
 
     def _mutate(self, rng, children):
         n, P = children.shape
+        if self.config.mutation == "per_position":
+            do = rng.random((n, P)) < self.config.mutation_rate
+            new = (rng.random((n, P)) * self._nc[None, :]).astype(np.int64)
+            children[do] = new[do]
+            return children
         do = rng.random(n) < self.config.mutation_rate
         pos = rng.integers(0, P, size=n)
         new = (rng.random(n) * self._nc[pos]).astype(np.int64)
@@ -198,6 +248,7 @@ class _GeneticRun:
             pool = self.space.validate(np.atleast_2d(np.asarray(init_population)), "init_population")
         else:
             pool = self.space.random(rng, cfg.init_factor * P)
+            pool = self._redraw(pool, lambda k: self.space.random(rng, int(k.sum())))
         f, feas, viol = self._evaluate(pool)
         evals = len(pool)
         order = self._rank(f, feas, viol)
@@ -213,8 +264,11 @@ class _GeneticRun:
         best_curve = []
         for epoch in range(cfg.epochs):
             self.model.generation = epoch + 1
-            idx = self._select(rng, pf, pfe, pv, P)
-            children = self._mutate(rng, self._crossover(rng, parents[idx]))
+            if cfg.mutation_share is None:
+                idx = self._select(rng, pf, pfe, pv, P)
+                children = self._mutate(rng, self._crossover(rng, parents[idx]))
+            else:
+                children = self._offspring(rng, parents, pf, pfe, pv)
             cf, cfe, cv = self._evaluate(children)
             evals += len(children)
             allp = np.concatenate([arch_pop, children])
@@ -245,6 +299,33 @@ class _GeneticRun:
             history = self.model.oracle.history("genetic", self.seed)
             info["cell"] = int(self.model.task.cell_of(best[None])[0])
         return SearchResult(best.copy(), float(arch_f[0]), res, history=history, info=info)
+
+    def _violates(self, archs) -> np.ndarray:
+        bad = np.zeros(len(archs), bool)
+        for c, v in zip(self.constraints, self.model.constraint_values(archs)):
+            bad |= ~(v <= c.bound + 1e-9 * max(1.0, abs(c.bound)))
+        return bad
+
+    def _redraw(self, archs, make):
+        """Replace the members that violate a constraint by ``make(mask)`` (one row per masked member), up to
+        ``redraw_infeasible`` times."""
+        for _ in range(self.config.redraw_infeasible if self.constraints else 0):
+            bad = self._violates(archs)
+            if not bad.any():
+                break
+            archs[bad] = make(bad)
+        return archs
+
+    def _offspring(self, rng, parents, pf, pfe, pv):
+        """OFA/BINAS offspring: ``mutation_share`` of the children mutate one parent, the rest cross two."""
+        P = self.config.population_size
+        n_mut = int(round(self.config.mutation_share * P))
+        a = parents[self._select(rng, pf, pfe, pv, P)]
+        b = parents[self._select(rng, pf, pfe, pv, P - n_mut)]
+        mut = self._redraw(self._mutate(rng, a[:n_mut].copy()), lambda k: self._mutate(rng, a[:n_mut][k].copy()))
+        first = a[n_mut:]
+        cross = self._redraw(self._crossover(rng, first, b), lambda k: self._crossover(rng, first[k], b[k]))
+        return np.concatenate([mut, cross])
 
     def _dedup(self, pop, f, feas, viol, n):
         """Keep the first occurrence of each architecture (input is ranked), at most ``n``."""

@@ -1,0 +1,329 @@
+"""BINAS's accuracy models (Nayman et al., arXiv 2110.12399): the contribution estimator, the bilinear and the
+quadratic predictor fitted in closed form, and the files that hold them.
+
+Every model is a function of BINAS's encoding of an architecture (:func:`nasjax.spaces.binas.encode`:
+``alpha`` the one-hot layer configurations, zero on layers beyond their stage's depth, ``beta`` the one-hot
+stage depths; ``x = [alpha, beta]`` flat) with a vectorised ``predict(archs)``, a ``metric`` and a
+``unit``, so any of them is a search objective:
+
+* the bilinear model ``Acc = A_base + alpha^T p_a + beta^T p_b + alpha^T Q beta``
+  (:class:`~nasjax.hardware.binas_latency.BilinearForm`), either with ``Q`` coupling each layer with its
+  own stage's depth (``coupling="stage"``: a sum of per-stage terms, which the exact stage-wise search
+  needs) or with every stage's depth (``coupling="full"``: BINAS's ``nn.Bilinear`` of all alphas and betas),
+  or ``Q = 0`` (``coupling="none"``, an additive baseline);
+* the quadratic model ``Acc = b + w^T x + x^T W x`` (:class:`QuadraticPredictor`);
+* the contribution estimator (:func:`contribution_estimator`): ``p_a[l, c]`` and ``p_b[s, d]`` are the
+  supernet's accuracy with that one option forced (every other option sampled), minus the accuracy
+  ``A_base`` with everything sampled; ``Q = 0``. Nothing is fitted.
+
+Both fitted models are linear in a feature map ``phi(x)`` and are fitted as BINAS fits them: least squares
+on centred features and targets, solved with the SVD of the centred design matrix ``Phi_c = U S V^T``
+with singular values below ``min_singular_value`` dropped (BINAS: 0.1; by default nasjax chooses the cut
+that best predicts a 20 % hold-out of the samples)::
+
+    w = V S^+ U^T (y - mean(y)),     b = mean(y - Phi w)
+
+computed here from the centred kernel ``K_c = Phi_c Phi_c^T = U S^2 U^T`` (so the 3,600 bilinear or 65,025
+quadratic features are never formed): ``w = Phi_c^T U S^-2 U^T (y - mean(y))``, where the kernels are
+``(A A'^T) o (B B'^T) + A A'^T + B B'^T`` (bilinear, per stage for ``coupling="stage"``) and
+``M o M + M`` with ``M = X X'^T`` (quadratic), and the weights are recovered in closed form
+(``Q = A^T diag(c) B``, ``W = X^T diag(c) X``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError, require
+from nasjax.hardware.binas_latency import KIND as BILINEAR_KIND
+from nasjax.hardware.binas_latency import BilinearForm, masked_relaxation
+from nasjax.hardware.model_io import load_arrays, save_arrays
+from nasjax.io import read_json, write_json
+from nasjax.spaces.binas import DEFAULT, BinasStructure, binas_space, canonical, encode, features, from_string
+
+QUADRATIC_KIND = "nasjax.binas.quadratic"
+MEASURED_FORMAT = "nasjax.binas.measured/1"
+CONTRIBUTIONS_FORMAT = "nasjax.binas.contributions/1"
+COUPLINGS = ("stage", "full", "none")
+
+
+def measured_pairs(archs, y, st: BinasStructure, field_name: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
+    a = binas_space(st).validate(np.atleast_2d(archs), "archs")
+    t = np.asarray(y, np.float64).reshape(-1)
+    require(t.shape == (len(a),), field_name, t.shape, f"({len(a)},), one per architecture")
+    require(bool(np.isfinite(t).all()), field_name, "NaN/inf values", "finite measured values")
+    require(len(a) >= 2, "archs", len(a), "at least 2 measured architectures")
+    return canonical(a, st), t
+
+
+def _eig_centred(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the centred kernel ``H K H`` (``H = I - 11^T / N``), largest first."""
+    Kc = K - K.mean(0, keepdims=True)
+    Kc = Kc - Kc.mean(1, keepdims=True)
+    lam, U = np.linalg.eigh((Kc + Kc.T) / 2)
+    return lam[::-1], U[:, ::-1]
+
+
+def _coefficients(lam, U, y, r: int) -> np.ndarray:
+    c = U[:, :r] @ ((U[:, :r].T @ (y - y.mean())) / lam[:r])
+    return c - c.mean()
+
+
+def _validated_threshold(K: np.ndarray, y: np.ndarray) -> float:
+    """The singular-value threshold whose truncation predicts a 20 % hold-out of the samples best."""
+    N = len(y)
+    order = np.random.default_rng(0).permutation(N)
+    te, tr = order[: max(1, N // 5)], order[max(1, N // 5):]
+    lam, U = _eig_centred(K[np.ix_(tr, tr)])
+    full = int((lam > 1e-10 * max(lam[0], 1e-300)).sum())
+    cross = K[np.ix_(te, tr)] - K[np.ix_(tr, tr)].mean(0)[None, :]
+    best = (np.inf, full)
+    for r in np.unique(np.geomspace(1, max(full, 1), 32).astype(int)):
+        err = np.mean((y[tr].mean() + cross @ _coefficients(lam, U, y[tr], r) - y[te]) ** 2)
+        best = min(best, (err, int(r)))
+    r = best[1]
+    # the same cut on all N samples: eigenvalues grow about with N / len(tr)
+    return float(np.sqrt(lam[r - 1] * N / len(tr)) * (1 - 1e-9)) if r < full else 0.0
+
+
+def _dual_least_squares(K: np.ndarray, y: np.ndarray, min_singular_value: float | None) -> tuple[np.ndarray, int,
+                                                                                                     float]:
+    """``c = H U S^-2 U^T (y - mean y)`` for the centred kernel ``H K H = U S^2 U^T``, singular values below
+    ``min_singular_value`` dropped (``None``: the threshold is validated on a 20 % hold-out). Returns ``(c,
+    rank kept, threshold)``; ``Phi^T c`` is the truncated-SVD least-squares weight vector."""
+    if min_singular_value is None:
+        min_singular_value = _validated_threshold(K, y) if len(y) >= 10 else 0.0
+    require(np.isfinite(min_singular_value) and min_singular_value >= 0, "min_singular_value", min_singular_value,
+            "a number >= 0 or None")
+    lam, U = _eig_centred(K)
+    r = int((lam > max(min_singular_value ** 2, 1e-12 * max(1.0, float(lam[0])))).sum())
+    return _coefficients(lam, U, y, r), r, float(min_singular_value)
+
+
+def fit_bilinear(archs, accuracy, structure: BinasStructure = DEFAULT, coupling: str = "stage",
+                 min_singular_value: float | None = None, metric: str = "accuracy", unit: str = "%") -> BilinearForm:
+    """BINAS's bilinear predictor fitted in closed form on measured (architecture, accuracy) pairs.
+
+    ``Acc = A_base + alpha^T p_a + beta^T p_b + alpha^T Q beta`` (module docstring), least squares on the
+    features ``[alpha (x) beta, alpha, beta]`` by the truncated SVD.
+
+    Args:
+      archs: ``[N, P]`` measured architectures (choice vectors; inactive layers are ignored).
+      accuracy: ``[N]`` their measured accuracy.
+      structure: the space's structure.
+      coupling: ``"stage"`` (``Q`` couples a layer with its own stage's depth), ``"full"`` (every depth) or
+        ``"none"`` (``Q = 0``: an additive model of the active layers and the depths).
+      min_singular_value: singular values of the centred design below it are dropped (BINAS: 0.1, for its
+        10,000 samples); ``None`` chooses it on a 20 % hold-out of the samples (the default: with a few
+        hundred samples the bilinear features outnumber them and BINAS's cut interpolates the noise).
+      metric, unit: what is predicted.
+
+    Returns:
+      The fitted :class:`~nasjax.hardware.binas_latency.BilinearForm` (provenance: samples, rank kept).
+    """
+    require(coupling in COUPLINGS, "coupling", coupling, f"one of {COUPLINGS}")
+    st = structure
+    a, y = measured_pairs(archs, accuracy, st, metric)
+    alpha, beta = encode(a, st)
+    N, L, K, S, D = len(a), st.num_layers, st.num_configs, st.num_stages, len(st.depths)
+    A, B = alpha.reshape(N, -1), beta.reshape(N, -1)
+    AA, BB = A @ A.T, B @ B.T
+    if coupling == "full":
+        kern = AA * BB
+    elif coupling == "none":
+        kern = np.zeros((N, N))
+    else:
+        kern = np.zeros((N, N))
+        for s in range(S):
+            As = alpha[:, st.layer_stage == s].reshape(N, -1)
+            kern += (As @ As.T) * (beta[:, s] @ beta[:, s].T)
+    c, rank, cut = _dual_least_squares(kern + AA + BB, y, min_singular_value)
+    p_a, p_b = (A.T @ c).reshape(L, K), (B.T @ c).reshape(S, D)
+    Q = np.zeros((L, K, S, D))
+    if coupling == "full":
+        Q = np.einsum("nl,nm->lm", A * c[:, None], B).reshape(L, K, S, D)
+    elif coupling == "stage":
+        for s in range(S):
+            rows = st.layer_stage == s
+            Q[rows, :, s, :] = np.einsum("nlk,nd->lkd", alpha[:, rows] * c[:, None, None], beta[:, s])
+    pred = np.einsum("nlk,lk->n", alpha, p_a) + np.einsum("nsd,sd->n", beta, p_b)
+    pred += np.einsum("nlk,lksd,nsd->n", alpha, Q, beta)
+    base = float(np.mean(y - pred))
+    prov = {"fit": "closed-form least squares (truncated SVD)", "coupling": coupling, "samples": N,
+            "rank": rank, "min_singular_value": cut}
+    return BilinearForm(base, p_a, p_b, Q, metric, unit, None, st, prov)
+
+
+@dataclass(frozen=True, eq=False)
+class QuadraticPredictor:
+    """``f(a) = base + w . x + x^T W x`` on BINAS's features ``x = [alpha, beta]`` (``W`` symmetric)."""
+
+    base: float
+    w: np.ndarray
+    W: np.ndarray
+    metric: str = "accuracy"
+    unit: str = "%"
+    structure: BinasStructure = DEFAULT
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        st = self.structure
+        F = st.num_layers * st.num_configs + st.num_stages * len(st.depths)
+        w, W = np.asarray(self.w, np.float64), np.asarray(self.W, np.float64)
+        require(w.shape == (F,) and W.shape == (F, F), "quadratic weights", (w.shape, W.shape), f"({F},), ({F}, {F})")
+        object.__setattr__(self, "w", w)
+        object.__setattr__(self, "W", (W + W.T) / 2)
+        object.__setattr__(self, "base", float(self.base))
+
+    def predict(self, archs) -> np.ndarray | float:
+        a = np.asarray(archs, np.int64)
+        x = features(np.atleast_2d(a), self.structure)
+        v = self.base + x @ self.w + np.einsum("ni,ij,nj->n", x, self.W, x)
+        return float(v[0]) if a.ndim == 1 else v
+
+    def relax(self, alpha: np.ndarray, beta: np.ndarray):
+        """Value and gradients at fractional ``alpha [L, K]``, ``beta [S, D]`` (:func:`masked_relaxation`)."""
+        La = alpha.size
+
+        def vg(at, b):
+            x = np.concatenate([at.reshape(-1), b.reshape(-1)])
+            g = self.w + 2 * self.W @ x
+            return self.base + x @ self.w + x @ self.W @ x, g[:La].reshape(at.shape), g[La:].reshape(b.shape)
+
+        return masked_relaxation(vg, alpha, beta, self.structure)
+
+    def save(self, path) -> dict:
+        header = {"metric": self.metric, "unit": self.unit, "structure": self.structure.to_dict(),
+                  "provenance": self.provenance, "formula": "f(a) = base + w.x + x^T W x, x = [alpha, beta]"}
+        return save_arrays(path, {"base": np.array([self.base]), "w": self.w, "W": self.W}, kind=QUADRATIC_KIND,
+                           header=header)
+
+    @classmethod
+    def load(cls, path) -> QuadraticPredictor:
+        arrays, h = load_arrays(path, kind=QUADRATIC_KIND)
+        return cls(float(arrays["base"][0]), arrays["w"], arrays["W"], h["metric"], h["unit"],
+                   BinasStructure.from_dict(h["structure"]), h.get("provenance", {}))
+
+
+def fit_quadratic(archs, accuracy, structure: BinasStructure = DEFAULT, min_singular_value: float | None = None,
+                  metric: str = "accuracy", unit: str = "%") -> QuadraticPredictor:
+    """BINAS's quadratic predictor ``b + w.x + x^T W x`` fitted in closed form (features ``[x (x) x, x]``).
+
+    Args:
+      archs: ``[N, P]`` measured architectures; accuracy: ``[N]`` their accuracy.
+      structure, min_singular_value, metric, unit: as for :func:`fit_bilinear`.
+
+    Returns:
+      The :class:`QuadraticPredictor`.
+    """
+    a, y = measured_pairs(archs, accuracy, structure, metric)
+    X = features(a, structure)
+    M = X @ X.T
+    c, rank, cut = _dual_least_squares(M * M + M, y, min_singular_value)
+    w, W = X.T @ c, (X * c[:, None]).T @ X
+    base = float(np.mean(y - X @ w - np.einsum("ni,ij,nj->n", X, W, X)))
+    prov = {"fit": "closed-form least squares (truncated SVD)", "samples": len(a), "rank": rank,
+            "min_singular_value": cut}
+    return QuadraticPredictor(base, w, W, metric, unit, structure, prov)
+
+
+def contribution_estimator(base: float, layer_accuracy, depth_accuracy, structure: BinasStructure = DEFAULT,
+                           provenance: dict | None = None, unit: str = "%") -> BilinearForm:
+    """BINAS's accuracy estimator from measured per-option accuracies (no fitting).
+
+    ``Acc(a) = A_base + sum_{l active} (acc_l[a_l] - A_base) + sum_s (acc_s[d_s] - A_base)``
+
+    Args:
+      base: ``A_base``, the supernet's accuracy with every option sampled (multipath).
+      layer_accuracy: ``[L, K]`` accuracy with layer ``l`` forced to configuration ``c`` (others sampled).
+      depth_accuracy: ``[S, D]`` accuracy with stage ``s`` forced to depth choice ``d``.
+      structure: the space's structure; provenance: where the measurements come from; unit: their unit.
+
+    Returns:
+      The estimator as a :class:`~nasjax.hardware.binas_latency.BilinearForm` (``Q = 0``).
+    """
+    la, da = np.asarray(layer_accuracy, np.float64), np.asarray(depth_accuracy, np.float64)
+    prov = {"model": "contribution estimator (one option forced at a time, base subtracted)", **(provenance or {})}
+    return BilinearForm(float(base), la - base, da - base, None, "accuracy", unit, None, structure, prov)
+
+
+# --------------------------------------------------------------------------------------------------
+# files
+
+
+def read_measured(path, structure: BinasStructure = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+    """Measured subnets: ``(archs [N, P] canonical, accuracy [N] %)``.
+
+    Reads nasjax's JSON (``{"format": "nasjax.binas.measured/1", "unit": "%", "archs": [[P ints]] or
+    "binas": [strings], "accuracy": [N]}``) or BINAS's accuracy LUT pickle (``.pkl``).
+    """
+    p = Path(path)
+    if p.suffix == ".pkl":
+        from nasjax.benchmarks.binas_lut import read_accuracy_lut
+
+        d = read_accuracy_lut(p, structure)
+        return d["archs"], d["accuracy"]
+    d = read_json(p, "measured subnets")
+    if not isinstance(d, dict) or d.get("format") != MEASURED_FORMAT:
+        raise NasjaxInputError(f"measured subnets {str(p)!r}: expected a JSON object with format {MEASURED_FORMAT!r}")
+    if d.get("unit", "%") != "%":
+        raise NasjaxInputError(f"measured subnets {str(p)!r}: unit {d.get('unit')!r}, expected '%'")
+    if "archs" in d:
+        archs = binas_space(structure).validate(d["archs"], f"{p}.archs")
+    elif "binas" in d:
+        archs = np.stack([from_string(s, structure) for s in d["binas"]])
+    else:
+        raise NasjaxInputError(f"measured subnets {str(p)!r}: expected 'archs' (choice vectors) or 'binas' (strings)")
+    return measured_pairs(archs, d.get("accuracy"), structure)
+
+
+def write_measured(path, archs, accuracy, structure: BinasStructure = DEFAULT, **extra) -> None:
+    """Write measured subnets in nasjax's JSON format (see :func:`read_measured`)."""
+    a, y = measured_pairs(archs, accuracy, structure)
+    write_json(path, {"format": MEASURED_FORMAT, "unit": "%", "archs": a.tolist(), "accuracy": y.tolist(), **extra})
+
+
+def read_contributions(path, structure: BinasStructure = DEFAULT) -> BilinearForm:
+    """The estimator from a JSON of measured contributions: ``{"format": "nasjax.binas.contributions/1",
+    "unit": "%", "base": A_base, "layers": [L][K] accuracies, "depths": [S][D] accuracies}``."""
+    d = read_json(path, "contributions")
+    if not isinstance(d, dict) or d.get("format") != CONTRIBUTIONS_FORMAT:
+        raise NasjaxInputError(f"contributions {str(path)!r}: expected format {CONTRIBUTIONS_FORMAT!r}")
+    try:
+        return contribution_estimator(float(d["base"]), d["layers"], d["depths"], structure,
+                                      {"source": str(path), **d.get("provenance", {})}, d.get("unit", "%"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise NasjaxInputError(f"contributions {str(path)!r}: {e!r}; expected base, layers, depths") from None
+
+
+def load_predictor(path, predictor_type: str | None = None):
+    """A saved accuracy model: a bilinear form (fitted or the estimator), a quadratic or an MLP predictor.
+
+    Args:
+      path: the ``.npz`` file.
+      predictor_type: ``"bilinear"``, ``"quadratic"`` or ``"mlp"``: the file must hold that kind.
+
+    Returns:
+      The model (each has ``predict``, ``metric``, ``unit`` and ``structure``).
+    """
+    _, header = load_arrays(path)
+    kinds = {"bilinear": BILINEAR_KIND, "quadratic": QUADRATIC_KIND, "mlp": "nasjax.binas.mlp"}
+    kind = header.get("kind")
+    if predictor_type is not None:
+        require(predictor_type in kinds, "predictor_type", predictor_type, f"one of {sorted(kinds)}")
+        if kind != kinds[predictor_type]:
+            raise NasjaxInputError(f"predictor_ckpt_filename {str(path)!r}: holds a {kind!r} model, expected "
+                                   f"{kinds[predictor_type]!r} for --predictor_type={predictor_type}")
+    if kind == BILINEAR_KIND:
+        return BilinearForm.load(path)
+    if kind == QUADRATIC_KIND:
+        return QuadraticPredictor.load(path)
+    if kind == kinds["mlp"]:
+        from nasjax.predictors.binas_mlp import MLPPredictor
+
+        return MLPPredictor.load(path)
+    raise NasjaxInputError(f"predictor_ckpt_filename {str(path)!r}: model kind {kind!r}, expected one of "
+                           f"{sorted(kinds.values())}")
