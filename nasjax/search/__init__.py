@@ -15,6 +15,7 @@ this package registers every searcher; JAX, CVXPY and SciPy are imported only wh
 """
 
 from nasjax.search import baselines, branched, enumerate, evolution, genetic, ilp, mckp, weak  # noqa: F401, E402, I001
+from nasjax.search import pareto_mutation  # noqa: F401, E402  (the random-mutation Pareto searcher)
 from nasjax.search.base import (  # noqa: F401
     SEARCHERS,
     ColumnModel,
