@@ -157,7 +157,7 @@ def test_recalibration_follows_ofa_definition(state, subnets):
     # sharding the image batch over 4 devices gives the same statistics up to float32 reduction order
     # (amplified through 20 random layers: observed 2e-4 relative on a deep layer's variance)
     by_data = recalibrate_bn(state, index_subnets(subnets, np.array([0, 1])), calib, chunk_size=4,
-                             mesh=device_mesh(), shard="data")
+                             mesh=device_mesh(jax.devices()[:4]), shard="data")
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4), by_data, stats)
 
 
@@ -169,7 +169,7 @@ def test_evaluate_batched_loop_and_sharded_agree(state, subnets):
     loop = evaluate_subnets_loop(state, subnets, data, calib)
     np.testing.assert_allclose(batched, loop)
     assert batched.shape == (5,) and np.all((batched >= 0) & (batched <= 100))
-    mesh = device_mesh()
+    mesh = device_mesh(jax.devices()[:4])
     assert mesh.devices.size == 4
     sharded = evaluate_subnets(state, subnets, data, calib, chunk_size=4, mesh=mesh, shard="subnets")
     np.testing.assert_allclose(sharded, batched)
