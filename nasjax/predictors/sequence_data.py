@@ -48,7 +48,8 @@ class OFASequenceEncoder:
         cmax = max(max(s.cin, s.cout) for s in specs)
         out = np.zeros((len(specs), NUM_SHAPE), np.float32)
         for i, s in enumerate(specs):
-            h_in = starts[s.stage] if s.index == 0 else (starts[s.stage] - 1) // specs[s.stage * self.config.max_depth].stride + 1
+            first = specs[s.stage * self.config.max_depth]
+            h_in = starts[s.stage] if s.index == 0 else (starts[s.stage] - 1) // first.stride + 1
             h_out = (h_in - 1) // s.stride + 1
             out[i] = (h_in / R_MAX, s.cin / cmax, h_out / R_MAX, s.cout / cmax)
         return out

@@ -35,8 +35,10 @@ class DeviceProfiles:
     Attributes:
       blocks: the profiled blocks (the same for every device).
       devices: device names; ``sources`` the benchmark each device comes from.
-      rel: ``[D, B]`` relative latency ``rel_d(b)``.
-      acc_effect: ``[B]`` accuracy effect (percentage points); ``acc_mean`` ``[B]`` the conditional mean.
+      rel: ``[D, B]`` relative latency ``rel_d(b)``; ``rel_q05`` ``[D, B]`` the same of the 5 % quantile
+        (the block's cheapest networks vs the device's median network).
+      acc_effect: ``[B]`` accuracy effect (percentage points); ``acc_mean`` / ``acc_q95`` ``[B]`` the
+        conditional mean and 95 % quantile.
       cells: ``[D]`` number of measured cells per device.
       groups: ``[D]`` group label (1..num_groups); ``order``: the dendrogram's leaf order.
       linkage: scipy's linkage matrix.
@@ -46,12 +48,19 @@ class DeviceProfiles:
     devices: list[str]
     sources: list[str]
     rel: np.ndarray
+    rel_q05: np.ndarray
     acc_effect: np.ndarray
     acc_mean: np.ndarray
+    acc_q95: np.ndarray
     cells: np.ndarray
     groups: np.ndarray
     order: np.ndarray
     linkage: np.ndarray
+
+    def reduce_inputs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(acc [B, 2], lat [B, 2])`` for :func:`~nasjax.profiling.reduce.reduce_space` on device ``d``:
+        accuracy mean and 95 % quantile, latency mean and 5 % quantile (relative)."""
+        return np.stack([self.acc_mean, self.acc_q95], 1), np.stack([self.rel[d], self.rel_q05[d]], 1)
 
     def most_expensive(self) -> list[dict]:
         """Per device and position, the choice with the highest ``rel`` and its value."""
@@ -104,18 +113,21 @@ def device_profiles(space: SearchSpace, accuracy: ColumnModel, latency: Sequence
     blocks = acc_prof.blocks
     acc_mean = acc_prof.stat("mean", acc_prof.metrics[0])
     acc_effect = acc_mean - float(acc_prof.baseline[:, 0].mean())
-    rel, cells, names = [], [], []
+    acc_q95 = acc_prof.stat("q95", acc_prof.metrics[0])
+    rel, rel_q05, cells, names = [], [], [], []
     for m in latency:
         ok = np.isfinite(m.values)
         col = ColumnModel(space, m.archs[ok], m.values[ok], m.metric, m.unit, m.device)
         prof: BlockProfile = profile_cells(space, col.archs, [col], blocks=blocks)
         rel.append(prof.stat("rel_mean", prof.metrics[0]))
+        rel_q05.append(prof.stat("q05", prof.metrics[0]) / float(np.median(prof.baseline[:, 0])))
         cells.append(int(ok.sum()))
         names.append(str(m.device))
     rel = np.stack(rel)
     groups, order, link = group_devices(rel, num_groups)
     src = list(sources) if sources is not None else [""] * len(names)
-    return DeviceProfiles(blocks, names, src, rel, acc_effect, acc_mean, np.asarray(cells), groups, order, link)
+    return DeviceProfiles(blocks, names, src, rel, np.stack(rel_q05), acc_effect, acc_mean, acc_q95,
+                          np.asarray(cells), groups, order, link)
 
 
 def nb201_columns(table, dataset: str = "cifar10", devices: Sequence[str] | None = None,

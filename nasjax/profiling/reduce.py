@@ -7,6 +7,11 @@ the two strictly (with a relative tolerance ``tol`` on latency)::
 
     exists b' in G:  acc(b') >= acc(b)  and  lat(b') <= lat(b) (1 + tol),  one strict
 
+Several statistics can be compared at once (``acc [B, k]``, ``lat [B, k]``: every column must be no worse),
+e.g. the mean and the 95 % quantile of accuracy with the mean and the 5 % quantile of latency: a block
+whose cheapest networks are cheaper than any other block's is then kept, because the low-latency end of
+the front needs it even when its average is dominated.
+
 The reduced space keeps every non-dominated block (so each group keeps at least one). Its control is a
 random subset of the same size: per position, as many choices as the reduced space keeps there, drawn
 uniformly (the original's random-subspace comparison). A reduced space is an ``allowed [P, K]`` mask over
@@ -57,8 +62,9 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
 
     Args:
       space: the full space.
-      blocks: the profiled blocks; ``acc [B]`` and ``lat [B]`` their mean accuracy and latency (any scale,
-        e.g. the relative latency ``rel_mean``).
+      blocks: the profiled blocks; ``acc [B]`` / ``[B, k]`` and ``lat [B]`` / ``[B, k]`` their accuracy and
+        latency statistics (any scale, e.g. the relative latency ``rel_mean``; higher accuracy and lower
+        latency are better in every column).
       level: ``"position"`` (compare the choices of each position) or ``"unit"`` (pool each block label over
         the layers of a unit, as the original's stage-level candidate sets; depths apart).
       tol: relative latency tolerance of the dominance test.
@@ -67,28 +73,23 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
     Returns:
       The :class:`ReducedSpace`; positions without profiled blocks keep every choice.
     """
-    acc, lat = np.asarray(acc, np.float64), np.asarray(lat, np.float64)
-    require(acc.shape == lat.shape == (len(blocks),), "acc/lat", (acc.shape, lat.shape), f"({len(blocks)},) each")
+    acc = np.asarray(acc, np.float64).reshape(len(blocks), -1)
+    lat = np.asarray(lat, np.float64).reshape(len(blocks), -1)
+    require(acc.shape[0] == lat.shape[0] == len(blocks), "acc/lat", (acc.shape, lat.shape), f"{len(blocks)} rows")
     require(tol >= 0, "tol", tol, "a relative tolerance >= 0")
     allowed = space.mask.copy()
     removed = {}
     for idx in _groups(blocks, level).values():
-        if level == "unit":  # pool by label over the group's layers
-            labels = list(dict.fromkeys(blocks[i].label for i in idx))
-            members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
-            a = {lab: float(np.mean(acc[m])) for lab, m in members.items()}
-            t = {lab: float(np.mean(lat[m])) for lab, m in members.items()}
-        else:
-            labels = [blocks[i].label for i in idx]
-            members = {blocks[i].label: [i] for i in idx}
-            a = {blocks[i].label: float(acc[i]) for i in idx}
-            t = {blocks[i].label: float(lat[i]) for i in idx}
+        labels = list(dict.fromkeys(blocks[i].label for i in idx))
+        members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
+        a = {lab: acc[m].mean(0) for lab, m in members.items()}  # pooled over a unit's layers ("unit")
+        t = {lab: lat[m].mean(0) for lab, m in members.items()}
         for lab in labels:
             for other in labels:
                 if other == lab:
                     continue
-                no_worse = a[other] >= a[lab] and t[other] <= t[lab] * (1 + tol)
-                strict = a[other] > a[lab] or t[other] < t[lab]
+                no_worse = np.all(a[other] >= a[lab]) and np.all(t[other] <= t[lab] * (1 + tol))
+                strict = np.any(a[other] > a[lab]) or np.any(t[other] < t[lab])
                 if no_worse and strict:
                     for i in members[lab]:
                         allowed[blocks[i].position, blocks[i].choice] = False

@@ -1,0 +1,100 @@
+"""Pictures of block profiles (Mills et al., CIKM 2021): unit x layer x block heat maps and cross-device maps.
+
+* :func:`plot_block_profile` -- one panel per unit, rows = layers, columns = blocks, colour = a statistic of a
+  metric (by default ``rel_mean``: networks containing the block vs the median network), the value printed
+  in each cell: the paper's OFA figure as a heat map.
+* :func:`plot_device_profiles` -- devices (dendrogram order, group labels) x blocks, colour = ``log2 rel``
+  (red: networks with the block are slower than the device's median network), with the blocks' accuracy
+  effect as a bar row on top: which operations are expensive on which device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasjax.io import atomic_path
+from nasjax.profiling.devices import DeviceProfiles
+from nasjax.profiling.profiles import BlockProfile
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    _plt().close(fig)
+
+
+def plot_block_profile(profile: BlockProfile, metric: str, path, stat: str = "rel_mean", title: str = "") -> None:
+    """Heat map of ``stat`` of ``metric`` per (unit, layer, block) (module docstring)."""
+    plt = _plt()
+    units, layers, labels, grid = profile.values_grid(metric, stat)
+    U = len(units)
+    fin = grid[np.isfinite(grid)]
+    centre = 1.0 if stat == "rel_mean" else float(np.median(fin))
+    span = float(np.max(np.abs(fin - centre))) or 1.0
+    fig, axes = plt.subplots(1, U, figsize=(1.2 + 0.42 * len(labels) * U, 0.5 * len(layers) + 1.6), dpi=110,
+                             squeeze=False)
+    for u, ax in enumerate(axes[0]):
+        im = ax.imshow(grid[u], cmap="RdBu_r", vmin=centre - span, vmax=centre + span, aspect="auto")
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(layers)), layers if u == 0 else [""] * len(layers), fontsize=7)
+        ax.set_title(units[u], fontsize=8)
+        for (i, j), v in np.ndenumerate(grid[u]):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}", ha="center", va="center", fontsize=5)
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, pad=0.01)
+    j = profile.metric_index(metric)
+    fig.suptitle(title or f"{profile.space}: {stat} of {metric} ({profile.units[j]}), "
+                 f"{profile.samples[0].shape[0]} archs per block", fontsize=9)
+    _save(fig, path)
+
+
+def plot_device_profiles(dp: DeviceProfiles, path, title: str = "") -> None:
+    """Devices x blocks map of ``log2 rel`` with the accuracy effect on top (module docstring)."""
+    plt = _plt()
+    order = dp.order
+    v = np.log2(dp.rel[order])
+    span = float(np.max(np.abs(v))) or 1.0
+    B = len(dp.blocks)
+    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(2.5 + 0.3 * B, 1.6 + 0.2 * len(order)), dpi=110,
+                                   gridspec_kw={"height_ratios": [1, max(3, len(order) // 3)]}, sharex=True)
+    ax0.bar(range(B), dp.acc_effect, color=["C2" if x > 0 else "C3" for x in dp.acc_effect])
+    ax0.axhline(0, color="k", lw=0.5)
+    ax0.set_ylabel("acc. effect\n(pp)", fontsize=7)
+    ax0.tick_params(labelsize=6)
+    im = ax1.imshow(v, cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto")
+    ax1.set_yticks(range(len(order)), [f"{dp.devices[i]} [{dp.groups[i]}]" for i in order], fontsize=6)
+    ax1.set_xticks(range(B), [f"{b.layer}: {b.label}" for b in dp.blocks], rotation=90, fontsize=6)
+    for k in range(1, B):
+        if dp.blocks[k].position != dp.blocks[k - 1].position:
+            ax1.axvline(k - 0.5, color="k", lw=0.4)
+    fig.colorbar(im, ax=ax1, fraction=0.02, pad=0.01, label="log2(mean latency with block / device median)")
+    fig.suptitle(title or "block cost per device ([group] = device group by profile)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_hypervolumes(path, devices: list[str], values: dict[str, np.ndarray], title: str = "") -> None:
+    """Grouped bars: per device, mean (and spread over seeds, ``values[variant] [D, S]``) normalised hypervolume."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * len(devices), 3.2), dpi=110)
+    w = 0.8 / len(values)
+    for k, (name, v) in enumerate(values.items()):
+        v = np.asarray(v, float)
+        ax.bar(np.arange(len(devices)) + k * w, v.mean(1), w, yerr=v.std(1), label=name, capsize=1.5)
+    ax.set_xticks(np.arange(len(devices)) + 0.4 - w / 2, devices, rotation=90, fontsize=6)
+    lo = min(float(np.min(v)) for v in values.values())
+    ax.set_ylim(max(0.0, lo - 0.02), 1.0)
+    ax.set_ylabel("hypervolume / true front's", fontsize=8)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
