@@ -1,8 +1,8 @@
 """Pictures of block profiles (Mills et al., CIKM 2021): unit x layer x block heat maps and cross-device maps.
 
-* :func:`plot_block_profile` -- one panel per unit, rows = layers, columns = blocks, colour = a statistic of a
-  metric (by default ``rel_mean``: networks containing the block vs the median network), the value printed
-  in each cell: the paper's OFA figure as a heat map.
+* :func:`plot_block_profile` -- rows = (unit, layer), columns = blocks, colour = a statistic of a metric (by
+  default ``rel_mean``: networks containing the block vs the median network), the value printed in each
+  cell: the paper's OFA figure as a heat map.
 * :func:`plot_device_profiles` -- devices (dendrogram order, group labels) x blocks, colour = ``log2 rel``
   (red: networks with the block are slower than the device's median network), with the blocks' accuracy
   effect as a bar row on top: which operations are expensive on which device.
@@ -33,27 +33,30 @@ def _save(fig, path) -> None:
 
 
 def plot_block_profile(profile: BlockProfile, metric: str, path, stat: str = "rel_mean", title: str = "") -> None:
-    """Heat map of ``stat`` of ``metric`` per (unit, layer, block) (module docstring)."""
+    """Heat map of ``stat`` of ``metric``: rows = (unit, layer), columns = blocks, value in each cell."""
     plt = _plt()
     units, layers, labels, grid = profile.values_grid(metric, stat)
-    U = len(units)
-    fin = grid[np.isfinite(grid)]
+    rows = [(u, lay) for u in range(len(units)) for lay in range(len(layers))
+            if np.isfinite(grid[u, lay]).any()]
+    g = np.stack([grid[u, lay] for u, lay in rows])
+    fin = g[np.isfinite(g)]
     centre = 1.0 if stat == "rel_mean" else float(np.median(fin))
     span = float(np.max(np.abs(fin - centre))) or 1.0
-    fig, axes = plt.subplots(1, U, figsize=(1.2 + 0.42 * len(labels) * U, 0.5 * len(layers) + 1.6), dpi=110,
-                             squeeze=False)
-    for u, ax in enumerate(axes[0]):
-        im = ax.imshow(grid[u], cmap="RdBu_r", vmin=centre - span, vmax=centre + span, aspect="auto")
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(layers)), layers if u == 0 else [""] * len(layers), fontsize=7)
-        ax.set_title(units[u], fontsize=8)
-        for (i, j), v in np.ndenumerate(grid[u]):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}", ha="center", va="center", fontsize=5)
-    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, pad=0.01)
+    fig, ax = plt.subplots(figsize=(2.4 + 0.55 * len(labels), 1.2 + 0.3 * len(rows)), dpi=110)
+    im = ax.imshow(g, cmap="RdBu_r", vmin=centre - span, vmax=centre + span, aspect="auto")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{units[u]} {layers[lay]}" for u, lay in rows], fontsize=7)
+    for k in range(1, len(rows)):
+        if rows[k][0] != rows[k - 1][0]:
+            ax.axhline(k - 0.5, color="k", lw=0.6)
+    for (i, j), v in np.ndenumerate(g):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}", ha="center", va="center", fontsize=5.5)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     j = profile.metric_index(metric)
-    fig.suptitle(title or f"{profile.space}: {stat} of {metric} ({profile.units[j]}), "
-                 f"{profile.samples[0].shape[0]} archs per block", fontsize=9)
+    ax.set_title(title or f"{profile.space}: {stat} of {metric} ({profile.units[j]}), "
+                 f"{profile.samples[0].shape[0]} archs per block", fontsize=8)
+    fig.tight_layout()
     _save(fig, path)
 
 
