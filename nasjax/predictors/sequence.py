@@ -46,8 +46,8 @@ class SequenceConfig:
     shape_embed: int = 16
     hidden: int = 64
     readout: str = "mean"
-    epochs: int = 120
-    batch_size: int = 64
+    epochs: int = 40
+    batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4
     dev_fraction: float = 0.1
