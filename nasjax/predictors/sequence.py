@@ -148,8 +148,8 @@ class SequenceLatencyPredictor:
         for s in range(0, len(ops), batch):
             n = min(batch, len(ops) - s)
             size = max(64, 1 << (n - 1).bit_length())
-            pad = lambda x: np.concatenate([x[s:s + n], np.zeros((size - n,) + x.shape[1:], x.dtype)])  # noqa: E731
-            outs.append(np.asarray(_apply(graphdef, params, pad(ops), pad(shapes), pad(mask)))[:n])
+            part = [_pad_rows(x[s:s + n], size) for x in (ops, shapes, mask)]
+            outs.append(np.asarray(_apply(graphdef, params, *part))[:n])
         f = np.concatenate(outs, 0).astype(np.float64)
         return np.exp(self.mu[None, :] + self.sd[None, :] * f)
 
@@ -197,6 +197,10 @@ class OutputModel:
         a = np.atleast_2d(np.asarray(archs, np.int64))
         full = np.concatenate([a, np.full((len(a), 1), self.resolution)], 1)
         return self.predictor.predict_all(full)[:, self.index]
+
+
+def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
 
 
 @jax.jit
