@@ -83,21 +83,3 @@ def plot_device_profiles(dp: DeviceProfiles, path, title: str = "") -> None:
     fig.suptitle(title or "block cost per device ([group] = device group by profile)", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
-
-
-def plot_hypervolumes(path, devices: list[str], values: dict[str, np.ndarray], title: str = "") -> None:
-    """Grouped bars: per device, mean (and spread over seeds, ``values[variant] [D, S]``) normalised hypervolume."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(2 + 0.45 * len(devices), 3.2), dpi=110)
-    w = 0.8 / len(values)
-    for k, (name, v) in enumerate(values.items()):
-        v = np.asarray(v, float)
-        ax.bar(np.arange(len(devices)) + k * w, v.mean(1), w, yerr=v.std(1), label=name, capsize=1.5)
-    ax.set_xticks(np.arange(len(devices)) + 0.4 - w / 2, devices, rotation=90, fontsize=6)
-    lo = min(float(np.min(v)) for v in values.values())
-    ax.set_ylim(max(0.0, lo - 0.02), 1.0)
-    ax.set_ylabel("hypervolume / true front's", fontsize=8)
-    ax.legend(fontsize=7)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    _save(fig, path)
