@@ -20,7 +20,7 @@ this package registers every searcher; JAX, CVXPY and SciPy are imported only wh
 """
 
 from nasjax.search import baselines, branched, enumerate, evolution, genetic, ilp, mckp, weak  # noqa: F401, E402, I001
-from nasjax.search import bcfw, binas_exact, binas_milp  # noqa: F401, E402, I001
+from nasjax.search import bcfw, binas_exact, binas_milp, pareto_mutation  # noqa: F401, E402, I001
 from nasjax.search.base import (  # noqa: F401
     SEARCHERS,
     ColumnModel,

@@ -1,0 +1,281 @@
+"""Sequence latency predictor (Mills et al., CIKM 2021): a bidirectional GRU over a network's block sequence.
+
+Each block ``t`` of a network (:mod:`nasjax.predictors.sequence_data`) is the concatenation of an operation
+embedding and a projection of its normalised input / output shapes::
+
+    x_t = [ E[op_t] ; W_s s_t + b_s ]
+
+A forward and a backward GRU run over the valid blocks (padding is masked: the state stays unchanged
+there). With ``r = sigma(W_r x + U_r h)``, ``z = sigma(W_z x + U_z h)``,
+``n = tanh(W_n x + r * (U_n h + b_n))`` the update is ``h' = (1 - z) n + z h``. The read-out ``g``:
+
+* ``"last"`` -- the original's: both directions' outputs at the last valid step ``L``,
+  ``g = [h^f_L ; h^b_L]``; the backward half has then seen only block ``L``;
+* ``"ends"`` -- each direction's final state, ``g = [h^f_L ; h^b_1]`` (both have seen every block);
+* ``"mean"`` -- the mean over valid steps of ``[h^f_t ; h^b_t]``.
+
+A ReLU layer and a linear head map ``g`` to ``O`` outputs (one per device setting, trained jointly): the
+standardised log latency ``(log y_o - mu_o) / sd_o``. The loss is the mean squared error over the finite
+targets; training is minibatch AdamW, keeping the parameters of the epoch with the lowest loss on a
+held-out dev split. Predictions are ``exp(mu_o + sd_o f_o)`` in ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from nasjax.errors import require
+from nasjax.hardware.model_io import load_nnx, save_nnx
+from nasjax.predictors.sequence_data import NUM_OPS, NUM_SHAPE, OFASequenceEncoder
+
+READOUTS = ("last", "ends", "mean")
+KIND = "nasjax.sequence_latency"
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Model and training settings of the sequence predictor."""
+
+    embed: int = 32
+    shape_embed: int = 16
+    hidden: int = 64
+    readout: str = "mean"
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    dev_fraction: float = 0.1
+    eval_every: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.readout in READOUTS, "readout", self.readout, f"one of {', '.join(READOUTS)}")
+        for k in ("embed", "shape_embed", "hidden", "epochs", "batch_size", "eval_every"):
+            v = getattr(self, k)
+            require(isinstance(v, int) and v >= 1, k, v, "a positive integer")
+        require(0.0 < self.dev_fraction < 0.5, "dev_fraction", self.dev_fraction, "a fraction in (0, 0.5)")
+
+
+class _GRU(nnx.Module):
+    def __init__(self, d_in: int, hidden: int, *, rngs: nnx.Rngs):
+        self.wx = nnx.Linear(d_in, 3 * hidden, rngs=rngs)
+        self.wh = nnx.Linear(hidden, 3 * hidden, rngs=rngs)
+        self.hidden = hidden
+
+    def run(self, x: jax.Array, mask: jax.Array, reverse: bool) -> jax.Array:
+        """Outputs ``[N, T, H]`` over ``x [N, T, D]``; masked steps keep the state (and output it)."""
+        H = self.hidden
+        gx = self.wx(x)  # [N, T, 3H]
+        kh, bh = self.wh.kernel[...], self.wh.bias[...]
+
+        def step(h, inp):
+            g, m = inp
+            gh = h @ kh + bh
+            r = jax.nn.sigmoid(g[:, :H] + gh[:, :H])
+            z = jax.nn.sigmoid(g[:, H:2 * H] + gh[:, H:2 * H])
+            n = jnp.tanh(g[:, 2 * H:] + r * gh[:, 2 * H:])
+            h2 = (1 - z) * n + z * h
+            h2 = jnp.where(m[:, None], h2, h)
+            return h2, h2
+
+        h0 = jnp.zeros((x.shape[0], H), x.dtype)
+        _, out = jax.lax.scan(step, h0, (jnp.swapaxes(gx, 0, 1), jnp.swapaxes(mask, 0, 1)), reverse=reverse)
+        return jnp.swapaxes(out, 0, 1)
+
+
+class BiGRURegressor(nnx.Module):
+    """Operation embedding + shape projection, bidirectional GRU, read-out, ReLU layer, ``O`` outputs."""
+
+    def __init__(self, num_outputs: int, config: SequenceConfig, num_ops: int = NUM_OPS,
+                 num_shape: int = NUM_SHAPE, *, rngs: nnx.Rngs):
+        c = config
+        self.readout = c.readout
+        self.embed = nnx.Embed(num_ops, c.embed, rngs=rngs)
+        self.shape = nnx.Linear(num_shape, c.shape_embed, rngs=rngs)
+        d = c.embed + c.shape_embed
+        self.fwd = _GRU(d, c.hidden, rngs=rngs)
+        self.bwd = _GRU(d, c.hidden, rngs=rngs)
+        self.mid = nnx.Linear(2 * c.hidden, c.hidden, rngs=rngs)
+        self.out = nnx.Linear(c.hidden, num_outputs, rngs=rngs)
+
+    def __call__(self, ops: jax.Array, shapes: jax.Array, mask: jax.Array) -> jax.Array:
+        x = jnp.concatenate([self.embed(ops), self.shape(shapes)], -1)
+        hf = self.fwd.run(x, mask, reverse=False)
+        hb = self.bwd.run(x, mask, reverse=True)
+        last = jnp.maximum(jnp.sum(mask, 1) - 1, 0)
+        rows = jnp.arange(ops.shape[0])
+        if self.readout == "last":
+            g = jnp.concatenate([hf[rows, last], hb[rows, last]], -1)
+        elif self.readout == "ends":
+            g = jnp.concatenate([hf[rows, last], hb[:, 0]], -1)
+        else:
+            m = mask[..., None].astype(x.dtype)
+            g = jnp.sum(jnp.concatenate([hf, hb], -1) * m, 1) / jnp.maximum(jnp.sum(m, 1), 1.0)
+        return self.out(nnx.relu(self.mid(g)))
+
+
+@dataclass
+class SequenceLatencyPredictor:
+    """A trained :class:`BiGRURegressor` with its encoder, output names and target scaling.
+
+    ``predict_all(archs [N, 26]) -> [N, O]`` ms; :meth:`model_for` gives one output as a metric source
+    (``metric``, ``unit``, ``device``, ``predict``) over ``mobilenetv3_layers`` archs at a fixed resolution.
+    """
+
+    model: BiGRURegressor
+    config: SequenceConfig
+    outputs: tuple[str, ...]
+    mu: np.ndarray
+    sd: np.ndarray
+    encoder: OFASequenceEncoder
+    info: dict
+
+    unit = "ms"
+    metric = "latency"
+
+    def predict_all(self, archs, batch: int = 1024) -> np.ndarray:
+        """``[N, O]`` latency (ms) of ``[N, 26]`` architectures (batches padded to powers of two from 64 up to
+        ``batch`` rows, so a few compiled shapes serve any ``N``)."""
+        ops, shapes, mask = self.encoder.encode(archs)
+        graphdef, params = nnx.split(self.model, nnx.Param)
+        outs = []
+        for s in range(0, len(ops), batch):
+            n = min(batch, len(ops) - s)
+            size = max(64, 1 << (n - 1).bit_length())
+            part = [_pad_rows(x[s:s + n], size) for x in (ops, shapes, mask)]
+            outs.append(np.asarray(_apply(graphdef, params, *part))[:n])
+        f = np.concatenate(outs, 0).astype(np.float64)
+        return np.exp(self.mu[None, :] + self.sd[None, :] * f)
+
+    def model_for(self, output: str, resolution: int = 224) -> OutputModel:
+        require(output in self.outputs, "output", output, f"one of {', '.join(self.outputs)}")
+        return OutputModel(self, self.outputs.index(output), int(resolution))
+
+    def save(self, path) -> None:
+        header = {"config": asdict(self.config), "outputs": list(self.outputs), "unit": self.unit,
+                  "encoder": {"supernet_config": self.encoder.config.to_dict()}, "info": self.info,
+                  "target": "standardised log latency per output"}
+        save_nnx(path, self.model, kind=KIND, version=1, header=header,
+                 extra_arrays={"mu": self.mu, "sd": self.sd})
+
+    @classmethod
+    def load(cls, path) -> SequenceLatencyPredictor:
+        from nasjax.models.mobilenetv3 import SupernetConfig
+
+        def build(h):
+            return BiGRURegressor(len(h["outputs"]), SequenceConfig(**h["config"]), rngs=nnx.Rngs(0))
+
+        model, h, extra = load_nnx(path, build, kind=KIND, versions=(1,))
+        sc = dict(h["encoder"]["supernet_config"])
+        for k in ("ks_list", "expand_list", "depth_list"):
+            sc[k] = tuple(sc[k])
+        return cls(model, SequenceConfig(**h["config"]), tuple(h["outputs"]), np.asarray(extra["mu"], np.float64),
+                   np.asarray(extra["sd"], np.float64), OFASequenceEncoder(SupernetConfig(**sc)), dict(h["info"]))
+
+
+@dataclass(frozen=True)
+class OutputModel:
+    """One output of a :class:`SequenceLatencyPredictor` over ``[N, 25]`` layer-view archs at ``resolution``."""
+
+    predictor: SequenceLatencyPredictor
+    index: int
+    resolution: int
+    metric: str = "latency"
+    unit: str = "ms"
+
+    @property
+    def device(self) -> str:
+        return self.predictor.outputs[self.index]
+
+    def predict(self, archs) -> np.ndarray:
+        a = np.atleast_2d(np.asarray(archs, np.int64))
+        full = np.concatenate([a, np.full((len(a), 1), self.resolution)], 1)
+        return self.predictor.predict_all(full)[:, self.index]
+
+
+def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
+
+
+@jax.jit
+def _apply_jit(graphdef, params, ops, shapes, mask):
+    return nnx.merge(graphdef, params)(ops, shapes, mask)
+
+
+def _apply(graphdef, params, ops, shapes, mask):
+    return _apply_jit(graphdef, params, jnp.asarray(ops), jnp.asarray(shapes), jnp.asarray(mask))
+
+
+def fit_sequence_predictor(archs, latency_ms, outputs, config: SequenceConfig = SequenceConfig(),
+                           encoder: OFASequenceEncoder | None = None) -> SequenceLatencyPredictor:
+    """Train the predictor on ``archs [N, 26]`` and ``latency_ms [N, O]`` (NaN = not measured).
+
+    Args:
+      archs: layer-view choice indices and resolution of each training subnet.
+      latency_ms: measured latency of each subnet on each of the ``O`` outputs (ms, > 0 or NaN).
+      outputs: the ``O`` output names (device settings).
+      config: model and training settings; ``dev_fraction`` of the rows is held out to select the epoch.
+      encoder: the block-sequence encoder (default: OFA MobileNetV3 at width 1.0).
+
+    Returns:
+      The trained :class:`SequenceLatencyPredictor` (``info`` has the dev loss curve and the chosen epoch).
+    """
+    enc = encoder or OFASequenceEncoder()
+    y = np.asarray(latency_ms, np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    outputs = tuple(outputs)
+    require(y.shape[1] == len(outputs), "latency_ms", y.shape, f"(N, {len(outputs)}) one column per output")
+    fin = np.isfinite(y)
+    require(bool(np.all(y[fin] > 0)), "latency_ms", float(y[fin].min()), "positive latencies")
+    ops, shapes, mask = enc.encode(archs)
+    require(len(ops) == len(y) and len(y) >= 10, "archs/latency_ms", (len(ops), len(y)), "the same number >= 10")
+    logy = np.where(fin, np.log(np.where(fin, y, 1.0)), np.nan)
+    mu = np.nanmean(logy, 0)
+    sd = np.maximum(np.nanstd(logy, 0), 1e-6)
+    t = np.where(fin, (logy - mu) / sd, 0.0).astype(np.float32)
+    w = fin.astype(np.float32)
+    rng = np.random.default_rng(config.seed)
+    perm = rng.permutation(len(y))
+    n_dev = max(1, int(round(config.dev_fraction * len(y))))
+    dev, tr = perm[:n_dev], perm[n_dev:]
+    model = BiGRURegressor(len(outputs), config, rngs=nnx.Rngs(config.seed))
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = optax.adamw(optax.cosine_decay_schedule(config.lr, config.epochs * max(1, len(tr) // config.batch_size)),
+                     weight_decay=config.weight_decay)
+    opt = tx.init(params)
+
+    def loss_fn(p, o, s, m, tt, ww):
+        f = nnx.merge(graphdef, p)(o, s, m)
+        return jnp.sum(ww * (f - tt) ** 2) / jnp.maximum(jnp.sum(ww), 1.0)
+
+    @jax.jit
+    def step(p, st, o, s, m, tt, ww):
+        loss, g = jax.value_and_grad(loss_fn)(p, o, s, m, tt, ww)
+        upd, st = tx.update(g, st, p)
+        return optax.apply_updates(p, upd), st, loss
+
+    dev_loss = jax.jit(loss_fn)
+    arrays = [jnp.asarray(a) for a in (ops, shapes, mask, t, w)]
+    dev_arrays = [a[dev] for a in arrays]
+    B = config.batch_size
+    best, best_params, curve = np.inf, params, []
+    for epoch in range(1, config.epochs + 1):
+        order = tr[rng.permutation(len(tr))]
+        for s in range(0, len(order) - B + 1, B):
+            idx = order[s:s + B]
+            params, opt, _ = step(params, opt, *[a[idx] for a in arrays])
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            d = float(dev_loss(params, *dev_arrays))
+            curve.append([epoch, d])
+            if d < best:
+                best, best_params, best_epoch = d, params, epoch
+    nnx.update(model, best_params)
+    info = {"train_rows": int(len(tr)), "dev_rows": int(len(dev)), "best_epoch": int(best_epoch),
+            "dev_loss": float(best), "dev_curve": curve}
+    return SequenceLatencyPredictor(model, config, outputs, mu, sd, enc, info)
