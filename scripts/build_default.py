@@ -33,7 +33,7 @@ def main(argv):
                                        seed=FLAGS.seed, recipe=recipe)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from e
     print(json.dumps({"latency_check": man["latency_check"], "build_seconds": man["build_seconds"],
                       "final_metrics": man["training"]["final_metrics"], "device": man["device"]}))
 

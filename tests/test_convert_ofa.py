@@ -131,7 +131,8 @@ def test_round_trip_and_bad_checkpoints(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, back.batch_stats, orig.batch_stats)
     # the published key spelling (.mobile_inverted_conv., nested bn) is accepted too
     old = {k.replace("blocks.3.conv.", "blocks.3.mobile_inverted_conv."): v for k, v in sd.items()}
-    old["blocks.3.mobile_inverted_conv.point_linear.bn.bn.weight"] = old.pop("blocks.3.mobile_inverted_conv.point_linear.bn.weight")
+    pl = "blocks.3.mobile_inverted_conv.point_linear.bn"
+    old[f"{pl}.bn.weight"] = old.pop(f"{pl}.weight")
     old["blocks.3.mobile_inverted_conv.point_linear.bn.num_batches_tracked"] = np.array(3)
     jax.tree.map(np.testing.assert_array_equal, convert_state_dict(old, cfg).params, orig.params)
     missing = dict(sd)

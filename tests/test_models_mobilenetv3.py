@@ -70,7 +70,8 @@ def test_widths_follow_ofa():
     specs = cfg.layer_specs()
     assert len(specs) == 20
     first = specs[0]  # stage 1 layer 1: 16 -> 24, stride 2, ReLU, no SE
-    assert (first.cin, first.cout, first.stride, first.act, first.use_se, first.residual) == (16, 24, 2, "relu", False, False)
+    got = (first.cin, first.cout, first.stride, first.act, first.use_se, first.residual)
+    assert got == (16, 24, 2, "relu", False, False)
     assert first.mid == (48, 64, 96)
     s2 = specs[4]  # stage 2 layer 1: SE, mid 24*e, SE hidden make_divisible(mid // 4, 8)
     assert s2.use_se and s2.mid == (72, 96, 144) and s2.se_hidden == (24, 24, 40)

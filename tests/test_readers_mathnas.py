@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_shared
 
 from nasjax.benchmarks.mathnas import mobilenetv3_tables, nasbench201_tables
 from nasjax.errors import NasjaxInputError
-from conftest import require_shared
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -41,8 +41,8 @@ def test_resume_continues_identically(tmp_path, digits):
     # training moved the weights and the loss is finite
     assert all(np.isfinite(h["loss_largest"]) for h in straight.history)
     # a different seed gives different weights
-    other = train_supernet(TINY, digits, TrainConfig(steps=1, batch_size=16, checkpoint_every=1, warmup_steps=0, seed=4),
-                           tmp_path / "c", progress=False)
+    cfg4 = TrainConfig(steps=1, batch_size=16, checkpoint_every=1, warmup_steps=0, seed=4)
+    other = train_supernet(TINY, digits, cfg4, tmp_path / "c", progress=False)
     one = train_supernet(TINY, digits, TrainConfig(steps=1, batch_size=16, checkpoint_every=1, warmup_steps=0, seed=3),
                          tmp_path / "d", progress=False)
     assert any(not np.array_equal(a, b) for a, b in zip(_leaves(other.state), _leaves(one.state)))

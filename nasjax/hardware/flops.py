@@ -153,17 +153,17 @@ def layer_tables(config, resolution: int, base_subnet: dict | None = None) -> tu
     mask = space.mask
     vf, vp = np.zeros(mask.shape), np.zeros(mask.shape)
 
-    def cost(l, k, e):
-        return layer_cost(specs[l], k, e, hs[l], config.expand_list)
+    def cost(layer, k, e):
+        return layer_cost(specs[layer], k, e, hs[layer], config.expand_list)
 
-    for l in range(L):
-        s, i = divmod(l, D)
+    for layer in range(L):
+        s, i = divmod(layer, D)
         if i >= B["d"][s]:
             continue
-        b0 = cost(l, B["ks"][l], B["e"][l])
+        b0 = cost(layer, B["ks"][layer], B["e"][layer])
         for c in range(9):
-            a = cost(l, KS[c // 3], EXPAND[c % 3])
-            vf[l, c], vp[l, c] = (a[0] - b0[0]) / 1e6, (a[1] - b0[1]) / 1e6
+            a = cost(layer, KS[c // 3], EXPAND[c % 3])
+            vf[layer, c], vp[layer, c] = (a[0] - b0[0]) / 1e6, (a[1] - b0[1]) / 1e6
     for s in range(5):
         ref = stage_cost(config, resolution, s, B["d"][s], B["ks"][s * D:(s + 1) * D], B["e"][s * D:(s + 1) * D], specs)
         for j, d in enumerate(DEPTHS):

@@ -348,7 +348,7 @@ class OFAMobileNetV3(nnx.Module):
         x, new_stats = jax.lax.scan(body, x, xs)
         if mode != "eval":
             for j, m in enumerate(rest):
-                nnx.update(m, jax.tree.map(lambda a: a[j], new_stats))
+                nnx.update(m, jax.tree.map(lambda a, j=j: a[j], new_stats))
         return x
 
 

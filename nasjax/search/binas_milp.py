@@ -41,7 +41,7 @@ from nasjax.search.base import (
     register,
 )
 from nasjax.search.binas_exact import binas_support, cached
-from nasjax.search.ilp import CVXPY_SOLVERS, _solver_options, installed, solver_output_to_log
+from nasjax.search.ilp import installed, solve_parametrised, solver_output_to_log
 from nasjax.spaces.binas import structure_of
 
 
@@ -101,23 +101,11 @@ class BinasMILP:
 
     def solve(self, constraints) -> SearchResult:
         """The certified optimum under ``constraints`` (their models are this program's, in order)."""
-        import cvxpy as cp
 
         t0 = time.perf_counter()
         check_budgets(constraints)
-        for p, c in zip(self._b, constraints):
-            b = c.bound - c.model.base
-            p.value = b + 1e-9 * max(1.0, abs(b))
-        key = CVXPY_SOLVERS.get(self.solver)
-        try:
-            with solver_output_to_log(self.solver):
-                self._problem.solve(solver=key, **_solver_options(key))
-        except cp.error.SolverError as e:
-            raise RuntimeError(f"solver {self.solver!r} failed: {e}") from e
-        if self._problem.status in ("infeasible", "infeasible_inaccurate"):
-            raise joint_infeasible(constraints)
-        if self._y.value is None:
-            raise RuntimeError(f"solver {self.solver!r} returned status {self._problem.status!r}")
+        solve_parametrised(self._problem, self._b, [c.bound - c.model.base for c in constraints], self._y,
+                           constraints, self.solver)
         st = self.st
         arch = np.zeros(st.num_stages * (1 + st.max_depth), np.int64)
         y = np.round(self._y.value).astype(bool)

@@ -101,6 +101,41 @@ def _solver_options(key: str) -> dict:
     return dict(_HIGHS_OPTIONS)
 
 
+def solve_parametrised(problem, bounds: Sequence, values: Sequence[float], variable, constraints,
+                       solver: str) -> None:
+    """Set a compiled program's bound parameters and solve it; the one solve path of the CVXPY searchers.
+
+    Args:
+      problem: the ``cvxpy.Problem`` (compiled once, bounds as parameters).
+      bounds: its ``cvxpy.Parameter`` bounds, one per constraint.
+      values: the right-hand sides ``b_j``; each is set to ``b_j + 1e-9 * max(1, |b_j|)`` so that an
+        architecture exactly at its budget stays feasible under the solver's tolerances.
+      variable: the decision variable whose value must be set after a successful solve.
+      constraints: the constraints, for the infeasibility message.
+      solver: ``"highs"`` or ``"gurobi"``.
+
+    Raises:
+      InfeasibleError: the budgets are jointly infeasible. ``RuntimeError``: the solver failed.
+    """
+    import cvxpy as cp
+
+    for p, b in zip(bounds, values):
+        p.value = b + 1e-9 * max(1.0, abs(b))
+    key = CVXPY_SOLVERS.get(solver)
+    try:
+        if key == "HIGHS":  # its output is off by option; HiGHS prints only its banner, captured once
+            problem.solve(solver=key, **_solver_options(key))
+        else:
+            with solver_output_to_log(solver):
+                problem.solve(solver=key, **_solver_options(key))
+    except cp.error.SolverError as e:
+        raise RuntimeError(f"solver {solver!r} failed: {e}") from e
+    if problem.status in ("infeasible", "infeasible_inaccurate"):
+        raise joint_infeasible(constraints)
+    if variable.value is None:
+        raise RuntimeError(f"solver {solver!r} returned status {problem.status!r}")
+
+
 @functools.cache
 def installed(name: str) -> str | None:
     """``None`` when the CVXPY solver ``name`` (``highs`` / ``gurobi``) is installed, else why not (asked
@@ -185,7 +220,6 @@ class ILPSearch:
           A certified :class:`SearchResult`; a budget below a table's smallest value or jointly infeasible
           budgets raise :class:`~nasjax.errors.InfeasibleError`.
         """
-        import cvxpy as cp
 
         t0 = time.perf_counter()
         cons = self.constraints
@@ -194,20 +228,7 @@ class ILPSearch:
                 raise NasjaxInputError(f"bounds: got {len(bounds)} values, expected {len(cons)} (one per constraint)")
             cons = [c.with_bound(b) for c, b in zip(cons, bounds)]
         check_budgets(cons)
-        for p, c in zip(self._b, cons):
-            p.value = c.b + 1e-9 * max(1.0, abs(c.b))
-        try:
-            if self._solver == "HIGHS":
-                self._problem.solve(solver=self._solver, **self._options)
-            else:
-                with solver_output_to_log(self.solver_name):
-                    self._problem.solve(solver=self._solver, **self._options)
-        except cp.error.SolverError as e:
-            raise RuntimeError(f"solver {self.solver_name!r} failed: {e}") from e
-        if self._problem.status in ("infeasible", "infeasible_inaccurate"):
-            raise joint_infeasible(cons)
-        if self._x.value is None:
-            raise RuntimeError(f"solver {self.solver_name!r} returned status {self._problem.status!r}")
+        solve_parametrised(self._problem, self._b, [c.b for c in cons], self._x, cons, self.solver_name)
         x = np.round(self._x.value).astype(bool)
         arch = np.zeros(self.objective.mask.shape[0], np.int64)
         arch[self._cells[x, 0]] = self._cells[x, 1]
