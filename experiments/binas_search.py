@@ -27,7 +27,7 @@ from nasjax import cli
 from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware.binas_latency import latency_from_lut, latency_from_table
-from nasjax.predictors.bilinear import load_predictor
+from nasjax.predictors.binas_files import load_predictor
 from nasjax.search import SearchProblem, run_search
 from nasjax.search.bcfw import BCFWConfig
 from nasjax.search.genetic import binas_evolution

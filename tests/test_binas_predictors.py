@@ -14,11 +14,11 @@ from nasjax.predictors.bilinear import (
     contribution_estimator,
     fit_bilinear,
     fit_quadratic,
-    load_predictor,
     read_contributions,
     read_measured,
     write_measured,
 )
+from nasjax.predictors.binas_files import load_predictor
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients
 from nasjax.spaces import binas as bs
 

@@ -11,7 +11,9 @@
 * query-based, through the query harness (:mod:`~nasjax.search.harness`): ``random``, ``local``
   (:mod:`~nasjax.search.baselines`), ``evolution`` (:mod:`~nasjax.search.evolution`), ``genetic``
   (:mod:`~nasjax.search.genetic`, DGL's GA and BINAS's evolution), ``weaknas-uniform``, ``weaknas-ei``
-  (:mod:`~nasjax.search.weak`); ``bcfw`` (:mod:`~nasjax.search.bcfw`, BINAS's block coordinate Frank-Wolfe).
+  (:mod:`~nasjax.search.weak`); ``bcfw`` (:mod:`~nasjax.search.bcfw`, BINAS's block coordinate Frank-Wolfe);
+  ``pareto-mutation`` (:mod:`~nasjax.search.pareto_mutation`, the block-profiling paper's random-mutation
+  Pareto search over two objectives).
 
 A searcher with a ``spaces`` attribute solves problems over those spaces only (``("binas",)``).
 

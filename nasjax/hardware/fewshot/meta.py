@@ -58,8 +58,6 @@ def meta_calibrate(model, x, lat) -> None:
       x: its training features (table mode: the row ids ``[N, 1]``).
       lat: its training latencies ``[N, D]`` (ms).
     """
-    from nasjax.hardware.fewshot.model import FewShotLatencyModel
-
     cfg = model.config
     rng = np.random.default_rng(cfg.seed + 1)
     rules = cfg.candidate_rules()
@@ -75,7 +73,7 @@ def meta_calibrate(model, x, lat) -> None:
         ok = np.flatnonzero(np.isfinite(lat[:, t]))
         if table:
             keep = [j for j in range(len(model.devices)) if j != t]
-            sub = FewShotLatencyModel.train_table(lat[:, keep], [model.devices[j] for j in keep], cfg,
+            sub = type(model).train_table(lat[:, keep], [model.devices[j] for j in keep], cfg,
                                                   row_name=model.meta["feature_spec"]["name"], calibrate=False,
                                                   arch_features=model.a.get("table_x"),
                                                   additive_features=model.a.get("table_xadd"))

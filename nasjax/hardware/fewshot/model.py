@@ -35,6 +35,8 @@ from nasjax.hardware.fewshot.basis_net import train_net
 from nasjax.hardware.fewshot.bayes import greedy_design, thin_svd
 from nasjax.hardware.fewshot.config import Candidate, DOptimalRefs, FewShotConfig
 from nasjax.hardware.fewshot.members import BLEND_MIN_REFS, ExpertAverage, blend_logs, loo_error
+from nasjax.hardware.fewshot.meta import meta_calibrate
+from nasjax.hardware.fewshot.model_file import load_model, save_model
 
 #: ridge added to the prior covariance of the additive-in-ms member's per-op costs
 ADDITIVE_MS_JITTER = 1e-4
@@ -253,8 +255,6 @@ class FewShotLatencyModel:
     def meta_calibrate(self, x, lat) -> None:
         """Choose the candidates and the reference design by meta-validation on the training devices
         (:func:`nasjax.hardware.fewshot.meta.meta_calibrate`)."""
-        from nasjax.hardware.fewshot.meta import meta_calibrate
-
         meta_calibrate(self, x, lat)
 
     # ---- properties ------------------------------------------------------------------------------
@@ -395,13 +395,9 @@ class FewShotLatencyModel:
     # ---- I/O -------------------------------------------------------------------------------------
     def save(self, path) -> dict:
         """Write the model file (:mod:`~nasjax.hardware.fewshot.model_file`); returns the header written."""
-        from nasjax.hardware.fewshot.model_file import save_model
-
         return save_model(self, path)
 
     @classmethod
     def load(cls, path) -> FewShotLatencyModel:
         """Read a model file (:mod:`~nasjax.hardware.fewshot.model_file`: version, header and arrays checked)."""
-        from nasjax.hardware.fewshot.model_file import load_model
-
-        return load_model(path)
+        return load_model(path, cls)

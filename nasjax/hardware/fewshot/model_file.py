@@ -45,10 +45,9 @@ def save_model(model, path) -> dict:
     return model_io.save_nnx(path, model.net, kind=KIND, version=VERSION, header=header(model), extra_arrays=arrays)
 
 
-def load_model(path):
-    """Read a model file (see the module docstring)."""
+def load_model(path, model_class):
+    """Read a model file (see the module docstring) into a ``model_class`` (the few-shot model's class)."""
     from nasjax.hardware import model_io
-    from nasjax.hardware.fewshot.model import FewShotLatencyModel
 
     where = f"load_path {str(path)!r}"
     arrays, head = model_io.load_arrays(path, kind=KIND, versions=(VERSION,))
@@ -71,7 +70,7 @@ def load_model(path):
     require(isinstance(design, (FixedRefs, DOptimalRefs)), f"{where} ref_design", head.get("ref_design"),
             "a reference design")
     candidates = [candidate_from_json(c, f"{where} candidates") for c in cands]
-    model = FewShotLatencyModel(net, arrays, meta, config, candidates, design)
+    model = model_class(net, arrays, meta, config, candidates, design)
     check_loaded(model, where)
     return model
 
