@@ -21,7 +21,6 @@ from nasjax.models import (
     stack_subnets,
     subnet_arrays,
     subnet_to_ofa,
-    subnets_from_choices,
 )
 from nasjax.models.layers import conv2d, depthwise_conv, make_divisible
 from nasjax.models.mobilenetv3 import index_subnets
@@ -185,9 +184,9 @@ def test_subnet_codecs_and_errors():
     jax.tree.map(np.testing.assert_array_equal, sn, again)
     d = subnet_to_ofa(sn, 2)
     np.testing.assert_array_equal(subnet_arrays(d, CFG)["ks"], sn["ks"][2])
-    from nasjax.spaces.mobilenetv3 import ofa_to_layers
+    from nasjax.spaces.mobilenetv3 import layers_to_ofa, ofa_to_layers
 
-    back = subnets_from_choices(np.stack([ofa_to_layers(subnet_to_ofa(sn, i)) for i in range(4)]))
+    back = stack_subnets([layers_to_ofa(ofa_to_layers(subnet_to_ofa(sn, i))) for i in range(4)])
     jax.tree.map(np.testing.assert_array_equal, back, sn)
     with pytest.raises(NasjaxInputError, match=r"subnet.ks\[0\]"):
         subnet_arrays({"ks": [4] * 20, "e": [3] * 20, "d": [2] * 5}, CFG)

@@ -15,5 +15,4 @@ from nasjax.models.mobilenetv3 import (  # noqa: F401
     stack_subnets,
     subnet_arrays,
     subnet_to_ofa,
-    subnets_from_choices,
 )

@@ -46,7 +46,7 @@ Public API (stable; training, tables and quickstart code build on it):
   statistics OFA's recalibration averages (see ``nasjax.train.evaluate``).
 * Subnet helpers: ``subnet_arrays(ofa_dict | list of dicts, config)`` (validated, stacked int32),
   ``subnet_to_ofa``, ``max_subnet``, ``min_subnet``, ``random_subnets(config, n, seed)``,
-  ``subnets_from_choices(archs[N, 25])`` (``mobilenetv3_layers`` choice vectors), ``stack_subnets``,
+  ``stack_subnets`` (of ``nasjax.spaces.mobilenetv3.layers_to_ofa`` dicts for choice vectors),
   ``index_subnets``.
 """
 
@@ -386,7 +386,7 @@ def apply(graphdef, params, batch_stats, subnet, x, train: bool = False, dropout
 
     ``subnet`` values are not checked inside the compiled program (a value outside ``ks_list`` /
     ``expand_list`` would select zero channels): build subnets with ``subnet_arrays`` /
-    ``random_subnets`` / ``subnets_from_choices``, which validate.
+    ``random_subnets`` / ``subnet_arrays``, which validate.
     """
     logits, stats = _forward(graphdef, params, batch_stats, subnet, x, "train" if train else "eval", dropout_key)
     return (logits, stats) if train else logits
@@ -483,13 +483,3 @@ def random_subnets(config: SupernetConfig, n: int, seed: int) -> dict[str, jax.A
         "d": jnp.asarray(rng.choice(config.depth_list, size=(n, NUM_STAGES)), jnp.int32),
     }
 
-
-def subnets_from_choices(archs) -> dict[str, jax.Array]:
-    """``mobilenetv3_layers`` choice vectors ``[N, 25]`` (or one ``[25]``) -> stacked subnet arrays."""
-    from nasjax.spaces.mobilenetv3 import layers_to_ofa
-
-    a = np.asarray(archs)
-    single = a.ndim == 1
-    dicts = [layers_to_ofa(r) for r in np.atleast_2d(a)]
-    out = {k: jnp.asarray(np.array([d[k] for d in dicts]), jnp.int32) for k in ("ks", "e", "d")}
-    return index_subnets(out, 0) if single else out
