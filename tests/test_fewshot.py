@@ -172,7 +172,8 @@ def test_additive_log_member_is_the_bayesian_additive_fit():
     xa = np.concatenate([np.ones((10, 1)), x[refs]], 1)
     tau = model.choices()[0].tau
     tau = 1.0 if tau == "auto" else tau  # "auto": the additive member uses tau = 1
-    w, _ = fs.blr(xa, np.log(lat[refs, 4]), model.a["add_m"], model.a["add_S"], float(model.a["s2_additive"][0]) * tau)
+    arr = model.arrays
+    w, _ = fs.blr(xa, np.log(lat[refs, 4]), arr["add_m"], arr["add_S"], float(arr["s2_additive"][0]) * tau)
     np.testing.assert_allclose(ad.fits["additive_log"], w, rtol=1e-10)
     assert metrics.spearman(lat[rest, 4], model.predict(rest, ad)) > 0.97
     # without arch features there is no additive member (and the additive prior needs them)
@@ -331,8 +332,8 @@ def test_additive_ms_member_is_the_bayesian_additive_fit_in_ms(tmp_path):
     xa = np.concatenate([np.ones((200, 1)), x], 1)
     tau = model.choices()[0].tau
     tau = 1.0 if tau == "auto" else tau
-    w_ref, _ = fs.blr(xa[refs], lat[refs, 4] / scale, model.a["additive_ms_m"], model.a["additive_ms_S"],
-                      float(model.a["additive_ms_s2"][0]) * tau)
+    w_ref, _ = fs.blr(xa[refs], lat[refs, 4] / scale, model.arrays["additive_ms_m"], model.arrays["additive_ms_S"],
+                      float(model.arrays["additive_ms_s2"][0]) * tau)
     np.testing.assert_allclose(w, w_ref, rtol=1e-10)
     member = np.exp(model.member_logs(ad, model.features_cache(rest))["additive_ms"])
     np.testing.assert_allclose(member, scale * xa[rest] @ w, rtol=1e-10)

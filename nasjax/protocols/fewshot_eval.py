@@ -212,10 +212,10 @@ def evaluate_unseen_table(model: FewShotLatencyModel, train_tab, target_ms, targ
                   else model.adapt(target_rows[refs_d[:kmax]], y[refs_d[:kmax]], exclude=exclude))
             members.append(f"{ad.member_weights().get(OpCostMember.name, {'weight': 0.0})['weight']:.2f}")
             b = baselines(train_tab, target_rows[ev], y[ev], target_rows[refs_d[:kmax]], y[refs_d[:kmax]],
-                          model.a["coef_log"].shape[1] - 1)
+                          model.arrays["coef_log"].shape[1] - 1)
             b["hindsight_device"] = model.devices[b.pop("hindsight_device_index")]
             b["ref_proxy_device"] = model.devices[b.pop("ref_proxy_index")]
-            if "table_x" in model.a:  # the per-op cost regression alone, fitted on the same refs
+            if "table_x" in model.arrays:  # the per-op cost regression alone, fitted on the same refs
                 xa = model.features_cache(target_rows[refs_d[:kmax]])["xa"]
                 w = op_cost.fit_ms(xa, y[refs_d[:kmax]])
                 b["opcost_alone"] = metrics.spearman(y[ev], f_ev["xa"] @ w)

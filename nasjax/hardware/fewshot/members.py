@@ -68,16 +68,16 @@ class ExpertAverage:
         tau = self.tau if tau is None else tau
         require(tau == "auto" or (isinstance(tau, (int, float)) and tau > 0), "tau", tau, "'auto' or a positive float")
         if tau != "auto":
-            return mixture(model.a, model.devices, f, yr, float(tau), exclude, self.experts)
+            return mixture(model.arrays, model.devices, f, yr, float(tau), exclude, self.experts)
         best = None  # empirical Bayes per target: the tau of highest total evidence of its k refs
         for t in model.config.tau_grid:
-            cand = mixture(model.a, model.devices, f, yr, float(t), exclude, self.experts)
+            cand = mixture(model.arrays, model.devices, f, yr, float(t), exclude, self.experts)
             if best is None or cand.log_evidence > best.log_evidence:
                 best = cand
         return best
 
     def predict_log(self, model, fit, f):
-        return expert_average_log(model.a, len(model.devices), fit, f)
+        return expert_average_log(model.arrays, len(model.devices), fit, f)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class OpCostMember:
         require(self.ridge > 0, "OpCostMember.ridge", self.ridge, "a ridge penalty > 0")
 
     def available(self, model) -> bool:
-        return "table_x" in model.a
+        return "table_x" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
         return self.fit_ms(f["xa"], np.exp(yr))
@@ -137,12 +137,12 @@ class AdditiveLogMember:
     name: ClassVar[str] = "additive_log"
 
     def available(self, model) -> bool:
-        return "add_m" in model.a
+        return "add_m" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
         if len(yr) < 2:
             return None
-        a = model.a
+        a = model.arrays
         return blr(f["xa"], yr, a["add_m"], a["add_S"], float(a["s2_additive"][0]) * _fixed_tau(tau))[0]
 
     def predict_log(self, model, fit, f):
@@ -156,12 +156,12 @@ class AdditiveMsMember:
     name: ClassVar[str] = "additive_ms"
 
     def available(self, model) -> bool:
-        return "additive_ms_m" in model.a
+        return "additive_ms_m" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
         if len(yr) < 2:
             return None
-        a = model.a
+        a = model.arrays
         keep = _kept(model, exclude)
         ratio = float(np.mean(np.exp(f["yhat"][:, keep]).mean(0) / a["additive_ms_mean"][keep]))
         scale = float(np.mean(np.exp(yr))) / ratio

@@ -75,8 +75,8 @@ def meta_calibrate(model, x, lat) -> None:
             keep = [j for j in range(len(model.devices)) if j != t]
             sub = type(model).train_table(lat[:, keep], [model.devices[j] for j in keep], cfg,
                                                   row_name=model.meta["feature_spec"]["name"], calibrate=False,
-                                                  arch_features=model.a.get("table_x"),
-                                                  additive_features=model.a.get("table_xadd"))
+                                                  arch_features=model.arrays.get("table_x"),
+                                                  additive_features=model.arrays.get("table_xadd"))
             subs.append((sub, [], t, ok))
         else:
             subs.append((model, [model.devices[t]], t, ok))

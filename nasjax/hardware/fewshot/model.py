@@ -110,7 +110,7 @@ class FewShotLatencyModel:
 
     def __init__(self, net, arrays: dict, meta: dict, config: FewShotConfig, candidates=None, ref_design=None):
         self.net = net
-        self.a = arrays
+        self.arrays = arrays
         self.meta = meta
         self.config = config
         self.candidates = list(candidates) if candidates else [Candidate(config.experts, 1.0)]
@@ -283,17 +283,17 @@ class FewShotLatencyModel:
                 raise NasjaxInputError(f"features: got shape {rows.shape} dtype {rows.dtype}, expected integer "
                                        f"{self.meta['feature_spec']['name']} ids in [0, {n})")
             xa = np.ones((len(rows), 1))
-            if "table_x" in self.a:
-                xa = np.concatenate([xa, self.a["table_x"][rows]], 1)
-            f = {"g": self.a["table_g"][rows], "xa": xa, "yhat": self.a["table_y"][rows]}
-            if "table_xadd" in self.a:
-                f["xadd"] = np.concatenate([np.ones((len(rows), 1)), self.a["table_xadd"][rows]], 1)
+            if "table_x" in self.arrays:
+                xa = np.concatenate([xa, self.arrays["table_x"][rows]], 1)
+            f = {"g": self.arrays["table_g"][rows], "xa": xa, "yhat": self.arrays["table_y"][rows]}
+            if "table_xadd" in self.arrays:
+                f["xadd"] = np.concatenate([np.ones((len(rows), 1)), self.arrays["table_xadd"][rows]], 1)
             return f
         x = check_features(x, self.n_features)
-        x = ((x - self.a["x_mean"]) / self.a["x_sd"]).astype(np.float32)
+        x = ((x - self.arrays["x_mean"]) / self.arrays["x_sd"]).astype(np.float32)
         g = np.asarray(self._basis(x), np.float64)
         return {"g": g, "xa": np.concatenate([np.ones((len(x), 1)), x.astype(np.float64)], 1),
-                "yhat": g @ self.a["coef_log"].T}
+                "yhat": g @ self.arrays["coef_log"].T}
 
     def _basis(self, x):
         """g(x) = [1, phi(x)] from the basis net (one jitted function per model)."""
@@ -314,10 +314,10 @@ class FewShotLatencyModel:
         :meth:`choices`); the first is returned, the others in its ``ensemble``."""
         if ref_features is None or ref_latency_ms is None or len(np.atleast_1d(ref_latency_ms)) == 0:
             yr = np.zeros(0)
-            f = {"g": np.zeros((0, self.a["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
+            f = {"g": np.zeros((0, self.arrays["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
                  "yhat": np.zeros((0, len(self.devices)))}
-            if "table_xadd" in self.a:
-                f["xadd"] = np.zeros((0, self.a["table_xadd"].shape[1] + 1))
+            if "table_xadd" in self.arrays:
+                f["xadd"] = np.zeros((0, self.arrays["table_xadd"].shape[1] + 1))
         else:
             yr = np.log(check_latency(np.atleast_1d(ref_latency_ms), "ref_latency_ms", allow_nan=False))
             f = feats if feats is not None else self.features_cache(ref_features)
@@ -387,10 +387,11 @@ class FewShotLatencyModel:
         f = self.features_cache(candidate_features)
         require(k <= len(f["g"]), "k", k, f"<= {len(f['g'])} candidate architectures")
         if design.prior == "additive_ms":
-            require("additive_ms_S" in self.a, "reference design", design, "a model trained with additive_features")
-            s2 = float(self.a["additive_ms_s2"][0]) * design.noise_scale
-            return greedy_design(f["xadd"], self.a["additive_ms_S"], s2, k)
-        return greedy_design(f["g"], self.a["lr_S"], float(self.a["s2_low_rank"][0]) * design.noise_scale, k)
+            require("additive_ms_S" in self.arrays, "reference design", design,
+                    "a model trained with additive_features")
+            s2 = float(self.arrays["additive_ms_s2"][0]) * design.noise_scale
+            return greedy_design(f["xadd"], self.arrays["additive_ms_S"], s2, k)
+        return greedy_design(f["g"], self.arrays["lr_S"], float(self.arrays["s2_low_rank"][0]) * design.noise_scale, k)
 
     # ---- I/O -------------------------------------------------------------------------------------
     def save(self, path) -> dict:

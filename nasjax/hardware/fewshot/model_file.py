@@ -39,7 +39,7 @@ def save_model(model, path) -> dict:
     """Write ``model`` to ``path`` atomically; returns the header written."""
     from nasjax.hardware import model_io
 
-    arrays = {f"fs/{k}": v for k, v in model.a.items()}
+    arrays = {f"fs/{k}": v for k, v in model.arrays.items()}
     if model.net is None:
         return model_io.save_arrays(path, arrays, kind=KIND, version=VERSION, header=header(model))
     return model_io.save_nnx(path, model.net, kind=KIND, version=VERSION, header=header(model), extra_arrays=arrays)
@@ -78,7 +78,7 @@ def load_model(path, model_class):
 def check_loaded(model, where: str) -> None:
     """Structure of a model read from a file: the header's devices and feature spec, the arrays the
     experts and members need, finite normalisers (``x_sd`` > 0)."""
-    meta, a = model.meta, model.a
+    meta, a = model.meta, model.arrays
     devices = meta.get("devices")
     require(isinstance(devices, list) and devices and all(isinstance(d, str) for d in devices), f"{where} devices",
             devices, "a non-empty list of device names")
