@@ -18,13 +18,31 @@ class InfeasibleError(NasjaxInputError):
 
 
 def require(cond: bool, field: str, value, expected: str) -> None:
-    """Raise :class:`NasjaxInputError` naming ``field`` unless ``cond`` holds."""
+    """Raise :class:`NasjaxInputError` naming ``field`` unless ``cond`` holds.
+
+    Args:
+      cond: the condition that good input satisfies.
+      field: the name of the checked input (flag, key, argument), first in the message.
+      value: the value seen, shown with :func:`shown`.
+      expected: what was expected, in words (e.g. ``"a positive integer"``).
+
+    Raises:
+      NasjaxInputError: ``"<field>: got <value>, expected <expected>"`` when ``cond`` is false.
+    """
     if not cond:
         raise NasjaxInputError(f"{field}: got {shown(value)}, expected {expected}")
 
 
 def shown(value, limit: int = 120) -> str:
-    """``repr(value)`` for an error message: numpy scalars as plain numbers, cut to ``limit`` characters."""
+    """``repr(value)`` for an error message: numpy scalars as plain numbers, cut to ``limit`` characters.
+
+    Args:
+      value: any value; a 0-d array or numpy scalar is shown as its Python number.
+      limit: the longest text kept, in characters.
+
+    Returns:
+      The repr, or its first ``limit`` characters followed by ``"... (<length> characters)"``.
+    """
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = value.item()
     r = repr(value)
