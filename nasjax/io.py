@@ -86,11 +86,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file beside it, then rename), creating parent folders.
+
+    Args:
+      path: the file to write; an existing file is replaced only once the whole text is written.
+      text: the content, written in the platform's default encoding.
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file beside it, then rename), creating parent folders.
+
+    Args:
+      path: the file to write; an existing file is replaced only once all bytes are written.
+      data: the content.
+    """
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
@@ -113,10 +125,23 @@ def _plain(obj: Any) -> Any:
 
 
 def write_json(path, obj, indent: int | None = 1) -> None:
+    """Write ``obj`` as JSON (numpy scalars and arrays as plain numbers and lists), atomically, ending in a newline.
+
+    Args:
+      path: the ``.json`` file to write.
+      obj: a JSON-able structure; dict keys become strings, tuples lists.
+      indent: the indentation passed to :func:`json.dumps` (``None`` for one line).
+    """
     atomic_write_text(path, json.dumps(_plain(obj), indent=indent) + "\n")
 
 
 def write_yaml(path, obj) -> None:
+    """Write ``obj`` as YAML (safe dumper, key order kept, numpy values as plain Python), atomically.
+
+    Args:
+      path: the ``.yml`` file to write.
+      obj: a YAML-able structure of dicts, lists and scalars (numpy scalars and arrays allowed).
+    """
     import yaml
 
     atomic_write_text(path, yaml.safe_dump(_plain(obj), sort_keys=False, default_flow_style=None))
@@ -207,6 +232,13 @@ def read_yaml(path, field: str = "load_path") -> Any:
 
 
 def write_csv(path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """Write a CSV file (header row, then the rows; numpy values as plain Python), atomically.
+
+    Args:
+      path: the ``.csv`` file to write.
+      header: the column names.
+      rows: the data rows, each an iterable of cell values in the order of ``header``.
+    """
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -216,7 +248,18 @@ def write_csv(path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
 
 
 def read_text(path, field: str) -> str:
-    """A file's text, strictly UTF-8; a missing file or binary bytes name ``field`` and the file."""
+    """A file's text, strictly UTF-8; a missing file or binary bytes name ``field`` and the file.
+
+    Args:
+      path: the text file.
+      field: what the file is (a flag or key name), first in error messages.
+
+    Returns:
+      The decoded text.
+
+    Raises:
+      NasjaxInputError: when ``path`` is not an existing file or its bytes are not UTF-8 (with the offset).
+    """
     p = Path(path)
     if not p.is_file():
         raise NasjaxInputError(f"{field}: no file {str(p)!r}; expected an existing text file")
@@ -228,7 +271,19 @@ def read_text(path, field: str) -> str:
 
 
 def read_json(path, field: str) -> Any:
-    """Read a JSON file strictly (UTF-8, no NaN/Infinity literals); errors name ``field`` and the file."""
+    """Read a JSON file strictly (UTF-8, no NaN/Infinity literals); errors name ``field`` and the file.
+
+    Args:
+      path: the ``.json`` file.
+      field: what the file is (a flag or key name), first in error messages.
+
+    Returns:
+      The document as plain Python (dicts, lists, numbers, strings, ``None``).
+
+    Raises:
+      NasjaxInputError: missing file, non-UTF-8 bytes, a ``NaN`` / ``Infinity`` literal or malformed JSON
+        (with its line).
+    """
     p = Path(path)
     text = read_text(p, field)
 

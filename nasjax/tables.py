@@ -51,13 +51,39 @@ _FIELDS = ("format", "space", "metric", "unit", "device", "base", "sign", "formu
 
 
 def check_unit(unit: str, field_name: str = "unit") -> str:
+    """Check that ``unit`` is one of the known units (:data:`UNITS`).
+
+    Args:
+      unit: the unit name, e.g. ``"ms"``, ``"mJ"``, ``"%"``.
+      field_name: the name of the checked field, first in the error message.
+
+    Returns:
+      ``unit`` unchanged.
+
+    Raises:
+      NasjaxInputError: when ``unit`` is not a string among the keys of :data:`UNITS`.
+    """
     if not isinstance(unit, str) or unit not in UNITS:
         raise NasjaxInputError(f"{field_name}: got {unit!r}, expected one of {', '.join(UNITS)}")
     return unit
 
 
 def convert_value(x, from_unit: str, to_unit: str):
-    """Explicit unit conversion; raises when the two units measure different things (s vs mJ)."""
+    """Explicit unit conversion; raises when the two units measure different things (s vs mJ).
+
+    x_to = x_from * factor(from_unit) / factor(to_unit), the factors of :data:`UNITS` (e.g. 1 s = 1000 ms).
+
+    Args:
+      x: a number or numpy array in ``from_unit``.
+      from_unit: the unit of ``x``.
+      to_unit: the unit wanted, of the same dimension (time, energy, flops, ...).
+
+    Returns:
+      ``x`` in ``to_unit`` (same type and shape).
+
+    Raises:
+      NasjaxInputError: when a unit is unknown or the two units have different dimensions.
+    """
     check_unit(from_unit, "from_unit")
     check_unit(to_unit, "to_unit")
     d1, f1 = UNITS[from_unit]
@@ -138,7 +164,17 @@ class Table:
         return self.values.shape
 
     def check_space(self, space) -> Table:
-        """Raise unless this table's mask matches ``space`` (positions x choice counts)."""
+        """Raise unless this table's mask matches ``space`` (positions x choice counts).
+
+        Args:
+          space: the :class:`~nasjax.spaces.SearchSpace` the table is meant for.
+
+        Returns:
+          This table, so the call can be chained.
+
+        Raises:
+          NasjaxInputError: when the number of positions or a position's choice count differs from the space's.
+        """
         if self.values.shape[0] != space.num_positions or not np.array_equal(
             self.mask.sum(1), space.num_choices
         ):
@@ -156,7 +192,19 @@ class Table:
         return self.sign * self.values
 
     def predict(self, archs) -> np.ndarray | float:
-        """Vectorised prediction for one architecture ``[P]`` or a batch ``[N, P]``."""
+        """Vectorised prediction for one architecture ``[P]`` or a batch ``[N, P]``.
+
+        value(a) = base + sign * sum_i values[i, a_i]
+
+        Args:
+          archs: integer choice indices, one architecture ``[P]`` or a batch ``[N, P]``.
+
+        Returns:
+          A float for one architecture, else an array ``[N]``, in the table's unit.
+
+        Raises:
+          NasjaxInputError: when the length is not ``P`` or a choice index is negative, beyond the row or masked.
+        """
         a = np.asarray(archs, dtype=np.int64)
         single = a.ndim == 1
         a = np.atleast_2d(a)
@@ -178,6 +226,17 @@ class Table:
         return self.base + float(big.min(1).sum()), self.base + float(small.max(1).sum())
 
     def to_unit(self, unit: str) -> Table:
+        """The same table with values and base converted to ``unit`` (see :func:`convert_value`).
+
+        Args:
+          unit: the target unit, of the same dimension as the table's.
+
+        Returns:
+          A new :class:`Table` in ``unit``.
+
+        Raises:
+          NasjaxInputError: when ``unit`` is unknown or measures something else.
+        """
         f = convert_value(1.0, self.unit, unit)
         return replace(self, values=self.values * f, base=self.base * f, unit=unit)
 
@@ -248,11 +307,26 @@ class Table:
             raise NasjaxInputError(f"{source}: {e}") from None
 
     def save(self, path) -> None:
+        """Write the table as strict JSON (:meth:`to_dict`), atomically.
+
+        Args:
+          path: the ``.json`` file to write.
+        """
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> Table:
-        """Read a table written by :meth:`save` (strict JSON: UTF-8, no NaN/Infinity; see :meth:`from_dict`)."""
+        """Read a table written by :meth:`save` (strict JSON: UTF-8, no NaN/Infinity; see :meth:`from_dict`).
+
+        Args:
+          path: the ``.json`` table file.
+
+        Returns:
+          The table.
+
+        Raises:
+          NasjaxInputError: when the file is missing or not valid JSON, or a field is wrong (see :meth:`from_dict`).
+        """
         path = Path(path)
         return cls.from_dict(read_json(path, "table file"), source=str(path))
 
@@ -282,7 +356,20 @@ def _grid(rows, field_name: str, expected: str, ok, dtype) -> np.ndarray:
 
 
 def from_ragged(rows, metric: str, unit: str, **kw) -> Table:
-    """Build a table from ragged rows (a list per position); shorter rows are padded and masked."""
+    """Build a table from ragged rows (a list per position); shorter rows are padded and masked.
+
+    Args:
+      rows: one list of per-choice values per position; row ``i`` has the choice count of position ``i``.
+      metric: the quantity (one of :data:`METRICS`).
+      unit: the unit of the values (one of :data:`UNITS`).
+      **kw: further :class:`Table` fields (``base``, ``sign``, ``device``, ``space``, ``provenance``).
+
+    Returns:
+      The table, ``values`` / ``mask`` of shape ``[len(rows), max row length]`` with padded cells 0 and masked.
+
+    Raises:
+      NasjaxInputError: from :class:`Table` on a non-finite value, an unknown unit or metric, or a too large sum.
+    """
     k = max(len(r) for r in rows)
     v = np.zeros((len(rows), k))
     m = np.zeros((len(rows), k), bool)
