@@ -34,7 +34,13 @@ def _save(fig, path) -> None:
 
 
 def write_curves_csv(path, curves_by_method: dict[str, dict]) -> None:
-    """CSV rows ``method, queries, mean, std, p25, p75`` (test accuracy %, best-so-far)."""
+    """Write the search curves as CSV rows ``method, queries, mean, std, p25, p75`` (test accuracy %, best-so-far).
+
+    Args:
+      path: the ``.csv`` file to write (atomically).
+      curves_by_method: ``{method: curve}``; each curve holds equal-length arrays ``queries`` (unique queries)
+        and ``mean``, ``std``, ``p25``, ``p75`` (test accuracy of the best-so-far cell over runs, %).
+    """
     rows = []
     for method, c in curves_by_method.items():
         for j in range(len(c["queries"])):
@@ -45,7 +51,17 @@ def write_curves_csv(path, curves_by_method: dict[str, dict]) -> None:
 
 def plot_search_curves(path, curves_by_method: dict[str, dict], title: str, optimum_test: float | None = None,
                        ylim_points: float = 3.0) -> None:
-    """PNG of best-so-far test accuracy (%) vs unique queries for each method (see module docstring)."""
+    """PNG of best-so-far test accuracy (%) vs unique queries for each method (see module docstring).
+
+    Args:
+      path: the ``.png`` file to write (atomically).
+      curves_by_method: ``{method: curve}`` as for :func:`write_curves_csv` (numpy arrays); the mean is drawn
+        as a line, ``p25`` .. ``p75`` as a band.
+      title: the figure title.
+      optimum_test: the test accuracy (%) of the validation-optimal cell, drawn dashed; with it the y axis
+        spans from ``ylim_points`` below it (or the lowest mean from 10 queries on, if higher) to 0.5 above.
+      ylim_points: how many accuracy points below ``optimum_test`` the y axis reaches at most.
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     lo = np.inf
@@ -68,7 +84,16 @@ def plot_search_curves(path, curves_by_method: dict[str, dict], title: str, opti
 
 
 def tsne_embedding(x: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
-    """``[N, 2]`` t-SNE coordinates of rows ``x`` (scikit-learn, PCA init, fixed seed)."""
+    """``[N, 2]`` t-SNE coordinates of rows ``x`` (scikit-learn, PCA init, fixed seed).
+
+    Args:
+      x: the points ``[N, D]`` (e.g. one-hot encodings), ``N >= 2``.
+      seed: the t-SNE random state.
+      perplexity: the t-SNE perplexity, capped at ``(N - 1) / 3``.
+
+    Returns:
+      The 2-D embedding ``[N, 2]`` (float32), 500 iterations.
+    """
     from sklearn.manifold import TSNE
 
     return TSNE(n_components=2, perplexity=min(perplexity, (len(x) - 1) / 3), init="pca", random_state=seed,
@@ -76,8 +101,20 @@ def tsne_embedding(x: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np
 
 
 def plot_tsne(path, task, history, background: int = 1000, seed: int = 0, title: str | None = None) -> np.ndarray:
-    """t-SNE picture of one run's search dynamics; returns the 2-D coordinates of the plotted cells
-    (background first, then the run's queried cells in query order)."""
+    """t-SNE picture of one run's search dynamics (see module docstring), written as a PNG.
+
+    Args:
+      path: the ``.png`` file to write (atomically).
+      task: the search :class:`~nasjax.search.harness.Task` (cells, one-hot encodings, ``val_mean``, optimum).
+      history: the run's :class:`~nasjax.search.harness.History` (queried cells, iteration tags).
+      background: how many not-queried cells to sample at random as the grey background.
+      seed: seed of the background sample and of the t-SNE.
+      title: the figure title; by default the method, seed and task name.
+
+    Returns:
+      The 2-D coordinates ``[B + Q, 2]`` of the plotted cells: background first, then the run's queried cells
+      in query order.
+    """
     rng = np.random.default_rng(seed)
     queried = np.asarray(history.order, np.int64)
     rest = np.setdiff1d(np.arange(task.size), queried)

@@ -64,7 +64,19 @@ class SearchSpace:
 
     # --- architectures -----------------------------------------------------------------------
     def validate(self, arch: Any, field_name: str = "arch") -> np.ndarray:
-        """Return ``arch`` (or a batch ``[N, P]``) as an int64 array, or raise naming the bad entry."""
+        """Return ``arch`` (or a batch ``[N, P]``) as an int64 array, or raise naming the bad entry.
+
+        Args:
+          arch: one architecture ``[P]`` or a batch ``[N, P]`` of choice indices (integral floats are accepted).
+          field_name: the name of the checked input, first in error messages.
+
+        Returns:
+          The architecture(s) as int64, shape ``[P]`` or ``[N, P]``.
+
+        Raises:
+          NasjaxInputError: on non-integer entries, a shape other than ``[P]`` / ``[N, P]`` or an index outside
+            ``0..num_choices[i] - 1`` (naming the position).
+        """
         try:
             a = np.asarray(arch)
         except Exception as e:  # pragma: no cover - ragged input
@@ -93,17 +105,41 @@ class SearchSpace:
         return a
 
     def onehot(self, archs: np.ndarray) -> np.ndarray:
-        """``[N, P, K]`` float32 one-hot of a batch of architectures (padded columns are 0)."""
+        """``[N, P, K]`` float32 one-hot of a batch of architectures (padded columns are 0).
+
+        Args:
+          archs: choice indices ``[P]`` or ``[N, P]`` (not validated).
+
+        Returns:
+          The one-hot ``[N, P, K]``, ``K = max_choices``.
+        """
         archs = np.atleast_2d(archs)
         return (archs[..., None] == np.arange(self.max_choices)).astype(np.float32)
 
     def random(self, rng: np.random.Generator | int, n: int) -> np.ndarray:
-        """``n`` architectures drawn uniformly (with replacement) from the space."""
+        """``n`` architectures drawn uniformly (with replacement) from the space.
+
+        Args:
+          rng: a numpy Generator or an integer seed.
+          n: how many architectures to draw.
+
+        Returns:
+          int64 choice indices ``[n, P]``.
+        """
         rng = np.random.default_rng(rng)
         return (rng.random((n, self.num_positions)) * self.num_choices).astype(np.int64)
 
     def index_of(self, archs: np.ndarray) -> np.ndarray:
-        """Mixed-radix index (position 0 most significant) of each architecture."""
+        """Mixed-radix index (position 0 most significant) of each architecture.
+
+        index(a) = sum_i a_i * prod_{j > i} num_choices[j]
+
+        Args:
+          archs: choice indices ``[P]`` or ``[N, P]`` (not validated).
+
+        Returns:
+          int64 indices ``[N]`` in ``0..size - 1``.
+        """
         archs = np.atleast_2d(archs).astype(np.int64)
         idx = np.zeros(archs.shape[0], dtype=np.int64)
         for i, k in enumerate(self.num_choices):
@@ -111,6 +147,14 @@ class SearchSpace:
         return idx
 
     def from_index(self, idx: np.ndarray) -> np.ndarray:
+        """The architectures of mixed-radix indices: the inverse of :meth:`index_of`.
+
+        Args:
+          idx: an index or an array of indices in ``0..size - 1``.
+
+        Returns:
+          int64 choice indices ``[N, P]`` (``N`` = number of indices).
+        """
         idx = np.asarray(idx, dtype=np.int64).copy()
         out = np.zeros((idx.size, self.num_positions), dtype=np.int64)
         for i in range(self.num_positions - 1, -1, -1):
@@ -120,7 +164,17 @@ class SearchSpace:
         return out
 
     def all_archs(self, limit: int = 5_000_000) -> np.ndarray:
-        """Every architecture, ``[size, P]`` in mixed-radix order; refuses spaces above ``limit``."""
+        """Every architecture, ``[size, P]`` in mixed-radix order; refuses spaces above ``limit``.
+
+        Args:
+          limit: the largest space size to enumerate.
+
+        Returns:
+          int64 choice indices ``[size, P]``, row ``j`` the architecture of index ``j``.
+
+        Raises:
+          NasjaxInputError: when the space has more than ``limit`` architectures.
+        """
         if self.size > limit:
             raise NasjaxInputError(
                 f"space {self.name!r}: {self.size} architectures, expected at most {limit} for enumeration"
@@ -129,11 +183,36 @@ class SearchSpace:
         return np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int64)
 
     def describe(self, arch: Sequence[int]) -> list[str]:
+        """The labels of one architecture's choices, one ``"position: choice"`` string per position.
+
+        Args:
+          arch: one architecture ``[P]``.
+
+        Returns:
+          ``P`` strings such as ``"stage 1: k3e4"``.
+
+        Raises:
+          NasjaxInputError: when ``arch`` is not a valid architecture of the space.
+        """
         a = self.validate(arch)
         return [f"{p}: {self.choices[i][c]}" for i, (p, c) in enumerate(zip(self.positions, a))]
 
 
 def product_space(name: str, positions: Sequence[str], choice_labels: Sequence[Sequence[str]], **meta) -> SearchSpace:
+    """A :class:`SearchSpace` from position labels and per-position choice labels.
+
+    Args:
+      name: the space's registry name.
+      positions: a label per position.
+      choice_labels: per position, a label per choice (as many lists as positions).
+      **meta: extra information kept in ``SearchSpace.meta`` (not compared).
+
+    Returns:
+      The space.
+
+    Raises:
+      ValueError: when ``positions`` and ``choice_labels`` differ in length.
+    """
     return SearchSpace(name, tuple(positions), tuple(tuple(c) for c in choice_labels), dict(meta))
 
 
