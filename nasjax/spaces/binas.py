@@ -111,11 +111,30 @@ class BinasStructure:
         return len(self.configs)
 
     def depth_position(self, s: int) -> int:
-        """Position of stage ``s``'s depth in the choice vector."""
+        """Position of stage ``s``'s depth in the choice vector.
+
+        position = s * (1 + max_depth)
+
+        Args:
+          s: the stage index (0-based).
+
+        Returns:
+          The position index in the choice vector.
+        """
         return s * (1 + self.max_depth)
 
     def layer_position(self, s: int, j: int) -> int:
-        """Position of layer ``j`` (0-based) of stage ``s``."""
+        """Position of layer ``j`` (0-based) of stage ``s``.
+
+        position = s * (1 + max_depth) + 1 + j
+
+        Args:
+          s: the stage index (0-based).
+          j: the layer index within the stage (0-based, ``< max_depth``).
+
+        Returns:
+          The position index in the choice vector.
+        """
         return s * (1 + self.max_depth) + 1 + j
 
     @property
@@ -144,6 +163,16 @@ class BinasStructure:
         return self.layer_index[:, None] < np.asarray(self.depths)[None, :]
 
     def config_index(self, expansion, kernel, se) -> int | None:
+        """The choice index of a layer configuration, or ``None`` when the structure has no such configuration.
+
+        Args:
+          expansion: the expansion ratio (e.g. 3, 4, 6).
+          kernel: the depthwise kernel size (e.g. 3, 5).
+          se: the squeeze-excite ratio (0 = off).
+
+        Returns:
+          The index into ``configs``, or ``None``.
+        """
         return self._index.get(LayerConfig(int(expansion), int(kernel), float(se)))
 
     # --- description as data ------------------------------------------------------------------
@@ -161,7 +190,17 @@ class BinasStructure:
 
     @classmethod
     def from_dict(cls, d: dict) -> BinasStructure:
-        """The inverse of :meth:`to_dict` (reads its stages, configs, depths and fixed widths)."""
+        """The inverse of :meth:`to_dict` (reads its stages, configs, depths and fixed widths).
+
+        Args:
+          d: a dict as written by :meth:`to_dict` (the depths are read from the first stage).
+
+        Returns:
+          The structure.
+
+        Raises:
+          NasjaxInputError: when a key is missing or a value is of the wrong type, or the structure is invalid.
+        """
         try:
             stages = tuple(StageSpec(int(s["channels"]), int(s["stride"]), str(s["act"])) for s in d["stages"])
             return cls(stages=stages,
@@ -221,23 +260,55 @@ def structure_of(space: SearchSpace) -> BinasStructure:
 
 
 def depth_choices(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """``[N, S]`` depth choice index of every stage."""
+    """``[N, S]`` depth choice index of every stage.
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated).
+      st: the structure of the space.
+
+    Returns:
+      int64 depth choice indices ``[N, S]`` (index ``d`` stands for depth ``st.depths[d]``).
+    """
     return np.atleast_2d(np.asarray(archs, np.int64))[:, st.depth_positions]
 
 
 def layer_choices(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """``[N, L]`` configuration index of every layer (active or not)."""
+    """``[N, L]`` configuration index of every layer (active or not).
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated).
+      st: the structure of the space.
+
+    Returns:
+      int64 configuration indices ``[N, L]``, stage-major.
+    """
     return np.atleast_2d(np.asarray(archs, np.int64))[:, st.layer_positions]
 
 
 def active(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """``[N, L]`` bool: layer ``l`` is active (``l < depth`` of its stage)."""
+    """``[N, L]`` bool: layer ``l`` is active (``l < depth`` of its stage).
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated).
+      st: the structure of the space.
+
+    Returns:
+      bool ``[N, L]``, stage-major.
+    """
     d = depth_choices(archs, st)[:, st.layer_stage]  # [N, L]
     return st.layer_needs[np.arange(st.num_layers)[None, :], d]
 
 
 def canonical(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """The architectures with every inactive layer set to configuration 0 (same shape as given)."""
+    """The architectures with every inactive layer set to configuration 0 (same shape as given).
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated); not modified.
+      st: the structure of the space.
+
+    Returns:
+      A new int64 array of the shape of ``archs``.
+    """
     a = np.array(archs, np.int64, copy=True)
     a2 = np.atleast_2d(a)
     lay = a2[:, st.layer_positions]
@@ -261,7 +332,15 @@ def encode(archs, st: BinasStructure = DEFAULT) -> tuple[np.ndarray, np.ndarray]
 
 
 def features(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """``[N, L*K + S*D]`` flat ``[alpha, beta]`` of :func:`encode` (BINAS's predictor input order)."""
+    """``[N, L*K + S*D]`` flat ``[alpha, beta]`` of :func:`encode` (BINAS's predictor input order).
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated).
+      st: the structure of the space.
+
+    Returns:
+      float64 ``[N, L*K + S*D]``: the one-hot ``alpha`` (inactive layers zero) flattened, then ``beta``.
+    """
     alpha, beta = encode(archs, st)
     return np.concatenate([alpha.reshape(len(alpha), -1), beta.reshape(len(beta), -1)], axis=1)
 
@@ -271,7 +350,17 @@ def features(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
 
 
 def block_string(st: BinasStructure, s: int, j: int, c: int) -> str:
-    """Layer ``j`` of stage ``s`` with configuration ``c`` as a timm block string."""
+    """Layer ``j`` of stage ``s`` with configuration ``c`` as a timm block string.
+
+    Args:
+      st: the structure.
+      s: the stage index (0-based).
+      j: the layer index within the stage (0-based); only layer 0 has the stage's stride.
+      c: the configuration index.
+
+    Returns:
+      E.g. ``"ir_r1_k5_s2_e3_c24_nre"`` (``_nre`` for ReLU stages, ``_se0.25`` with squeeze-excite).
+    """
     stage, cfg = st.stages[s], st.configs[c]
     stride = stage.stride if j == 0 else 1
     text = f"ir_r1_k{cfg.kernel}_s{stride}_e{cfg.expansion}_c{stage.channels}"
@@ -291,7 +380,19 @@ def _head(st: BinasStructure) -> str:
 
 
 def to_blocks(arch, st: BinasStructure = DEFAULT) -> list[list[str]]:
-    """The architecture as BINAS's ``arch_def``: a list of stages, each a list of block strings."""
+    """The architecture as BINAS's ``arch_def``: a list of stages, each a list of block strings.
+
+    Args:
+      arch: one choice vector ``[P]``.
+      st: the structure of the space.
+
+    Returns:
+      ``[[first block], stage 1 blocks, ..., stage S blocks, [head block]]``; each stage lists only its active
+      layers.
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid architecture of the space.
+    """
     a = binas_space(st).validate(arch)
     if a.ndim != 1:
         raise NasjaxInputError(f"arch: shape {a.shape}, expected one architecture ({st.num_stages * 5} choices)")
@@ -303,7 +404,18 @@ def to_blocks(arch, st: BinasStructure = DEFAULT) -> list[list[str]]:
 
 
 def to_string(arch, st: BinasStructure = DEFAULT) -> str:
-    """The architecture string of the BINAS README (``str`` of :func:`to_blocks`)."""
+    """The architecture string of the BINAS README (``str`` of :func:`to_blocks`).
+
+    Args:
+      arch: one choice vector ``[P]``.
+      st: the structure of the space.
+
+    Returns:
+      The Python-literal string of the nested block lists.
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid architecture of the space.
+    """
     return str(to_blocks(arch, st))
 
 
@@ -376,7 +488,20 @@ def _parse_layer(st: BinasStructure, s: int, j: int, text: str) -> int:
 
 
 def from_blocks(blocks, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """BINAS's ``arch_def`` (list of stages of block strings) -> canonical choice vector."""
+    """BINAS's ``arch_def`` (list of stages of block strings) -> canonical choice vector.
+
+    Args:
+      blocks: ``[[first block], stage 1 blocks, ..., [head block]]`` of block strings (see :func:`to_blocks`).
+      st: the structure of the space.
+
+    Returns:
+      The canonical int64 choice vector ``[P]`` (inactive layers configuration 0).
+
+    Raises:
+      NasjaxInputError: on a wrong number of stages, a first block or head that differs from the structure's, a
+        stage depth not in ``st.depths``, or a block whose type, repeat, stride, channels, activation, kernel,
+        expansion or SE the stage does not have (naming the stage and block).
+    """
     n = st.num_stages + 2
     if not isinstance(blocks, (list, tuple)) or len(blocks) != n:
         got = len(blocks) if isinstance(blocks, (list, tuple)) else type(blocks).__name__
@@ -402,8 +527,21 @@ def from_blocks(blocks, st: BinasStructure = DEFAULT) -> np.ndarray:
 
 
 def from_string(text: str, st: BinasStructure = DEFAULT) -> np.ndarray:
-    """A BINAS architecture string (``"[['ds_r1_k3_s1_e1_c16_nre'], [...], ..., ['cn_r1_k1_s1_c960']]"``) ->
-    canonical choice vector; a malformed string raises naming the part."""
+    """A BINAS architecture string -> canonical choice vector; a malformed string raises naming the part.
+
+    The string is a Python literal such as ``"[['ds_r1_k3_s1_e1_c16_nre'], [...], ..., ['cn_r1_k1_s1_c960']]"``.
+
+    Args:
+      text: the architecture string.
+      st: the structure of the space.
+
+    Returns:
+      The canonical int64 choice vector ``[P]``.
+
+    Raises:
+      NasjaxInputError: when ``text`` is not a string, not a literal list of lists of strings, or fails
+        :func:`from_blocks`.
+    """
     if not isinstance(text, str):
         raise NasjaxInputError(f"arch string: got {type(text).__name__}, expected a string")
     try:

@@ -133,7 +133,18 @@ class BlockSet:
         )
 
     def to_ofa(self, encodearch) -> dict[str, list[int]]:
-        """``encodearch[5]`` -> OFA dict (MathNAS's yml keys, ``encodearch`` included)."""
+        """``encodearch[5]`` -> OFA dict (MathNAS's yml keys, ``encodearch`` included).
+
+        Args:
+          encodearch: one stage-block choice per stage (5 indices into the block set).
+
+        Returns:
+          ``{"d": [5], "e": [20], "ks": [20], "encodearch": [5]}``: depth per stage, expansion and kernel per layer
+          (inactive layers keep the block's padding values).
+
+        Raises:
+          NasjaxInputError: when ``encodearch`` is not a valid architecture of the block set's space.
+        """
         a = self.space().validate(encodearch, "encodearch")
         ks, e, d = [], [], []
         for s, c in enumerate(a):
@@ -179,7 +190,18 @@ class BlockSet:
 
     @classmethod
     def from_dict(cls, d: dict) -> BlockSet:
-        """Inverse of :meth:`to_dict`; a malformed mapping names the field."""
+        """Inverse of :meth:`to_dict`; a malformed mapping names the field.
+
+        Args:
+          d: ``{"name": str, "configs": [[{"d", "e", "ks"}, ...] per stage]}``.
+
+        Returns:
+          The block set.
+
+        Raises:
+          NasjaxInputError: when the keys differ from ``name, configs``, ``configs`` is not a list per stage, or a
+            stage configuration is invalid.
+        """
         if not isinstance(d, dict) or set(d) != {"name", "configs"}:
             raise NasjaxInputError(f"block set: got {shown(d)}, expected a mapping with keys name, configs")
         stages = d["configs"]
@@ -191,7 +213,15 @@ class BlockSet:
 
 @SPACES.register("mobilenetv3")
 def mobilenetv3_space(block_set: BlockSet | None = None, num_choices: int = 5) -> SearchSpace:
-    """MathNAS's stage-block space; with no block set, 5 stages x ``num_choices`` anonymous blocks."""
+    """MathNAS's stage-block space; with no block set, 5 stages x ``num_choices`` anonymous blocks.
+
+    Args:
+      block_set: the block set whose stage configurations the choices stand for, or ``None``.
+      num_choices: the blocks per stage when ``block_set`` is ``None``.
+
+    Returns:
+      The ``"mobilenetv3"`` space, 5 positions ``"stage s"`` with choices ``"block c"``.
+    """
     if block_set is not None:
         return block_set.space()
     return product_space(

@@ -59,6 +59,20 @@ DEPTH_POS = NUM_ENC + NUM_DEC
 
 
 def enc_choice(ffn: int, heads: int) -> int:
+    """The choice index of an encoder layer (the inverse of :func:`enc_decode`).
+
+    c = 2 * FFN.index(ffn) + HEADS.index(heads)
+
+    Args:
+      ffn: the feed-forward dimension, one of :data:`FFN`.
+      heads: the self-attention heads, one of :data:`HEADS`.
+
+    Returns:
+      The choice index in ``0..ENC_CHOICES - 1``.
+
+    Raises:
+      ValueError: when a value is not among the allowed ones.
+    """
     return 2 * FFN.index(ffn) + HEADS.index(heads)
 
 
@@ -68,6 +82,22 @@ def enc_decode(c: int) -> tuple[int, int]:
 
 
 def dec_choice(arb: int, ende_heads: int, self_heads: int, ffn: int) -> int:
+    """The choice index of a decoder layer (the inverse of :func:`dec_decode`).
+
+    c = 12 * ENDE_ATTN.index(arb) + 6 * HEADS.index(ende_heads) + 3 * HEADS.index(self_heads) + FFN.index(ffn)
+
+    Args:
+      arb: the arbitrary encoder-decoder attention setting, one of :data:`ENDE_ATTN`.
+      ende_heads: the encoder-decoder attention heads, one of :data:`HEADS`.
+      self_heads: the self-attention heads, one of :data:`HEADS`.
+      ffn: the feed-forward dimension, one of :data:`FFN`.
+
+    Returns:
+      The choice index in ``0..DEC_CHOICES - 1``.
+
+    Raises:
+      ValueError: when a value is not among the allowed ones.
+    """
     return 12 * ENDE_ATTN.index(arb) + 6 * HEADS.index(ende_heads) + 3 * HEADS.index(self_heads) + FFN.index(ffn)
 
 

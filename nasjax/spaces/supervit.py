@@ -116,7 +116,21 @@ def block_space(resolution: int | None = None) -> SearchSpace:
 
 # --- codec ------------------------------------------------------------------------------------
 def int_list(d: Mapping, key: str, n: int, allowed: Sequence[int] | None = None) -> list[int]:
-    """``d[key]`` as a list of ``n`` integers (each in ``allowed`` if given), or an error naming the entry."""
+    """``d[key]`` as a list of ``n`` integers (each in ``allowed`` if given), or an error naming the entry.
+
+    Args:
+      d: the architecture mapping (``key`` must be present).
+      key: the key to read.
+      n: the required list length.
+      allowed: the admitted values, or ``None`` for any integer.
+
+    Returns:
+      The ``n`` values as Python ints.
+
+    Raises:
+      NasjaxInputError: when the value is not a list or tuple of length ``n``, or an entry is a bool, not an
+        integer, or not in ``allowed`` (naming ``arch.<key>[i]``).
+    """
     v = d[key]
     what = f"values from {list(allowed)}" if allowed is not None else "integers"
     if not isinstance(v, (list, tuple)) or len(v) != n:
@@ -130,7 +144,17 @@ def int_list(d: Mapping, key: str, n: int, allowed: Sequence[int] | None = None)
 
 
 def check_keys(d: Any, keys: Sequence[str], what: str) -> None:
-    """``d`` must be a mapping holding every key of ``keys`` and no other (nasjax's result keys aside)."""
+    """``d`` must be a mapping holding every key of ``keys`` and no other (nasjax's result keys aside).
+
+    Args:
+      d: the architecture read from a file.
+      keys: the required keys.
+      what: a description of the expected keys, for error messages.
+
+    Raises:
+      NasjaxInputError: when ``d`` is not a mapping, lacks a key, or has a key outside ``keys`` and
+        :data:`~nasjax.spaces.base.RESULT_KEYS`.
+    """
     if not isinstance(d, Mapping):
         raise NasjaxInputError(f"arch: got {type(d).__name__}, expected a mapping with {what}")
     missing = [k for k in keys if k not in d]
