@@ -55,7 +55,16 @@ def _number(x) -> bool:
 
 
 def lut_key(layer: dict, config: LayerConfig) -> str:
-    """BINAS's LUT key of one elastic layer (an entry of :meth:`BinasStructure.layers`) in ``config``."""
+    """BINAS's LUT key of one elastic layer (an entry of :meth:`BinasStructure.layers`) in ``config``.
+
+    Args:
+      layer: the layer's dict (``in_channels``, ``out_channels``, ``stride``, ``resolution``, ``act``).
+      config: the layer configuration (expansion, kernel, SE ratio).
+
+    Returns:
+      ``"in_channels_{Cin}_out_channels_{Cout}_stride_{s}_resolution_{H}_er_{e}_k_{k}_se_{se}_act_{0|1}"``
+      (act 1 for ReLU).
+    """
     return (f"in_channels_{layer['in_channels']}_out_channels_{layer['out_channels']}_stride_{layer['stride']}_"
             f"resolution_{layer['resolution']}_er_{config.expansion}_k_{config.kernel}_se_{config.se:g}_"
             f"act_{1 if layer['act'] == 'relu' else 0}")
@@ -109,7 +118,18 @@ def lut_arrays(lut: dict[str, float], st: BinasStructure = DEFAULT, source: str 
 
 
 def write_latency_lut(path, general: float, layers: np.ndarray, st: BinasStructure = DEFAULT) -> None:
-    """Write a LUT in BINAS's format (seconds per image): ``general`` and ``layers [L, K]``."""
+    """Write a LUT in BINAS's format (seconds per image): ``general`` and ``layers [L, K]``, as a pickle.
+
+    Args:
+      path: the ``.pkl`` file to write (atomically, pickle protocol 4).
+      general: the latency of the fixed modules, seconds per image.
+      layers: per-layer latency ``[L, K]`` of every layer configuration, seconds per image.
+      st: the space's structure (layer shapes, hence the keys).
+
+    Raises:
+      NasjaxInputError: when ``layers`` has another shape or a non-finite value, ``general`` is not finite, or
+        two layers of the same shape (one LUT key) are given different latencies.
+    """
     lay = np.asarray(layers, np.float64)
     if lay.shape != (st.num_layers, st.num_configs) or not np.isfinite(lay).all() or not np.isfinite(general):
         raise NasjaxInputError(f"layers: shape {lay.shape}, expected ({st.num_layers}, {st.num_configs}) finite "
@@ -126,8 +146,20 @@ def write_latency_lut(path, general: float, layers: np.ndarray, st: BinasStructu
 
 
 def read_accuracy_lut(path, st: BinasStructure = DEFAULT) -> dict[str, np.ndarray]:
-    """A BINAS accuracy LUT: ``{"archs": [N, P] canonical choice vectors (from ``logits``), "accuracy": [N] %,
-    "expected_latency": [N] s (NaN where absent), "keys": [N] the architecture strings}``."""
+    """A BINAS accuracy LUT as arrays.
+
+    Args:
+      path: the ``.pkl`` file (read with an unpickler that refuses every global).
+      st: the space's structure.
+
+    Returns:
+      ``{"archs": [N, P] canonical choice vectors (from ``logits``), "accuracy": [N] %,
+      "expected_latency": [N] s (NaN where absent), "keys": [N] the architecture strings}``.
+
+    Raises:
+      NasjaxInputError: when the file is missing or not a plain pickle, is not a non-empty dict, or a record
+        lacks ``logits`` / ``accuracy``, has a non-numeric accuracy or invalid logits.
+    """
     d = _load(path, "accuracy_lut_filename")
     src = f"accuracy_lut_filename {str(path)!r}"
     if not isinstance(d, dict) or not d:

@@ -41,7 +41,17 @@ def read_csv(path, field: str = "data_path") -> tuple[list[str], list[list[str]]
 
 
 def require_header(path, header: Sequence[str], want: Sequence[str], exact: bool = False) -> None:
-    """The header starts with (or, with ``exact``, is) ``want``; else an error naming both."""
+    """The header starts with (or, with ``exact``, is) ``want``; else an error naming both.
+
+    Args:
+      path: the CSV file, for the error message.
+      header: the header cells read from the file.
+      want: the expected leading (or, with ``exact``, all) column names.
+      exact: whether the header must equal ``want`` (else further device columns may follow).
+
+    Raises:
+      NasjaxInputError: when the header does not start with (or equal) ``want``.
+    """
     got = list(header) if exact else list(header[:len(want)])
     if got != list(want):
         more = "" if exact else ", then device columns"
@@ -49,15 +59,43 @@ def require_header(path, header: Sequence[str], want: Sequence[str], exact: bool
 
 
 def column(path, header: Sequence[str], name: str) -> int:
-    """Position of column ``name``; a missing column names the file."""
+    """Position of column ``name``; a missing column names the file.
+
+    Args:
+      path: the CSV file, for the error message.
+      header: the header cells read from the file.
+      name: the column wanted.
+
+    Returns:
+      The 0-based column index.
+
+    Raises:
+      NasjaxInputError: when ``name`` is not in the header.
+    """
     if name not in header:
         raise NasjaxInputError(f"{str(path)!r} header: no column {name!r}, expected it among {list(header)}")
     return list(header).index(name)
 
 
 def float_column(path, rows: Sequence[Sequence[str]], j: int, name: str, missing: float | None = None) -> np.ndarray:
-    """Column ``j`` as ``float64``: finite numbers with a finite sum; cells equal to ``missing`` (the
-    source's marker of an absent measurement, e.g. ``-1``) become NaN."""
+    """Column ``j`` as ``float64``: finite numbers with a finite sum.
+
+    Cells equal to ``missing`` (the source's marker of an absent measurement, e.g. ``-1``) become NaN.
+
+    Args:
+      path: the CSV file, for error messages.
+      rows: the data rows (strings) from :func:`read_csv`.
+      j: the column index.
+      name: the column name, for error messages.
+      missing: the value that marks an absent measurement, or ``None``.
+
+    Returns:
+      float64 ``[len(rows)]``.
+
+    Raises:
+      NasjaxInputError: on a non-numeric or non-finite cell (naming the line and column) or values whose sum
+        overflows.
+    """
     out = _parse(path, rows, j, name, float, np.float64, "a number")
     marked = out == missing if missing is not None else np.zeros(len(out), bool)
     bad = ~np.isfinite(out) & ~marked
@@ -103,7 +141,20 @@ def rows_by_arch_string(name: str, strings: Sequence[str], reference: Sequence[s
 
 
 def int_column(path, rows: Sequence[Sequence[str]], j: int, name: str) -> np.ndarray:
-    """Column ``j`` as ``int64`` (an index column); a non-integer cell names the line."""
+    """Column ``j`` as ``int64`` (an index column); a non-integer cell names the line.
+
+    Args:
+      path: the CSV file, for error messages.
+      rows: the data rows (strings) from :func:`read_csv`.
+      j: the column index.
+      name: the column name, for error messages.
+
+    Returns:
+      int64 ``[len(rows)]``.
+
+    Raises:
+      NasjaxInputError: on a cell that is not an integer literal (naming the line and column).
+    """
     return _parse(path, rows, j, name, int, np.int64, "an integer")
 
 

@@ -99,7 +99,18 @@ def read_numbers(path, field: str) -> np.ndarray:
 
 
 def check_hardware(hw, device: str = "device") -> np.ndarray:
-    """Four hardware parameters (:data:`HW_FIELDS`), each finite and strictly positive."""
+    """Four hardware parameters (:data:`HW_FIELDS`), each finite and strictly positive.
+
+    Args:
+      hw: the four values (any shape with 4 entries) in the order of :data:`HW_FIELDS`.
+      device: the device they belong to, named by every error.
+
+    Returns:
+      The parameters as float64 ``[4]``.
+
+    Raises:
+      NasjaxInputError: when there are not 4 values or one is not finite and positive.
+    """
     v = np.asarray(hw, dtype=np.float64).reshape(-1)
     if v.size != 4:
         raise NasjaxInputError(
@@ -113,8 +124,17 @@ def check_hardware(hw, device: str = "device") -> np.ndarray:
 
 
 def list_devices(data_path, sub: str = "hardware") -> list[str]:
-    """Devices with a file in ``<data_path>/<sub>`` (``hardware``, ``latency`` or ``NAS``); the NAS pool's
-    ``net.txt`` / ``acc.txt`` are not devices."""
+    """Devices with a file in ``<data_path>/<sub>`` (``hardware``, ``latency`` or ``NAS``).
+
+    The NAS pool's ``net.txt`` / ``acc.txt`` are not devices.
+
+    Args:
+      data_path: a DGL space folder.
+      sub: the sub-folder to list.
+
+    Returns:
+      The device names (file names without ``.txt``), sorted; empty when the sub-folder is absent.
+    """
     d = Path(data_path) / sub
     if not d.is_dir():
         return []
@@ -122,7 +142,20 @@ def list_devices(data_path, sub: str = "hardware") -> list[str]:
 
 
 def load_hardware(data_path, device: str, sub: str = "hardware") -> np.ndarray:
-    """Four hardware parameters of ``device`` from ``<data_path>/<sub>/<device>.txt`` (validated)."""
+    """Four hardware parameters of ``device`` from ``<data_path>/<sub>/<device>.txt`` (validated).
+
+    Args:
+      data_path: a DGL space folder.
+      device: the device name (file name without ``.txt``).
+      sub: the sub-folder, ``hardware`` or ``NAS``.
+
+    Returns:
+      float64 ``[4]`` in the order of :data:`HW_FIELDS`.
+
+    Raises:
+      NasjaxInputError: when there is no such file (listing the known devices) or it does not hold 4 finite
+        positive numbers.
+    """
     p = Path(data_path) / sub / f"{device}.txt"
     if device in (n[:-4] for n in NAS_POOL_FILES) or not p.is_file():
         known = list_devices(data_path, sub)
@@ -133,7 +166,18 @@ def load_hardware(data_path, device: str, sub: str = "hardware") -> np.ndarray:
 
 
 def target_hardware(data_path, device: str) -> np.ndarray:
-    """Hardware parameters of a NAS target: ``NAS/<device>.txt``, else ``hardware/<device>.txt``."""
+    """Hardware parameters of a NAS target: ``NAS/<device>.txt``, else ``hardware/<device>.txt``.
+
+    Args:
+      data_path: a DGL space folder.
+      device: the target device name.
+
+    Returns:
+      float64 ``[4]`` in the order of :data:`HW_FIELDS`.
+
+    Raises:
+      NasjaxInputError: when neither folder has the device (listing the known ones) or its file is invalid.
+    """
     root = Path(data_path)
     for sub in ("NAS", "hardware"):
         if device not in (n[:-4] for n in NAS_POOL_FILES) and (root / sub / f"{device}.txt").is_file():
@@ -144,7 +188,19 @@ def target_hardware(data_path, device: str) -> np.ndarray:
 
 
 def load_latency(data_path, device: str, n: int) -> np.ndarray:
-    """Measured latency (raw units) of the ``n`` architectures of ``net.txt`` on ``device``; all > 0."""
+    """Measured latency (raw units) of the ``n`` architectures of ``net.txt`` on ``device``; all > 0.
+
+    Args:
+      data_path: a DGL space folder.
+      device: the device name (``latency/<device>.txt``).
+      n: the number of architectures in ``net.txt``.
+
+    Returns:
+      float64 ``[n]`` in DGL's raw unit (:data:`LATENCY_UNIT`).
+
+    Raises:
+      NasjaxInputError: when the file is missing, unreadable, does not hold ``n`` values or holds one <= 0.
+    """
     p = Path(data_path) / "latency" / f"{device}.txt"
     if not p.is_file():
         known = list_devices(data_path, "latency")
@@ -159,7 +215,20 @@ def load_latency(data_path, device: str, n: int) -> np.ndarray:
 
 
 def read_archs(space: str, path) -> np.ndarray:
-    """DGL's ``net.txt`` (NB201: 6 ints in 1..5; FBNetV3: 28 gene values) -> choice indices ``[N, P]``."""
+    """DGL's ``net.txt`` (NB201: 6 ints in 1..5; FBNetV3: 28 gene values) -> choice indices ``[N, P]``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      path: the ``net.txt`` file.
+
+    Returns:
+      int64 choice indices ``[N, 6]`` (NB201, op code - 1) or ``[N, P]`` of the FBNetV3 space
+      (:func:`~nasjax.spaces.fbnetv3.genes_to_arch`).
+
+    Raises:
+      NasjaxInputError: on an unknown space, an unreadable file, a count that is not a multiple of the line
+        length, non-integer entries or choices outside the space.
+    """
     check_space(space)
     vals = read_numbers(path, "net.txt")
     p = 6 if space == "nasbench201" else 28
@@ -228,8 +297,20 @@ def read_nas_pool(nas_dir) -> tuple[np.ndarray, np.ndarray]:
 
 
 def has_authors_predictions(space: str, device: str, result_path=None) -> bool:
-    """Whether the authors shipped a prediction file for ``device`` (in ``result_path``, default the shared
-    data's ``DGL/result/<space>`` when that folder exists)."""
+    """Whether the authors shipped a prediction file for ``device``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      device: the device name.
+      result_path: the folder of ``<device>_timepre.txt`` files; default the shared data's ``DGL/result/<space>``
+        (False when the shared data is absent).
+
+    Returns:
+      True when ``<result_path>/<device>_timepre.txt`` exists.
+
+    Raises:
+      NasjaxInputError: on an unknown space.
+    """
     check_space(space)
     if result_path is None:
         shared = shared_data_dir()
@@ -240,8 +321,21 @@ def has_authors_predictions(space: str, device: str, result_path=None) -> bool:
 
 
 def authors_predictions(space: str, device: str, result_path=None) -> np.ndarray:
-    """The authors' shipped predictions ``result/<space>/<device>_timepre.txt``, back in raw units
-    (the file holds ``int(predicted_latency / 100)``, so values are multiplied by :data:`A_SCALE`)."""
+    """The authors' shipped predictions ``result/<space>/<device>_timepre.txt``, back in raw units.
+
+    latency = 100 * timepre (the file holds ``int(predicted_latency / 100)``; 100 = :data:`A_SCALE`).
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      device: the device name.
+      result_path: the folder of the prediction files (default :func:`default_result_path`).
+
+    Returns:
+      float64 ``[N]``, one prediction per line of ``net.txt``, in DGL's raw unit.
+
+    Raises:
+      NasjaxInputError: on an unknown space, a missing file (listing the available devices) or an unreadable one.
+    """
     check_space(space)
     root = Path(result_path) if result_path else default_result_path(space)
     p = root / f"{device}_timepre.txt"
