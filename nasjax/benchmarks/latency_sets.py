@@ -77,15 +77,47 @@ class LatencySet:
     unit: str = "ms"
 
     def column(self, device: str) -> np.ndarray:
-        """Latency (ms) of every row on ``device``; an unknown device names the known ones."""
+        """Latency (ms) of every row on ``device``; an unknown device names the known ones.
+
+        Args:
+          device: a device column name.
+
+        Returns:
+          float64 ``[N]`` in ms (NaN where not measured).
+
+        Raises:
+          NasjaxInputError: when ``device`` is not a column of the set.
+        """
         return self.latency_ms[:, self.device_index(device)]
 
     def device_index(self, device: str) -> int:
+        """The column index of ``device``.
+
+        Args:
+          device: a device column name.
+
+        Returns:
+          Its index into ``devices`` (and the columns of ``latency_ms``).
+
+        Raises:
+          NasjaxInputError: when ``device`` is not a column of the set.
+        """
         if device not in self.devices:
             raise NasjaxInputError(f"device: got {device!r}, expected one of {', '.join(self.devices)} ({self.name})")
         return self.devices.index(device)
 
     def subset_devices(self, devices) -> LatencySet:
+        """The same set restricted to (and reordered as) ``devices``.
+
+        Args:
+          devices: device column names, in the order wanted.
+
+        Returns:
+          A new :class:`LatencySet` with ``latency_ms [N, len(devices)]``; rows, ids and refs unchanged.
+
+        Raises:
+          NasjaxInputError: when a device is not a column of the set.
+        """
         cols = [self.device_index(d) for d in devices]
         return LatencySet(self.name, self.space, self.archs, self.latency_ms[:, cols], tuple(devices), self.ids,
                           self.refs, dict(self.extra))
@@ -140,7 +172,19 @@ def read_brp_i7_csv(root=None) -> NB201LatencyFile:
 
 
 def help_reference_rows(space: str, root=None) -> tuple[int, ...]:
-    """HELP's 10 reference architectures of ``space`` (``nasbench201``/``fbnet``/``ofa``) as row indices."""
+    """HELP's 10 reference architectures of ``space`` (``nasbench201``/``fbnet``/``ofa``) as row indices.
+
+    Args:
+      space: the HELP space key, ``nasbench201``, ``fbnet`` or ``ofa``.
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The row indices into that space's HELP latency set, as listed in :data:`HELP_REFERENCE_JSON`.
+
+    Raises:
+      NasjaxInputError: when the JSON file is missing or not an object of lists, ``space`` is not a key, or an
+        entry is not a non-negative integer.
+    """
     path = data_root(root) / HELP_REFERENCE_JSON
     table = read_json(path, "HELP reference index")
     require(isinstance(table, dict) and all(isinstance(v, list) for v in table.values()), f"{path}",
@@ -217,8 +261,20 @@ def load_help_ofa(root=None) -> LatencySet:
 
 
 def nb201_index_of_strings(strings, root=None, listed=None, name: str = "arch string") -> np.ndarray:
-    """NAS-Bench-201 index of each arch string, via HELP's table (:func:`rows_by_arch_string`; ``listed``:
-    the source's own index column, checked); an unknown string is an error."""
+    """NAS-Bench-201 index of each arch string, via HELP's table (:func:`rows_by_arch_string`).
+
+    Args:
+      strings: NAS-Bench-201 arch strings (``|op~0|+|op~0|op~1|+...``).
+      root: the reference data folder (default ../shared/data).
+      listed: the source's own index column, checked against the strings, or ``None``.
+      name: the source, for error messages.
+
+    Returns:
+      int64 ``[len(strings)]`` NAS-Bench-201 indices, each at most once.
+
+    Raises:
+      NasjaxInputError: on an unknown or repeated string, or a listed index that disagrees with its string.
+    """
     return rows_by_arch_string(name, list(strings), load_help_nasbench201(root).extra["arch_str"], listed)
 
 
@@ -237,7 +293,18 @@ def load_brp_i7(root=None) -> LatencySet:
 
 
 def restrict_to_nb201_rows(target: LatencySet, source: LatencySet) -> np.ndarray:
-    """Rows of ``source`` (an NB201 set in index order) matching ``target.ids``: ``source`` values at target's cells."""
+    """``source``'s latency at ``target``'s cells: the rows of ``source`` (NB201 index order) at ``target.ids``.
+
+    Args:
+      target: an NB201 set whose ``ids`` are NAS-Bench-201 indices.
+      source: an NB201 set with one row per NAS-Bench-201 index, in index order (e.g. HELP's).
+
+    Returns:
+      float64 ``[len(target.ids), D_source]`` in ms.
+
+    Raises:
+      NasjaxInputError: when either set is not a NAS-Bench-201 set.
+    """
     require(target.space == "nasbench201" and source.space == "nasbench201", "space",
             (target.space, source.space), "two NAS-Bench-201 sets")
     return source.latency_ms[target.ids]

@@ -71,7 +71,20 @@ def _import_torch():
 
 
 def torch_load(path, trusted: bool = True) -> tuple[object, bool]:
-    """``(object, weights_only_used)``: a safe load first, then ``weights_only=False`` if ``trusted``."""
+    """Load a ``torch.save``d file: a safe ``weights_only=True`` load first, then ``weights_only=False`` if ``trusted``.
+
+    Args:
+      path: the ``.pth`` file.
+      trusted: whether the file may be loaded with the full unpickler (which can run code from the file) when
+        the safe loader refuses it; pass True only for a file from the benchmark's authors.
+
+    Returns:
+      ``(object, weights_only_used)``: the loaded object and whether the safe loader read it.
+
+    Raises:
+      NasjaxInputError: when torch is not installed, the file is missing, not a torch file or unreadable, or
+        the safe loader refuses it and ``trusted`` is False.
+    """
     torch = _import_torch()
     path = Path(path)
     if not path.is_file():
@@ -189,7 +202,19 @@ def _fill(col, i: int, info: dict) -> None:
 
 
 def to_table(d: dict, source: str = "NAS-Bench-201 file") -> NB201Table:
-    """Columnar table from the loaded benchmark dict (see the module docstring for the columns)."""
+    """Columnar table from the loaded benchmark dict (see the module docstring for the columns).
+
+    Args:
+      d: the dict loaded from the official file (``meta_archs``, ``evaluated_indexes``, ``arch2infos``).
+      source: the source name recorded in the table's header and column info.
+
+    Returns:
+      The :class:`~nasjax.benchmarks.nasbench201.NB201Table` of the 15625 cells (NaN where the file has no value).
+
+    Raises:
+      NasjaxInputError: when a top-level key is missing, ``meta_archs`` are not the 15625 NB201 cells, or an
+        ``arch2infos`` entry is malformed (negative or non-finite value, too many runs, missing fields).
+    """
     archs = _check_dict(d)
     cols: dict[str, np.ndarray] = {}
 
@@ -242,7 +267,23 @@ def _fingerprint(path: Path) -> str:
 
 
 def load_file(path, cache_dir=None, trusted: bool = True, rebuild: bool = False) -> NB201Table:
-    """The official benchmark file as a columnar table, through the npz cache after the first call."""
+    """The official benchmark file as a columnar table, through the npz cache after the first call.
+
+    Args:
+      path: the official ``.pth`` file.
+      cache_dir: the cache folder (default the nasjax user cache); the npz is keyed by the file's path, size
+        and mtime.
+      trusted: passed to :func:`torch_load`.
+      rebuild: convert the file again even when a cached table exists.
+
+    Returns:
+      The :class:`~nasjax.benchmarks.nasbench201.NB201Table`; its header records ``weights_only``, ``file`` and
+      ``build_seconds`` when it was converted by this call.
+
+    Raises:
+      NasjaxInputError: when the file is missing, cannot be loaded (see :func:`torch_load`) or is malformed
+        (see :func:`to_table`).
+    """
     path = Path(path)
     if not path.is_file():
         raise NasjaxInputError(f"benchmark file: {str(path)!r} not found; expected one of {', '.join(OFFICIAL_FILES)}")
@@ -269,7 +310,20 @@ def load_file(path, cache_dir=None, trusted: bool = True, rebuild: bool = False)
 
 
 def official_api(path, trusted: bool = True, verbose: bool = False):
-    """``nas_201_api.NASBench201API`` built from the dict this module loads (works with torch >= 2.6)."""
+    """``nas_201_api.NASBench201API`` built from the dict this module loads (works with torch >= 2.6).
+
+    Args:
+      path: the official ``.pth`` file.
+      trusted: passed to :func:`torch_load`.
+      verbose: passed to ``NASBench201API``.
+
+    Returns:
+      The API object, with ``filename`` set to the file's name.
+
+    Raises:
+      NasjaxInputError: when ``nas_201_api`` is not installed, or the file cannot be loaded or has the wrong
+        top level.
+    """
     try:
         from nas_201_api import NASBench201API
     except ImportError as e:
