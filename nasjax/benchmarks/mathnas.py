@@ -91,6 +91,18 @@ class MathNASDir:
         return entry["values"]
 
     def array(self, rel: str) -> np.ndarray:
+        """A numeric table of the directory: the ``.pt`` tensor file ``rel``, else its ``_derived/tables.json`` entry.
+
+        Args:
+          rel: the file's path relative to the directory (e.g. ``"data/mobilenetv3/blockacc_cpu.pt"``).
+
+        Returns:
+          The values as a float64 array, shape as stored.
+
+        Raises:
+          NasjaxInputError: when neither the file nor a derived entry exists, the entry is not a rectangular array of
+            numbers, or a value is NaN/inf.
+        """
         f = self.path / rel
         if f.is_file():
             a = load_pt_tensor(f, rel)
@@ -107,6 +119,19 @@ class MathNASDir:
         return a
 
     def block_set(self, which: str) -> BlockSet:
+        """The MobileNetV3 block set ``which``: ``blocks<which>/block1..5.pickle`` (or their derived entries).
+
+        Args:
+          which: the block-set suffix of MathNAS's folder name (e.g. ``"CPU"``); the set is named
+            ``"mathnas-<which lowercased>"``.
+
+        Returns:
+          The :class:`~nasjax.spaces.mobilenetv3.BlockSet` of the five stages.
+
+        Raises:
+          NasjaxInputError: when a stage's file (read with an unpickler that admits no globals) or entry is missing,
+            or its ``config`` is not a list of ``{d, e, ks}`` dicts.
+        """
         configs = []
         for i in range(1, 6):
             rel = f"data/mobilenetv3/blocks{which}/block{i}.pickle"
@@ -213,7 +238,19 @@ def read_array(tables, rel: str) -> np.ndarray:
 
 
 def split_ragged(flat: np.ndarray, counts: Sequence[int], rel: str) -> tuple[np.ndarray, np.ndarray]:
-    """Flat per-position lists (``counts[i]`` values each) -> padded ``values [P, K]`` and ``mask``."""
+    """Flat per-position lists (``counts[i]`` values each) -> padded ``values [P, K]`` and ``mask``.
+
+    Args:
+      flat: the values of all positions, concatenated (any shape, flattened).
+      counts: the number of values of each position.
+      rel: the table's name, for error messages.
+
+    Returns:
+      ``(values, mask)``: float64 ``[P, K]`` (padded cells 0) and bool ``[P, K]``, ``K = max(counts)``.
+
+    Raises:
+      NasjaxInputError: when ``flat`` does not have ``sum(counts)`` values.
+    """
     flat = np.asarray(flat, dtype=np.float64).reshape(-1)
     if flat.size != sum(counts):
         raise NasjaxInputError(f"tables[{rel!r}]: {flat.size} values, expected {sum(counts)} = sum of {list(counts)}")

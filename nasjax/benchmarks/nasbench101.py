@@ -53,7 +53,16 @@ def _md5(s: str) -> str:
 
 
 def graph_hash(matrix: np.ndarray, labels: list[int]) -> str:
-    """The official NAS-Bench-101 isomorphism-invariant hash (see the module docstring)."""
+    """The official NAS-Bench-101 isomorphism-invariant hash (see the module docstring for the rounds).
+
+    Args:
+      matrix: the (pruned) adjacency matrix ``[V, V]``, 0/1, upper-triangular.
+      labels: an integer label per vertex (``input = -1``, ``output = -2``, interior ops by their index in
+        :data:`OPS`).
+
+    Returns:
+      The 32-character hex md5 hash.
+    """
     m = np.asarray(matrix)
     n = m.shape[0]
     out_deg = m.sum(1).tolist()
@@ -141,6 +150,19 @@ class Cell:
 
     @classmethod
     def from_vector(cls, vec) -> Cell:
+        """The cell of a nasjax choice vector (21 upper-triangle edges, then the ops of vertices 1..5), validated and
+        pruned as by :meth:`from_spec`.
+
+        Args:
+          vec: int ``[26]``: edge entries 0/1, op entries 0..2 (indices into :data:`OPS`).
+
+        Returns:
+          The :class:`Cell` (invalid when the output is unreachable).
+
+        Raises:
+          NasjaxInputError: on another shape or a non-integer dtype, an entry out of range, or a spec
+            :meth:`from_spec` refuses (e.g. more than :data:`MAX_EDGES` edges).
+        """
         v = np.asarray(vec)
         if v.shape != (NUM_POSITIONS,) or v.dtype.kind not in "iu":
             raise NasjaxInputError(f"vector: shape {v.shape} dtype {v.dtype}, expected int[{NUM_POSITIONS}]")
@@ -249,7 +271,18 @@ class NB101Records:
         return len(self.hashes)
 
     def row_of(self, matrix, ops) -> int:
-        """Row of a spec (any isomorphic form); raises when the cell is not in the records."""
+        """Row of a spec (any isomorphic form); raises when the cell is not in the records.
+
+        Args:
+          matrix: the adjacency matrix ``[V, V]`` of the cell (unpruned allowed).
+          ops: the op of each vertex (``input``, :data:`OPS` entries, ``output``).
+
+        Returns:
+          The first row whose hash equals the cell's.
+
+        Raises:
+          NasjaxInputError: when the spec is invalid or its hash is not among the records.
+        """
         h = Cell.from_spec(matrix, ops).hash()
         rows = np.flatnonzero(self.hashes == h)
         if not rows.size:
@@ -258,8 +291,24 @@ class NB101Records:
 
 
 def records_table(records: dict, epochs: int = 108, check_hash: bool = True) -> NB101Records:
-    """Columnar view of :func:`read_records` output; with ``check_hash`` every key must equal the hash
-    nasjax computes from the stored spec (a mismatch names the record)."""
+    """Columnar view of :func:`read_records` output (one epoch budget), every field checked.
+
+    With ``check_hash`` every key must equal the hash nasjax computes from the stored spec.
+
+    Args:
+      records: ``hash -> (fixed_metrics, computed_metrics)`` as read by :func:`read_records`.
+      epochs: the epoch budget whose runs are read (108 = the full budget); every record must have it.
+      check_hash: whether to recompute and compare each record's hash.
+
+    Returns:
+      :class:`NB101Records`: accuracies in % (mean over runs, and per run NaN-padded), training time in s,
+      trainable parameters (NaN when absent).
+
+    Raises:
+      NasjaxInputError: when ``records`` is not a mapping, or a record is malformed (non-string key, wrong
+        tuple, missing spec or run field, accuracy outside [0, 1], negative time, missing epoch budget) or its
+        hash differs from its key (naming the record).
+    """
     if not isinstance(records, dict):
         raise NasjaxInputError(f"records: got {type(records).__name__}, expected a mapping hash -> record")
     hashes, cells, params, nruns, val, test, tt, runs = [], [], [], [], [], [], [], []
