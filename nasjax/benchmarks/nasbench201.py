@@ -159,22 +159,63 @@ class NB201Table:
 
     # --- lookups ----------------------------------------------------------------------------
     def index_of(self, archs) -> np.ndarray:
-        """Rows (= official NB201 indices) of choice vectors ``[N, 6]`` (or one ``[6]`` -> ``[1]``)."""
+        """Rows (= official NB201 indices) of choice vectors ``[N, 6]`` (or one ``[6]`` -> ``[1]``).
+
+        Args:
+          archs: choice vectors ``[6]`` or ``[N, 6]`` of the NAS-Bench-201 space.
+
+        Returns:
+          int64 ``[N]`` rows.
+
+        Raises:
+          NasjaxInputError: when ``archs`` are not valid NAS-Bench-201 choice vectors.
+        """
         a = self.space.validate(archs)
         return self._row_of_radix[self.space.index_of(np.atleast_2d(a))]
 
     def rows_of_strings(self, strings) -> np.ndarray:
-        """Rows of official arch strings (malformed strings raise, naming the problem)."""
+        """Rows of official arch strings (malformed strings raise, naming the problem).
+
+        Args:
+          strings: NAS-Bench-201 arch strings (``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``).
+
+        Returns:
+          int64 ``[len(strings)]`` rows.
+
+        Raises:
+          NasjaxInputError: on a malformed arch string.
+        """
         return self.index_of(strs_to_archs(list(strings)))
 
     def metrics(self) -> list[str]:
         return sorted(self._cols)
 
     def has_metric(self, name: str) -> bool:
+        """Whether the table has a column for ``name`` (aliases and dataset names resolved).
+
+        Args:
+          name: a metric name such as ``"val_acc/cifar10/mean"`` or ``"lat/pixel3"``.
+
+        Returns:
+          True when the column exists.
+
+        Raises:
+          NasjaxInputError: when ``name`` is not a string.
+        """
         return self._resolve(name) in self._cols
 
     def metric_info(self, name: str) -> dict:
-        """Unit, source, split, epochs and number of covered cells of a metric."""
+        """Unit, source, split, epochs and number of covered cells of a metric.
+
+        Args:
+          name: a metric name (see :meth:`metric`).
+
+        Returns:
+          The column's info dict with ``name`` (the resolved name) and ``coverage`` (non-NaN cells) added.
+
+        Raises:
+          NasjaxInputError: when the table has no such metric.
+        """
         key = self._resolve(name)
         self.metric(key)
         return dict(self._info.get(key, {}), name=key, coverage=self.coverage(key))
@@ -200,19 +241,51 @@ class NB201Table:
         return name
 
     def metric(self, name: str) -> np.ndarray:
-        """Read-only ``float64[15625]`` column of a metric (NaN where the source lacks a cell)."""
+        """Read-only ``float64[15625]`` column of a metric (NaN where the source lacks a cell).
+
+        Args:
+          name: a metric name (see the module docstring); dataset aliases are accepted, ``val_acc/<ds>`` means the
+            run mean, ``params`` means ``params/cifar10`` and ``lat/<alias>`` resolves device aliases.
+
+        Returns:
+          float64 ``[15625]`` in the metric's unit (:meth:`metric_info`).
+
+        Raises:
+          NasjaxInputError: when the table has no such metric (listing the metrics).
+        """
         key = self._resolve(name)
         if key not in self._cols:
             raise NasjaxInputError(f"metric: got {name!r}, expected one of {', '.join(self.metrics())}")
         return self._cols[key]
 
     def coverage(self, name: str) -> int:
-        """Number of cells the metric has (non-NaN)."""
+        """Number of cells the metric has (non-NaN).
+
+        Args:
+          name: a metric name (see :meth:`metric`).
+
+        Returns:
+          The count, ``0..15625``.
+
+        Raises:
+          NasjaxInputError: when the table has no such metric.
+        """
         return int(np.isfinite(self.metric(name)).sum())
 
     # --- accuracies -------------------------------------------------------------------------
     def val_acc(self, dataset: str, seed: int | None = None) -> np.ndarray:
-        """200-epoch validation accuracy (%): the run mean, or run slot ``seed`` in 0..2 (NaN if absent)."""
+        """200-epoch validation accuracy (%): the run mean, or run slot ``seed`` in 0..2 (NaN if absent).
+
+        Args:
+          dataset: ``cifar10``, ``cifar100`` or ``ImageNet16-120`` (aliases accepted).
+          seed: the run slot ``0..2``, or ``None`` for the mean over runs.
+
+        Returns:
+          float64 ``[15625]`` in %.
+
+        Raises:
+          NasjaxInputError: on an unknown dataset or a ``seed`` that is not a run slot.
+        """
         ds = canonical_dataset(dataset)
         if seed is None:
             return self.metric(f"val_acc/{ds}/mean")
@@ -224,27 +297,83 @@ class NB201Table:
         return self.metric(f"val_acc/{ds}/run{int(seed)}")
 
     def val_acc_runs(self, dataset: str) -> np.ndarray:
-        """``[15625, 3]`` per-run validation accuracy (%), NaN where a cell has fewer runs."""
+        """``[15625, 3]`` per-run validation accuracy (%), NaN where a cell has fewer runs.
+
+        Args:
+          dataset: ``cifar10``, ``cifar100`` or ``ImageNet16-120`` (aliases accepted).
+
+        Returns:
+          float64 ``[15625, 3]`` in %.
+
+        Raises:
+          NasjaxInputError: on an unknown dataset.
+        """
         ds = canonical_dataset(dataset)
         return np.stack([self.metric(f"val_acc/{ds}/run{k}") for k in range(MAX_RUNS)], axis=1)
 
     def num_runs(self, dataset: str) -> np.ndarray:
-        """``int64[15625]``: how many training runs each cell has (2 or 3)."""
+        """``int64[15625]``: how many training runs each cell has (2 or 3).
+
+        Args:
+          dataset: ``cifar10``, ``cifar100`` or ``ImageNet16-120`` (aliases accepted).
+
+        Returns:
+          int64 ``[15625]``, the non-NaN run slots per cell.
+
+        Raises:
+          NasjaxInputError: on an unknown dataset.
+        """
         return np.isfinite(self.val_acc_runs(dataset)).sum(1).astype(np.int64)
 
     def test_acc(self, dataset: str) -> np.ndarray:
-        """200-epoch test accuracy (%), mean over runs."""
+        """200-epoch test accuracy (%), mean over runs.
+
+        Args:
+          dataset: ``cifar10``, ``cifar100`` or ``ImageNet16-120`` (aliases accepted).
+
+        Returns:
+          float64 ``[15625]`` in %.
+
+        Raises:
+          NasjaxInputError: on an unknown dataset or when the table has no test accuracy of it.
+        """
         return self.metric(f"test_acc/{canonical_dataset(dataset)}")
 
     def params(self, dataset: str = "cifar10") -> np.ndarray:
+        """Parameters of every cell, in millions.
+
+        Args:
+          dataset: ``cifar10``, ``cifar100`` or ``ImageNet16-120`` (the classifier size differs).
+
+        Returns:
+          float64 ``[15625]`` in M.
+
+        Raises:
+          NasjaxInputError: on an unknown dataset or when the table has no such column.
+        """
         return self.metric(f"params/{canonical_dataset(dataset)}")
 
     # --- hardware ---------------------------------------------------------------------------
     def resolve_device(self, device: str) -> str:
+        """The device column a name stands for (an alias such as ``rice_pixel3`` -> ``pixel3``; others unchanged).
+
+        Args:
+          device: a device name or alias.
+
+        Returns:
+          The device name of the latency column.
+        """
         return self.aliases.get(device, device)
 
     def devices(self, source: str | None = None) -> list[str]:
-        """Devices with a latency column (optionally only those from ``source``: HELP, OneProxy, brp-nas)."""
+        """Devices with a latency column (optionally only those from ``source``: HELP, OneProxy, brp-nas).
+
+        Args:
+          source: a source name, matched as a substring of each column's source; ``None`` for all.
+
+        Returns:
+          The device names, sorted.
+        """
         out = []
         for k in self._cols:
             if k.startswith("lat/"):
@@ -256,13 +385,34 @@ class NB201Table:
         return sorted(k[7:] for k in self._cols if k.startswith("energy/"))
 
     def latency(self, device: str) -> np.ndarray:
-        """Measured latency (ms) of every cell on ``device`` (NaN where not measured)."""
+        """Measured latency (ms) of every cell on ``device`` (NaN where not measured).
+
+        Args:
+          device: a device name or alias (:meth:`devices`).
+
+        Returns:
+          float64 ``[15625]`` in ms.
+
+        Raises:
+          NasjaxInputError: when the table has no latency of ``device``.
+        """
         key = f"lat/{self.resolve_device(device)}"
         if key not in self._cols:
             raise NasjaxInputError(f"device: got {device!r}, expected one of {', '.join(self.devices())}")
         return self._cols[key]
 
     def energy(self, device: str) -> np.ndarray:
+        """Per-cell energy (mJ) on ``device`` (NaN where not measured).
+
+        Args:
+          device: a device name or alias (:meth:`energy_devices`).
+
+        Returns:
+          float64 ``[15625]`` in mJ.
+
+        Raises:
+          NasjaxInputError: when the table has no energy of ``device`` (the shared sources have none).
+        """
         key = f"energy/{self.resolve_device(device)}"
         if key not in self._cols:
             have = ", ".join(self.energy_devices()) or "none (no per-cell energy table in the sources)"
@@ -270,7 +420,18 @@ class NB201Table:
         return self._cols[key]
 
     def best(self, metric: str, feasible: np.ndarray | None = None) -> int:
-        """Row with the highest value of ``metric`` among ``feasible`` rows (bool mask); NaN never wins."""
+        """Row with the highest value of ``metric`` among ``feasible`` rows (bool mask); NaN never wins.
+
+        Args:
+          metric: a metric name (see :meth:`metric`).
+          feasible: bool ``[15625]`` mask of admitted rows, or ``None`` for all.
+
+        Returns:
+          The row (= NB201 index) of the best feasible cell; ties go to the lowest row.
+
+        Raises:
+          NasjaxInputError: on an unknown metric, a mask of another shape, or no feasible cell with a value.
+        """
         v = np.where(np.isfinite(self.metric(metric)), self.metric(metric), -np.inf)
         if feasible is not None:
             feasible = np.asarray(feasible, bool)
@@ -283,6 +444,11 @@ class NB201Table:
 
     # --- persistence ------------------------------------------------------------------------
     def save_npz(self, path) -> None:
+        """Write the table as an ``.npz`` (no pickles: columns, arch strings, choice vectors, JSON header), atomically.
+
+        Args:
+          path: the ``.npz`` file to write.
+        """
         hdr = dict(self.header, info=self._info, aliases=self.aliases)
         arrays = {f"col:{k}": v for k, v in self._cols.items()}
         arrays["arch_strings"] = self.arch_strings
@@ -294,6 +460,17 @@ class NB201Table:
 
     @classmethod
     def load_npz(cls, path) -> NB201Table:
+        """Read a table written by :meth:`save_npz` (``allow_pickle=False``).
+
+        Args:
+          path: the ``.npz`` file.
+
+        Returns:
+          The table.
+
+        Raises:
+          NasjaxInputError: when the file is unreadable or lacks a part, or its arrays have the wrong shapes.
+        """
         try:
             with np.load(path, allow_pickle=False) as z:
                 hdr = json.loads(bytes(z["header"]).decode())
