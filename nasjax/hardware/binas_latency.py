@@ -97,7 +97,16 @@ class BilinearForm:
 
     # --- prediction -------------------------------------------------------------------------
     def predict(self, archs) -> np.ndarray | float:
-        """``f(a)`` of one architecture ``[P]`` or a batch ``[N, P]`` (vectorised)."""
+        """``f(a)`` of one architecture ``[P]`` or a batch ``[N, P]`` (vectorised).
+
+        f(a) = base + sum_{l active} p_a[l, a_l] + sum_s p_b[s, d_s] + sum_{l active} sum_s Q[l, a_l, s, d_s]
+
+        Args:
+          archs: BINAS choice vectors ``[P]`` or ``[N, P]`` (not validated).
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the form's unit.
+        """
         a = np.asarray(archs, np.int64)
         a2 = np.atleast_2d(a)
         st = self.structure
@@ -168,6 +177,13 @@ class BilinearForm:
 
         A stage-separable form uses BINAS's bilinear expression (linear in ``alpha`` for fixed ``beta`` and
         in ``beta`` for fixed ``alpha``); any other form uses :func:`masked_relaxation`.
+
+        Args:
+          alpha: ``[L, K]`` fractional layer configurations, each row summing to 1.
+          beta: ``[S, D]`` fractional stage depths, each row summing to 1.
+
+        Returns:
+          ``(f, df/dalpha [L, K], df/dbeta [S, D])``, ``f`` in the form's unit.
         """
         if not self.stage_separable:
             return masked_relaxation(self._feature_value_and_grad, alpha, beta, self.structure)
@@ -184,14 +200,39 @@ class BilinearForm:
 
     # --- units and files -------------------------------------------------------------------------
     def to_unit(self, unit: str) -> BilinearForm:
-        """The same form in ``unit`` (an explicit conversion: ``s`` -> ``ms`` multiplies by 1000)."""
+        """The same form in ``unit`` (an explicit conversion: ``s`` -> ``ms`` multiplies by 1000).
+
+        Args:
+          unit: the target unit, of the same dimension as the form's.
+
+        Returns:
+          A new :class:`BilinearForm` with every coefficient converted.
+
+        Raises:
+          NasjaxInputError: when ``unit`` is unknown or measures something else.
+        """
         f = convert_value(1.0, self.unit, unit)
         return replace(self, base=self.base * f, p_a=self.p_a * f, p_b=self.p_b * f,
                        Q=None if self.Q is None else self.Q * f, unit=unit)
 
     def calibrated(self, slope: float = 1.0, intercept: float = 0.0, intercept_unit: str | None = None) -> BilinearForm:
-        """``slope * f + intercept`` (BINAS's ``--latency_corrective_slope/intercept``); the intercept's unit
-        must be the form's (a number in ``ms`` added to a form in ``s`` is refused, not rescaled)."""
+        """``slope * f + intercept`` (BINAS's ``--latency_corrective_slope/intercept``).
+
+        The intercept's unit must be the form's (a number in ``ms`` added to a form in ``s`` is refused, not
+        rescaled).
+
+        Args:
+          slope: the positive factor applied to every coefficient.
+          intercept: the constant added to the base, in the form's unit.
+          intercept_unit: the intercept's unit, checked against the form's; ``None`` skips the check.
+
+        Returns:
+          A new :class:`BilinearForm`.
+
+        Raises:
+          NasjaxInputError: when ``slope`` is not a positive finite number or ``intercept_unit`` differs from the
+            form's unit.
+        """
         require(np.isfinite(slope) and slope > 0, "latency_corrective_slope", slope, "a positive number")
         if intercept_unit is not None and intercept_unit != self.unit:
             raise NasjaxInputError(f"latency_corrective_intercept: in {intercept_unit!r} but the {self.metric} model "
@@ -201,7 +242,15 @@ class BilinearForm:
         return replace(scaled, base=scaled.base + float(intercept))
 
     def save(self, path, kind: str = KIND) -> dict:
-        """Write the form (npz with a JSON header, :mod:`nasjax.hardware.model_io`)."""
+        """Write the form (npz with a JSON header, :mod:`nasjax.hardware.model_io`).
+
+        Args:
+          path: the file to write.
+          kind: the file kind recorded in the header (checked by :meth:`load`).
+
+        Returns:
+          What :func:`~nasjax.hardware.model_io.save_arrays` returns (the written header).
+        """
         arrays = {"p_a": self.p_a, "p_b": self.p_b, "base": np.array([self.base])}
         if self.Q is not None:
             arrays["Q"] = self.Q
@@ -212,12 +261,37 @@ class BilinearForm:
 
     @classmethod
     def from_arrays(cls, arrays: dict, header: dict) -> BilinearForm:
+        """The form of arrays and a header as :meth:`save` writes them.
+
+        Args:
+          arrays: ``{"base": [1], "p_a": [L, K], "p_b": [S, D]}`` and optionally ``"Q": [L, K, S, D]``.
+          header: ``metric``, ``unit``, ``structure`` (a :meth:`BinasStructure.to_dict`), optionally ``device``
+            and ``provenance``.
+
+        Returns:
+          The :class:`BilinearForm`.
+
+        Raises:
+          NasjaxInputError: when a shape, unit or the structure is invalid, or a coefficient is not finite.
+        """
         return cls(float(arrays["base"][0]), arrays["p_a"], arrays["p_b"], arrays.get("Q"), header["metric"],
                    header["unit"], header.get("device"), BinasStructure.from_dict(header["structure"]),
                    header.get("provenance", {}))
 
     @classmethod
     def load(cls, path, kind: str = KIND) -> BilinearForm:
+        """Read a form written by :meth:`save`.
+
+        Args:
+          path: the file.
+          kind: the file kind expected in its header.
+
+        Returns:
+          The :class:`BilinearForm`.
+
+        Raises:
+          NasjaxInputError: when the file is not a nasjax array file of ``kind`` or its content is invalid.
+        """
         arrays, header = load_arrays(path, kind=kind)
         return cls.from_arrays(arrays, header)
 
@@ -266,7 +340,21 @@ def latency_model(fixed: float, layers: np.ndarray, unit: str, *, depth_costs: n
 
 
 def latency_from_lut(lut, *, device: str | None = None, structure: BinasStructure = DEFAULT) -> BilinearForm:
-    """The latency model of a BINAS LUT (a path to its pickle, or the dict), in seconds per image."""
+    """The latency model of a BINAS LUT (a path to its pickle, or the dict), in seconds per image.
+
+    T(a) = general + sum_{l active} LUT[key(l, a_l)]
+
+    Args:
+      lut: the path of a LUT pickle, or a LUT dict as read by :func:`~nasjax.benchmarks.binas_lut.read_latency_lut`.
+      device: the device label of the model.
+      structure: the space's structure (which layers exist and their LUT keys).
+
+    Returns:
+      The latency :class:`BilinearForm` in ``s``.
+
+    Raises:
+      NasjaxInputError: when the pickle is unreadable or invalid, or a layer configuration's key is missing.
+    """
     source = str(lut) if not isinstance(lut, dict) else "lut"
     d = read_latency_lut(lut) if not isinstance(lut, dict) else lut
     general, layers = lut_arrays(d, structure, source)
