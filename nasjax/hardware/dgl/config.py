@@ -77,7 +77,18 @@ A_MODEL_DEFAULTS = {
 
 
 def default_config(space: str, kind: str = "ours") -> AModelConfig | DGLMLPConfig:
-    """The default configuration of model ``kind`` (``"ours"`` or ``"dgl_mlp"``) on ``space``."""
+    """The default configuration of model ``kind`` (``"ours"`` or ``"dgl_mlp"``) on ``space``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3`` (only used for kind ``"ours"``, whose recipe is per space).
+      kind: the model kind, a key of :data:`MODEL_KINDS`.
+
+    Returns:
+      :data:`A_MODEL_DEFAULTS` ``[space]`` for ``"ours"``, ``DGLMLPConfig()`` for ``"dgl_mlp"``.
+
+    Raises:
+      NasjaxInputError: on an unknown kind, or an unknown space for kind ``"ours"``.
+    """
     if kind not in MODEL_KINDS:
         raise NasjaxInputError(f"model: got {kind!r}, expected one of {', '.join(MODEL_KINDS)}")
     if kind == "dgl_mlp":
@@ -92,7 +103,18 @@ def config_to_json(config) -> dict:
 
 
 def config_from_json(kind: str, d: dict):
-    """The config of model ``kind`` from a model file's ``config`` (other keys, e.g. ``seed``, ignored)."""
+    """The config of model ``kind`` from a model file's ``config`` (other keys, e.g. ``seed``, ignored).
+
+    Args:
+      kind: the model kind, a key of :data:`MODEL_KINDS`.
+      d: the ``config`` object of the model file's header (:func:`config_to_json`).
+
+    Returns:
+      The :class:`AModelConfig` or :class:`DGLMLPConfig`, fields validated.
+
+    Raises:
+      NasjaxInputError: on an unknown kind, a ``d`` that is not a dict, or a field value the config refuses.
+    """
     if kind not in MODEL_KINDS:
         raise NasjaxInputError(f"model: got {kind!r}, expected one of {', '.join(MODEL_KINDS)}")
     require(isinstance(d, dict), "model header config", type(d).__name__, "a JSON object")

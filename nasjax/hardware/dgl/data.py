@@ -24,8 +24,20 @@ from nasjax.hardware.dgl.formula import device_constant
 
 
 def load_dgl(space: str, data_path=None, devices: Sequence[str] | None = None) -> DGLData:
-    """DGL's data of ``space`` (:func:`nasjax.benchmarks.dgl.read_dgl`) with ``corrupt`` filled by
-    :func:`detect_corrupt_rows` on ``a.txt``."""
+    """DGL's data of ``space`` with ``corrupt`` filled by :func:`detect_corrupt_rows` on ``a.txt``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      data_path: the space folder (default the shared data's ``DGL/data/<space>``).
+      devices: devices whose hardware and latency files to read; default every device with a latency file.
+
+    Returns:
+      The :class:`~nasjax.benchmarks.dgl.DGLData` (see :func:`nasjax.benchmarks.dgl.read_dgl`), ``corrupt``
+      a bool ``[N]`` mask.
+
+    Raises:
+      NasjaxInputError: when a file is missing or invalid (see :func:`~nasjax.benchmarks.dgl.read_dgl`).
+    """
     data = read_dgl(space, data_path, devices)
     return replace(data, corrupt=detect_corrupt_rows(features(space, data.archs), data.A))
 
@@ -67,8 +79,23 @@ def detect_corrupt_rows(X, A, z: float = 6.0, alpha: float = 10.0, iters: int = 
 
 
 def arch_splits(n: int, n_splits: int, test_frac: float = 0.2, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n_splits`` random (train, test) index splits of ``n`` architectures, ``test_frac`` held out
-    (``max(1, round(n * test_frac))`` rows, each split an independent permutation of one seeded stream)."""
+    """``n_splits`` random (train, test) index splits of ``n`` architectures, ``test_frac`` held out.
+
+    Each split holds out ``max(1, round(n * test_frac))`` rows; each is an independent permutation drawn from
+    one seeded stream.
+
+    Args:
+      n: the number of architectures.
+      n_splits: how many splits, >= 1.
+      test_frac: the held-out fraction, in (0, 1).
+      seed: the seed of the stream.
+
+    Returns:
+      ``n_splits`` pairs ``(train, test)`` of sorted int64 index arrays.
+
+    Raises:
+      NasjaxInputError: when ``n_splits < 1`` or ``test_frac`` is outside (0, 1).
+    """
     require(n_splits >= 1, "n_splits", n_splits, "an integer >= 1")
     require(0.0 < test_frac < 1.0, "test_frac", test_frac, "a fraction in (0, 1)")
     rng = np.random.default_rng(seed)
@@ -81,8 +108,21 @@ def arch_splits(n: int, n_splits: int, test_frac: float = 0.2, seed: int = 0) ->
 
 
 def a_from_devices(data_path, devices: Sequence[str], n: int) -> np.ndarray:
-    """A training target from measured devices: ``A = mean_d latency_d / c(hw_d)`` over ``devices``
-    (their files in ``data_path``), the formula inverted on each and averaged."""
+    """A training target from measured devices, the formula inverted on each and averaged.
+
+    A = 1 / |D| * sum_{d in D} latency_d / c(hw_d)
+
+    Args:
+      data_path: the DGL space folder holding the devices' hardware and latency files.
+      devices: the measured devices ``D``, at least one.
+      n: the number of architectures in ``net.txt``.
+
+    Returns:
+      float64 ``[n]`` in A's (raw) unit.
+
+    Raises:
+      NasjaxInputError: when ``devices`` is empty or a device's file is missing or invalid.
+    """
     require(len(devices) >= 1, "train_devices", list(devices), "at least one device")
     root = Path(data_path)
     targets = [load_latency(root, d, n) / device_constant(load_hardware(root, d), d) for d in devices]

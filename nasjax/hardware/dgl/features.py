@@ -127,7 +127,18 @@ def features(space: str, archs) -> np.ndarray:
 
 
 def dgl_codes(space: str, archs) -> np.ndarray:
-    """DGL's raw inputs: NB201 op codes 1..5, FBNetV3 gene values (``float64``, uncentred)."""
+    """DGL's raw inputs: NB201 op codes 1..5, FBNetV3 gene values (``float64``, uncentred).
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      archs: nasjax choice vectors ``[P]`` or ``[N, P]`` of the space.
+
+    Returns:
+      float64 ``[N, 6]`` (choice + 1) for NAS-Bench-201, ``[N, 28]`` gene values for FBNetV3.
+
+    Raises:
+      NasjaxInputError: on an unknown space or invalid choice vectors.
+    """
     check_space(space)
     a = np.atleast_2d(get_space(space).validate(archs, "archs"))
     return (a + 1).astype(np.float64) if space == "nasbench201" else arch_to_genes(a).astype(np.float64)

@@ -45,7 +45,21 @@ def device_constant(hw, device: str = "device") -> float:
 
 
 def dgl_latency(A, hw, device: str = "device") -> np.ndarray:
-    """DGL's formula ``latency = A * c(hw)`` (A's units); a product that overflows is an error."""
+    """DGL's formula ``latency = A * c(hw)`` (A's units); a product that overflows is an error.
+
+    latency = A * (1/dispatch + 1/(sqrt(cache) * memory_speed)) / frequency
+
+    Args:
+      A: the network parameter of each architecture, any shape.
+      hw: the device's 4 hardware parameters (finite, > 0).
+      device: the device's name, for error messages.
+
+    Returns:
+      float64 latencies of the shape of ``A``.
+
+    Raises:
+      NasjaxInputError: on invalid hardware parameters, or a latency that overflows.
+    """
     a = np.asarray(A, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         out = a * device_constant(hw, device)
@@ -56,8 +70,18 @@ def dgl_latency(A, hw, device: str = "device") -> np.ndarray:
 
 
 def latency_scores(y_true, y_pred) -> dict[str, float]:
-    """Pearson ``R``, ``RMSE`` and ``MAE`` (the unit of the inputs), as DGL's test mode reports
-    (:mod:`nasjax.metrics`)."""
+    """Pearson ``R``, ``RMSE`` and ``MAE`` (the unit of the inputs), as DGL's test mode reports.
+
+    Args:
+      y_true: the measured latencies, at least 2 finite entries.
+      y_pred: the predicted latencies, same shape and unit.
+
+    Returns:
+      ``{"R", "RMSE", "MAE"}`` (see :mod:`nasjax.metrics`).
+
+    Raises:
+      NasjaxInputError: on a shape mismatch, fewer than 2 entries or a non-finite entry.
+    """
     return {"R": metrics.pearson(y_true, y_pred), "RMSE": metrics.rmse(y_true, y_pred),
             "MAE": metrics.mae(y_true, y_pred)}
 
@@ -77,6 +101,16 @@ class DeviceFit:
     method: str
 
     def predict(self, A) -> np.ndarray:
+        """The fitted device's latency of architectures of network parameter ``A``.
+
+        latency = scale * A + offset
+
+        Args:
+          A: predicted network parameters, any shape.
+
+        Returns:
+          float64 latencies of the shape of ``A`` (raw units).
+        """
         return self.scale * np.asarray(A, np.float64) + self.offset
 
 

@@ -93,7 +93,20 @@ def _classes():
 
 
 def build_module(config: AModelConfig | DGLMLPConfig, n_features: int, seed: int = 0):
-    """A freshly initialised module for ``config`` on ``n_features`` inputs (``nnx.Rngs(seed)``)."""
+    """A freshly initialised module for ``config`` on ``n_features`` inputs (``nnx.Rngs(seed)``).
+
+    Args:
+      config: an :class:`~nasjax.hardware.dgl.config.AModelConfig` (linear term plus optional tanh-MLP
+        ensemble) or a :class:`~nasjax.hardware.dgl.config.DGLMLPConfig` (DGL's MLP).
+      n_features: the input width.
+      seed: the initialisation seed.
+
+    Returns:
+      The flax nnx module.
+
+    Raises:
+      TypeError: when ``config`` is neither config type.
+    """
     from flax import nnx
 
     a_model, dgl_mlp = _classes()
