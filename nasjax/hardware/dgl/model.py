@@ -54,10 +54,32 @@ class DGLLatencyModel:
 
     # inputs -------------------------------------------------------------------------------------------
     def inputs(self, archs) -> np.ndarray:
-        """The model's input matrix of choice-index architectures ``[N, P]``."""
+        """The model's input matrix of choice-index architectures ``[N, P]``.
+
+        Args:
+          archs: nasjax choice vectors ``[P]`` or ``[N, P]`` of the model's space.
+
+        Returns:
+          float64 ``[N, F]``: :func:`~nasjax.hardware.dgl.features.features` for kind ``"ours"``, DGL's raw codes
+          (:func:`~nasjax.hardware.dgl.features.dgl_codes`) for ``"dgl_mlp"``.
+
+        Raises:
+          NasjaxInputError: on invalid choice vectors.
+        """
         return features(self.space, archs) if self.kind == "ours" else dgl_codes(self.space, archs)
 
     def check_features(self, X) -> np.ndarray:
+        """An input matrix as float64, checked against the model's input width.
+
+        Args:
+          X: the input matrix ``[N, F]``.
+
+        Returns:
+          ``X`` as float64 ``[N, F]``.
+
+        Raises:
+          NasjaxInputError: when ``X`` is not 2-D with the model's ``F`` columns, or holds NaN/inf.
+        """
         X = np.asarray(X, np.float64)
         want = self.x_mean.shape[0]
         if X.ndim != 2 or X.shape[1] != want:
@@ -70,7 +92,19 @@ class DGLLatencyModel:
 
     # predictions ------------------------------------------------------------------------------------------
     def predict_A_from_features(self, X) -> np.ndarray:
-        """A (raw ``a.txt`` units) from the input matrix; an output that overflows is an error."""
+        """A (raw ``a.txt`` units) from the input matrix; an output that overflows is an error.
+
+        A = exp(y) for a log target, else 100 * y, with y = module((X - x_mean) / x_std) * y_std + y_mean
+
+        Args:
+          X: the input matrix ``[N, F]`` (see :meth:`inputs`).
+
+        Returns:
+          float64 ``[N]`` predicted A.
+
+        Raises:
+          NasjaxInputError: on a bad input matrix or a prediction that is not finite.
+        """
         import jax.numpy as jnp
 
         X = self.check_features(X)
@@ -85,11 +119,35 @@ class DGLLatencyModel:
         return out
 
     def predict_A(self, archs) -> np.ndarray:
-        """Predicted A (raw units, like ``a.txt``) for choice-index architectures ``[N, P]``."""
+        """Predicted A (raw units, like ``a.txt``) for choice-index architectures ``[N, P]``.
+
+        Args:
+          archs: nasjax choice vectors ``[P]`` or ``[N, P]`` of the model's space.
+
+        Returns:
+          float64 ``[N]`` predicted A.
+
+        Raises:
+          NasjaxInputError: on invalid architectures or a prediction that overflows.
+        """
         return self.predict_A_from_features(self.inputs(archs))
 
     def predict_latency(self, archs, hw, device: str = "device") -> np.ndarray:
-        """DGL's formula on the predicted A: latency in raw units (:data:`LATENCY_UNIT`)."""
+        """DGL's formula on the predicted A: latency in raw units (:data:`LATENCY_UNIT`).
+
+        latency = A_hat * (1/dispatch + 1/(sqrt(cache) * memory_speed)) / frequency
+
+        Args:
+          archs: nasjax choice vectors ``[P]`` or ``[N, P]`` of the model's space.
+          hw: the device's 4 hardware parameters (finite, > 0).
+          device: the device's name, for error messages.
+
+        Returns:
+          float64 ``[N]`` latencies.
+
+        Raises:
+          NasjaxInputError: on invalid architectures or hardware parameters, or an overflow.
+        """
         return dgl_latency(self.predict_A(archs), hw, device)
 
     # checks -----------------------------------------------------------------------------------------------
@@ -131,7 +189,17 @@ class DGLLatencyModel:
         }
 
     def save(self, path) -> dict:
-        """Write the model file atomically; returns the header written."""
+        """Write the model file atomically; returns the header written.
+
+        Args:
+          path: the ``.npz`` model file to write.
+
+        Returns:
+          The header written (see :meth:`header`).
+
+        Raises:
+          NasjaxInputError: when a weight or normaliser is not finite (or ``x_std`` / ``y_std`` is not > 0).
+        """
         from nasjax.hardware.model_io import save_nnx
 
         self.check_weights("model to save")
@@ -140,7 +208,18 @@ class DGLLatencyModel:
 
     @classmethod
     def load(cls, path) -> DGLLatencyModel:
-        """Read a model file (see the module docstring for what is checked)."""
+        """Read a model file (see the module docstring for what is checked).
+
+        Args:
+          path: a model file written by :meth:`save`.
+
+        Returns:
+          The :class:`DGLLatencyModel`.
+
+        Raises:
+          NasjaxInputError: when the file is missing, of another kind or version, its header is malformed, an
+            array has the wrong shape, or a weight or normaliser is not finite.
+        """
         from nasjax.hardware.model_io import load_nnx
 
         where = f"load_path {str(path)!r}"
