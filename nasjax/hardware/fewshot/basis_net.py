@@ -44,7 +44,17 @@ def basis_net_class():
 
 
 def build_net(n_features: int, n_devices: int, cfg, seed: int):
-    """A freshly initialised basis net for ``cfg`` (its ``hidden`` widths and ``rank``)."""
+    """A freshly initialised basis net for ``cfg`` (its ``hidden`` widths and ``rank``).
+
+    Args:
+      n_features: the input width (standardised architecture features).
+      n_devices: the number of training devices (one head ``c_d`` of ``rank + 1`` weights each).
+      cfg: a :class:`~nasjax.hardware.fewshot.config.FewShotConfig` (``hidden``, ``rank``).
+      seed: the initialisation seed (``nnx.Rngs(seed)``).
+
+    Returns:
+      The NNX ``BasisNet`` of :func:`basis_net_class`.
+    """
     from flax import nnx
 
     return basis_net_class()(n_features, n_devices, tuple(cfg.hidden), cfg.rank, nnx.Rngs(seed))

@@ -274,7 +274,19 @@ def encode(value):
 
 
 def decode(value, where: str = "model header config"):
-    """Inverse of :func:`encode` (lists become tuples); an unknown object type names ``where``."""
+    """Inverse of :func:`encode` (lists become tuples); an unknown object type names ``where``.
+
+    Args:
+      value: a JSON value as :func:`encode` writes it.
+      where: what is being read, first in error messages.
+
+    Returns:
+      The config value: ``{"type": <class>, ...}`` objects rebuilt as their class, lists as tuples, other
+      values unchanged.
+
+    Raises:
+      NasjaxInputError: on an unknown object type or fields the class does not take.
+    """
     if isinstance(value, dict):
         name = value.get("type")
         if name not in _TYPES:
@@ -293,6 +305,19 @@ def config_to_json(cfg: FewShotConfig) -> dict:
 
 
 def config_from_json(d, where: str = "model header config") -> FewShotConfig:
+    """The :class:`FewShotConfig` of a model file's header (:func:`config_to_json`), every field validated.
+
+    Args:
+      d: the JSON object of config fields (missing fields take their defaults).
+      where: what is being read, first in error messages.
+
+    Returns:
+      The :class:`FewShotConfig`.
+
+    Raises:
+      NasjaxInputError: when ``d`` is not a dict, has a field :class:`FewShotConfig` lacks, holds an unknown
+        object type, or a value the config refuses.
+    """
     require(isinstance(d, dict), where, type(d).__name__, "a JSON object of FewShotConfig fields")
     known = {f.name for f in dataclasses.fields(FewShotConfig)}
     unknown = sorted(set(d) - known)
@@ -301,6 +326,19 @@ def config_from_json(d, where: str = "model header config") -> FewShotConfig:
 
 
 def candidate_from_json(d, where: str = "model header candidates") -> Candidate:
+    """A :class:`Candidate` from its JSON form (:func:`encode`).
+
+    Args:
+      d: ``{"experts": [...], "tau": "auto" | number, "rule": {...}}``.
+      where: what is being read, first in error messages.
+
+    Returns:
+      The :class:`Candidate`.
+
+    Raises:
+      NasjaxInputError: when a key is missing, ``experts`` is not a non-empty list of experts, ``rule`` is not an
+        ``InverseErrorBlend``, or ``tau`` is neither ``"auto"`` nor a positive number.
+    """
     require(isinstance(d, dict) and {"experts", "tau", "rule"} <= set(d), where, d, "{experts, tau, rule}")
     experts, rule = decode(d["experts"], where), decode(d["rule"], where)
     require(isinstance(experts, tuple) and all(isinstance(e, EXPERT_TYPES) for e in experts) and bool(experts),
