@@ -53,6 +53,21 @@ class LowRankExpert:
     order: ClassVar[int] = 0
 
     def components(self, arrays, f, yr, tau, keep, share, devices):
+        """The low-rank expert fitted on the references (Bayesian linear regression on ``g``).
+
+        Args:
+          arrays: the model's arrays (priors ``lr_m``, ``lr_S``, noise variances ``s2_low_rank``).
+          f: the features of the k references: ``g [k, r + 1]`` (basis), ``xa [k, F + 1]`` (``[1, x]``) and
+            ``yhat [k, D]`` (the training devices' predicted log latency).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          tau: the multiplier of the noise variance.
+          keep: indices of the training devices the device experts may use.
+          share: the prior probability of this expert kind.
+          devices: the training devices' names.
+
+        Returns:
+          A one-element list ``[(Component, log evidence + log share)]``.
+        """
         w, ev = blr(f["g"], yr, arrays["lr_m"], arrays["lr_S"], float(arrays["s2_low_rank"][0]) * tau)
         return [(Component(self.name, self.name, w), ev + math.log(share))]
 
@@ -65,6 +80,21 @@ class AdditiveLogExpert:
     order: ClassVar[int] = 1
 
     def components(self, arrays, f, yr, tau, keep, share, devices):
+        """The additive expert fitted on the references (Bayesian linear regression on ``[1, x]``).
+
+        Args:
+          arrays: the model's arrays (priors ``add_m``, ``add_S``, noise variances ``s2_additive``).
+          f: the features of the k references: ``g [k, r + 1]`` (basis), ``xa [k, F + 1]`` (``[1, x]``) and
+            ``yhat [k, D]`` (the training devices' predicted log latency).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          tau: the multiplier of the noise variance.
+          keep: indices of the training devices the device experts may use.
+          share: the prior probability of this expert kind.
+          devices: the training devices' names.
+
+        Returns:
+          A one-element list ``[(Component, log evidence + log share)]``.
+        """
         w, ev = blr(f["xa"], yr, arrays["add_m"], arrays["add_S"], float(arrays["s2_additive"][0]) * tau)
         return [(Component(self.name, self.name, w), ev + math.log(share))]
 
@@ -77,6 +107,21 @@ class DevicePairExperts:
     order: ClassVar[int] = 2
 
     def components(self, arrays, f, yr, tau, keep, share, devices):
+        """One expert per pair of kept training devices, fitted on the references in one batch.
+
+        Args:
+          arrays: the model's arrays (priors ``single_prior``, noise variances ``s2_device``, device means ``ybar``).
+          f: the features of the k references: ``g [k, r + 1]`` (basis), ``xa [k, F + 1]`` (``[1, x]``) and
+            ``yhat [k, D]`` (the training devices' predicted log latency).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          tau: the multiplier of the noise variance.
+          keep: indices of the training devices the device experts may use.
+          share: the prior probability of this expert kind.
+          devices: the training devices' names.
+
+        Returns:
+          ``[(Component, log evidence + log(share / pairs))]`` per pair, empty with fewer than 2 kept devices.
+        """
         pairs = [(keep[i1], keep[i2]) for i1 in range(len(keep)) for i2 in range(i1 + 1, len(keep))]
         if not pairs:
             return []
@@ -102,6 +147,21 @@ class SingleDeviceExperts:
     order: ClassVar[int] = 3
 
     def components(self, arrays, f, yr, tau, keep, share, devices):
+        """One expert per kept training device, fitted on the references in one batch.
+
+        Args:
+          arrays: the model's arrays (priors ``single_prior``, noise variances ``s2_device``, device means ``ybar``).
+          f: the features of the k references: ``g [k, r + 1]`` (basis), ``xa [k, F + 1]`` (``[1, x]``) and
+            ``yhat [k, D]`` (the training devices' predicted log latency).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          tau: the multiplier of the noise variance.
+          keep: indices of the training devices the device experts may use.
+          share: the prior probability of this expert kind.
+          devices: the training devices' names.
+
+        Returns:
+          ``[(Component, log evidence + log(share / kept))]`` per kept device, empty when none is kept.
+        """
         if not keep:
             return []
         m0, v0, vb = arrays["single_prior"]
@@ -130,8 +190,27 @@ class ExpertAverageFit:
 
 
 def mixture(arrays, devices, f, yr, tau: float, exclude, experts) -> ExpertAverageFit:
-    """Posterior means of ``experts`` on the refs ``(f, yr)``, the log marginal likelihood of the mixture and
-    the model-averaging weights (``exclude``: training devices left out of the device experts)."""
+    """The fitted experts on the references and their Bayesian model-averaging weights.
+
+    pi_m = prior_m p(yr | m) / sum_m' prior_m' p(yr | m'), prior split equally over the expert kinds and a
+    kind's share over its members.
+
+    Args:
+      arrays: the model's arrays (the experts' priors and noise variances).
+      devices: the training devices' names.
+      f: the features of the k references (``g``, ``xa``, ``yhat``; see the experts' ``components``).
+      yr: ``[k]`` the references' measured log latency (log ms).
+      tau: the multiplier of the noise variance.
+      exclude: training device names left out of the device experts.
+      experts: the expert objects (evaluated in their fixed order).
+
+    Returns:
+      :class:`ExpertAverageFit`: the components, their weights ``pi`` (summing to 1) and the mixture's log
+      marginal likelihood.
+
+    Raises:
+      NasjaxInputError: when ``experts`` is empty.
+    """
     experts = sorted(tuple(experts), key=lambda e: e.order)
     require(bool(experts), "experts", experts, "at least one expert")
     share = 1.0 / len(experts)
