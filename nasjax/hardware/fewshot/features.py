@@ -15,8 +15,19 @@ from nasjax.errors import require
 
 
 def onehot_features(archs, n_choices: int | None = None) -> np.ndarray:
-    """One-hot encoding ``[N, P * C]`` of integer architectures ``archs [N, P]`` (choice ids in ``[0, C)``;
-    ``C`` defaults to the largest id + 1)."""
+    """One-hot encoding ``[N, P * C]`` of integer architectures ``archs [N, P]``.
+
+    Args:
+      archs: non-negative integer choice ids ``[N, P]``.
+      n_choices: ``C``, the number of choices per position; default the largest id + 1.
+
+    Returns:
+      float64 ``[N, P * C]``, position-major.
+
+    Raises:
+      NasjaxInputError: when ``archs`` is not a non-empty 2-D array of non-negative integers, or an id is
+        ``>= n_choices``.
+    """
     a = np.asarray(archs)
     require(a.ndim == 2 and a.dtype.kind in "iu" and a.size and a.min() >= 0, "archs", a.shape,
             "[N, P] non-negative integer choice ids")

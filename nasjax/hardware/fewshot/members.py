@@ -41,7 +41,15 @@ BLEND_MIN_REFS = 5
 
 
 def take(f: dict, rows) -> dict:
-    """The rows ``rows`` of every entry of a feature cache."""
+    """The rows ``rows`` of every entry of a feature cache.
+
+    Args:
+      f: a feature cache ``{name: array [N, ...]}``.
+      rows: row indices (or a bool mask).
+
+    Returns:
+      ``{name: array[rows]}``.
+    """
     return {k: v[rows] for k, v in f.items()}
 
 
@@ -62,9 +70,32 @@ class ExpertAverage:
     name: ClassVar[str] = "expert_average"
 
     def available(self, model) -> bool:
+        """Whether the member can be used with ``model``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+
+        Returns:
+          Always True: the experts need only the multi-device basis.
+        """
         return True
 
     def fit(self, model, f, yr, exclude, tau=None):
+        """The experts' mixture fitted on the references (per-target best ``tau`` of the grid when ``"auto"``).
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          f: the references' feature cache (``take`` of ``model.features_cache``: ``g``, ``xa``, ``yhat``, ...).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          exclude: training device names left out of the device experts.
+          tau: the noise scale, ``"auto"`` or a positive float; ``None`` uses the member's own ``tau``.
+
+        Returns:
+          :class:`~nasjax.hardware.fewshot.experts.ExpertAverageFit`.
+
+        Raises:
+          NasjaxInputError: when ``tau`` is neither ``"auto"`` nor a positive number.
+        """
         tau = self.tau if tau is None else tau
         require(tau == "auto" or (isinstance(tau, (int, float)) and tau > 0), "tau", tau, "'auto' or a positive float")
         if tau != "auto":
@@ -77,6 +108,16 @@ class ExpertAverage:
         return best
 
     def predict_log(self, model, fit, f):
+        """The averaged experts' log-ms prediction.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          fit: the result of :meth:`fit`.
+          f: the feature cache of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         return expert_average_log(model.arrays, len(model.devices), fit, f)
 
 
@@ -87,9 +128,32 @@ class DeviceMixMember:
     name: ClassVar[str] = "device_mix"
 
     def available(self, model) -> bool:
+        """Whether the member can be used with ``model``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+
+        Returns:
+          Always True: it needs only the training devices' predictions.
+        """
         return True
 
     def fit(self, model, f, yr, exclude, tau):
+        """Nonnegative least squares of the references' latency (ms) on the kept devices' predictions.
+
+        L(x) ~= b + sum_d v_d exp(yhat_d(x)),  b, v >= 0
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          f: the references' feature cache (``take`` of ``model.features_cache``: ``g``, ``xa``, ``yhat``, ...).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          exclude: training device names the member may not use.
+          tau: the noise scale (unused).
+
+        Returns:
+          ``[1 + D]``: the intercept ``b`` and a weight ``v_d`` per training device (0 for excluded ones); ``None``
+          with fewer than 2 references or when every weight is 0.
+        """
         if len(yr) < 2:
             return None
         from scipy.optimize import nnls
@@ -103,6 +167,16 @@ class DeviceMixMember:
         return nn if nn[1:].any() else None
 
     def predict_log(self, model, fit, f):
+        """The mixture's log-ms prediction (latency floored at 1e-6 ms).
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          fit: the result of :meth:`fit`.
+          f: the feature cache of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         return np.log(np.maximum(fit[0] + np.exp(f["yhat"]) @ fit[1:], 1e-6))
 
 
@@ -117,16 +191,56 @@ class OpCostMember:
         require(self.ridge > 0, "OpCostMember.ridge", self.ridge, "a ridge penalty > 0")
 
     def available(self, model) -> bool:
+        """Whether the member can be used with ``model``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+
+        Returns:
+          True when the model has arch features (``table_x``, table mode).
+        """
         return "table_x" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
+        """The per-op cost ridge fit on the references' latency in ms (:meth:`fit_ms`).
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          f: the references' feature cache; its ``xa`` = ``[1, arch_features]`` is used.
+          yr: ``[k]`` the references' measured log latency (log ms).
+          exclude: training device names (unused).
+          tau: the noise scale (unused).
+
+        Returns:
+          The coefficients ``w [F + 1]``.
+        """
         return self.fit_ms(f["xa"], np.exp(yr))
 
     def fit_ms(self, xa, y_ms) -> np.ndarray:
-        """The ridge fit on regressors ``xa = [1, arch_features]`` and latencies ``y_ms`` (ms)."""
+        """The ridge fit on regressors ``xa = [1, arch_features]`` and latencies ``y_ms`` (ms).
+
+        w = (xa^T xa + ridge I)^-1 xa^T y_ms
+
+        Args:
+          xa: ``[k, F + 1]`` regressors.
+          y_ms: ``[k]`` latencies in ms.
+
+        Returns:
+          ``w [F + 1]``.
+        """
         return np.linalg.solve(xa.T @ xa + self.ridge * np.eye(xa.shape[1]), xa.T @ y_ms)
 
     def predict_log(self, model, fit, f):
+        """The per-op cost model's log-ms prediction (latency floored at 1e-6 ms).
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          fit: the coefficients from :meth:`fit`.
+          f: the feature cache of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         return np.log(np.maximum(f["xa"] @ fit, 1e-6))
 
 
@@ -137,15 +251,45 @@ class AdditiveLogMember:
     name: ClassVar[str] = "additive_log"
 
     def available(self, model) -> bool:
+        """Whether the member can be used with ``model``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+
+        Returns:
+          True when the model has the additive log-latency prior (``add_m``).
+        """
         return "add_m" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
+        """The additive log-latency expert's posterior mean on the references.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          f: the references' feature cache (``take`` of ``model.features_cache``: ``g``, ``xa``, ``yhat``, ...).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          exclude: training device names (unused).
+          tau: the noise scale (``"auto"`` counts as 1).
+
+        Returns:
+          The posterior mean ``w [F + 1]``; ``None`` with fewer than 2 references.
+        """
         if len(yr) < 2:
             return None
         a = model.arrays
         return blr(f["xa"], yr, a["add_m"], a["add_S"], float(a["s2_additive"][0]) * _fixed_tau(tau))[0]
 
     def predict_log(self, model, fit, f):
+        """The additive model's log-ms prediction, ``w . [1, x]``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          fit: the posterior mean from :meth:`fit`.
+          f: the feature cache of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         return f["xa"] @ fit
 
 
@@ -156,9 +300,31 @@ class AdditiveMsMember:
     name: ClassVar[str] = "additive_ms"
 
     def available(self, model) -> bool:
+        """Whether the member can be used with ``model``.
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+
+        Returns:
+          True when the model has the additive ms prior (``additive_ms_m``).
+        """
         return "additive_ms_m" in model.arrays
 
     def fit(self, model, f, yr, exclude, tau):
+        """The additive ms model's posterior mean on the references, with the device's scale.
+
+        scale = mean(refs) / r,  r = mean_d [mean_refs L_d / mean_x L_d] over the kept devices
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          f: the references' feature cache (``take`` of ``model.features_cache``: ``g``, ``xa``, ``yhat``, ...).
+          yr: ``[k]`` the references' measured log latency (log ms).
+          exclude: training device names left out of the scale correction.
+          tau: the noise scale (``"auto"`` counts as 1).
+
+        Returns:
+          ``(w [F + 1], scale)``; ``None`` with fewer than 2 references.
+        """
         if len(yr) < 2:
             return None
         a = model.arrays
@@ -170,6 +336,16 @@ class AdditiveMsMember:
         return w, scale
 
     def predict_log(self, model, fit, f):
+        """The additive ms model's log-ms prediction, ``log(scale * w . [1, x])`` (floored at 1e-6 ms).
+
+        Args:
+          model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+          fit: ``(w, scale)`` from :meth:`fit`.
+          f: the feature cache of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         w, scale = fit
         return np.log(np.maximum(scale * (f["xadd"] @ w), 1e-6))
 
@@ -178,8 +354,21 @@ MEMBER_TYPES = (DeviceMixMember, OpCostMember, AdditiveLogMember, AdditiveMsMemb
 
 
 def loo_error(member, model, f: dict, yr: np.ndarray, exclude, tau) -> float:
-    """Leave-one-out mean squared log error of ``member`` on the k refs: each ref predicted by the member
-    refitted on the other k - 1 (``inf`` for a ref whose refit fails)."""
+    """Leave-one-out mean squared log error of ``member`` on the k refs.
+
+    e_m = 1/k sum_i (y^_{m,-i}(x_i) - y_i)^2, each ref predicted by the member refitted on the other k - 1
+
+    Args:
+      member: a blend member (``fit`` / ``predict_log``).
+      model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel` (its arrays, devices, config).
+      f: the references' feature cache (``take`` of ``model.features_cache``: ``g``, ``xa``, ``yhat``, ...).
+      yr: ``[k]`` the references' measured log latency (log ms).
+      exclude: training device names the member may not use.
+      tau: the noise scale (passed to ``member.fit``).
+
+    Returns:
+      ``e_m`` (``inf`` when a refit fails for some reference).
+    """
     k = len(yr)
     errs = []
     for i in range(k):
@@ -204,6 +393,19 @@ class InverseErrorBlend:
         require(self.power >= 0, "InverseErrorBlend.power", self.power, ">= 0")
 
     def weights(self, loo: dict) -> dict:
+        """Blend weights from the members' leave-one-out errors.
+
+        w_m = max(e_m, 1e-12)^-power / sum_n max(e_n, 1e-12)^-power
+
+        Args:
+          loo: ``{member name: e_m}`` leave-one-out mean squared log errors.
+
+        Returns:
+          ``{member name: w_m}`` over the used members (named ones with a finite error), summing to 1.
+
+        Raises:
+          NasjaxInputError: when no member is usable.
+        """
         use = {n: e for n, e in loo.items() if (not self.members or n in self.members) and np.isfinite(e)}
         require(bool(use), "blend rule", str(self), f"members among {sorted(loo)}")
         inv = {n: 1.0 / max(e, 1e-12) ** self.power for n, e in use.items()}
@@ -215,7 +417,17 @@ class InverseErrorBlend:
 
 
 def blend_logs(logs: dict, weights: dict | None) -> np.ndarray:
-    """The members' log predictions blended with ``weights`` (None or empty: the expert average alone)."""
+    """The members' log predictions blended with ``weights`` (None or empty: the expert average alone).
+
+    y(x) = sum_m w_m y_m(x)
+
+    Args:
+      logs: ``{member name: [N] log-ms prediction}``, holding ``expert_average``.
+      weights: ``{member name: weight}`` (:meth:`InverseErrorBlend.weights`), or ``None``.
+
+    Returns:
+      ``[N]`` blended log latency (log ms).
+    """
     if not weights:
         return logs[ExpertAverage.name]
     return sum(w * logs[n] for n, w in weights.items() if w > 0)
