@@ -43,7 +43,19 @@ ADDITIVE_MS_JITTER = 1e-4
 
 
 def check_latency(lat, field_name: str, allow_nan: bool) -> np.ndarray:
-    """Latencies in ms: positive, finite (NaN allowed as 'not measured' with ``allow_nan``)."""
+    """Latencies in ms: positive, finite (NaN allowed as 'not measured' with ``allow_nan``).
+
+    Args:
+      lat: latencies in ms, any shape.
+      field_name: the name of the checked input, first in error messages.
+      allow_nan: whether NaN (not measured) entries are admitted.
+
+    Returns:
+      ``lat`` as float64, same shape.
+
+    Raises:
+      NasjaxInputError: on an infinite entry, a NaN entry without ``allow_nan``, or a value <= 0.
+    """
     a = np.asarray(lat, dtype=np.float64)
     finite = a[np.isfinite(a)]
     if (not allow_nan and finite.size != a.size) or np.isinf(a).any():
@@ -54,6 +66,19 @@ def check_latency(lat, field_name: str, allow_nan: bool) -> np.ndarray:
 
 
 def check_features(x, n_features: int, field_name: str = "features") -> np.ndarray:
+    """Architecture features as float32 ``[N, F]`` (one row ``[F]`` becomes ``[1, F]``), checked.
+
+    Args:
+      x: features ``[F]`` or ``[N, F]``.
+      n_features: the expected width ``F``.
+      field_name: the name of the checked input, first in error messages.
+
+    Returns:
+      float32 ``[N, F]``.
+
+    Raises:
+      NasjaxInputError: on another shape or a NaN/inf entry.
+    """
     a = np.asarray(x, dtype=np.float32)
     if a.ndim == 1:
         a = a[None]
@@ -121,7 +146,26 @@ class FewShotLatencyModel:
     @classmethod
     def train(cls, features, latency_ms, devices, feature_spec: dict, config: FewShotConfig | None = None,
               calibrate: bool = True) -> FewShotLatencyModel:
-        """Net mode: fit on ``latency_ms [N, D]`` (ms, NaN = unmeasured) of ``devices`` at ``features [N, F]``."""
+        """Net mode: fit on ``latency_ms [N, D]`` (ms, NaN = unmeasured) of ``devices`` at ``features [N, F]``.
+
+        Trains the NNX basis net on the standardised log latency, derives the expert priors and noise levels, and
+        (with ``calibrate`` and more than 2 devices) meta-validates the candidates (:meth:`meta_calibrate`).
+
+        Args:
+          features: architecture features ``[N, F]`` (standardised inside the model).
+          latency_ms: ``[N, D]`` latencies in ms, NaN where not measured, at least 3 values per device.
+          devices: the ``D`` distinct device names.
+          feature_spec: a JSON dict naming the encoding, with ``length == F``; stored in the model file.
+          config: the settings (default :class:`~nasjax.hardware.fewshot.config.FewShotConfig`).
+          calibrate: run the meta-validation on the training devices.
+
+        Returns:
+          The trained :class:`FewShotLatencyModel`.
+
+        Raises:
+          NasjaxInputError: on non-positive or infinite latencies, shapes that disagree, repeated device names, a
+            ``feature_spec`` of another length or a device with fewer than 3 measurements.
+        """
         cfg = config or FewShotConfig()
         lat = check_latency(latency_ms, "latency_ms", allow_nan=True)
         require(lat.ndim == 2, "latency_ms", lat.shape, "[N architectures, D devices]")
@@ -152,12 +196,28 @@ class FewShotLatencyModel:
     @classmethod
     def train_table(cls, latency_ms, devices, config: FewShotConfig | None = None, row_name: str = "row",
                     calibrate: bool = True, arch_features=None, additive_features=None) -> FewShotLatencyModel:
-        """Table mode, for spaces whose every architecture is measured on the training devices (e.g.
-        NAS-Bench-201 on HELP's 27 devices): the basis is the rank-r SVD of the standardised log latency
-        table ``[N, D]`` and the device experts use the *measured* latencies. Features are row ids
-        (``row_name``, e.g. the NAS-Bench-201 index). ``arch_features [N, F]`` (e.g. op counts) enable the
-        additive log-latency expert/member and the per-op cost member; ``additive_features [N, F]`` (e.g.
-        one-hot ops) the additive-in-ms member."""
+        """Table mode, for spaces whose every architecture is measured on the training devices.
+
+        E.g. NAS-Bench-201 on HELP's 27 devices: the basis is the rank-r SVD of the standardised log latency
+        table ``[N, D]`` and the device experts use the *measured* latencies. Features are row ids.
+
+        Args:
+          latency_ms: ``[N, D]`` latencies in ms, ``D >= 2``, no NaN.
+          devices: the ``D`` distinct device names.
+          config: the settings (default :class:`~nasjax.hardware.fewshot.config.FewShotConfig`).
+          row_name: the name of the row ids (e.g. the NAS-Bench-201 index), recorded in the feature spec.
+          calibrate: run the meta-validation on the training devices (with more than 2 devices).
+          arch_features: ``[N, F]`` finite features (e.g. op counts) enabling the additive log-latency
+            expert/member and the per-op cost member.
+          additive_features: ``[N, F']`` finite features (e.g. one-hot ops) enabling the additive-in-ms member.
+
+        Returns:
+          The trained :class:`FewShotLatencyModel`.
+
+        Raises:
+          NasjaxInputError: on NaN, infinite or non-positive latencies, fewer than 2 devices, repeated device names,
+            feature arrays of another row count, or an additive expert/member without ``arch_features``.
+        """
         cfg = config or FewShotConfig()
         lat = check_latency(latency_ms, "latency_ms", allow_nan=False)
         require(lat.ndim == 2 and lat.shape[1] >= 2, "latency_ms", lat.shape,
@@ -253,8 +313,14 @@ class FewShotLatencyModel:
         return cls(net, arrays, meta, cfg)
 
     def meta_calibrate(self, x, lat) -> None:
-        """Choose the candidates and the reference design by meta-validation on the training devices
-        (:func:`nasjax.hardware.fewshot.meta.meta_calibrate`)."""
+        """Choose the candidates and the reference design by meta-validation on the training devices.
+
+        See :func:`nasjax.hardware.fewshot.meta.meta_calibrate`; sets ``candidates`` and ``ref_design``.
+
+        Args:
+          x: the training architectures' features (net mode ``[N, F]``) or row ids (table mode ``[N, 1]``).
+          lat: ``[N, D]`` their latencies on the training devices, ms.
+        """
         meta_calibrate(self, x, lat)
 
     # ---- properties ------------------------------------------------------------------------------
@@ -273,8 +339,19 @@ class FewShotLatencyModel:
 
     # ---- features of query archs -----------------------------------------------------------------
     def features_cache(self, x) -> dict:
-        """Everything the experts and members need at architectures ``x``: basis ``g``, ``xa = [1, x]``,
-        per-device log predictions ``yhat`` (and ``xadd = [1, additive features]`` in table mode)."""
+        """Everything the experts and members need at architectures ``x``.
+
+        Args:
+          x: features ``[N, F]`` (net mode) or integer row ids ``[N]`` / ``[N, 1]`` (table mode).
+
+        Returns:
+          ``{"g": [N, r + 1] basis, "xa": [N, F + 1] = [1, x], "yhat": [N, D] per-device log predictions}`` and, in
+          table mode with additive features, ``"xadd": [N, F' + 1]``.
+
+        Raises:
+          NasjaxInputError: on features of another width or non-finite ones, or row ids that are not integers in
+            ``[0, rows)``.
+        """
         if self.meta.get("mode") == "table":
             rows = np.asarray(x)
             rows = rows.reshape(-1) if rows.ndim == 2 and rows.shape[1] == 1 else rows
@@ -308,10 +385,25 @@ class FewShotLatencyModel:
 
     # ---- adaptation and prediction ---------------------------------------------------------------
     def adapt(self, ref_features=None, ref_latency_ms=None, exclude=(), feats=None, candidates=None) -> Adapted:
-        """Device embedding from k reference measurements (k = 0: pass nothing). ``exclude`` removes
-        training devices from the device experts and members (e.g. a twin of the target); ``feats``: the
-        refs' :meth:`features_cache`, when already computed. One adaptation per candidate (default
-        :meth:`choices`); the first is returned, the others in its ``ensemble``."""
+        """Device embedding from k reference measurements (k = 0: pass nothing).
+
+        One adaptation per candidate (default :meth:`choices`); the first is returned, the others in its
+        ``ensemble``.
+
+        Args:
+          ref_features: the k references' features or row ids, or ``None`` for k = 0.
+          ref_latency_ms: ``[k]`` their measured latencies in ms, or ``None`` for k = 0.
+          exclude: training device names removed from the device experts and members (e.g. a twin of the target).
+          feats: the refs' :meth:`features_cache`, when already computed.
+          candidates: the candidates to adapt, default the model's meta-validated ones.
+
+        Returns:
+          The :class:`Adapted` device.
+
+        Raises:
+          NasjaxInputError: on non-positive or non-finite reference latencies, a row count unlike
+            ``ref_latency_ms``, or an ``exclude`` name that is not a training device.
+        """
         if ref_features is None or ref_latency_ms is None or len(np.atleast_1d(ref_latency_ms)) == 0:
             yr = np.zeros(0)
             f = {"g": np.zeros((0, self.arrays["coef_log"].shape[1])), "xa": np.zeros((0, self.n_features + 1)),
@@ -344,7 +436,15 @@ class FewShotLatencyModel:
         return ad
 
     def member_logs(self, ad: Adapted, f: dict) -> dict:
-        """Each member's log-ms prediction at features ``f``, averaged over the adapted candidates."""
+        """Each member's log-ms prediction at features ``f``, averaged over the adapted candidates.
+
+        Args:
+          ad: the adapted device (:meth:`adapt`).
+          f: the :meth:`features_cache` of the architectures to predict.
+
+        Returns:
+          ``{member name: [N] log-ms prediction}``.
+        """
         if not ad.ensemble:
             return self._member_logs_one(ad, f)
         each = [self._member_logs_one(a, f) for a in (ad, *ad.ensemble)]
@@ -354,14 +454,33 @@ class FewShotLatencyModel:
         return {n: ad.members[n].predict_log(self, fit, f) for n, fit in ad.fits.items()}
 
     def predict_log(self, ad: Adapted, f: dict) -> np.ndarray:
-        """Log-ms prediction at features ``f``: each candidate's blend of its members, averaged over the
-        candidates."""
+        """Log-ms prediction at features ``f``: each candidate's blend of its members, averaged over the candidates.
+
+        Args:
+          ad: the adapted device (:meth:`adapt`).
+          f: the :meth:`features_cache` of the architectures to predict.
+
+        Returns:
+          ``[N]`` predicted log latency (log ms).
+        """
         out = [blend_logs(self._member_logs_one(a, f), a.blend) for a in (ad, *ad.ensemble)]
         return out[0] if len(out) == 1 else np.mean(out, 0)
 
     def predict(self, features, adapted: Adapted) -> np.ndarray:
-        """Predicted latency (ms) of architectures ``features [N, F]`` on the adapted device; a prediction
-        that overflows is an error."""
+        """Predicted latency (ms) of architectures ``features [N, F]`` on the adapted device.
+
+        L(x) = exp(predict_log(x))
+
+        Args:
+          features: features ``[N, F]`` (net mode) or row ids (table mode) of the architectures.
+          adapted: the adapted device (:meth:`adapt`).
+
+        Returns:
+          float64 ``[N]`` latencies in ms.
+
+        Raises:
+          NasjaxInputError: on bad features, or a prediction that overflows.
+        """
         with np.errstate(over="ignore"):
             out = np.exp(self.predict_log(adapted, self.features_cache(features)))
         if not np.all(np.isfinite(out)):
@@ -370,17 +489,58 @@ class FewShotLatencyModel:
         return out
 
     def predict_k(self, features, ref_features=None, ref_latency_ms=None, exclude=()) -> np.ndarray:
+        """Adapt to a device from k references and predict: :meth:`predict` after :meth:`adapt`.
+
+        Args:
+          features: the architectures to predict (features or row ids).
+          ref_features: the k references' features or row ids, or ``None`` for k = 0.
+          ref_latency_ms: ``[k]`` their measured latencies in ms, or ``None``.
+          exclude: training device names removed from the device experts and members.
+
+        Returns:
+          float64 ``[N]`` latencies in ms.
+
+        Raises:
+          NasjaxInputError: as :meth:`adapt` and :meth:`predict`.
+        """
         return self.predict(features, self.adapt(ref_features, ref_latency_ms, exclude=exclude))
 
     def predict_training_device(self, features, device: str) -> np.ndarray:
-        """The basis's fit of a training device (ms)."""
+        """The basis's fit of a training device (ms).
+
+        L_d(x) = exp(yhat_d(x))
+
+        Args:
+          features: the architectures (features or row ids).
+          device: a training device name.
+
+        Returns:
+          float64 ``[N]`` latencies in ms (in table mode the measured ones).
+
+        Raises:
+          NasjaxInputError: when ``device`` is not a training device, or on bad features.
+        """
         require(device in self.devices, "device", device, f"one of {self.devices}")
         return np.exp(self.features_cache(features)["yhat"][:, self.devices.index(device)])
 
     def select_refs(self, candidate_features, k: int, design: DOptimalRefs = DOptimalRefs()) -> np.ndarray:
-        """Greedy Bayesian D-optimal choice of k reference rows among candidates (no target measurement
-        used, :func:`~nasjax.hardware.fewshot.bayes.greedy_design`) on the prior named by ``design``; the
-        first k' rows are the design for k'."""
+        """Greedy Bayesian D-optimal choice of k reference rows among candidates (no target measurement used).
+
+        Uses :func:`~nasjax.hardware.fewshot.bayes.greedy_design` on the prior named by ``design`` (the low-rank
+        basis ``g`` or, for ``prior="additive_ms"``, ``xadd``); the first k' rows are the design for k'.
+
+        Args:
+          candidate_features: the candidate architectures (features or row ids).
+          k: the number of references, ``0..len(candidates)``.
+          design: the :class:`~nasjax.hardware.fewshot.config.DOptimalRefs` design (prior and noise scale).
+
+        Returns:
+          int64 ``[k]`` indices into the candidates, in choice order.
+
+        Raises:
+          NasjaxInputError: on a negative or too large ``k``, a design that is not ``DOptimalRefs``, or an
+            ``additive_ms`` prior on a model trained without additive features.
+        """
         require(isinstance(k, (int, np.integer)) and k >= 0, "k", k, "a non-negative integer")
         require(isinstance(design, DOptimalRefs), "reference design", design,
                 "DOptimalRefs(...) (a fixed design has no choice to make)")
@@ -395,10 +555,28 @@ class FewShotLatencyModel:
 
     # ---- I/O -------------------------------------------------------------------------------------
     def save(self, path) -> dict:
-        """Write the model file (:mod:`~nasjax.hardware.fewshot.model_file`); returns the header written."""
+        """Write the model file (:mod:`~nasjax.hardware.fewshot.model_file`); returns the header written.
+
+        Args:
+          path: the ``.npz`` model file to write (atomically).
+
+        Returns:
+          The header written.
+        """
         return save_model(self, path)
 
     @classmethod
     def load(cls, path) -> FewShotLatencyModel:
-        """Read a model file (:mod:`~nasjax.hardware.fewshot.model_file`: version, header and arrays checked)."""
+        """Read a model file (:mod:`~nasjax.hardware.fewshot.model_file`: version, header and arrays checked).
+
+        Args:
+          path: a model file written by :meth:`save`.
+
+        Returns:
+          The :class:`FewShotLatencyModel`.
+
+        Raises:
+          NasjaxInputError: when the file is missing, of another kind or version, or its header or arrays are
+            malformed.
+        """
         return load_model(path, cls)

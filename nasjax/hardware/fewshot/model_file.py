@@ -36,7 +36,17 @@ def header(model) -> dict:
 
 
 def save_model(model, path) -> dict:
-    """Write ``model`` to ``path`` atomically; returns the header written."""
+    """Write ``model`` to ``path`` atomically; returns the header written.
+
+    The arrays are stored under ``fs/<name>``; a net-mode model also stores its basis net's weights.
+
+    Args:
+      model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel`.
+      path: the ``.npz`` model file to write.
+
+    Returns:
+      The header written (:func:`header`).
+    """
     from nasjax.hardware import model_io
 
     arrays = {f"fs/{k}": v for k, v in model.arrays.items()}
@@ -46,7 +56,19 @@ def save_model(model, path) -> dict:
 
 
 def load_model(path, model_class):
-    """Read a model file (see the module docstring) into a ``model_class`` (the few-shot model's class)."""
+    """Read a model file (see the module docstring) into a ``model_class`` (the few-shot model's class).
+
+    Args:
+      path: a model file written by :func:`save_model`.
+      model_class: the class to build (:class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel`).
+
+    Returns:
+      The model, checked by :func:`check_loaded`.
+
+    Raises:
+      NasjaxInputError: when the file is missing, of another kind or version, or its header, config,
+        candidates or arrays are malformed.
+    """
     from nasjax.hardware import model_io
 
     where = f"load_path {str(path)!r}"
@@ -76,8 +98,16 @@ def load_model(path, model_class):
 
 
 def check_loaded(model, where: str) -> None:
-    """Structure of a model read from a file: the header's devices and feature spec, the arrays the
-    experts and members need, finite normalisers (``x_sd`` > 0)."""
+    """Structure of a model read from a file: the header's devices and feature spec, the arrays the experts and
+    members need, finite normalisers (``x_sd`` > 0).
+
+    Args:
+      model: the model just read.
+      where: the file, first in error messages.
+
+    Raises:
+      NasjaxInputError: naming ``where`` and the field that is missing or malformed.
+    """
     meta, a = model.meta, model.arrays
     devices = meta.get("devices")
     require(isinstance(devices, list) and devices and all(isinstance(d, str) for d in devices), f"{where} devices",
