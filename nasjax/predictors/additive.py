@@ -68,6 +68,21 @@ class Contributions:
     num_choices: np.ndarray  # [P]
 
     def table(self, metric: str, unit: str, device: str | None = None, space: str | None = None, **prov) -> Table:
+        """The contributions as a drop table: ``value(a) = base - sum_i values[i, a_i]`` (``sign = -1``).
+
+        Args:
+          metric: the quantity (one of :data:`~nasjax.tables.METRICS`).
+          unit: the unit of ``f``'s values.
+          device: the device the values were measured on, if any.
+          space: the registry name of the search space, if any.
+          **prov: further provenance entries (the method, formula, reference, bases and counts are recorded).
+
+        Returns:
+          The :class:`~nasjax.tables.Table` (cells beyond a position's choice count masked).
+
+        Raises:
+          NasjaxInputError: when the table is invalid (e.g. unknown unit or metric, a too large sum).
+        """
         return Table(
             values=self.drops,
             mask=np.arange(self.drops.shape[1])[None, :] < self.num_choices[:, None],
@@ -168,7 +183,17 @@ class AdditivePredictor:
                 )
 
     def predict(self, archs) -> dict[str, np.ndarray]:
-        """``{"accuracy": [N], <resource name>: [N]}`` for a batch ``[N, P]``."""
+        """``{"accuracy": [N], <resource name>: [N]}`` for a batch ``[N, P]``.
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          One prediction array ``[N]`` per table, in each table's unit.
+
+        Raises:
+          NasjaxInputError: when an architecture does not fit the tables (length, choice out of range).
+        """
         a = np.atleast_2d(np.asarray(archs, dtype=np.int64))
         out = {"accuracy": np.asarray(self.accuracy.predict(a))}
         for k, t in self.resources.items():

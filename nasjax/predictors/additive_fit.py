@@ -37,7 +37,17 @@ class FittedAdditive:
         return (g < 0)[None, :] | (a[:, np.where(g >= 0, g, 0)] >= self.gate_min_choice[None, :])
 
     def predict(self, archs, extra=None) -> np.ndarray:
-        """``[N]`` predictions for ``archs [N, P]`` and ``extra [N, J]`` (one column per extra input)."""
+        """``[N]`` predictions for ``archs [N, P]`` and ``extra [N, J]`` (one column per extra input).
+
+        f(a, r) = b + sum_{p active in a} V[p, a_p] + sum_j R_j[nearest level of r_j]
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+          extra: the extra inputs ``[N, J]`` (e.g. the resolution), ``None`` when the fit has none.
+
+        Returns:
+          float64 ``[N]`` predictions, in the unit of the fitted values.
+        """
         a = np.atleast_2d(np.asarray(archs, np.int64))
         P = self.values.shape[0]
         out = self.base + np.sum(self.values[np.arange(P)[None, :], a] * self._active(a), 1)

@@ -50,6 +50,21 @@ COUPLINGS = ("stage", "full", "none")
 
 
 def measured_pairs(archs, y, st: BinasStructure, field_name: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
+    """Measured (architecture, value) pairs of a BINAS space, checked and made canonical.
+
+    Args:
+      archs: ``[N, P]`` (or one ``[P]``) choice vectors of the space of ``st``.
+      y: ``[N]`` their measured values.
+      st: the space's structure.
+      field_name: the name of the values, first in error messages.
+
+    Returns:
+      ``(archs [N, P] canonical int64, y [N] float64)``.
+
+    Raises:
+      NasjaxInputError: on invalid architectures, a value count other than ``N``, a non-finite value or fewer
+        than 2 pairs.
+    """
     a = binas_space(st).validate(np.atleast_2d(archs), "archs")
     t = np.asarray(y, np.float64).reshape(-1)
     require(t.shape == (len(a),), field_name, t.shape, f"({len(a)},), one per architecture")
@@ -178,13 +193,31 @@ class QuadraticPredictor:
         object.__setattr__(self, "base", float(self.base))
 
     def predict(self, archs) -> np.ndarray | float:
+        """``f(a)`` of one architecture ``[P]`` or a batch ``[N, P]`` (vectorised).
+
+        f(a) = base + w . x + x^T W x,  x = [alpha, beta] flat (:func:`~nasjax.spaces.binas.features`)
+
+        Args:
+          archs: BINAS choice vectors ``[P]`` or ``[N, P]`` (not validated).
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the predictor's unit.
+        """
         a = np.asarray(archs, np.int64)
         x = features(np.atleast_2d(a), self.structure)
         v = self.base + x @ self.w + np.einsum("ni,ij,nj->n", x, self.W, x)
         return float(v[0]) if a.ndim == 1 else v
 
     def relax(self, alpha: np.ndarray, beta: np.ndarray):
-        """Value and gradients at fractional ``alpha [L, K]``, ``beta [S, D]`` (:func:`masked_relaxation`)."""
+        """Value and gradients at fractional ``alpha [L, K]``, ``beta [S, D]`` (:func:`masked_relaxation`).
+
+        Args:
+          alpha: ``[L, K]`` fractional layer configurations, each row summing to 1.
+          beta: ``[S, D]`` fractional stage depths, each row summing to 1.
+
+        Returns:
+          ``(f, df/dalpha [L, K], df/dbeta [S, D])``, ``f`` in the predictor's unit.
+        """
         La = alpha.size
 
         def vg(at, b):
@@ -195,6 +228,14 @@ class QuadraticPredictor:
         return masked_relaxation(vg, alpha, beta, self.structure)
 
     def save(self, path) -> dict:
+        """Write the predictor (npz with a JSON header, :mod:`nasjax.hardware.model_io`, kind :data:`QUADRATIC_KIND`).
+
+        Args:
+          path: the file to write.
+
+        Returns:
+          The header written.
+        """
         header = {"metric": self.metric, "unit": self.unit, "structure": self.structure.to_dict(),
                   "provenance": self.provenance, "formula": "f(a) = base + w.x + x^T W x, x = [alpha, beta]"}
         return save_arrays(path, {"base": np.array([self.base]), "w": self.w, "W": self.W}, kind=QUADRATIC_KIND,
@@ -202,6 +243,18 @@ class QuadraticPredictor:
 
     @classmethod
     def load(cls, path) -> QuadraticPredictor:
+        """Read a predictor written by :meth:`save`.
+
+        Args:
+          path: the file.
+
+        Returns:
+          The :class:`QuadraticPredictor`.
+
+        Raises:
+          NasjaxInputError: when the file is not a nasjax array file of kind :data:`QUADRATIC_KIND`, or its weights
+            have shapes other than the structure's.
+        """
         arrays, h = load_arrays(path, kind=QUADRATIC_KIND)
         return cls(float(arrays["base"][0]), arrays["w"], arrays["W"], h["metric"], h["unit"],
                    BinasStructure.from_dict(h["structure"]), h.get("provenance", {}))
@@ -280,14 +333,40 @@ def read_measured(path, structure: BinasStructure = DEFAULT) -> tuple[np.ndarray
 
 
 def write_measured(path, archs, accuracy, structure: BinasStructure = DEFAULT, **extra) -> None:
-    """Write measured subnets in nasjax's JSON format (see :func:`read_measured`)."""
+    """Write measured subnets in nasjax's JSON format (see :func:`read_measured`), atomically.
+
+    Args:
+      path: the ``.json`` file to write.
+      archs: ``[N, P]`` measured architectures (stored canonical).
+      accuracy: ``[N]`` their accuracy, %.
+      structure: the space's structure.
+      **extra: further top-level JSON entries (e.g. provenance).
+
+    Raises:
+      NasjaxInputError: on invalid architectures, a value count other than ``N``, a non-finite value or fewer
+        than 2 pairs.
+    """
     a, y = measured_pairs(archs, accuracy, structure)
     write_json(path, {"format": MEASURED_FORMAT, "unit": "%", "archs": a.tolist(), "accuracy": y.tolist(), **extra})
 
 
 def read_contributions(path, structure: BinasStructure = DEFAULT) -> BilinearForm:
-    """The estimator from a JSON of measured contributions: ``{"format": "nasjax.binas.contributions/1",
-    "unit": "%", "base": A_base, "layers": [L][K] accuracies, "depths": [S][D] accuracies}``."""
+    """The contribution estimator from a JSON of measured contributions (:func:`contribution_estimator`).
+
+    The file is ``{"format": "nasjax.binas.contributions/1", "unit": "%", "base": A_base, "layers": [L][K]
+    accuracies, "depths": [S][D] accuracies}`` (optionally ``provenance``).
+
+    Args:
+      path: the ``.json`` file.
+      structure: the space's structure.
+
+    Returns:
+      The estimator as a :class:`~nasjax.hardware.binas_latency.BilinearForm` (``Q = 0``).
+
+    Raises:
+      NasjaxInputError: when the file is missing or not valid JSON, has another format, lacks ``base`` /
+        ``layers`` / ``depths``, or their shapes differ from the structure's.
+    """
     d = read_json(path, "contributions")
     if not isinstance(d, dict) or d.get("format") != CONTRIBUTIONS_FORMAT:
         raise NasjaxInputError(f"contributions {str(path)!r}: expected format {CONTRIBUTIONS_FORMAT!r}")
