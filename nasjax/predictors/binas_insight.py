@@ -87,8 +87,16 @@ def insight_figures(model: BilinearForm) -> dict:
 
 
 def plot_coefficients(model: BilinearForm, path, title: str = "") -> None:
-    """PNG: the layer coefficients ``c_l(k)`` (rows: stage/layer; columns: configurations), the depth terms
-    per stage, and the width / kernel / SE / depth gains per stage and layer."""
+    """PNG of a bilinear model's structure: layer coefficients, depth terms and per-layer gains.
+
+    The layer coefficients ``c_l(k)`` (rows: stage/layer; columns: configurations), the depth terms ``p_b``
+    per stage, and the width / kernel / SE / depth gains per stage and layer (:func:`insight_figures`).
+
+    Args:
+      model: the :class:`~nasjax.hardware.binas_latency.BilinearForm` (e.g. an accuracy model).
+      path: the ``.png`` file to write.
+      title: the figure title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -71,6 +71,16 @@ class MLPPredictor:
         return cls(params, config, mu, sigma, structure, metric, unit, prov)
 
     def predict(self, archs) -> np.ndarray | float:
+        """``f(a)`` of one architecture ``[P]`` or a batch ``[N, P]`` (vectorised, padded to a multiple of 256 rows).
+
+        f(a) = mu + sigma * mean_e MLP_e([alpha, beta])
+
+        Args:
+          archs: BINAS choice vectors ``[P]`` or ``[N, P]`` (not validated).
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the predictor's unit.
+        """
         a = np.asarray(archs, np.int64)
         x = features(np.atleast_2d(a), self.structure)
         n = len(x)
@@ -80,7 +90,15 @@ class MLPPredictor:
         return float(v[0]) if a.ndim == 1 else v
 
     def relax(self, alpha: np.ndarray, beta: np.ndarray):
-        """Value and gradients at fractional ``alpha [L, K]``, ``beta [S, D]``."""
+        """Value and gradients at fractional ``alpha [L, K]``, ``beta [S, D]`` (masked relaxation, JAX gradients).
+
+        Args:
+          alpha: ``[L, K]`` fractional layer configurations, each row summing to 1.
+          beta: ``[S, D]`` fractional stage depths, each row summing to 1.
+
+        Returns:
+          ``(f, df/dalpha [L, K], df/dbeta [S, D])``, ``f`` in the predictor's unit.
+        """
         La = alpha.size
 
         def vg(at, b):
@@ -91,6 +109,14 @@ class MLPPredictor:
         return masked_relaxation(vg, alpha, beta, self.structure)
 
     def save(self, path) -> dict:
+        """Write the predictor (npz of the weights with a JSON header: config, ``mu``, ``sigma``, structure).
+
+        Args:
+          path: the file to write.
+
+        Returns:
+          The header written.
+        """
         leaves = jax.tree_util.tree_leaves(self.params)
         arrays = {f"param{i}": np.asarray(v) for i, v in enumerate(leaves)}
         header = {"metric": self.metric, "unit": self.unit, "structure": self.structure.to_dict(),
@@ -102,6 +128,18 @@ class MLPPredictor:
 
     @classmethod
     def load(cls, path) -> MLPPredictor:
+        """Read a predictor written by :meth:`save`.
+
+        Args:
+          path: the file.
+
+        Returns:
+          The :class:`MLPPredictor`.
+
+        Raises:
+          NasjaxInputError: when the file is not a nasjax array file of kind :data:`KIND`, or its weights' names or
+            shapes do not match the MLP its header describes.
+        """
         arrays, h = load_arrays(path, kind=KIND)
         cfg = h["config"]
         config = MLPConfig(**{**cfg, "hidden": tuple(cfg["hidden"])})

@@ -70,15 +70,43 @@ class MLPEnsemble:
 
     # ---- one member (pure functions) --------------------------------------------------------
     def init_one(self, key: jax.Array):
-        """Parameters of one freshly initialised member (``nnx.State`` of its ``Param``s)."""
+        """Parameters of one freshly initialised member (``nnx.State`` of its ``Param``s).
+
+        Args:
+          key: the member's PRNG key.
+
+        Returns:
+          The member's parameter state.
+        """
         model = MLP(self.in_dim, tuple(self.config.hidden), rngs=nnx.Rngs(params=key))
         return nnx.state(model, nnx.Param)
 
     def apply_one(self, params, x: jax.Array) -> jax.Array:
+        """One member's prediction ``f(x)``.
+
+        Args:
+          params: the member's parameter state (:meth:`init_one` / :meth:`fit_one`).
+          x: inputs ``[..., D]``.
+
+        Returns:
+          Predictions ``[...]``.
+        """
         return nnx.merge(self.graphdef, params)(x)
 
     def fit_one(self, key: jax.Array, x: jax.Array, y: jax.Array, w: jax.Array):
-        """Initialise from ``key`` and run ``iters`` AdamW steps on ``(x [N,D], y [N], w [N])``."""
+        """Initialise from ``key`` and run ``iters`` AdamW steps on ``(x [N,D], y [N], w [N])``.
+
+        L(theta) = sum_n w_n (f(x_n) - y_n)^2 / (2 max(sum_n w_n, 1))
+
+        Args:
+          key: the member's PRNG key.
+          x: inputs ``[N, D]``.
+          y: targets ``[N]``.
+          w: 0/1 weights ``[N]`` (padding = 0).
+
+        Returns:
+          The fitted member's parameter state.
+        """
         params = self.init_one(key)
         opt_state = self.tx.init(params)
         denom = jnp.maximum(jnp.sum(w), 1.0)
@@ -109,7 +137,14 @@ class MLPEnsemble:
         return mu, sigma
 
     def member_keys(self, seed_keys: jax.Array) -> jax.Array:
-        """``[S]`` keys -> ``[S, E]`` member keys (member ``e`` gets ``fold_in(key_s, e)``)."""
+        """``[S]`` keys -> ``[S, E]`` member keys (member ``e`` gets ``fold_in(key_s, e)``).
+
+        Args:
+          seed_keys: ``[S]`` PRNG keys, one per independent problem.
+
+        Returns:
+          ``[S, E]`` PRNG keys.
+        """
         e = jnp.arange(self.config.members)
         return jax.vmap(lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(e))(seed_keys)
 
@@ -118,8 +153,16 @@ class MLPEnsemble:
 
         Args:
           keys: ``[S, E]`` PRNG keys (see :meth:`member_keys`).
-          x: ``[S, N, D]`` inputs; y: ``[S, N]`` targets; w: ``[S, N]`` 0/1 weights (padding = 0).
-        Returns: parameters with leading axes ``[S, E]``.
+          x: ``[S, N, D]`` inputs.
+          y: ``[S, N]`` targets.
+          w: ``[S, N]`` 0/1 weights (padding = 0).
+
+        Returns:
+          Parameters with leading axes ``[S, E]``.
+
+        Raises:
+          NasjaxInputError: when the shapes disagree with each other, the input width or the member count, or a
+            target is not finite.
         """
         x = jnp.asarray(x, jnp.float32)
         y = jnp.asarray(y, jnp.float32)
@@ -135,14 +178,50 @@ class MLPEnsemble:
         return self._fit(keys, x, y, w)
 
     def predict(self, params, x_all) -> tuple[jax.Array, jax.Array]:
-        """Mean and spread ``([S, M], [S, M])`` over the ensemble of every row of ``x_all [M, D]``."""
+        """Mean and spread ``([S, M], [S, M])`` over the ensemble of every row of ``x_all [M, D]``.
+
+        mu(x) = 1/E sum_e f_e(x),  sigma(x) = sqrt(1/E sum_e (f_e(x) - mu(x))^2)
+
+        Args:
+          params: parameters with leading axes ``[S, E]`` (:meth:`fit`).
+          x_all: ``[M, D]`` inputs, shared by all ``S`` problems.
+
+        Returns:
+          ``(mu [S, M], sigma [S, M])`` as JAX arrays.
+        """
         return self._predict(params, jnp.asarray(x_all, jnp.float32))
 
     def fit_predict(self, keys, x, y, w, x_all):
+        """Fit all members (:meth:`fit`) and predict every row of ``x_all`` (:meth:`predict`).
+
+        Args:
+          keys: ``[S, E]`` PRNG keys.
+          x: ``[S, N, D]`` inputs.
+          y: ``[S, N]`` targets.
+          w: ``[S, N]`` 0/1 weights (padding = 0).
+          x_all: ``[M, D]`` inputs to predict.
+
+        Returns:
+          ``(mu [S, M], sigma [S, M])``.
+
+        Raises:
+          NasjaxInputError: as :meth:`fit`.
+        """
         return self.predict(self.fit(keys, x, y, w), x_all)
 
 
 @functools.lru_cache(maxsize=16)
 def get_ensemble(in_dim: int, config: MLPConfig) -> MLPEnsemble:
-    """Shared instance per (width, config) so that jitted programs are reused across calls."""
+    """Shared instance per (width, config) so that jitted programs are reused across calls.
+
+    Args:
+      in_dim: the input width ``D``.
+      config: the ensemble's :class:`~nasjax.predictors.mlp_config.MLPConfig` (hashable).
+
+    Returns:
+      The cached :class:`MLPEnsemble`.
+
+    Raises:
+      NasjaxInputError: when ``in_dim < 1``.
+    """
     return MLPEnsemble(in_dim, config)
