@@ -140,8 +140,21 @@ class SequenceLatencyPredictor:
     metric = "latency"
 
     def predict_all(self, archs, batch: int = 1024) -> np.ndarray:
-        """``[N, O]`` latency (ms) of ``[N, 26]`` architectures (batches padded to powers of two from 64 up to
-        ``batch`` rows, so a few compiled shapes serve any ``N``)."""
+        """``[N, O]`` latency (ms) of ``[N, 26]`` architectures.
+
+        L_o(a) = exp(mu_o + sd_o * model(a)_o); batches are padded to powers of two from 64 up to ``batch`` rows,
+        so a few compiled shapes serve any ``N``.
+
+        Args:
+          archs: ``[N, 26]``: 25 ``mobilenetv3_layers`` choice indices and the resolution (pixels).
+          batch: the largest batch of one call.
+
+        Returns:
+          float64 ``[N, O]`` latencies in ms, one column per output (device).
+
+        Raises:
+          NasjaxInputError: on another shape, invalid choice indices or a resolution outside 32..1024.
+        """
         ops, shapes, mask = self.encoder.encode(archs)
         graphdef, params = nnx.split(self.model, nnx.Param)
         outs = []
@@ -154,10 +167,27 @@ class SequenceLatencyPredictor:
         return np.exp(self.mu[None, :] + self.sd[None, :] * f)
 
     def model_for(self, output: str, resolution: int = 224) -> OutputModel:
+        """One output as a metric source over ``mobilenetv3_layers`` architectures at a fixed resolution.
+
+        Args:
+          output: an output (device) name of the predictor.
+          resolution: the input resolution (pixels) appended to every architecture.
+
+        Returns:
+          The :class:`OutputModel` (``metric``, ``unit``, ``device``, ``predict``).
+
+        Raises:
+          NasjaxInputError: when ``output`` is not an output of the predictor.
+        """
         require(output in self.outputs, "output", output, f"one of {', '.join(self.outputs)}")
         return OutputModel(self, self.outputs.index(output), int(resolution))
 
     def save(self, path) -> None:
+        """Write the predictor (npz of the weights, ``mu`` / ``sd``, and a JSON header: config, outputs, encoder).
+
+        Args:
+          path: the model file to write.
+        """
         header = {"config": asdict(self.config), "outputs": list(self.outputs), "unit": self.unit,
                   "encoder": {"supernet_config": self.encoder.config.to_dict()}, "info": self.info,
                   "target": "standardised log latency per output"}
@@ -166,6 +196,18 @@ class SequenceLatencyPredictor:
 
     @classmethod
     def load(cls, path) -> SequenceLatencyPredictor:
+        """Read a predictor written by :meth:`save`.
+
+        Args:
+          path: the model file.
+
+        Returns:
+          The :class:`SequenceLatencyPredictor`.
+
+        Raises:
+          NasjaxInputError: when the file is missing, not of this kind and version, or its weights do not match the
+            network its header describes.
+        """
         from nasjax.models.mobilenetv3 import SupernetConfig
 
         def build(h):
@@ -194,6 +236,17 @@ class OutputModel:
         return self.predictor.outputs[self.index]
 
     def predict(self, archs) -> np.ndarray:
+        """Latency (ms) of ``[N, 25]`` layer-view architectures at the model's resolution on its output.
+
+        Args:
+          archs: ``mobilenetv3_layers`` choice indices ``[25]`` or ``[N, 25]``.
+
+        Returns:
+          float64 ``[N]`` latencies in ms.
+
+        Raises:
+          NasjaxInputError: on invalid choice indices.
+        """
         a = np.atleast_2d(np.asarray(archs, np.int64))
         full = np.concatenate([a, np.full((len(a), 1), self.resolution)], 1)
         return self.predictor.predict_all(full)[:, self.index]

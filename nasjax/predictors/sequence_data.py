@@ -55,7 +55,20 @@ class OFASequenceEncoder:
         return out
 
     def encode(self, archs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ops int32 [N, T], shapes float32 [N, T, 4], mask bool [N, T])`` of ``[N, 26]`` architectures."""
+        """``(ops int32 [N, T], shapes float32 [N, T, 4], mask bool [N, T])`` of ``[N, 26]`` architectures.
+
+        op_t = 1 + choice of active layer t (kernel index k, expand index e: 1 + 3 k + e); padding is 0.
+
+        Args:
+          archs: ``[N, 26]``: 25 ``mobilenetv3_layers`` choice indices and the resolution (pixels).
+
+        Returns:
+          The op indices, the normalised ``(h_in, c_in, h_out, c_out)`` shapes and the mask of the active layers,
+          each sequence left-aligned and padded to ``T = 20``.
+
+        Raises:
+          NasjaxInputError: on another shape, invalid choice indices or a resolution outside 32..1024.
+        """
         a = np.atleast_2d(np.asarray(archs))
         require(a.ndim == 2 and a.shape[1] == NUM_LAYERS + 6, "archs", a.shape,
                 "(N, 26): 25 mobilenetv3_layers choice indices and the resolution")
