@@ -83,7 +83,18 @@ class Problem:
     notes: dict = field(default_factory=dict)
 
     def constraints(self, bounds: dict[str, tuple[float, str]]) -> list[Constraint]:
-        """``Constraint(resource_m, value, unit)`` for every ``{metric: (value, unit)}`` of ``bounds``."""
+        """``Constraint(resource_m, value, unit)`` for every ``{metric: (value, unit)}`` of ``bounds``.
+
+        Args:
+          bounds: ``{metric: (value, unit)}`` upper bounds, e.g. ``{"latency": (68.9, "ms")}``.
+
+        Returns:
+          One :class:`~nasjax.constraints.Constraint` per bound, in the order given.
+
+        Raises:
+          NasjaxInputError: when the problem has no model of a metric (listing the known ones), or a bound's unit
+            does not fit its model's.
+        """
         out = []
         for metric, (value, unit) in bounds.items():
             if metric not in self.resources:
@@ -97,26 +108,67 @@ class Problem:
         return out
 
     def search_problem(self, constraints: Sequence[Constraint]) -> SearchProblem:
+        """The :class:`~nasjax.search.base.SearchProblem` of the objective under ``constraints``.
+
+        Args:
+          constraints: the resource constraints (:meth:`constraints`).
+
+        Returns:
+          The search problem, named ``<space>`` or ``<space>/<device>``.
+        """
         return SearchProblem(self.space, self.objective, tuple(constraints),
                              name=f"{self.space.name}" + (f"/{self.device}" if self.device else ""))
 
     def solve(self, constraints: Sequence[Constraint], solver: str = "highs") -> SearchResult:
-        """The exact optimum under ``constraints`` by the exact searcher ``solver`` (the inner searcher of
-        ``branched`` for a branched objective)."""
+        """The exact optimum under ``constraints`` by the exact searcher ``solver``.
+
+        For a branched objective ``solver`` is the inner searcher of ``branched``.
+
+        Args:
+          constraints: the resource constraints (:meth:`constraints`).
+          solver: the registered exact searcher (e.g. ``"highs"``).
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchResult`.
+
+        Raises:
+          NasjaxInputError: on an unknown solver, or a budget no architecture meets
+            (:class:`~nasjax.errors.InfeasibleError`).
+        """
         problem = self.search_problem(constraints)
         if isinstance(self.objective, BranchedObjective):
             return run_search("branched", problem, inner=solver)
         return run_search(solver, problem)
 
     def predict(self, arch: np.ndarray) -> dict[str, tuple[float, str]]:
-        """``{metric: (value, unit)}`` of the objective and every resource for one architecture."""
+        """``{metric: (value, unit)}`` of the objective and every resource for one architecture.
+
+        Args:
+          arch: one choice vector ``[P]`` of the space.
+
+        Returns:
+          ``{metric: (value, unit)}``, the objective first.
+
+        Raises:
+          NasjaxInputError: when ``arch`` does not fit the models.
+        """
         out = {self.objective.metric: (float(self.objective.predict(arch)), self.objective.unit)}
         for m, t in self.resources.items():
             out[m] = (float(t.predict(arch)), t.unit)
         return out
 
     def pareto(self, metric: str):
-        """Exact (objective, ``metric``) Pareto front of the space (a :class:`~nasjax.search.pareto.ParetoFront`)."""
+        """Exact (objective, ``metric``) Pareto front of the space (a :class:`~nasjax.search.pareto.ParetoFront`).
+
+        Args:
+          metric: the resource to minimise, a key of ``resources``.
+
+        Returns:
+          The :class:`~nasjax.search.pareto.ParetoFront` (objective maximised, resource minimised).
+
+        Raises:
+          NasjaxInputError: when the problem has no model of ``metric``.
+        """
         from nasjax.search.pareto import ParetoFront, pareto_front
 
         if metric not in self.resources:
@@ -130,14 +182,35 @@ class Problem:
                            (time.perf_counter() - t0) * 1e3)
 
     def read_native(self, d) -> np.ndarray:
-        """A native architecture (a parsed yml), nasjax's own result keys ignored, as a choice vector."""
+        """A native architecture (a parsed yml), nasjax's own result keys ignored, as a choice vector.
+
+        Args:
+          d: the parsed yml mapping (e.g. OFA's ``d`` / ``e`` / ``ks``, or NB201's ``arch``).
+
+        Returns:
+          The choice vector ``[P]``.
+
+        Raises:
+          NasjaxInputError: when ``d`` is not a mapping or the codec refuses it.
+        """
         if not isinstance(d, dict):
             raise NasjaxInputError(f"architecture yml: got {type(d).__name__}, expected a mapping of keys")
         return self.encode({k: v for k, v in d.items() if k not in RESULT_KEYS})
 
 
 def mobilenetv3_problem(tables_dir, device: str) -> Problem:
-    """MathNAS's MobileNetV3 stage-block problem on ``device`` (raspberrypi, tx2cpu, tx2gpu), OFA ymls."""
+    """MathNAS's MobileNetV3 stage-block problem on ``device`` (raspberrypi, tx2cpu, tx2gpu), OFA ymls.
+
+    Args:
+      tables_dir: MathNAS's published layout (e.g. ../shared/data/MathNAS).
+      device: the device of MathNAS's tables.
+
+    Returns:
+      The :class:`Problem`: accuracy objective, the device's resource tables, the block set's OFA codec.
+
+    Raises:
+      NasjaxInputError: on an unknown device, or missing or malformed tables.
+    """
     bs, acc, res = mobilenetv3_tables(tables_dir, device)
     space = bs.space()
     acc.check_space(space)
@@ -151,7 +224,18 @@ def _nb201_encode(d: dict) -> np.ndarray:
 
 
 def nasbench201_problem(tables_dir, device: str) -> Problem:
-    """MathNAS's NAS-Bench-201 problem on ``device`` (fpga, edgegpu): latency and energy, arch-string ymls."""
+    """MathNAS's NAS-Bench-201 problem on ``device`` (fpga, edgegpu): latency and energy, arch-string ymls.
+
+    Args:
+      tables_dir: MathNAS's published layout (e.g. ../shared/data/MathNAS).
+      device: the device of MathNAS's tables.
+
+    Returns:
+      The :class:`Problem`: accuracy objective, latency and energy tables, the ``{"arch": <string>}`` codec.
+
+    Raises:
+      NasjaxInputError: on an unknown device, or missing or malformed tables.
+    """
     acc, res = nasbench201_tables(tables_dir, device)
     space = nasbench201_space()
     acc.check_space(space)

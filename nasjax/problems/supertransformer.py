@@ -148,19 +148,47 @@ class SuperTransformerModel:
         self.objective = BranchedObjective(branches, _locate)
 
     def predict(self, arch) -> dict[str, float]:
-        """``{"bleu": BLEU, "latency": ms}`` of one ``[13]`` choice vector."""
+        """``{"bleu": BLEU, "latency": ms}`` of one ``[13]`` choice vector.
+
+        Args:
+          arch: one SuperTransformer choice vector ``[13]`` (layers beyond the decoder depth are ignored).
+
+        Returns:
+          The predicted BLEU and latency (ms) on the model's device.
+
+        Raises:
+          NasjaxInputError: when ``arch`` is not a valid choice vector of the space.
+        """
         return {"bleu": float(self.objective.predict(arch)),
                 "latency": float(self.objective.resource("latency").predict(arch))}
 
     def search_problem(self, latency: float) -> SearchProblem:
-        """``max BLEU s.t. latency <= latency`` (ms) over the whole space."""
+        """``max BLEU s.t. latency <= latency`` (ms) over the whole space.
+
+        Args:
+          latency: the latency budget, ms.
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchProblem` (branched objective, one latency constraint).
+        """
         return SearchProblem(self.space, self.objective,
                              (Constraint(self.objective.resource("latency"), latency, "ms"),),
                              name=f"supertransformer/{self.device}")
 
     def search(self, latency: float, solver: str = "mckp") -> SearchResult:
-        """Exact argmax of predicted BLEU subject to latency <= ``latency`` ms; ``solver`` is the exact searcher
-        of each decoder depth."""
+        """Exact argmax of predicted BLEU subject to latency <= ``latency`` ms.
+
+        Args:
+          latency: the latency budget, ms.
+          solver: the exact searcher of each decoder depth (the inner searcher of ``branched``).
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchResult`.
+
+        Raises:
+          NasjaxInputError: on an unknown solver, or a budget no architecture meets
+            (:class:`~nasjax.errors.InfeasibleError`).
+        """
         return run_search("branched", self.search_problem(latency), inner=solver)
 
     def pareto(self) -> list[tuple[np.ndarray, float, float]]:

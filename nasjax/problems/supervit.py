@@ -49,18 +49,46 @@ class SuperViTModel:
         return int(a[0]), a[1:]
 
     def predict(self, arch) -> dict[str, float]:
-        """``{"accuracy": %, "flops": MFLOPs}`` of one full ``[10]`` choice vector."""
+        """``{"accuracy": %, "flops": MFLOPs}`` of one full ``[10]`` choice vector.
+
+        Args:
+          arch: one SuperViT choice vector ``[10]`` (resolution index, then the 9 block choices).
+
+        Returns:
+          The predicted top-1 accuracy (%) and FLOPs (MFLOPs).
+
+        Raises:
+          NasjaxInputError: when ``arch`` is not a valid choice vector of the space.
+        """
         return {"accuracy": float(self.objective.predict(arch)),
                 "flops": float(self.objective.resource("flops").predict(arch))}
 
     def search_problem(self, flops: float) -> SearchProblem:
-        """``max acc s.t. FLOPs <= flops`` (MFLOPs) over the whole space."""
+        """``max acc s.t. FLOPs <= flops`` (MFLOPs) over the whole space.
+
+        Args:
+          flops: the FLOPs budget, MFLOPs.
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchProblem` (branched objective, one FLOPs constraint).
+        """
         bound = Constraint(self.objective.resource("flops"), flops, "MFLOPs")
         return SearchProblem(self.space, self.objective, (bound,), name="supervit")
 
     def search(self, flops: float, solver: str = "mckp") -> SearchResult:
-        """Exact argmax of predicted top-1 subject to FLOPs <= ``flops`` MFLOPs (best resolution); ``solver`` is
-        the exact searcher of each resolution."""
+        """Exact argmax of predicted top-1 subject to FLOPs <= ``flops`` MFLOPs (best resolution).
+
+        Args:
+          flops: the FLOPs budget, MFLOPs.
+          solver: the exact searcher of each resolution (the inner searcher of ``branched``).
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchResult`.
+
+        Raises:
+          NasjaxInputError: on an unknown solver, or a budget no architecture meets
+            (:class:`~nasjax.errors.InfeasibleError`).
+        """
         return run_search("branched", self.search_problem(flops), inner=solver)
 
     def pareto(self) -> list[tuple[np.ndarray, float, float]]:
