@@ -22,7 +22,19 @@ from nasjax.search.pareto_mutation import hypervolume, mutation_search, nondomin
 
 
 def igd(true_costs, found_costs, ideal, ref) -> float:
-    """Inverted generational distance of a found front to the true one (module docstring)."""
+    """Inverted generational distance of a found front to the true one (module docstring).
+
+    IGD(F) = (1/|T|) sum_{t in T} min_{f in F} || (t - f) / (r - u) ||_2
+
+    Args:
+      true_costs: ``[T, 2]`` costs of the true front (minimised objectives).
+      found_costs: ``[F, 2]`` costs of the found front.
+      ideal: the ideal point ``u`` ``[2]``.
+      ref: the reference point ``r`` ``[2]``.
+
+    Returns:
+      The IGD in scaled objective units (0 when every true point is found).
+    """
     t, f = np.asarray(true_costs, float), np.asarray(found_costs, float)
     scale = np.asarray(ref, float) - np.asarray(ideal, float)
     d = np.linalg.norm((t[:, None, :] - f[None, :, :]) / scale, axis=-1)
@@ -36,7 +48,17 @@ def true_front(costs) -> np.ndarray:
 
 
 def reference_point(costs, margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """``(ideal u, reference r)`` of a cost cloud: per objective min, and max plus ``margin`` of the range."""
+    """``(ideal u, reference r)`` of a cost cloud: per objective min, and max plus ``margin`` of the range.
+
+    u = min_n c_n,  r = max_n c_n + margin * (max_n c_n - min_n c_n)
+
+    Args:
+      costs: ``[N, M]`` costs (minimised objectives).
+      margin: the fraction of each objective's range added beyond its maximum.
+
+    Returns:
+      ``(u [M], r [M])``.
+    """
     c = np.asarray(costs, float)
     lo, hi = c.min(0), c.max(0)
     return lo, hi + margin * (hi - lo)

@@ -52,7 +52,16 @@ def nasjax_block_set() -> BlockSet:
 
 
 def one_change_archs(num_choices, base) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """``base`` followed by every single-position change of it; returns archs and their (i, c) cells."""
+    """``base`` followed by every single-position change of it; returns archs and their (i, c) cells.
+
+    Args:
+      num_choices: the choice count of each position.
+      base: the base choice vector ``[P]``.
+
+    Returns:
+      ``(archs, cells)``: int64 ``[1 + sum_i (K_i - 1), P]`` (``base`` first, then position-major changes) and
+      the ``(position, choice)`` of each change, in the same order.
+    """
     base = np.asarray(base, np.int64)
     archs, cells = [base.copy()], []
     for i, k in enumerate(num_choices):
@@ -67,7 +76,20 @@ def one_change_archs(num_choices, base) -> tuple[np.ndarray, list[tuple[int, int
 
 def eval_data(dataset: ImageDataset, *, eval_limit: int | None = None, eval_batch: int = 500,
               calib_size: int = 256, calib_batch: int = 128, calib_seed: int = 0):
-    """Fixed evaluation batches (val split, stored order) and calibration batches (train, seeded)."""
+    """Fixed evaluation batches (val split, stored order) and calibration batches (train, seeded).
+
+    Args:
+      dataset: the image dataset.
+      eval_limit: the number of val images, or ``None`` for the whole split.
+      eval_batch: images per evaluation batch.
+      calib_size: training images used for BatchNorm recalibration (batch 0 of :func:`batch_indices`).
+      calib_batch: images per calibration batch.
+      calib_seed: the seed of the calibration images.
+
+    Returns:
+      ``(data, calib)``: a list of ``(images, labels)`` evaluation batches and a list of calibration image
+      batches.
+    """
     n = len(dataset.val) if eval_limit is None else min(int(eval_limit), len(dataset.val))
     data = [dataset.val.get(np.arange(s, min(n, s + eval_batch))) for s in range(0, n, eval_batch)]
     idx = batch_indices(len(dataset.train), calib_size, calib_seed, 0)
@@ -77,7 +99,21 @@ def eval_data(dataset: ImageDataset, *, eval_limit: int | None = None, eval_batc
 
 def evaluate_archs(state, subnets: dict, data, calib, *, chunk_size: int = 8, group: int = 32,
                    progress: bool = True, desc: str = "evaluating subnets") -> np.ndarray:
-    """Accuracy (%) of stacked ``subnets`` (BN recalibrated), in groups for a progress bar."""
+    """Accuracy (%) of stacked ``subnets`` (BN recalibrated), in groups for a progress bar.
+
+    Args:
+      state: the trained supernet's state (:mod:`nasjax.train`).
+      subnets: stacked subnet arrays (``stack_subnets`` of OFA dicts), ``N`` subnets.
+      data: evaluation batches ``[(images, labels)]`` (:func:`eval_data`).
+      calib: calibration image batches (:func:`eval_data`).
+      chunk_size: subnets evaluated together in one ``vmap``-ed program.
+      group: subnets per progress-bar step (rounded to a multiple of ``chunk_size``).
+      progress: show a tqdm bar.
+      desc: the bar's label.
+
+    Returns:
+      float64 ``[N]`` top-1 accuracy, %.
+    """
     from nasjax.models.mobilenetv3 import index_subnets, num_subnets
     from nasjax.train.evaluate import evaluate_subnets
 
@@ -100,6 +136,18 @@ def evaluate_archs(state, subnets: dict, data, calib, *, chunk_size: int = 8, gr
 
 
 def stage_archs_to_subnets(block_set: BlockSet, archs: np.ndarray) -> dict:
+    """Stage-block choice vectors of ``block_set`` as stacked OFA subnet arrays.
+
+    Args:
+      block_set: the stage-block set the choices index.
+      archs: ``[5]`` or ``[N, 5]`` stage-block choice vectors.
+
+    Returns:
+      The stacked subnet dict (``ks``, ``e``, ``d`` arrays with a leading ``N`` axis).
+
+    Raises:
+      NasjaxInputError: when a choice vector is not valid for the block set.
+    """
     from nasjax.models.mobilenetv3 import stack_subnets
 
     return stack_subnets([{k: np.asarray(v) for k, v in block_set.to_ofa(a).items() if k != "encodearch"}
@@ -113,8 +161,24 @@ def layer_archs_to_subnets(archs: np.ndarray) -> dict:
 
 
 def one_change_table(accuracy_fn, space, base, *, space_name: str | None = None, provenance: dict | None = None):
-    """Contribution table of any positions x choices space: ``accuracy_fn(archs [N, P]) -> acc [N]`` (%)
-    is called once on ``base`` and all its single-position changes (one batched call)."""
+    """Contribution table of any positions x choices space (one batched call of ``accuracy_fn``).
+
+    values[i, c] = acc(B) - acc(B with a_i := c),  acc(a) ~= acc(B) - sum_i values[i, a_i]
+
+    Args:
+      accuracy_fn: ``archs [N, P] -> acc [N]`` (%), called once on ``base`` and all its single-position changes.
+      space: the search space.
+      base: the base choice vector ``B`` ``[P]``.
+      space_name: the table's space name (default ``space.name``).
+      provenance: further provenance entries.
+
+    Returns:
+      The accuracy :class:`~nasjax.tables.Table` (``base = acc(B)``, ``sign = -1``, unit ``%``).
+
+    Raises:
+      NasjaxInputError: on an invalid ``base``, or when ``accuracy_fn`` does not return one finite accuracy per
+        architecture.
+    """
     base = space.validate(base, "base")
     archs, cells = one_change_archs(space.num_choices, base)
     acc = np.asarray(accuracy_fn(archs), np.float64)
