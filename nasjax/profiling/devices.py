@@ -58,8 +58,16 @@ class DeviceProfiles:
     linkage: np.ndarray
 
     def reduce_inputs(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(acc [B, 2], lat [B, 2])`` for :func:`~nasjax.profiling.reduce.reduce_space` on device ``d``:
-        accuracy mean and 95 % quantile, latency mean and 5 % quantile (relative)."""
+        """``(acc [B, 2], lat [B, 2])`` for :func:`~nasjax.profiling.reduce.reduce_space` on device ``d``.
+
+        Accuracy mean and 95 % quantile, latency mean and 5 % quantile (relative).
+
+        Args:
+          d: the device's index into ``devices``.
+
+        Returns:
+          ``(acc [B, 2], lat [B, 2])``.
+        """
         return np.stack([self.acc_mean, self.acc_q95], 1), np.stack([self.rel[d], self.rel_q05[d]], 1)
 
     def most_expensive(self) -> list[dict]:
@@ -75,7 +83,11 @@ class DeviceProfiles:
         return out
 
     def write_csv(self, path) -> None:
-        """One row per device: source, group, cells, then ``rel`` of every block; a last row the accuracy effect."""
+        """One row per device: source, group, cells, then ``rel`` of every block; a last row the accuracy effect.
+
+        Args:
+          path: the ``.csv`` file to write (atomically); one column per block, named by its key.
+        """
         header = ["device", "source", "group", "cells"] + [b.key for b in self.blocks]
         rows = [[dev, src, int(g), int(n)] + [f"{v:.5f}" for v in r]
                 for dev, src, g, n, r in zip(self.devices, self.sources, self.groups, self.cells, self.rel)]
@@ -84,7 +96,21 @@ class DeviceProfiles:
 
 
 def group_devices(rel: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(groups [D], leaf order [D], linkage)`` of devices by centred log profiles (module docstring)."""
+    """``(groups [D], leaf order [D], linkage)`` of devices by centred log profiles (module docstring).
+
+    v_d = log rel_d - mean_b log rel_d(b); average-linkage clustering on Euclidean distances, cut into groups.
+
+    Args:
+      rel: ``[D, B]`` relative latency of every block on every device (> 0), ``D >= 2``.
+      num_groups: the number of groups to cut the dendrogram into (at most ``D``).
+
+    Returns:
+      ``(groups, order, linkage)``: int64 group labels ``1..num_groups``, the dendrogram's leaf order, and
+      scipy's linkage matrix ``[D - 1, 4]``.
+
+    Raises:
+      NasjaxInputError: with fewer than two devices.
+    """
     from scipy.cluster import hierarchy
 
     v = np.log(np.asarray(rel, np.float64))

@@ -33,7 +33,20 @@ def _save(fig, path) -> None:
 
 
 def plot_block_profile(profile: BlockProfile, metric: str, path, stat: str = "rel_mean", title: str = "") -> None:
-    """Heat map of ``stat`` of ``metric``: rows = (unit, layer), columns = blocks, value in each cell."""
+    """Heat map of ``stat`` of ``metric``: rows = (unit, layer), columns = blocks, value in each cell (PNG).
+
+    Colours are centred at 1 for ``rel_mean``, else at the median of the shown values.
+
+    Args:
+      profile: the :class:`~nasjax.profiling.profiles.BlockProfile`.
+      metric: the profiled metric to show.
+      path: the ``.png`` file to write (atomically).
+      stat: the statistic (e.g. ``rel_mean``, ``mean``, ``q05``; see :meth:`BlockProfile.stat`).
+      title: the figure title (default: space, statistic, metric, unit and samples per block).
+
+    Raises:
+      NasjaxInputError: when the profile has no such metric or statistic.
+    """
     plt = _plt()
     units, layers, labels, grid = profile.values_grid(metric, stat)
     rows = [(u, lay) for u in range(len(units)) for lay in range(len(layers))
@@ -61,7 +74,13 @@ def plot_block_profile(profile: BlockProfile, metric: str, path, stat: str = "re
 
 
 def plot_device_profiles(dp: DeviceProfiles, path, title: str = "") -> None:
-    """Devices x blocks map of ``log2 rel`` with the accuracy effect on top (module docstring)."""
+    """Devices x blocks map of ``log2 rel`` with the accuracy effect on top (module docstring), as a PNG.
+
+    Args:
+      dp: the :class:`~nasjax.profiling.devices.DeviceProfiles` (devices shown in dendrogram order).
+      path: the ``.png`` file to write (atomically).
+      title: the figure title.
+    """
     plt = _plt()
     order = dp.order
     v = np.log2(dp.rel[order])

@@ -77,12 +77,36 @@ class BlockProfile:
     baseline_archs: np.ndarray | None = None
 
     def metric_index(self, metric: str) -> int:
+        """The column of ``metric`` in the samples.
+
+        Args:
+          metric: a metric label (:func:`source_label`).
+
+        Returns:
+          Its index into ``metrics``.
+
+        Raises:
+          NasjaxInputError: when the profile has no such metric.
+        """
         if metric not in self.metrics:
             raise NasjaxInputError(f"metric: got {metric!r}, expected one of {', '.join(self.metrics)}")
         return self.metrics.index(metric)
 
     def stat(self, name: str, metric: str) -> np.ndarray:
-        """``[B]`` one summary statistic (``STATS`` or ``"rel_mean"``) of ``metric`` for every block."""
+        """``[B]`` one summary statistic (``STATS`` or ``"rel_mean"``) of ``metric`` for every block.
+
+        rel_mean(b) = mean of the block's samples / median of the baseline samples
+
+        Args:
+          name: one of :data:`STATS` or ``"rel_mean"``.
+          metric: a metric label (:func:`source_label`).
+
+        Returns:
+          float64 ``[B]`` in the metric's unit (``rel_mean`` dimensionless).
+
+        Raises:
+          NasjaxInputError: on an unknown metric or statistic, or non-finite sampled values.
+        """
         j = self.metric_index(metric)
         if name == "rel_mean":
             med = float(np.median(self.baseline[:, j]))
@@ -105,7 +129,11 @@ class BlockProfile:
         return out
 
     def write_csv(self, path) -> None:
-        """The summary as CSV (:meth:`rows`), written atomically."""
+        """The summary as CSV (:meth:`rows`), written atomically.
+
+        Args:
+          path: the ``.csv`` file to write; one row per (block or baseline, metric).
+        """
         rows = self.rows()
         header = ["unit", "layer", "block", "position", "choice", "metric", "metric_unit", "n", *STATS, "rel_mean"]
         write_csv(path, header, [[r[h] if not isinstance(r[h], float) else f"{r[h]:.6g}" for h in header]
