@@ -100,7 +100,20 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
 
 def random_subset(space: SearchSpace, like: np.ndarray, rng: np.random.Generator | int, name: str = "random") \
         -> ReducedSpace:
-    """A random space with as many choices per position as ``like [P, K]`` (module docstring)."""
+    """A random space with as many choices per position as ``like [P, K]`` (module docstring).
+
+    Args:
+      space: the full space.
+      like: bool ``[P, K]`` allowed-choice mask whose per-position counts are copied (e.g. a reduced space's).
+      rng: a numpy Generator or a seed (e.g. ``[seed, 1000 + k]``).
+      name: the name of the subset.
+
+    Returns:
+      The :class:`ReducedSpace`: per position, that many choices drawn uniformly without replacement.
+
+    Raises:
+      NasjaxInputError: when ``like`` does not have the space's mask shape.
+    """
     rng = np.random.default_rng(rng)
     like = np.asarray(like, bool)
     require(like.shape == space.mask.shape, "like", like.shape, f"{space.mask.shape}")

@@ -42,12 +42,31 @@ class Block:
 
 
 def block_of(space: SearchSpace, structure: SpaceStructure, p: int, c: int) -> Block:
+    """The :class:`Block` of position ``p``, choice ``c`` with its unit, layer and choice labels.
+
+    Args:
+      space: the search space.
+      structure: its :class:`~nasjax.profiling.structure.SpaceStructure`.
+      p: the position index.
+      c: the choice index.
+
+    Returns:
+      The block.
+    """
     return Block(int(p), int(c), structure.unit_names[int(structure.unit[p])], structure.layer_label(p),
                  str(space.choices[p][c]))
 
 
 def all_blocks(space: SearchSpace, structure: SpaceStructure) -> list[Block]:
-    """Every (position, choice) of ``space`` in position-major order."""
+    """Every (position, choice) of ``space`` in position-major order.
+
+    Args:
+      space: the search space.
+      structure: its :class:`~nasjax.profiling.structure.SpaceStructure`.
+
+    Returns:
+      ``sum_p K_p`` blocks.
+    """
     return [block_of(space, structure, p, c) for p in range(space.num_positions) for c in range(space.num_choices[p])]
 
 
@@ -86,7 +105,21 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 
 
 def sample_with_block(space: SearchSpace, structure: SpaceStructure, block: Block, n: int, seed: int) -> np.ndarray:
-    """``[n, P]`` architectures with ``a_p = c`` and position ``p`` active (module docstring)."""
+    """``[n, P]`` architectures with ``a_p = c`` and position ``p`` active (module docstring).
+
+    Args:
+      space: the search space.
+      structure: its structure (the depth gate of ``p``).
+      block: the block ``(p, c)`` to fix.
+      n: the number of architectures, >= 1.
+      seed: the profile's seed (the block's stream is ``[seed, 1 + p, c]``).
+
+    Returns:
+      int64 ``[n, P]`` choice vectors.
+
+    Raises:
+      NasjaxInputError: on a bad ``n`` or ``seed``, or a block no depth choice activates.
+    """
     require(isinstance(n, (int, np.integer)) and n >= 1, "num_archs", n, "a positive integer")
     rng = _rng(seed, 1 + block.position, block.choice)
     a = space.random(rng, int(n))
@@ -100,15 +133,42 @@ def sample_with_block(space: SearchSpace, structure: SpaceStructure, block: Bloc
 
 
 def sample_baseline(space: SearchSpace, n: int, seed: int) -> np.ndarray:
-    """``[n, P]`` unconstrained uniform architectures (the profile's reference distribution)."""
+    """``[n, P]`` unconstrained uniform architectures (the profile's reference distribution).
+
+    Args:
+      space: the search space.
+      n: the number of architectures, >= 1.
+      seed: the profile's seed (the baseline's stream is ``[seed, 0]``).
+
+    Returns:
+      int64 ``[n, P]`` choice vectors.
+
+    Raises:
+      NasjaxInputError: on a bad ``n`` or ``seed``.
+    """
     require(isinstance(n, (int, np.integer)) and n >= 1, "num_archs", n, "a positive integer")
     return space.random(_rng(seed, 0), int(n))
 
 
 def cells_with_block(cells: np.ndarray, structure: SpaceStructure, block: Block, n: int | None,
                      seed: int) -> np.ndarray:
-    """Rows of ``cells`` (``[M, P]``) with ``a_p = c`` and ``p`` active: all of them (``n=None``) or ``n``
-    drawn without replacement (all when fewer exist); an empty selection raises naming the block."""
+    """Rows of ``cells`` (``[M, P]``) with ``a_p = c`` and ``p`` active.
+
+    All of them (``n=None``) or ``n`` drawn without replacement (all when fewer exist).
+
+    Args:
+      cells: ``[M, P]`` measured choice vectors.
+      structure: the space's structure (which positions are active).
+      block: the block ``(p, c)``.
+      n: the number of rows to draw, or ``None`` for all.
+      seed: the profile's seed (the block's stream is ``[seed, 1 + p, c]``).
+
+    Returns:
+      Sorted int64 row indices into ``cells``.
+
+    Raises:
+      NasjaxInputError: when no cell contains the block (naming it), or on a bad ``seed``.
+    """
     hit = (cells[:, block.position] == block.choice) & structure.active(cells)[:, block.position]
     rows = np.flatnonzero(hit)
     require(rows.size > 0, f"block {block.key}", "no measured cell", "at least one cell containing the block")
@@ -118,7 +178,19 @@ def cells_with_block(cells: np.ndarray, structure: SpaceStructure, block: Block,
 
 
 def cells_baseline(num_cells: int, n: int | None, seed: int) -> np.ndarray:
-    """Baseline rows of a cell set: all (``n=None``) or ``n`` drawn without replacement."""
+    """Baseline rows of a cell set: all (``n=None``) or ``n`` drawn without replacement.
+
+    Args:
+      num_cells: the number of measured cells ``M``.
+      n: the number of rows to draw, or ``None`` for all.
+      seed: the profile's seed (the baseline's stream is ``[seed, 0]``).
+
+    Returns:
+      Sorted int64 row indices in ``0..M - 1``.
+
+    Raises:
+      NasjaxInputError: on a bad ``seed`` (when rows are drawn).
+    """
     if n is None or n >= num_cells:
         return np.arange(num_cells)
     return np.sort(_rng(seed, 0).choice(num_cells, size=int(n), replace=False))

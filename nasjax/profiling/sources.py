@@ -59,7 +59,20 @@ def _nb201(space: SearchSpace, names: Sequence[str], table) -> list:
 
 
 def ofa_cost_model(kind: str, resolution: int = 224, config=None) -> FunctionModel:
-    """Analytic MFLOPs (``kind="flops"``) or M parameters (``"params"``) of layer-view subnets."""
+    """Analytic MFLOPs (``kind="flops"``) or M parameters (``"params"``) of layer-view subnets.
+
+    Args:
+      kind: ``"flops"`` or ``"params"``.
+      resolution: the input resolution, pixels.
+      config: the supernet's ``SupernetConfig`` (default OFA's ImageNet supernet).
+
+    Returns:
+      A :class:`~nasjax.search.base.FunctionModel` over ``mobilenetv3_layers`` choice vectors ``[N, 25]``
+      (unit ``MFLOPs`` or ``M``).
+
+    Raises:
+      KeyError: on another ``kind``.
+    """
     from nasjax.hardware.flops import subnet_cost
     from nasjax.models.mobilenetv3 import SupernetConfig
     from nasjax.spaces.mobilenetv3 import layers_to_ofa
@@ -74,8 +87,17 @@ def ofa_cost_model(kind: str, resolution: int = 224, config=None) -> FunctionMod
 
 
 def supernet_accuracy_model(default: dict, eval_limit: int | None = 500, chunk_size: int = 16) -> FunctionModel:
-    """Accuracy (%) of layer-view subnets evaluated by the default supernet (``default``: its loaded directory,
-    with ``state``, ``manifest``; ``dataset`` loaded by the caller), BN recalibrated, in batched passes."""
+    """Accuracy (%) of layer-view subnets evaluated by the default supernet, BN recalibrated, in batched passes.
+
+    Args:
+      default: the default supernet's loaded directory: ``state``, ``manifest`` (its ``recipe.calib_size``
+        and ``dataset``) and ``dataset`` (loaded by the caller).
+      eval_limit: the number of val images evaluated, or ``None`` for the whole split.
+      chunk_size: subnets evaluated together in one ``vmap``-ed program.
+
+    Returns:
+      A :class:`~nasjax.search.base.FunctionModel` over ``mobilenetv3_layers`` choice vectors (unit ``%``).
+    """
     from nasjax.profiling.contributions import eval_data, evaluate_archs, layer_archs_to_subnets
 
     ds = default["dataset"]

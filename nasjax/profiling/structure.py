@@ -67,11 +67,30 @@ class SpaceStructure:
         return bool(np.any(self.gate_position >= 0))
 
     def layer_label(self, p: int) -> str:
-        """``"depth"`` for a depth position, else ``"layer <i+1>"``."""
+        """``"depth"`` for a depth position, else ``"layer <i+1>"``.
+
+        Args:
+          p: the position index.
+
+        Returns:
+          The label.
+        """
         return "depth" if int(self.layer[p]) < 0 else f"layer {int(self.layer[p]) + 1}"
 
     def active(self, archs) -> np.ndarray:
-        """``[N, P]`` bool: which positions run in each architecture (formula in the module docstring)."""
+        """``[N, P]`` bool: which positions run in each architecture (formula in the module docstring).
+
+        active(a)[p] = gate_position[p] < 0  or  a[gate_position[p]] >= gate_min_choice[p]
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          bool ``[N, P]``.
+
+        Raises:
+          NasjaxInputError: when the architectures do not have ``P`` positions.
+        """
         a = np.atleast_2d(np.asarray(archs, np.int64))
         require(a.shape[1] == self.num_positions, "archs", a.shape, f"(N, {self.num_positions})")
         g = self.gate_position
@@ -79,14 +98,29 @@ class SpaceStructure:
         return (g < 0)[None, :] | (gate_vals >= self.gate_min_choice[None, :])
 
     def activating_choices(self, space: SearchSpace, p: int) -> np.ndarray:
-        """The choices of position ``p``'s gate under which ``p`` runs (``[]`` if ``p`` is ungated)."""
+        """The choices of position ``p``'s gate under which ``p`` runs (``[]`` if ``p`` is ungated).
+
+        Args:
+          space: the search space (its gate's choice count).
+          p: the position index.
+
+        Returns:
+          int64 ``gate_min_choice[p] .. K_gate - 1``.
+        """
         g = int(self.gate_position[p])
         if g < 0:
             return np.zeros(0, np.int64)
         return np.arange(int(self.gate_min_choice[p]), int(space.num_choices[g]), dtype=np.int64)
 
     def unit_layers(self, u: int) -> np.ndarray:
-        """Positions of unit ``u`` that are layers (not depths), in layer order."""
+        """Positions of unit ``u`` that are layers (not depths), in layer order.
+
+        Args:
+          u: the unit index.
+
+        Returns:
+          int64 position indices.
+        """
         idx = np.flatnonzero((self.unit == u) & (self.layer >= 0))
         return idx[np.argsort(self.layer[idx], kind="stable")]
 
