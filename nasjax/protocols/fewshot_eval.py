@@ -58,8 +58,20 @@ def help_query_rows(latency_ms, num_meta_train_sample: int = 900, num_query: int
 
 
 def lodo_split(devices, target: str, twins: dict | None = None) -> list[str]:
-    """Training devices for held-out ``target``: every device except the target and its listed twins
-    (``twins``: device -> devices holding the same measurements)."""
+    """Training devices for held-out ``target``: every device except the target and its listed twins.
+
+    Args:
+      devices: all device names.
+      target: the held-out device.
+      twins: ``{device: devices holding the same measurements}``, or ``None`` (e.g.
+        :data:`~nasjax.benchmarks.latency_sets.ONEPROXY_TWINS`).
+
+    Returns:
+      The training devices, in the order of ``devices``.
+
+    Raises:
+      NasjaxInputError: when ``target`` is not among ``devices``.
+    """
     devices = list(devices)
     require(target in devices, "target device", target, f"one of {devices}")
     drop = {target, *((twins or {}).get(target, ()))}
@@ -67,8 +79,23 @@ def lodo_split(devices, target: str, twins: dict | None = None) -> list[str]:
 
 
 def score_k(model, f_eval, true_eval, ref_rows, ref_ms, ks, exclude=()) -> dict:
-    """Adapt with the first k refs for each k and score on the evaluation rows (``f_eval``: their
-    ``features_cache``): ``{k: {"spearman", "MAPE", "pred", "adapted"}}``."""
+    """Adapt with the first k refs for each k and score on the evaluation rows.
+
+    Args:
+      model: the trained :class:`~nasjax.hardware.fewshot.FewShotLatencyModel`.
+      f_eval: the evaluation rows' ``features_cache``.
+      true_eval: their measured latencies on the target, ms.
+      ref_rows: the reference architectures (features or row ids), in design order.
+      ref_ms: their measured latencies on the target, ms.
+      ks: the reference counts to score (each ``<= len(ref_rows)``; 0 adapts with none).
+      exclude: training device names removed from the device experts and members.
+
+    Returns:
+      ``{k: {"spearman", "MAPE" (%), "pred" [N] ms, "adapted"}}``.
+
+    Raises:
+      NasjaxInputError: when a k exceeds the number of references, or on bad latencies.
+    """
     out = {}
     for k in ks:
         require(k <= len(ref_rows), "k", k, f"<= {len(ref_rows)} reference architectures")

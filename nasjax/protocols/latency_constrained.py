@@ -77,14 +77,34 @@ def nb201_accuracy(source: str = "dgl_oracle", dataset: str = "cifar100", data_r
 
 
 def match_rows(space, archs_a: np.ndarray, archs_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(i, j)`` with ``archs_a[i] == archs_b[j]`` (each architecture once)."""
+    """Indices ``(i, j)`` with ``archs_a[i] == archs_b[j]`` (each architecture once).
+
+    Args:
+      space: the search space of both sets.
+      archs_a: ``[N, P]`` choice vectors.
+      archs_b: ``[M, P]`` choice vectors.
+
+    Returns:
+      ``(i, j)``: int64 index arrays of equal length, sorted by the architectures' mixed-radix index.
+    """
     ia, ib = space.index_of(archs_a), space.index_of(archs_b)
     _, i, j = np.intersect1d(ia, ib, return_indices=True)
     return i, j
 
 
 def budgets_from_quantiles(true_latency, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> np.ndarray:
-    """Budgets at the given quantiles (fractions in (0, 1)) of the true latencies."""
+    """Budgets at the given quantiles (fractions in (0, 1)) of the true latencies.
+
+    Args:
+      true_latency: the measured latencies of the pool.
+      quantiles: fractions in (0, 1).
+
+    Returns:
+      float64 ``[len(quantiles)]`` budgets, in the latencies' unit (numpy's linear quantiles).
+
+    Raises:
+      NasjaxInputError: when ``quantiles`` is empty or a value is outside (0, 1).
+    """
     q = np.asarray(quantiles, np.float64)
     require(q.size > 0 and bool(np.all((q > 0) & (q < 1))), "quantiles", q.tolist(), "fractions in (0, 1)")
     return np.quantile(np.asarray(true_latency, np.float64), q)
@@ -262,8 +282,28 @@ def dgl_nb201_nas(model, hw, budget: float, *, archs, accuracy, device: str = "t
 
 def dgl_fbnetv3_nas(model, hw, budget: float, *, objective: str = "macs", device: str = "target",
                     genetic: GAConfig = GAConfig(), seed: int = 0, latency_offset: float = 0.0) -> dict:
-    """DGL's FBNetV3 NAS with the largest network as objective (DGL's accuracy predictor is not published):
-    maximise ``log MACs`` (or ``log params``) subject to predicted latency (+ ``latency_offset``) ``<= budget``."""
+    """DGL's FBNetV3 NAS with the largest network as objective (DGL's accuracy predictor is not published).
+
+    maximise log MACs(a) (or log params(a))  s.t.  model.predict_latency(a, hw) + latency_offset <= budget
+
+    Args:
+      model: the trained :class:`~nasjax.hardware.dgl.DGLLatencyModel` of FBNetV3.
+      hw: the target device's 4 hardware parameters.
+      budget: the latency budget, DGL's raw latency unit.
+      objective: ``"macs"`` or ``"params"``.
+      device: the device's name, for messages.
+      genetic: the genetic search's settings.
+      seed: the search seed.
+      latency_offset: added to every predicted latency.
+
+    Returns:
+      ``genes`` (the 28 gene values), ``objective``, ``MACs``, ``params``, ``predicted_latency``,
+      ``evaluations``, ``search_ms`` and ``best_per_epoch``.
+
+    Raises:
+      NasjaxInputError: on another objective, or a budget no architecture meets
+        (:class:`~nasjax.errors.InfeasibleError`).
+    """
     from nasjax.hardware import dgl
 
     require(objective in ("macs", "params"), "objective", objective, "'macs' or 'params'")
