@@ -50,6 +50,14 @@ class FunctionModel:
         check_unit(self.unit, f"{self.metric} unit")
 
     def predict(self, archs) -> np.ndarray | float:
+        """``fn`` on one architecture ``[P]`` or a batch ``[N, P]``.
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]`` (passed to ``fn`` as ``[N, P]``).
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the model's unit.
+        """
         a = np.asarray(archs)
         single = a.ndim == 1
         v = np.asarray(self.fn(np.atleast_2d(a)), dtype=np.float64).reshape(-1)
@@ -85,13 +93,31 @@ class ColumnModel:
         object.__setattr__(self, "_order", order)
 
     def rows_of(self, archs) -> np.ndarray:
-        """Row of each architecture among the cells (-1 when it is not a cell)."""
+        """Row of each architecture among the cells (-1 when it is not a cell).
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          int64 ``[N]`` rows into ``archs`` / ``values``.
+        """
         k = self.space.index_of(np.atleast_2d(np.asarray(archs, np.int64)))
         pos = np.clip(np.searchsorted(self._keys, k), 0, len(self._keys) - 1)
         hit = self._keys[pos] == k
         return np.where(hit, self._order[pos], -1)
 
     def predict(self, archs) -> np.ndarray | float:
+        """The measured value of each architecture (a cell lookup).
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``, each one of the cells.
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the model's unit (NaN = not measured).
+
+        Raises:
+          NasjaxInputError: when an architecture is not one of the cells.
+        """
         a = np.asarray(archs)
         rows = self.rows_of(a)
         if np.any(rows < 0):
@@ -153,10 +179,28 @@ class TabularObjective:
         return int(self.archs.shape[0])
 
     def rows_of(self, archs) -> np.ndarray:
-        """Row of each architecture among the cells (-1 when it is not a cell)."""
+        """Row of each architecture among the cells (-1 when it is not a cell).
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          int64 ``[N]`` rows into ``archs``.
+        """
         return self._lookup.rows_of(archs)
 
     def predict(self, archs) -> np.ndarray | float:
+        """The seed-mean validation accuracy of cells.
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``, each one of the cells.
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in %.
+
+        Raises:
+          NasjaxInputError: when an architecture is not one of the cells.
+        """
         return self._lookup.predict(archs)
 
 
@@ -198,13 +242,31 @@ class SearchProblem:
         return isinstance(self.objective, Table) and all(c.linear for c in self.constraints)
 
     def with_bounds(self, bounds: Sequence[float]) -> SearchProblem:
+        """The same problem with new constraint bounds (same models, units and order).
+
+        Args:
+          bounds: one bound per constraint, in each constraint's unit.
+
+        Returns:
+          A new :class:`SearchProblem`.
+
+        Raises:
+          NasjaxInputError: when the number of bounds differs from the number of constraints.
+        """
         n = len(self.constraints)
         require(len(bounds) == n, "bounds", len(bounds), f"{n} (one per constraint)")
         cons = tuple(c.with_bound(b) for c, b in zip(self.constraints, bounds))
         return SearchProblem(self.space, self.objective, cons, self.query_budget, self.name)
 
     def evaluate(self, arch) -> tuple[float, dict[str, float]]:
-        """Predicted objective and per-constraint value of one architecture."""
+        """Predicted objective and per-constraint value of one architecture (:func:`evaluate`).
+
+        Args:
+          arch: one choice vector ``[P]``.
+
+        Returns:
+          ``(objective, {constraint name: value})`` in the models' units.
+        """
         return evaluate(arch, self.objective, self.constraints)
 
     def units(self) -> dict[str, str]:
@@ -323,11 +385,27 @@ class Searcher:
     kind: str = ""
 
     def supports(self, problem: SearchProblem) -> str | None:
-        """``None`` when this searcher can solve ``problem``, else the reason it cannot."""
+        """``None`` when this searcher can solve ``problem``, else the reason it cannot.
+
+        Args:
+          problem: the :class:`SearchProblem`.
+
+        Returns:
+          ``None`` (the base searcher accepts every problem) or the reason, in words.
+        """
         return None
 
     def check(self, problem: SearchProblem, seed: int = 0) -> None:
-        """Raise :class:`~nasjax.errors.NasjaxInputError` unless ``problem`` and ``seed`` are acceptable."""
+        """Raise :class:`~nasjax.errors.NasjaxInputError` unless ``problem`` and ``seed`` are acceptable.
+
+        Args:
+          problem: the :class:`SearchProblem`.
+          seed: the run's seed.
+
+        Raises:
+          NasjaxInputError: when ``problem`` is not a :class:`SearchProblem`, :meth:`supports` gives a reason
+            (``"searcher '<name>': <reason>"``), or ``seed`` is not an integer >= 0.
+        """
         require(isinstance(problem, SearchProblem), "problem", type(problem).__name__, "a SearchProblem")
         why = self.supports(problem)
         if why is not None:
@@ -351,7 +429,16 @@ class Searcher:
         return self.finish(res, problem, (time.perf_counter() - t0) * 1e3)
 
     def finish(self, res: SearchResult, problem: SearchProblem, wall_ms: float) -> SearchResult:
-        """Fill the result's solver name, units and wall time where the searcher left them unset."""
+        """Fill the result's solver name, units and wall time where the searcher left them unset.
+
+        Args:
+          res: the searcher's result (modified in place).
+          problem: the solved problem (its units).
+          wall_ms: the measured wall time of the search, ms.
+
+        Returns:
+          ``res``.
+        """
         if not res.solve_time_ms:
             res.solve_time_ms = wall_ms
         res.solver = res.solver or self.name
@@ -377,7 +464,18 @@ class Searcher:
 
 
 def broadcast_problems(problems, seeds: Sequence[int]) -> tuple[list[SearchProblem], list[int]]:
-    """``(problems, seeds)`` as two lists of equal length: one problem is repeated for every seed."""
+    """``(problems, seeds)`` as two lists of equal length: one problem is repeated for every seed.
+
+    Args:
+      problems: one :class:`SearchProblem`, or a sequence of problems, one per seed.
+      seeds: the seeds of the repeats, at least one.
+
+    Returns:
+      ``(problems, seeds)`` lists of equal length (seeds as Python ints).
+
+    Raises:
+      NasjaxInputError: when ``seeds`` is empty or the number of problems differs from the number of seeds.
+    """
     seeds = [int(s) for s in seeds]
     require(len(seeds) >= 1, "seeds", seeds, "at least one seed")
     ps = [problems] * len(seeds) if isinstance(problems, SearchProblem) else list(problems)
