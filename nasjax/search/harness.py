@@ -111,7 +111,20 @@ class Task:
 
     @classmethod
     def of(cls, problem: SearchProblem) -> Task:
-        """The (cached) task of ``problem``: building it evaluates every constraint on every cell once."""
+        """The (cached) task of ``problem``: building it evaluates every constraint on every cell once.
+
+        The cache keeps the 64 most recently used problems (by identity).
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          Its :class:`Task`.
+
+        Raises:
+          NasjaxInputError: when a query-based searcher cannot run on ``problem`` (:func:`tabular_support`), or no
+            cell is feasible (:class:`~nasjax.errors.InfeasibleError`).
+        """
         hit = cls._VIEWS.get(id(problem))
         if hit is not None and hit.problem is problem:
             cls._VIEWS.move_to_end(id(problem))
@@ -142,7 +155,14 @@ class Task:
         return np.ascontiguousarray(x[:, self.space.mask.reshape(-1)])
 
     def cell_of(self, archs) -> np.ndarray:
-        """Row index of each choice vector (``[N, P]`` -> ``[N]``; -1 when it is not a cell)."""
+        """Row index of each choice vector (``[N, P]`` -> ``[N]``; -1 when it is not a cell).
+
+        Args:
+          archs: choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          int64 ``[N]`` rows.
+        """
         return np.asarray(self._rows_of(np.atleast_2d(np.asarray(archs, np.int64))), np.int64)
 
     def neighbours(self) -> np.ndarray:
@@ -158,13 +178,30 @@ class Task:
         return self._neighbours
 
     def describe_infeasible(self, i: int) -> str:
-        """Which constraints cell ``i`` violates, with its values."""
+        """Which constraints cell ``i`` violates, with its values.
+
+        Args:
+          i: a cell's row.
+
+        Returns:
+          E.g. ``"latency 12.3400 ms > 10"`` (comma-separated), or ``"infeasible"``.
+        """
         parts = [f"{c.name} {self.constraint_values[i, j]:.4f} {c.unit} > {c.bound:g}"
                  for j, c in enumerate(self.problem.constraints) if not c.satisfied(self.archs[i][None])[0]]
         return ", ".join(parts) or "infeasible"
 
     def result(self, history: History) -> SearchResult:
-        """A query-based run's result: its pick (the best value seen, certified feasible) and its log."""
+        """A query-based run's result: its pick (the best value seen, certified feasible) and its log.
+
+        Args:
+          history: the run's query log.
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchResult` (``info``: ``cell``, ``queries``, ``test``).
+
+        Raises:
+          NasjaxInputError: when the history is empty or its pick is infeasible.
+        """
         pick = certify(self, history)
         res = {c.name: float(self.constraint_values[pick, j]) for j, c in enumerate(self.problem.constraints)}
         return SearchResult(self.archs[pick].copy(), float(np.max(history.observed)), res, history=history,
@@ -194,6 +231,14 @@ class Oracle:
         return len(self.order)
 
     def seen(self, i: int) -> bool:
+        """Whether cell ``i`` has been queried.
+
+        Args:
+          i: a cell's row.
+
+        Returns:
+          True after its first query.
+        """
         return int(i) in self._seen
 
     def query(self, i: int, tag: int = 0) -> float:
@@ -227,9 +272,30 @@ class Oracle:
         return v
 
     def query_many(self, idx, tag: int = 0) -> np.ndarray:
+        """:meth:`query` of every cell of ``idx``, in order.
+
+        Args:
+          idx: cell rows (any shape, flattened).
+          tag: what the log records with each first query.
+
+        Returns:
+          float64 values, one per entry of ``idx``.
+
+        Raises:
+          NasjaxInputError: on a row out of range or an infeasible cell.
+        """
         return np.array([self.query(i, tag) for i in np.asarray(idx).reshape(-1)], dtype=np.float64)
 
     def history(self, method: str, seed: int) -> History:
+        """The run's query log as a :class:`History`.
+
+        Args:
+          method: the searcher's name.
+          seed: the run's seed.
+
+        Returns:
+          The :class:`History` (unique cells in query order, values seen, tags).
+        """
         return History(method, int(seed), np.array(self.order, np.int64), np.array(self.observed, np.float64),
                        np.array(self.tags, np.int64))
 
@@ -270,7 +336,14 @@ class History:
         return int(self.order[int(np.argmax(self.observed))])
 
     def queries_to(self, cell: int) -> int | None:
-        """Unique queries until ``cell`` was queried (inclusive), or None if it never was."""
+        """Unique queries until ``cell`` was queried (inclusive), or None if it never was.
+
+        Args:
+          cell: a cell's row.
+
+        Returns:
+          The 1-based query count, or ``None``.
+        """
         hit = np.flatnonzero(self.order == cell)
         return int(hit[0]) + 1 if hit.size else None
 
@@ -280,6 +353,17 @@ class History:
 
     @staticmethod
     def from_dict(d: dict) -> History:
+        """The inverse of :meth:`to_dict`.
+
+        Args:
+          d: ``{"method", "seed", "order", "observed", "tags"}``.
+
+        Returns:
+          The :class:`History`.
+
+        Raises:
+          NasjaxInputError: when a key is missing or a value has the wrong type.
+        """
         try:
             return History(str(d["method"]), int(d["seed"]), np.asarray(d["order"], np.int64),
                            np.asarray(d["observed"], np.float64), np.asarray(d["tags"], np.int64))
@@ -330,6 +414,14 @@ class TabularSearcher(Searcher):
     default_budget: int | None = 1000
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` when the problem's objective can be queried cell by cell (:func:`tabular_support`), else why not.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason.
+        """
         return tabular_support(problem)
 
     def _search(self, problem: SearchProblem, seed: int, signal: str = "mean", stop_at_optimum: bool = False,
@@ -340,6 +432,20 @@ class TabularSearcher(Searcher):
         return task.result(h)
 
     def search_many(self, problems, seeds, progress: bool = False, **options) -> list[SearchResult]:
+        """Independent repeats, one per seed, each run alone (optionally with a progress bar).
+
+        Args:
+          problems: one :class:`~nasjax.search.base.SearchProblem`, or one per seed.
+          seeds: the seeds of the repeats.
+          progress: show a tqdm bar over the repeats (with more than one).
+          **options: as for :meth:`search` (``signal``, ``stop_at_optimum``, searcher options).
+
+        Returns:
+          One :class:`~nasjax.search.base.SearchResult` per seed, in order.
+
+        Raises:
+          NasjaxInputError: on mismatched problems and seeds, or a problem or seed :meth:`check` refuses.
+        """
         ps, ss = broadcast_problems(problems, seeds)
         it = list(zip(ps, ss))
         if progress and len(it) > 1:
@@ -350,4 +456,17 @@ class TabularSearcher(Searcher):
 
     def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None,
             **options) -> History:
+        """One run on ``task``: query cells through an :class:`Oracle` and return its log (implemented by subclasses).
+
+        Args:
+          task: the :class:`Task`.
+          seed: the run's seed (its streams come from :func:`seed_sequences`).
+          max_queries: the unique-query budget (``None``: every feasible cell).
+          signal: ``"mean"`` or ``"seed"`` (see :class:`Oracle`).
+          stop_cell: stop once this cell is queried (the optimum with ``stop_at_optimum``), or ``None``.
+          **options: searcher-specific settings.
+
+        Returns:
+          The run's :class:`History`.
+        """
         raise NotImplementedError
