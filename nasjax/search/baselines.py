@@ -27,6 +27,21 @@ class RandomSearcher(TabularSearcher):
     default_budget = None
 
     def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None) -> History:
+        """Query feasible cells in one seeded random order without repetition (tag = query number).
+
+        Args:
+          task: the :class:`~nasjax.search.harness.Task`.
+          seed: the run's seed.
+          max_queries: the unique-query budget (``None``: every feasible cell).
+          signal: ``"mean"`` or ``"seed"``.
+          stop_cell: stop once this cell is queried, or ``None``.
+
+        Returns:
+          The run's :class:`~nasjax.search.harness.History`.
+
+        Raises:
+          NasjaxInputError: on a budget below 1.
+        """
         s_search, s_oracle = seed_sequences(seed)
         rng = np.random.default_rng(s_search)
         oracle = Oracle(task, signal, s_oracle)
@@ -46,6 +61,21 @@ class LocalSearcher(TabularSearcher):
     name = "local"
 
     def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None) -> History:
+        """Best-improvement local search with random restarts (module docstring; tag = restart number).
+
+        Args:
+          task: the :class:`~nasjax.search.harness.Task`.
+          seed: the run's seed.
+          max_queries: the unique-query budget (``None``: 1,000).
+          signal: ``"mean"`` or ``"seed"``.
+          stop_cell: stop once this cell is queried, or ``None``.
+
+        Returns:
+          The run's :class:`~nasjax.search.harness.History` (it also ends when every feasible cell was queried).
+
+        Raises:
+          NasjaxInputError: on a budget below 1.
+        """
         max_queries = 1000 if max_queries is None else int(max_queries)
         require(max_queries >= 1, "max_queries", max_queries, "a positive query budget")
         s_search, s_oracle = seed_sequences(seed)

@@ -46,8 +46,16 @@ from nasjax.spaces.binas import BinasStructure, structure_of
 
 
 def binas_support(problem: SearchProblem, separable_constraints: bool = False) -> str | None:
-    """``None`` when ``problem`` is a program over a BINAS space whose objective and constraints are bilinear
-    forms of that space, else why not."""
+    """``None`` when ``problem`` is a program over a BINAS space whose objective and constraints are bilinear forms
+    of that space, else why not.
+
+    Args:
+      problem: the :class:`~nasjax.search.base.SearchProblem`.
+      separable_constraints: also require every constraint's model to be stage-separable.
+
+    Returns:
+      ``None`` or the reason (naming the objective or the constraint).
+    """
     try:
         st = structure_of(problem.space)
     except NasjaxInputError as e:
@@ -85,8 +93,18 @@ def _enumerate_options(st: BinasStructure) -> list[tuple[np.ndarray, np.ndarray]
 
 
 def stage_values(model: BilinearForm, s: int, options: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``[n]`` value of each option of stage ``s`` under a stage-separable form (without its ``base``):
-    ``p_b[s, d] + sum_{j < depth_d} (p_a[l_j, c_j] + Q[l_j, c_j, s, d])``."""
+    """``[n]`` value of each option of stage ``s`` under a stage-separable form (without its ``base``).
+
+    v = p_b[s, d] + sum_{j < depth_d} (p_a[l_j, c_j] + Q[l_j, c_j, s, d])
+
+    Args:
+      model: a stage-separable :class:`~nasjax.hardware.binas_latency.BilinearForm`.
+      s: the stage index.
+      options: ``(depth_index [n], configs [n, max_depth])`` of the stage (:func:`stage_options`).
+
+    Returns:
+      float64 ``[n]`` in the model's unit.
+    """
     st = model.structure
     d, cfg = options
     layers = np.flatnonzero(st.layer_stage == s)  # [max_depth], in stage order
@@ -103,8 +121,20 @@ def _arch(st: BinasStructure, depth: np.ndarray, configs: np.ndarray) -> np.ndar
 
 
 def cached(cache: OrderedDict, objects: tuple, build, size: int = 16):
-    """``build()`` once per tuple of model objects (keyed by identity; an entry holds its objects, so an
-    identity is never reused while it lives), the ``size`` most recently used kept."""
+    """``build()`` once per tuple of model objects, the ``size`` most recently used kept.
+
+    Entries are keyed by the objects' identity and hold the objects, so an identity is never reused while its
+    entry lives.
+
+    Args:
+      cache: the ``OrderedDict`` holding the entries.
+      objects: the objects the value depends on.
+      build: a function of no arguments computing the value.
+      size: the number of entries kept.
+
+    Returns:
+      The cached or newly built value.
+    """
     key = tuple(id(o) for o in objects)
     hit = cache.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
@@ -149,7 +179,16 @@ def _build_stage_program(space, objective, models) -> dict:
 
 
 def solve_stagewise(space: SearchSpace, objective: BilinearForm, constraints) -> tuple[np.ndarray, dict] | None:
-    """The optimum of a stage-separable program (module docstring), or ``None`` when infeasible."""
+    """The optimum of a stage-separable program (module docstring), or ``None`` when infeasible.
+
+    Args:
+      space: the BINAS space.
+      objective: the stage-separable accuracy model.
+      constraints: the constraints (stage-separable bilinear models with their bounds).
+
+    Returns:
+      ``(arch [P], info)`` (``info``: method, options and Pareto options per stage), or ``None``.
+    """
     st = structure_of(space)
     prog = stage_program(space, objective, [c.model for c in constraints])
     found = solve_mckp(prog["v"], prog["A"], prog["mask"], [c.bound - c.model.base for c in constraints])
@@ -164,7 +203,16 @@ def solve_stagewise(space: SearchSpace, objective: BilinearForm, constraints) ->
 
 def solve_by_depths(space: SearchSpace, objective: BilinearForm, constraints) -> tuple[np.ndarray, dict] | None:
     """The optimum of any bilinear program: one multiple-choice knapsack over the active layers per depth
-    combination, in decreasing order of an upper bound on its optimum (module docstring)."""
+    combination, in decreasing order of an upper bound on its optimum (module docstring).
+
+    Args:
+      space: the BINAS space.
+      objective: the accuracy model.
+      constraints: the constraints (bilinear models with their bounds).
+
+    Returns:
+      ``(arch [P], info)`` (``info``: method, depth combinations, knapsacks solved), or ``None`` when infeasible.
+    """
     st = structure_of(space)
     D = np.array(list(itertools.product(range(len(st.depths)), repeat=st.num_stages)), np.int64)
     const, u = objective.layer_values(D)
@@ -204,6 +252,14 @@ class BinasExactSearcher(Searcher):
     spaces = ("binas",)
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` when the problem is a bilinear program over a BINAS space (:func:`binas_support`), else why not.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason.
+        """
         return binas_support(problem)
 
     def _search(self, problem: SearchProblem, seed: int) -> SearchResult:

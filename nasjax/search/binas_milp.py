@@ -100,7 +100,21 @@ class BinasMILP:
         self.size = {"binaries": int(self._y.size + self._x.size), "products": int(len(zi))}
 
     def solve(self, constraints) -> SearchResult:
-        """The certified optimum under ``constraints`` (their models are this program's, in order)."""
+        """The certified optimum under ``constraints`` (their models are this program's, in order).
+
+        Only the bounds change between calls: they are the program's parameters.
+
+        Args:
+          constraints: one constraint per resource model of the program, in order, with their bounds.
+
+        Returns:
+          The :class:`~nasjax.search.base.SearchResult` (``certified=True``, ``info.program``: the program's size).
+
+        Raises:
+          NasjaxInputError: when a bound is below what its model can reach, or the bounds are jointly infeasible
+            (:class:`~nasjax.errors.InfeasibleError`).
+          RuntimeError: when the solver fails.
+        """
 
         t0 = time.perf_counter()
         check_budgets(constraints)
@@ -125,7 +139,18 @@ _PROGRAMS: dict = {}
 
 
 def compiled_milp(problem: SearchProblem, solver: str) -> BinasMILP:
-    """The :class:`BinasMILP` of ``(space structure, objective, constraint models, solver)``, compiled once."""
+    """The :class:`BinasMILP` of ``(space structure, objective, constraint models, solver)``, compiled once.
+
+    Args:
+      problem: the bilinear program over a BINAS space.
+      solver: the CVXPY solver, ``"highs"`` or ``"gurobi"``.
+
+    Returns:
+      The cached :class:`BinasMILP` (keyed by the models' identity, per solver).
+
+    Raises:
+      NasjaxInputError: when the solver is not installed.
+    """
     models = tuple(c.model for c in problem.constraints)
     cache = _PROGRAMS.setdefault(solver, OrderedDict())
     return cached(cache, (problem.objective, *models), lambda: BinasMILP(problem.space, problem.objective, models,
@@ -140,6 +165,14 @@ class BinasMILPSearcher(Searcher):
     spaces = ("binas",)
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for a bilinear program over a BINAS space (:func:`binas_support`) with HiGHS installed, else why.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason.
+        """
         return binas_support(problem) or installed("highs")
 
     def _search(self, problem: SearchProblem, seed: int, solver: str = "highs") -> SearchResult:

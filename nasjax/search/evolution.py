@@ -67,6 +67,22 @@ class EvolutionSearcher(TabularSearcher):
 
     def run(self, task: Task, seed: int, max_queries: int | None, signal: str, stop_cell: int | None,
             config: EvolutionConfig | None = None) -> History:
+        """Regularized evolution on ``task`` (module docstring; tag = cycle, 0 for the initial population).
+
+        Args:
+          task: the :class:`~nasjax.search.harness.Task`.
+          seed: the run's seed.
+          max_queries: the unique-query budget (``None``: ``config.max_queries``).
+          signal: ``"mean"`` or ``"seed"``.
+          stop_cell: stop once this cell is queried, or ``None``.
+          config: the :class:`EvolutionConfig` (default settings when ``None``).
+
+        Returns:
+          The run's :class:`~nasjax.search.harness.History`.
+
+        Raises:
+          NasjaxInputError: on a budget below 1.
+        """
         config = config or EvolutionConfig()
         budget = config.max_queries if max_queries is None else int(max_queries)
         require(budget >= 1, "max_queries", budget, "a positive query budget")
