@@ -55,6 +55,17 @@ class BCFWSearcher(Searcher):
     spaces = ("binas",)
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for a BINAS space, a relaxable objective and one stage-separable bilinear latency constraint.
+
+        The objective needs ``relax(alpha, beta)`` (a BINAS bilinear, quadratic or MLP predictor); the constraint's
+        model must be a stage-separable :class:`~nasjax.hardware.binas_latency.BilinearForm` of the same structure.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         try:
             st = structure_of(problem.space)
         except NasjaxInputError as e:

@@ -106,14 +106,32 @@ class BranchedObjective:
         return dict(self._resources)
 
     def resource(self, metric: str) -> BranchedResource:
-        """The resource model ``metric`` (an unknown metric names the known ones)."""
+        """The resource model ``metric`` (an unknown metric names the known ones).
+
+        Args:
+          metric: a resource name the branches have a table for (e.g. ``"flops"``, ``"latency"``).
+
+        Returns:
+          The :class:`BranchedResource`.
+
+        Raises:
+          NasjaxInputError: when no branch has a ``metric`` table.
+        """
         if metric not in self._resources:
             raise NasjaxInputError(f"{metric}_constraint: the space has no {metric} table; expected one of "
                                    f"{', '.join(self._resources) or 'none'}")
         return self._resources[metric]
 
     def values(self, archs, table_of: Callable[[Branch], Table]) -> np.ndarray | float:
-        """``table_of(branch)(sub)`` for each architecture (its branch and sub-architecture from ``locate``)."""
+        """``table_of(branch)(sub)`` for each architecture (its branch and sub-architecture from ``locate``).
+
+        Args:
+          archs: full choice vectors ``[P]`` or ``[N, P]``.
+          table_of: picks the table of a branch (its objective, or one of its resources).
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the table's unit.
+        """
         a = np.asarray(archs)
         out = []
         for row in np.atleast_2d(a):
@@ -122,6 +140,16 @@ class BranchedObjective:
         return out[0] if a.ndim == 1 else np.array(out)
 
     def predict(self, archs) -> np.ndarray | float:
+        """The objective of each architecture: its branch's objective table on its sub-architecture.
+
+        objective(a) = objective_k(restrict_k(a)),  k = the branch of a
+
+        Args:
+          archs: full choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the objective's unit.
+        """
         return self.values(archs, lambda br: br.objective)
 
 
@@ -145,6 +173,16 @@ class BranchedResource:
         return self.objective.branches[0].resources[self.name].device
 
     def predict(self, archs) -> np.ndarray | float:
+        """The resource of each architecture: its branch's ``name`` table on its sub-architecture.
+
+        r(a) = r_k(restrict_k(a)),  k = the branch of a
+
+        Args:
+          archs: full choice vectors ``[P]`` or ``[N, P]``.
+
+        Returns:
+          A float for one architecture, else float64 ``[N]``, in the resource's unit.
+        """
         return self.objective.values(archs, lambda br: br.resources[self.name])
 
     def bounds(self) -> tuple[float, float]:
@@ -160,6 +198,14 @@ class BranchedSearcher(Searcher):
     kind = "exact"
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for a :class:`BranchedObjective` whose every constraint bounds one of its own resource models.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason (naming the offending constraint).
+        """
         obj = problem.objective
         if not isinstance(obj, BranchedObjective):
             return f"expected a BranchedObjective, got {type(obj).__name__}"

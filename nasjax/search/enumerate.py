@@ -62,6 +62,15 @@ class EnumerateSearcher(Searcher):
     kind = "exact"
 
     def supports(self, problem: SearchProblem, limit: int = LIMIT) -> str | None:
+        """``None`` for an objective with ``predict`` over a cell set or a space of at most ``limit`` architectures.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+          limit: the largest space enumerated.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         if not hasattr(problem.objective, "predict"):
             return f"expected an objective with predict(archs), got {type(problem.objective).__name__}"
         if not isinstance(problem.objective, TabularObjective) and problem.space.size > limit:

@@ -152,6 +152,14 @@ class GeneticSearcher(Searcher):
     kind = "query"
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for any objective with ``predict(archs)``, else why not.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         if not hasattr(problem.objective, "predict"):
             return f"expected an objective with predict(archs), got {type(problem.objective).__name__}"
         return None

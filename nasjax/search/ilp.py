@@ -268,6 +268,14 @@ class CvxpySearcher(Searcher):
         self.name = solver
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for an additive problem (Table objective and constraints) with this CVXPY solver installed.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         if not problem.additive:
             return "expected an additive problem (a Table objective and Table constraints)"
         return installed(self.name)

@@ -481,6 +481,14 @@ class MCKPSearcher(Searcher):
     kind = "exact"
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for an additive problem (a Table objective and Table constraints), else why not.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         return None if problem.additive else "expected an additive problem (a Table objective and Table constraints)"
 
     def _search(self, problem: SearchProblem, seed: int) -> SearchResult:

@@ -382,6 +382,14 @@ class WeakNASSearcher(Searcher):
         self.name = f"weaknas-{method}"
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` when the objective can be queried cell by cell (:func:`~nasjax.search.harness.tabular_support`).
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         return tabular_support(problem)
 
     def _search(self, problem: SearchProblem, seed: int, **options) -> SearchResult:
@@ -389,6 +397,25 @@ class WeakNASSearcher(Searcher):
 
     def search_many(self, problems, seeds, config: WeakNASConfig | None = None, signal: str = "mean",
                     stop_at_optimum: bool = False, progress: bool = False) -> list[SearchResult]:
+        """Independent WeakNAS repeats, one per seed, run together (predictors of all repeats batched).
+
+        Each repeat depends on its own problem and seed only.
+
+        Args:
+          problems: one :class:`~nasjax.search.base.SearchProblem`, or one per seed.
+          seeds: the seeds of the repeats.
+          config: the :class:`WeakNASConfig` (its ``sampling_method`` is set to this searcher's).
+          signal: ``"mean"`` or ``"seed"`` (see :class:`~nasjax.search.harness.Oracle`).
+          stop_at_optimum: end each repeat once it has queried its optimum.
+          progress: show a progress bar.
+
+        Returns:
+          One :class:`~nasjax.search.base.SearchResult` per seed, in order (``info.batch_wall_ms``: the wall
+          time of the whole call).
+
+        Raises:
+          NasjaxInputError: on mismatched problems and seeds, or a problem or seed :meth:`check` refuses.
+        """
         import time
 
         ps, ss = broadcast_problems(problems, seeds)
