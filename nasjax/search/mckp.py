@@ -110,8 +110,18 @@ def _prune(V: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def undominated_choices(v: np.ndarray, A: Sequence[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
-    """Per position, the ascending choice indices that no other choice of the position matches or beats in
-    value and in every resource (of identical choices the lowest index stays)."""
+    """Per position, the choices no other choice of the position matches or beats in value and every resource.
+
+    Of identical choices the lowest index stays.
+
+    Args:
+      v: ``[P, K]`` values (maximised).
+      A: one ``[P, K]`` resource array per constraint (minimised).
+      mask: bool ``[P, K]``: which choices exist.
+
+    Returns:
+      One ascending int64 array of choice indices per position.
+    """
     out = []
     for i in range(v.shape[0]):
         c = np.flatnonzero(mask[i])

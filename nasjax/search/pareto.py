@@ -61,6 +61,15 @@ class ParetoFront:
         )
 
     def select(self, lo: float | None = None, hi: float | None = None) -> ParetoFront:
+        """The front points with ``lo <= resource <= hi`` (either bound optional), as a new front.
+
+        Args:
+          lo: the smallest resource kept, or ``None``.
+          hi: the largest resource kept, or ``None``.
+
+        Returns:
+          A :class:`ParetoFront` with the same models and build time.
+        """
         keep = np.ones(len(self), bool)
         if lo is not None:
             keep &= self.resource >= lo
@@ -70,7 +79,14 @@ class ParetoFront:
                            self.resource_table, self.build_time_ms)
 
     def write_csv(self, path, codec=None) -> None:
-        """CSV with one row per front point; ``codec(arch) -> str`` adds a native-format column."""
+        """CSV with one row per front point; ``codec(arch) -> str`` adds a native-format column.
+
+        Columns: ``arch`` (space-separated choice indices), the objective and the resource (``metric (unit)``).
+
+        Args:
+          path: the ``.csv`` file to write (atomically).
+          codec: a function of a choice vector giving its native form, or ``None``.
+        """
         ot, rt = self.objective_table, self.resource_table
         header = ["arch", f"{ot.metric} ({ot.unit})", f"{rt.metric} ({rt.unit})"] + (["native"] if codec else [])
         rows = []
@@ -82,7 +98,13 @@ class ParetoFront:
         write_csv(path, header, rows)
 
     def plot(self, path, title: str = "", measured: list[tuple[float, float]] | None = None) -> None:
-        """PNG of the front (step plot), optionally with measured (resource, objective) points."""
+        """PNG of the front (step plot), optionally with measured (resource, objective) points.
+
+        Args:
+          path: the ``.png`` file to write (atomically).
+          title: the figure title (default ``"Pareto front"``).
+          measured: ``[(resource, objective)]`` measured points, drawn as crosses.
+        """
         import matplotlib
 
         matplotlib.use("Agg")

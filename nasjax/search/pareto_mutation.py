@@ -113,6 +113,19 @@ class Units:
 
     @classmethod
     def build(cls, num_positions: int, gate_position, gate_min_choice) -> Units:
+        """The mutation units of a space from its gates.
+
+        Args:
+          num_positions: ``P``.
+          gate_position: ``[P]`` the depth position gating each position (``-1``: ungated), or ``None`` (all ungated).
+          gate_min_choice: ``[P]`` smallest gate choice at which each position runs, or ``None`` (all 0).
+
+        Returns:
+          :class:`Units`: per gate, ``(gate, its layers ordered by threshold)``; the ungated non-gate positions free.
+
+        Raises:
+          NasjaxInputError: when a gate array does not have ``P`` entries.
+        """
         gp = np.full(num_positions, -1, np.int64) if gate_position is None else np.asarray(gate_position, np.int64)
         gm = np.zeros(num_positions, np.int64) if gate_min_choice is None else np.asarray(gate_min_choice, np.int64)
         require(gp.shape == (num_positions,) and gm.shape == (num_positions,), "gate_position/gate_min_choice",
@@ -144,10 +157,27 @@ class Mutator:
         require(self.num_units >= 1, "space", "no position", "at least one mutable position")
 
     def n_active(self, a: np.ndarray, g: int, layers) -> int:
+        """The number of active layers of a stage in ``a``.
+
+        Args:
+          a: one choice vector ``[P]``.
+          g: the stage's depth position.
+          layers: the stage's layer positions.
+
+        Returns:
+          How many of ``layers`` run at depth choice ``a[g]``.
+        """
         return int(sum(1 for p in layers if a[g] >= self.gmin[p]))
 
     def canonical(self, a: np.ndarray) -> np.ndarray:
-        """Inactive layers set to their lowest allowed choice (rows of a batch, or one vector)."""
+        """Inactive layers set to their lowest allowed choice (rows of a batch, or one vector).
+
+        Args:
+          a: choice vectors ``[P]`` or ``[N, P]`` (not modified).
+
+        Returns:
+          A canonical int64 copy of the same shape.
+        """
         a = np.array(a, np.int64, copy=True)
         for g, layers in self.units.stages:
             for p in layers:
@@ -156,6 +186,15 @@ class Mutator:
         return a
 
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` random architectures: every position drawn uniformly from its allowed choices, then made canonical.
+
+        Args:
+          rng: the generator.
+          n: how many.
+
+        Returns:
+          int64 ``[n, P]``.
+        """
         cols = [rng.choice(ch, size=n) for ch in self.choices]
         return self.canonical(np.stack(cols, 1))
 
@@ -195,6 +234,16 @@ class Mutator:
             a[p] = b if self.allowed[p, b] else int(self.choices[p][rng.integers(self.choices[p].size)])
 
     def mutate(self, rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
+        """One stage-level mutation of ``arch`` (module docstring): every unit picked with probability ``unit_prob``
+        (at least one), each picked unit changed by one of its valid moves.
+
+        Args:
+          rng: the generator.
+          arch: one choice vector ``[P]`` (not modified).
+
+        Returns:
+          The canonical child, int64 ``[P]``.
+        """
         a = np.array(arch, np.int64, copy=True)
         picked = np.zeros(0, np.int64)
         while picked.size == 0:
@@ -361,6 +410,14 @@ class ParetoMutationSearcher(Searcher):
     kind = "query"
 
     def supports(self, problem: SearchProblem) -> str | None:
+        """``None`` for any objective with ``predict(archs)``, else why not.
+
+        Args:
+          problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+        Returns:
+          ``None`` or the reason, in words.
+        """
         if not hasattr(problem.objective, "predict"):
             return "the objective has no predict(archs)"
         return None

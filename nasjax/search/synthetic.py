@@ -48,7 +48,20 @@ def synthetic_tabular(num_choices=(4, 4, 3, 3), seed: int = 0, runs: int = 3,
 
 def synthetic_problem(num_choices=(4, 4, 3, 3), seed: int = 0, runs: int = 3, noise: float = 0.3,
                       latency_budget: float | None = None, query_budget: int | None = None) -> SearchProblem:
-    """:func:`synthetic_tabular` as a search problem, with ``latency <= latency_budget`` (ms) when given."""
+    """:func:`synthetic_tabular` as a search problem, with ``latency <= latency_budget`` (ms) when given.
+
+    Args:
+      num_choices: ``K_p`` per position.
+      seed: the generator's seed.
+      runs: training runs per cell.
+      noise: standard deviation of a run's noise.
+      latency_budget: the latency bound in ms, or ``None`` for an unconstrained problem.
+      query_budget: the problem's unique-query budget, or ``None``.
+
+    Returns:
+      The :class:`~nasjax.search.base.SearchProblem`, named ``synthetic`` (``synthetic|latency<=<b>ms`` with a
+      budget).
+    """
     objective, latency = synthetic_tabular(num_choices, seed, runs, noise)
     cons = () if latency_budget is None else (Constraint(latency, float(latency_budget), "ms"),)
     name = "synthetic" if latency_budget is None else f"synthetic|latency<={latency_budget:g}ms"
