@@ -224,5 +224,16 @@ RESULT_KEYS = frozenset({"predicted", "solve_time_ms", "solver", "space", "devic
 
 
 def get_space(name: str, **kwargs) -> SearchSpace:
-    """Build a registered search space by name (``SPACES.names()`` lists them)."""
+    """Build a registered search space by name (``SPACES.names()`` lists them).
+
+    Args:
+      name: the registry name (``"nasbench201"``, ``"mobilenetv3"``, ``"binas"``, ...).
+      **kwargs: the space builder's options (e.g. a block set or a structure).
+
+    Returns:
+      The :class:`SearchSpace`.
+
+    Raises:
+      NasjaxInputError: on an unknown name (listing the known ones).
+    """
     return SPACES.get(name)(**kwargs)

@@ -234,7 +234,15 @@ DEFAULT = BinasStructure()
 
 @SPACES.register("binas")
 def binas_space(structure: BinasStructure | None = None) -> SearchSpace:
-    """The BINAS space of ``structure`` (default: HardCoRe-NAS's 5 stages x depth 2-4 x 12 configurations)."""
+    """The BINAS space of ``structure`` (default: HardCoRe-NAS's 5 stages x depth 2-4 x 12 configurations).
+
+    Args:
+      structure: the :class:`BinasStructure`, or ``None`` for :data:`DEFAULT`.
+
+    Returns:
+      The ``"binas"`` space: per stage a depth position (``d2``...) then ``max_depth`` layer positions (the
+      configurations' labels); the structure is kept in ``meta["structure"]``.
+    """
     st = structure or DEFAULT
     positions, choices = [], []
     for s in range(st.num_stages):
@@ -247,7 +255,17 @@ def binas_space(structure: BinasStructure | None = None) -> SearchSpace:
 
 
 def structure_of(space: SearchSpace) -> BinasStructure:
-    """The :class:`BinasStructure` of a BINAS space (an error for any other space)."""
+    """The :class:`BinasStructure` of a BINAS space (an error for any other space).
+
+    Args:
+      space: a space built by :func:`binas_space`.
+
+    Returns:
+      Its structure.
+
+    Raises:
+      NasjaxInputError: when ``space`` is not a BINAS space.
+    """
     st = space.meta.get("structure") if isinstance(space, SearchSpace) else None
     if not isinstance(st, BinasStructure) or space.name != "binas":
         raise NasjaxInputError(f"space: got {getattr(space, 'name', space)!r}, expected a BINAS space "
@@ -318,6 +336,10 @@ def canonical(archs, st: BinasStructure = DEFAULT) -> np.ndarray:
 
 def encode(archs, st: BinasStructure = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """BINAS's one-hot encoding of a batch of architectures.
+
+    Args:
+      archs: choice vectors ``[P]`` or ``[N, P]`` of the space of ``st`` (not validated).
+      st: the structure of the space.
 
     Returns:
       ``(alpha [N, L, K], beta [N, S, D])`` float64: ``alpha[n, l, c] = 1`` iff layer ``l`` is active and
@@ -425,7 +447,17 @@ _ACTS = {"re": "relu", "hs": "hswish"}
 def parse_block(text: str, where: str = "block") -> dict:
     """A timm block string's fields: ``type`` and the integer/float options (``r k s e c se``, ``act``).
 
-    Raises naming ``where`` and the offending part when the string is not a block string.
+    Args:
+      text: the block string, e.g. ``"ir_r1_k5_s2_e3_c24_nre"``.
+      where: what the string is (stage and block), first in error messages.
+
+    Returns:
+      ``{"type": "ir" | "ds" | "cn", "r", "k", "s", "e", "c": int, "se": float, "act": "relu" | "hswish"}``
+      (only the options present).
+
+    Raises:
+      NasjaxInputError: naming ``where`` and the offending part when the string is not a block string (empty,
+        unknown type or option, an option given twice, a missing number).
     """
     if not isinstance(text, str) or not text:
         raise NasjaxInputError(f"{where}: got {text!r}, expected a block string such as 'ir_r1_k5_s2_e3_c24_nre'")

@@ -51,6 +51,15 @@ def genes_to_arch(genes) -> np.ndarray:
 
     Gene ``i`` must be one of ``FBNET_GENE_VALUES[i]``; integral floats (``3.0``) are accepted, anything
     else (fractions, NaN, strings, booleans, ragged rows) names ``genes[n][i]`` and the allowed values.
+
+    Args:
+      genes: gene values ``[28]`` or ``[N, 28]``.
+
+    Returns:
+      int64 ``[N, 28]`` choice indices.
+
+    Raises:
+      NasjaxInputError: on a non-rectangular array, another width, or a value not allowed for its gene.
     """
     try:
         g = np.atleast_2d(np.asarray(genes))
@@ -83,6 +92,17 @@ def genes_to_arch(genes) -> np.ndarray:
 
 
 def arch_to_genes(archs) -> np.ndarray:
+    """Choice indices -> DGL gene values (the inverse of :func:`genes_to_arch`).
+
+    Args:
+      archs: FBNetV3 choice vectors ``[28]`` or ``[N, 28]``.
+
+    Returns:
+      int64 gene values of the same shape.
+
+    Raises:
+      NasjaxInputError: when ``archs`` are not valid choice vectors of the space.
+    """
     a = fbnetv3_space().validate(archs)
     a2 = np.atleast_2d(a)
     g = np.stack([np.asarray(FBNET_GENE_VALUES[i])[a2[:, i]] for i in range(28)], axis=1)

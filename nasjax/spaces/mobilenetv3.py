@@ -61,7 +61,18 @@ def _check_list(d: dict, key: str, n: int, allowed: Sequence[int], where: str = 
 
 
 def validate_ofa(d: Any) -> dict[str, list[int]]:
-    """Check an OFA dict ``{ks[20], e[20], d[5]}`` (extra keys: ``encodearch`` and nasjax's result keys)."""
+    """Check an OFA dict ``{ks[20], e[20], d[5]}`` (extra keys: ``encodearch`` and nasjax's result keys).
+
+    Args:
+      d: the architecture mapping (e.g. read from a yml).
+
+    Returns:
+      ``{"ks": [20], "e": [20], "d": [5]}`` as Python ints.
+
+    Raises:
+      NasjaxInputError: when ``d`` is not a mapping, has an unknown key, lacks a key, or a list has the wrong
+        length or a value outside the kernel (3/5/7), expand (3/4/6) or depth (2/3/4) choices.
+    """
     if not isinstance(d, dict):
         raise NasjaxInputError(f"arch: got {type(d).__name__}, expected a mapping with keys d, e, ks")
     unknown = [k for k in d if k not in ("ks", "e", "d", *_OFA_EXTRA_KEYS)]
@@ -76,13 +87,36 @@ def validate_ofa(d: Any) -> dict[str, list[int]]:
 
 
 def ofa_to_layers(d: dict) -> np.ndarray:
-    """OFA dict -> ``mobilenetv3_layers`` choice vector ``[25]``."""
+    """OFA dict -> ``mobilenetv3_layers`` choice vector ``[25]``.
+
+    layer choice = 3 * ks_index + e_index (20 layers), then depth_index per stage (5)
+
+    Args:
+      d: the OFA dict (see :func:`validate_ofa`).
+
+    Returns:
+      int64 ``[25]``.
+
+    Raises:
+      NasjaxInputError: when the dict is invalid (see :func:`validate_ofa`).
+    """
     d = validate_ofa(d)
     lay = [3 * KS.index(k) + EXPAND.index(e) for k, e in zip(d["ks"], d["e"])]
     return np.array(lay + [DEPTHS.index(x) for x in d["d"]], dtype=np.int64)
 
 
 def layers_to_ofa(arch) -> dict[str, list[int]]:
+    """``mobilenetv3_layers`` choice vector ``[25]`` -> OFA dict (the inverse of :func:`ofa_to_layers`).
+
+    Args:
+      arch: one choice vector ``[25]``.
+
+    Returns:
+      ``{"ks": [20], "e": [20], "d": [5]}`` (inactive layers keep their choice).
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not a valid choice vector of the space.
+    """
     a = mobilenetv3_layers_space().validate(arch)
     lay = a[:NUM_LAYERS]
     return {
@@ -158,6 +192,16 @@ class BlockSet:
         """OFA dict -> ``encodearch``; the active layers of every stage must match a block of the set.
 
         If the dict carries ``encodearch``, it must agree with the decoded stages.
+
+        Args:
+          arch: the OFA dict (see :func:`validate_ofa`), optionally with ``encodearch``.
+
+        Returns:
+          int64 ``[5]`` stage-block choices (the first matching block of each stage).
+
+        Raises:
+          NasjaxInputError: when the dict is invalid, a stage matches no block of the set, or ``encodearch``
+            disagrees with the decoded stages.
         """
         d = validate_ofa(arch)
         out = []

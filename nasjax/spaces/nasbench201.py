@@ -25,7 +25,17 @@ def nasbench201_space() -> SearchSpace:
 
 
 def arch_to_str(arch) -> str:
-    """Choice vector ``[6]`` -> official arch string."""
+    """Choice vector ``[6]`` -> official arch string.
+
+    Args:
+      arch: one NAS-Bench-201 choice vector ``[6]`` (edges in arch-string order, choices in :data:`OPS`).
+
+    Returns:
+      ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` with the edges' ops.
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid choice vector.
+    """
     a = nasbench201_space().validate(arch)
     if a.ndim != 1:
         raise NasjaxInputError(f"arch: shape {a.shape}, expected one architecture of 6 edges")
@@ -39,6 +49,16 @@ def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
     The string must be exactly ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (surrounding whitespace allowed):
     node ``n`` holds ``n`` entries ``op~j`` with inputs ``j = 0..n-1`` in order, each ``op`` one of
     :data:`OPS`.
+
+    Args:
+      s: the arch string.
+      field: what the string is, first in error messages.
+
+    Returns:
+      int64 ``[6]`` choice indices.
+
+    Raises:
+      NasjaxInputError: when ``s`` is not a string, has another node count, an unknown op or a wrong input index.
     """
     if not isinstance(s, str):
         raise NasjaxInputError(f"{field}: got {shown(s, 80)} ({type(s).__name__}), expected a string like "
@@ -64,7 +84,17 @@ def str_to_arch(s: str, field: str = "arch string") -> np.ndarray:
 
 
 def strs_to_archs(strings) -> np.ndarray:
-    """Vectorised :func:`str_to_arch` for many strings (``[N, 6]``); an error names the entry's index."""
+    """Vectorised :func:`str_to_arch` for many strings (``[N, 6]``); an error names the entry's index.
+
+    Args:
+      strings: an iterable of arch strings (not a single string).
+
+    Returns:
+      int64 ``[N, 6]`` choice indices.
+
+    Raises:
+      NasjaxInputError: when ``strings`` is a string or not iterable, or an entry is malformed.
+    """
     if isinstance(strings, (str, bytes)) or not hasattr(strings, "__iter__"):
         raise NasjaxInputError(f"arch strings: got {shown(strings, 80)}, expected a list of arch strings")
     strings = list(strings)

@@ -77,7 +77,14 @@ def enc_choice(ffn: int, heads: int) -> int:
 
 
 def enc_decode(c: int) -> tuple[int, int]:
-    """-> (ffn dim, self-attention heads)."""
+    """The (ffn dim, self-attention heads) of encoder-layer choice ``c`` (the inverse of :func:`enc_choice`).
+
+    Args:
+      c: the choice index in ``0..ENC_CHOICES - 1``.
+
+    Returns:
+      ``(FFN[c // 2], HEADS[c % 2])``.
+    """
     return FFN[c // 2], HEADS[c % 2]
 
 
@@ -102,7 +109,16 @@ def dec_choice(arb: int, ende_heads: int, self_heads: int, ffn: int) -> int:
 
 
 def dec_decode(c: int) -> tuple[int, int, int, int]:
-    """-> (arbitrary ende-attn, ende heads, self heads, ffn dim)."""
+    """The (arbitrary ende-attn, ende heads, self heads, ffn dim) of decoder-layer choice ``c``.
+
+    The inverse of :func:`dec_choice`.
+
+    Args:
+      c: the choice index in ``0..DEC_CHOICES - 1``.
+
+    Returns:
+      ``(ENDE_ATTN[c // 12], HEADS[(c % 12) // 6], HEADS[(c % 6) // 3], FFN[c % 3])``.
+    """
     return ENDE_ATTN[c // 12], HEADS[(c % 12) // 6], HEADS[(c % 6) // 3], FFN[c % 3]
 
 
@@ -117,11 +133,29 @@ def supertransformer_space() -> SearchSpace:
 
 
 def depth_of(arch) -> int:
+    """The decoder depth ``L`` of a choice vector (its depth position's choice + 1).
+
+    Args:
+      arch: one choice vector ``[13]`` (not validated).
+
+    Returns:
+      ``L`` in ``1..NUM_DEC``.
+    """
     return int(np.asarray(arch)[DEPTH_POS]) + 1
 
 
 def canonical(arch) -> np.ndarray:
-    """Validated copy with inactive decoder layers (index >= L) set to 0."""
+    """Validated copy with inactive decoder layers (index >= L) set to 0.
+
+    Args:
+      arch: one choice vector ``[13]``.
+
+    Returns:
+      The canonical int64 copy.
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid choice vector of the space.
+    """
     a = supertransformer_space().validate(arch).copy()
     if a.ndim != 1:
         raise NasjaxInputError(f"arch: shape {a.shape}, expected one architecture of {DEPTH_POS + 1} positions")
@@ -138,7 +172,18 @@ def _int_field(d: Mapping, key: str, allowed) -> int:
 
 
 def config_to_arch(d: Any) -> np.ndarray:
-    """HAT SubTransformer config -> ``supertransformer`` choice vector ``[13]`` (canonical)."""
+    """HAT SubTransformer config -> ``supertransformer`` choice vector ``[13]`` (canonical).
+
+    Args:
+      d: the config mapping with the HAT SubTransformer keys (:data:`YML_KEYS`; nasjax's result keys ignored).
+
+    Returns:
+      int64 ``[13]``: 6 encoder choices, 6 decoder choices (zero beyond the depth), the depth choice.
+
+    Raises:
+      NasjaxInputError: on a missing or unknown key, an embedding size or encoder count other than the space's,
+        a decoder depth outside ``1..NUM_DEC``, or a list of the wrong length or with a value not allowed.
+    """
     check_keys(d, YML_KEYS, f"the HAT SubTransformer keys {list(YML_KEYS)}")
     _int_field(d, K_ENC_DIM, (EMBED_DIM,))
     _int_field(d, K_DEC_DIM, (EMBED_DIM,))
@@ -158,7 +203,17 @@ def config_to_arch(d: Any) -> np.ndarray:
 
 
 def arch_to_config(arch) -> dict:
-    """``supertransformer`` choice vector ``[13]`` -> HAT SubTransformer config (MathNAS's yml keys)."""
+    """``supertransformer`` choice vector ``[13]`` -> HAT SubTransformer config (MathNAS's yml keys).
+
+    Args:
+      arch: one choice vector ``[13]``.
+
+    Returns:
+      The config dict (decoder lists of the decoder's depth).
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid choice vector of the space.
+    """
     a = canonical(arch)
     L = depth_of(a)
     enc = [enc_decode(int(c)) for c in a[:NUM_ENC]]
@@ -178,7 +233,17 @@ def arch_to_config(arch) -> dict:
 
 
 def depth_space(depth: int) -> SearchSpace:
-    """The positions active with a ``depth``-layer decoder: the 6 encoder layers and decoder layers 1..depth."""
+    """The positions active with a ``depth``-layer decoder: the 6 encoder layers and decoder layers 1..depth.
+
+    Args:
+      depth: the decoder depth, ``1..NUM_DEC``.
+
+    Returns:
+      The :class:`~nasjax.spaces.base.SearchSpace` ``supertransformer_L<depth>``.
+
+    Raises:
+      NasjaxInputError: when ``depth`` is not an integer in ``1..NUM_DEC``.
+    """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= NUM_DEC:
         raise NasjaxInputError(f"depth: got {depth!r}, expected a decoder depth in 1..{NUM_DEC}")
     full = supertransformer_space()

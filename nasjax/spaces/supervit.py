@@ -108,7 +108,14 @@ def supervit_space() -> SearchSpace:
 
 
 def block_space(resolution: int | None = None) -> SearchSpace:
-    """The 9-position space of one resolution (what the per-resolution tables cover)."""
+    """The 9-position space of one resolution (what the per-resolution tables cover).
+
+    Args:
+      resolution: the resolution in the space's name, or ``None``.
+
+    Returns:
+      The :class:`~nasjax.spaces.base.SearchSpace` ``supervit_r<resolution>`` (``supervit_blocks`` without one).
+    """
     name = "supervit_blocks" if resolution is None else f"supervit_r{resolution}"
     full = supervit_space()
     return product_space(name, full.positions[1:], full.choices[1:])
@@ -166,7 +173,18 @@ def check_keys(d: Any, keys: Sequence[str], what: str) -> None:
 
 
 def validate_config(d: Any) -> dict:
-    """Check a NASViT config mapping: keys, list lengths, integer entries; returns a clean copy."""
+    """Check a NASViT config mapping: keys, list lengths, integer entries; returns a clean copy.
+
+    Args:
+      d: the config mapping (:data:`YML_KEYS`; nasjax's result keys ignored).
+
+    Returns:
+      ``{"resolution": int, "width": [9], "depth": [7], "kernel_size": [7], "expand_ratio": [7]}``.
+
+    Raises:
+      NasjaxInputError: on a missing or unknown key, a resolution not in :data:`RESOLUTIONS`, or a list of
+        the wrong length or with a non-integer entry.
+    """
     check_keys(d, YML_KEYS, "keys " + ", ".join(YML_KEYS))
     res = d["resolution"]
     if isinstance(res, bool) or not isinstance(res, (int, np.integer)) or int(res) not in RESOLUTIONS:
@@ -178,7 +196,18 @@ def validate_config(d: Any) -> dict:
 
 
 def config_to_arch(d: Any) -> np.ndarray:
-    """NASViT config -> ``supervit`` choice vector ``[10]`` (resolution index, 9 block choices)."""
+    """NASViT config -> ``supervit`` choice vector ``[10]`` (resolution index, 9 block choices).
+
+    Args:
+      d: the config mapping (see :func:`validate_config`).
+
+    Returns:
+      int64 ``[10]``.
+
+    Raises:
+      NasjaxInputError: when the config is invalid, or a value is not allowed (or differs from a position's
+        fixed value) for its position.
+    """
     cfg = validate_config(d)
     arch = [RESOLUTIONS.index(cfg["resolution"])]
     for pos in range(NUM_BLOCKS):
@@ -204,7 +233,17 @@ def config_to_arch(d: Any) -> np.ndarray:
 
 
 def arch_to_config(arch) -> dict:
-    """``supervit`` choice vector ``[10]`` -> NASViT config (MathNAS's yml keys)."""
+    """``supervit`` choice vector ``[10]`` -> NASViT config (MathNAS's yml keys).
+
+    Args:
+      arch: one choice vector ``[10]``.
+
+    Returns:
+      The config dict (see :func:`validate_config`).
+
+    Raises:
+      NasjaxInputError: when ``arch`` is not one valid choice vector of the space.
+    """
     a = supervit_space().validate(arch)
     if a.ndim != 1:
         raise NasjaxInputError(f"arch: shape {a.shape}, expected one architecture of 10 positions")
