@@ -56,19 +56,49 @@ PUBLISHED_R = {
 
 
 def check_space(space: str) -> str:
-    """``space`` if it is one of :data:`DGL_SPACES`, else an error naming the field ``search_space``."""
+    """``space`` if it is one of :data:`DGL_SPACES`, else an error naming the field ``search_space``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+
+    Returns:
+      ``space`` unchanged.
+
+    Raises:
+      NasjaxInputError: on any other value.
+    """
     if space not in DGL_SPACES:
         raise NasjaxInputError(f"search_space: got {space!r}, expected one of {', '.join(DGL_SPACES)}")
     return space
 
 
 def default_data_path(space: str) -> Path:
-    """``../shared/data/DGL/data/<space>``."""
+    """``../shared/data/DGL/data/<space>``.
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+
+    Returns:
+      The folder's path (not checked for existence).
+
+    Raises:
+      NasjaxInputError: on an unknown space, or when the shared data folder is absent.
+    """
     return shared_data_dir(required=True) / "DGL" / "data" / check_space(space)
 
 
 def default_result_path(space: str) -> Path:
-    """``../shared/data/DGL/result/<space>`` (the authors' shipped predictions)."""
+    """``../shared/data/DGL/result/<space>`` (the authors' shipped predictions).
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+
+    Returns:
+      The folder's path (not checked for existence).
+
+    Raises:
+      NasjaxInputError: on an unknown space, or when the shared data folder is absent.
+    """
     return shared_data_dir(required=True) / "DGL" / "result" / check_space(space)
 
 
@@ -287,7 +317,18 @@ def read_dgl(space: str, data_path=None, devices: Sequence[str] | None = None) -
 
 
 def read_nas_pool(nas_dir) -> tuple[np.ndarray, np.ndarray]:
-    """DGL's NB201 NAS pool: ``NAS/net.txt`` + ``NAS/acc.txt`` -> ``(archs [N, 6], accuracy [N] %)``."""
+    """DGL's NB201 NAS pool: ``NAS/net.txt`` + ``NAS/acc.txt`` -> ``(archs [N, 6], accuracy [N] %)``.
+
+    Args:
+      nas_dir: DGL's ``NAS`` folder.
+
+    Returns:
+      ``(archs int64 [N, 6], accuracy float64 [N])``, CIFAR-100 test accuracy in %.
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed, the counts differ, or an accuracy is outside
+        [0, 100].
+    """
     base = Path(nas_dir)
     archs = read_archs("nasbench201", base / "net.txt")
     acc = read_numbers(base / "acc.txt", "NAS/acc.txt")

