@@ -89,8 +89,22 @@ class Cell:
 
     @classmethod
     def from_spec(cls, matrix, ops) -> Cell:
-        """Validate and prune a spec; raises naming the problem. A cell whose output is unreachable is
-        kept but invalid (``valid`` is False, ``matrix`` is None), as in the official API."""
+        """Validate and prune a spec; raises naming the problem.
+
+        A cell whose output is unreachable is kept but invalid (``valid`` is False, ``matrix`` is None), as in the
+        official API.
+
+        Args:
+          matrix: the adjacency matrix ``[V, V]``, 0/1, upper-triangular, ``2 <= V <= 7``.
+          ops: one op per vertex: ``input``, interior ops from :data:`OPS`, ``output``.
+
+        Returns:
+          The :class:`Cell` (original and pruned spec).
+
+        Raises:
+          NasjaxInputError: on a non-square or non-0/1 matrix, too few or many vertices, an edge below the
+            diagonal, an op count other than ``V``, or an unknown op.
+        """
         try:
             m = np.asarray(matrix)
         except Exception:  # ragged nested lists
@@ -206,7 +220,18 @@ def _numpy_globals() -> dict:
 
 
 def read_records(path) -> dict:
-    """``hash -> (fixed_metrics, computed_metrics)`` from a pickle (restricted: numpy arrays only)."""
+    """``hash -> (fixed_metrics, computed_metrics)`` from a pickle (restricted: numpy arrays only).
+
+    Args:
+      path: the records pickle.
+
+    Returns:
+      The records dict (see the module docstring; :func:`records_table` checks it).
+
+    Raises:
+      NasjaxInputError: when the file is missing, the pickle needs a global other than numpy's array
+        reconstruction, is corrupted, or does not hold a dict.
+    """
     path = Path(path)
     if not path.is_file():
         raise NasjaxInputError(f"NAS-Bench-101 records: no file {str(path)!r}")

@@ -111,7 +111,14 @@ SOURCES = {
 }
 
 def default_cache_dir(override=None) -> Path:
-    """The user cache directory of nasjax (outside the repository)."""
+    """The user cache directory of nasjax (outside the repository).
+
+    Args:
+      override: a directory to use instead, or ``None``.
+
+    Returns:
+      ``override``, else ``$NASJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/nasjax`` (``~/.cache/nasjax``).
+    """
     if override is not None:
         return Path(override)
     if os.environ.get("NASJAX_CACHE_DIR"):
@@ -520,6 +527,17 @@ def build(data_dir=None, progress: bool = False) -> NB201Table:
     Every file is read by its reader in :mod:`nasjax.benchmarks.nb201_accuracy` or
     :mod:`nasjax.benchmarks.latency_sets`; this function aligns the sources by arch string and records
     the consistency checks in the header.
+
+    Args:
+      data_dir: the reference data folder (default ../shared/data).
+      progress: not used by the build.
+
+    Returns:
+      The :class:`NB201Table` (header: sources with their sha256, checks, build time).
+
+    Raises:
+      NasjaxInputError: when a required source (constrained-tpe, nats-bench-landscape) is missing, or a
+        source is malformed or names a cell that is not a NAS-Bench-201 cell.
     """
     root = Path(data_dir) if data_dir is not None else shared_data_dir(required=True)
     paths = {k: root / p for k, p in SOURCES.items()}
@@ -646,7 +664,19 @@ def load(data_dir=None, cache_dir=None, rebuild: bool = False) -> NB201Table:
     """The NAS-Bench-201 table, from the npz cache when it is current, else built from ``data_dir``.
 
     ``data_dir`` defaults to ../shared/data (``shared_data_dir``); ``cache_dir`` to the user cache (see
-    :func:`default_cache_dir`). The cache file name carries a fingerprint of the inputs (paths, sizes, mtimes).
+    :func:`default_cache_dir`). The cache file name carries a fingerprint of the inputs (paths, sizes, mtimes);
+    an unreadable cache is rebuilt, and an unwritable cache directory only skips the write.
+
+    Args:
+      data_dir: the reference data folder.
+      cache_dir: the cache folder.
+      rebuild: build from the CSVs even when a current cache exists.
+
+    Returns:
+      The :class:`NB201Table`.
+
+    Raises:
+      NasjaxInputError: when ``data_dir`` is not a directory, or the build fails (see :func:`build`).
     """
     root = Path(data_dir) if data_dir is not None else shared_data_dir(required=True)
     if not root.is_dir():
