@@ -171,11 +171,11 @@ class Cell:
           vec: int ``[26]``: edge entries 0/1, op entries 0..2 (indices into :data:`OPS`).
 
         Returns:
-          The :class:`Cell` (invalid when the output is unreachable).
+          The :class:`Cell` (not ``valid`` when the output is unreachable or it has more than
+          :data:`MAX_EDGES` edges).
 
         Raises:
-          NasjaxInputError: on another shape or a non-integer dtype, an entry out of range, or a spec
-            :meth:`from_spec` refuses (e.g. more than :data:`MAX_EDGES` edges).
+          NasjaxInputError: on another shape or a non-integer dtype, or an entry out of range.
         """
         v = np.asarray(vec)
         if v.shape != (NUM_POSITIONS,) or v.dtype.kind not in "iu":
