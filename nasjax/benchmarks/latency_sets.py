@@ -137,12 +137,32 @@ class NB201LatencyFile:
 
 
 def data_root(root=None) -> Path:
-    """The reference data folder: ``root`` or ../shared/data."""
+    """The reference data folder: ``root`` or ../shared/data.
+
+    Args:
+      root: a folder, or ``None``.
+
+    Returns:
+      ``Path(root)``, else the shared data folder.
+
+    Raises:
+      NasjaxInputError: when ``root`` is ``None`` and the shared data folder is absent.
+    """
     return Path(root) if root is not None else shared_data_dir(required=True)
 
 
 def read_help_nasbench201_csv(root=None) -> NB201LatencyFile:
-    """HELP's NAS-Bench-201 latency CSV: ``nb201_index, arch_str, <27 devices>`` (ms)."""
+    """HELP's NAS-Bench-201 latency CSV: ``nb201_index, arch_str, <27 devices>`` (ms).
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`NB201LatencyFile` (listed index and arch string of every line, ``latency_ms [lines, 27]``).
+
+    Raises:
+      NasjaxInputError: when the file is missing, its header differs, or a cell is not a finite number.
+    """
     path = data_root(root) / HELP_NB201_CSV
     header, rows = read_csv(path)
     require_header(path, header, ["nb201_index", "arch_str"])
@@ -152,7 +172,17 @@ def read_help_nasbench201_csv(root=None) -> NB201LatencyFile:
 
 
 def read_oneproxy_csv(root=None) -> NB201LatencyFile:
-    """OneProxy's CSV: ``row, nb201_index, arch_str, <18 devices>`` (ms; upstream ``-1`` = missing -> NaN)."""
+    """OneProxy's CSV: ``row, nb201_index, arch_str, <18 devices>`` (ms; upstream ``-1`` = missing -> NaN).
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`NB201LatencyFile` (``latency_ms [lines, 18]``, NaN where missing).
+
+    Raises:
+      NasjaxInputError: when the file is missing, its header differs, or a cell is not a finite number.
+    """
     path = data_root(root) / ONEPROXY_CSV
     header, rows = read_csv(path)
     require_header(path, header, ["row", "nb201_index", "arch_str"])
@@ -162,7 +192,18 @@ def read_oneproxy_csv(root=None) -> NB201LatencyFile:
 
 
 def read_brp_i7_csv(root=None) -> NB201LatencyFile:
-    """BRP-NAS's desktop Core i7-7820X CSV: ``nb201_index, arch_str, arch_vector, latency_ms``."""
+    """BRP-NAS's desktop Core i7-7820X CSV: ``nb201_index, arch_str, arch_vector, latency_ms``.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`NB201LatencyFile` with one device, ``i7_7820x`` (``latency_ms [lines, 1]``).
+
+    Raises:
+      NasjaxInputError: when the file is missing, its header is not exactly these columns, or a cell is not a
+        finite number.
+    """
     path = data_root(root) / BRP_I7_CSV
     header, rows = read_csv(path)
     require_header(path, header, ["nb201_index", "arch_str", "arch_vector", "latency_ms"], exact=True)
@@ -207,7 +248,17 @@ def _help_nb201(root: str) -> LatencySet:
 
 
 def load_help_nasbench201(root=None) -> LatencySet:
-    """HELP's NAS-Bench-201 latency: 15,625 cells (NAS-Bench-201 index order) x 27 devices, ms."""
+    """HELP's NAS-Bench-201 latency: 15,625 cells (NAS-Bench-201 index order) x 27 devices, ms (cached per root).
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`LatencySet` (``refs``: HELP's reference rows; ``extra["arch_str"]``: the arch strings).
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed, or the rows are not in NAS-Bench-201 index order.
+    """
     return _help_nb201(str(data_root(root)))
 
 
@@ -242,12 +293,32 @@ def _help_fbnet(root: str) -> LatencySet:
 
 
 def load_help_fbnet(root=None) -> LatencySet:
-    """HELP's FBNet space: 5,000 archs of 22 blocks (op index per block, :data:`FBNET_OPS`) x 27 devices, ms."""
+    """HELP's FBNet space: 5,000 archs of 22 blocks (op index per block, :data:`FBNET_OPS`) x 27 devices, ms.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`LatencySet` (``archs [5000, 22]`` op indices, ``refs``: HELP's reference rows).
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed, or the op indices disagree with the op names.
+    """
     return _help_fbnet(str(data_root(root)))
 
 
 def load_help_ofa(root=None) -> LatencySet:
-    """HELP's OFA MobileNetV3 subnets: ``archs`` = [ks_20, e_20, d_5, resolution] integers, 12 GPU settings, ms."""
+    """HELP's OFA MobileNetV3 subnets: ``archs`` = [ks_20, e_20, d_5, resolution] integers, 12 GPU settings, ms.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`LatencySet` (``archs [N, 46]`` raw values, not choice indices).
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed.
+    """
     root = data_root(root)
     path = root / HELP_OFA_CSV
     header, rows = read_csv(path)
@@ -279,14 +350,36 @@ def nb201_index_of_strings(strings, root=None, listed=None, name: str = "arch st
 
 
 def load_oneproxy(root=None) -> LatencySet:
-    """OneProxy's 1,999 NAS-Bench-201 cells x 18 devices (ms), ``ids`` = NAS-Bench-201 index by arch string."""
+    """OneProxy's 1,999 NAS-Bench-201 cells x 18 devices (ms), ``ids`` = NAS-Bench-201 index by arch string.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`LatencySet` (NaN where OneProxy has no measurement).
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed, or an arch string is unknown or disagrees with its
+        listed index.
+    """
     f = read_oneproxy_csv(root)
     ids = nb201_index_of_strings(f.arch_strings, root, f.listed_index, f"source {f.path}")
     return LatencySet("oneproxy", "nasbench201", strs_to_archs(list(f.arch_strings)), f.latency_ms, f.devices, ids)
 
 
 def load_brp_i7(root=None) -> LatencySet:
-    """BRP-NAS desktop Core i7-7820X (fp32) on 15,284 NAS-Bench-201 cells, ms."""
+    """BRP-NAS desktop Core i7-7820X (fp32) on 15,284 NAS-Bench-201 cells, ms.
+
+    Args:
+      root: the reference data folder (default ../shared/data).
+
+    Returns:
+      The :class:`LatencySet` (one device, ``ids`` = NAS-Bench-201 index by arch string).
+
+    Raises:
+      NasjaxInputError: when a file is missing or malformed, or an arch string is unknown or disagrees with its
+        listed index.
+    """
     f = read_brp_i7_csv(root)
     ids = nb201_index_of_strings(f.arch_strings, root, f.listed_index, f"source {f.path}")
     return LatencySet("brp_i7", "nasbench201", strs_to_archs(list(f.arch_strings)), f.latency_ms, f.devices, ids)
