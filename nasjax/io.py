@@ -23,8 +23,17 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 def shared_data_dir(required: bool = False) -> Path | None:
     """Directory of the published reference data (``../shared/data`` beside the checkout).
 
-    ``NASJAX_SHARED_DATA`` overrides the location. Returns ``None`` (or raises when ``required``)
-    when the folder is absent: nasjax never ships that data, it only reads it at run time.
+    ``NASJAX_SHARED_DATA`` overrides the location; otherwise ``../shared/data`` beside the checkout, then
+    beside the working directory. nasjax never ships that data, it only reads it at run time.
+
+    Args:
+      required: raise instead of returning ``None`` when the folder is absent.
+
+    Returns:
+      The first existing candidate folder, or ``None``.
+
+    Raises:
+      NasjaxInputError: when ``required`` and no candidate exists (listing the candidates).
     """
     env = os.environ.get("NASJAX_SHARED_DATA")
     cands = [Path(env)] if env else []
@@ -56,7 +65,14 @@ def jax_cache_dir() -> str:
 
 
 def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
-    """Turn on the persistent compilation cache (a second process reuses compiled programs)."""
+    """Turn on the persistent compilation cache (a second process reuses compiled programs).
+
+    Args:
+      min_compile_secs: programs compiling faster than this are not cached.
+
+    Returns:
+      The cache directory (:func:`jax_cache_dir`).
+    """
     import jax
 
     d = jax_cache_dir()
@@ -67,7 +83,17 @@ def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The parent folder is created; the file gets the mode a plain ``open()`` would give; a failed block leaves
+    ``path`` untouched and removes the temporary file.
+
+    Args:
+      path: the final file.
+
+    Returns:
+      A context manager yielding the temporary :class:`~pathlib.Path` to write.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -96,8 +96,17 @@ def _trainer(graphdef, lr, steps, weight_decay, huber, batch, has_val):
 def train_net(x: np.ndarray, z: np.ndarray, cfg):
     """Fit the basis net on standardised log latency ``z [N, D]`` (NaN = unmeasured).
 
+    Mean Huber loss over the measured ``(x, d)`` pairs, AdamW with a cosine-decayed learning rate on random
+    minibatches; with more than 20 architectures a random ``cfg.val_frac`` of them is held out and the
+    parameters of lowest held-out loss (checked every ``cfg.eval_every`` steps) are kept.
+
+    Args:
+      x: ``[N, F]`` standardised architecture features (float32).
+      z: ``[N, D]`` standardised log latency per training device, NaN where not measured.
+      cfg: the :class:`~nasjax.hardware.fewshot.config.FewShotConfig` (widths, rank, steps, batch, lr, seed...).
+
     Returns:
-      ``(net, best held-out loss)``.
+      ``(net, best held-out loss)`` (the last chunk's loss when nothing is held out).
     """
     import jax
     import jax.numpy as jnp

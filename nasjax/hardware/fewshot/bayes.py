@@ -24,6 +24,11 @@ from nasjax.errors import require
 def thin_svd(z):
     """Thin SVD of a tall matrix ``z [N, D]`` (N >> D) through the eigendecomposition of ``z^T z`` (D x D).
 
+    z = u diag(s) vt,  z^T z = v diag(s^2) v^T,  u = z v / s (columns of zero singular value set to 0)
+
+    Args:
+      z: ``[N, D]`` matrix.
+
     Returns:
       ``(u [N, D], s [D], vt [D, D])`` with singular values in decreasing order.
     """
@@ -63,7 +68,17 @@ def blr_batch(h, y, m, s_cov, s2):
     """:func:`blr` for P models at once: ``h [P, k, q]`` -> posterior means ``[P, q]`` and log evidences ``[P]``.
 
     The evidence uses ``r = y - H m``: ``-1/2 (r^T r / s2 - (H^T r)^T A^-1 (H^T r) / s2^2
-    + k log s2 + log det A + log det S + k log 2 pi)``.
+    + k log s2 + log det A + log det S + k log 2 pi)``, ``A = S^-1 + H^T H / s2``.
+
+    Args:
+      h: ``[P, k, q]`` regressors of the k observations, per model.
+      y: ``[k]`` observations (shared by the models).
+      m: ``[q]`` prior mean.
+      s_cov: ``[q, q]`` prior covariance ``S``.
+      s2: noise variance.
+
+    Returns:
+      ``(w* [P, q], log p(y) [P])``; with k = 0 the prior mean and zeros.
     """
     k = h.shape[1]
     prec = np.linalg.inv(s_cov)

@@ -262,7 +262,15 @@ _TYPES = {cls.__name__: cls for cls in (*EXPERT_TYPES, *MEMBER_TYPES, InverseErr
 
 
 def encode(value):
-    """A config value as plain JSON: objects as ``{"type": <class>, <fields>}``, tuples as lists."""
+    """A config value as plain JSON: objects as ``{"type": <class>, <fields>}``, tuples as lists.
+
+    Args:
+      value: a config field value (an expert, member, blend rule, design or objective object, a
+        :class:`Candidate`, a tuple, or a plain value).
+
+    Returns:
+      Its JSON form (the inverse of :func:`decode`).
+    """
     if dataclasses.is_dataclass(value) and type(value).__name__ in _TYPES:
         fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"type": type(value).__name__, **fields}
@@ -301,6 +309,14 @@ def decode(value, where: str = "model header config"):
 
 
 def config_to_json(cfg: FewShotConfig) -> dict:
+    """The :class:`FewShotConfig` as a model file stores it: every field, encoded by :func:`encode`.
+
+    Args:
+      cfg: the config.
+
+    Returns:
+      A JSON-able dict of its fields.
+    """
     return {f.name: encode(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 

@@ -225,9 +225,20 @@ def mixture(arrays, devices, f, yr, tau: float, exclude, experts) -> ExpertAvera
 
 
 def expert_average_log(arrays, n_devices: int, fit: ExpertAverageFit, f: dict) -> np.ndarray:
-    """The averaged experts' log-ms prediction at features ``f``. The average is linear in the bases, so it
-    is accumulated as one coefficient vector per basis (constant, g, [1, x], centred device columns) and
-    applied once."""
+    """The averaged experts' log-ms prediction at features ``f``.
+
+    The average is linear in the bases, so it is accumulated as one coefficient vector per basis (constant,
+    g, [1, x], centred device columns) and applied once; components of weight below 1e-12 are skipped.
+
+    Args:
+      arrays: the model's arrays (``ybar``, the training devices' mean log predictions).
+      n_devices: the number of training devices.
+      fit: the fitted mixture (:func:`mixture`).
+      f: the feature cache of the architectures (``g``, ``xa``, ``yhat``).
+
+    Returns:
+      ``[N]`` predicted log latency (log ms).
+    """
     const, beta = 0.0, np.zeros(n_devices)
     w_g = np.zeros(f["g"].shape[1])
     w_x = None

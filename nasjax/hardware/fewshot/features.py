@@ -37,8 +37,17 @@ def onehot_features(archs, n_choices: int | None = None) -> np.ndarray:
 
 
 def nb201_live_edges(archs) -> np.ndarray:
-    """``bool [N, 6]``: edge carries a non-``none`` op on a path from the cell input (node 0) to its
-    output (node 3)."""
+    """``bool [N, 6]``: edge carries a non-``none`` op on a path from the cell input (node 0) to its output (node 3).
+
+    Args:
+      archs: NAS-Bench-201 choice vectors ``[6]`` or ``[N, 6]``.
+
+    Returns:
+      bool ``[N, 6]``, edges in arch-string order.
+
+    Raises:
+      NasjaxInputError: when ``archs`` are not valid choice vectors.
+    """
     from nasjax.spaces.nasbench201 import EDGES, nasbench201_space
 
     a = np.atleast_2d(nasbench201_space().validate(archs))
@@ -60,8 +69,19 @@ def nb201_live_edges(archs) -> np.ndarray:
 
 
 def nb201_live_op_counts(archs) -> np.ndarray:
-    """``float [N, 4]``: number of live edges (:func:`nb201_live_edges`) holding skip_connect,
-    nor_conv_1x1, nor_conv_3x3 and avg_pool_3x3."""
+    """``float [N, 4]``: number of live edges (:func:`nb201_live_edges`) holding each op.
+
+    The columns are skip_connect, nor_conv_1x1, nor_conv_3x3 and avg_pool_3x3.
+
+    Args:
+      archs: NAS-Bench-201 choice vectors ``[6]`` or ``[N, 6]``.
+
+    Returns:
+      float64 ``[N, 4]`` counts.
+
+    Raises:
+      NasjaxInputError: when ``archs`` are not valid choice vectors.
+    """
     from nasjax.spaces.nasbench201 import nasbench201_space
 
     a = np.atleast_2d(nasbench201_space().validate(archs))

@@ -30,7 +30,14 @@ VERSION = 2
 
 
 def header(model) -> dict:
-    """The JSON header of ``model``'s file."""
+    """The JSON header of ``model``'s file.
+
+    Args:
+      model: the :class:`~nasjax.hardware.fewshot.model.FewShotLatencyModel`.
+
+    Returns:
+      Its ``meta`` plus ``config``, ``candidates`` and ``ref_design`` in their JSON form.
+    """
     return {**model.meta, "config": config_to_json(model.config), "candidates": [encode(c) for c in model.candidates],
             "ref_design": encode(model.ref_design)}
 
