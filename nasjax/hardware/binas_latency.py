@@ -302,6 +302,12 @@ def masked_relaxation(value_and_grad, alpha: np.ndarray, beta: np.ndarray, st: B
     The relaxed encoding is ``alpha~_l = alpha_l * P(l active)``, ``P(l active) = sum_{d: l < depth_d}
     beta_{stage(l), d}``; ``value_and_grad(alpha~, beta) -> (f, df/dalpha~, df/dbeta)`` is the model on it.
 
+    Args:
+      value_and_grad: the model on the relaxed encoding, ``(alpha~, beta) -> (f, df/dalpha~, df/dbeta)``.
+      alpha: ``[L, K]`` fractional layer configurations, each row summing to 1.
+      beta: ``[S, D]`` fractional stage depths, each row summing to 1.
+      st: the space's structure.
+
     Returns:
       ``(f, df/dalpha, df/dbeta)`` by the chain rule:
       ``df/dalpha_l = P(l active) df/dalpha~_l`` and
@@ -363,9 +369,21 @@ def latency_from_lut(lut, *, device: str | None = None, structure: BinasStructur
 
 
 def latency_from_table(table: Table, structure: BinasStructure = DEFAULT) -> BilinearForm:
-    """The latency model of a nasjax latency :class:`~nasjax.tables.Table` over the BINAS space's positions:
-    its base is ``T_fixed``, a layer position's row the layer's cost (counted when active), a depth
-    position's row the stage's per-depth cost; the unit and device are the table's."""
+    """The latency model of a nasjax latency :class:`~nasjax.tables.Table` over the BINAS space's positions.
+
+    Its base is ``T_fixed``, a layer position's row the layer's cost (counted when active), a depth position's
+    row the stage's per-depth cost; the unit and device are the table's.
+
+    Args:
+      table: a latency table over the ``S * (1 + max_depth)`` positions of the BINAS space.
+      structure: the space's structure.
+
+    Returns:
+      The latency :class:`BilinearForm` (coefficients signed as the table's).
+
+    Raises:
+      NasjaxInputError: when the table is not a latency table of this space (positions or choice counts).
+    """
     st = structure
     P, K, D = st.num_stages * (1 + st.max_depth), st.num_configs, len(st.depths)
     if table.metric != "latency" or table.values.shape[0] != P:
@@ -382,9 +400,21 @@ def latency_from_table(table: Table, structure: BinasStructure = DEFAULT) -> Bil
 
 
 def synthetic_latency(structure: BinasStructure = DEFAULT, seed: int = 0) -> tuple[float, np.ndarray]:
-    """A stand-in for a measured LUT, in seconds per image: each layer's cost grows with its
-    multiply-accumulates (expand, depthwise, SE, project at its resolution) plus a per-layer overhead and
-    +-10 % noise; the fixed part is 25 % of the heaviest network. For tests and benchmarks only."""
+    """A stand-in for a measured LUT, in seconds per image, for tests and benchmarks only.
+
+    Each layer's cost grows with its multiply-accumulates (expand, depthwise, SE, project at its resolution)
+    plus a per-layer overhead and +-10 % noise (one draw per LUT key); the fixed part is 25 % of the heaviest
+    network::
+
+        cost[l, c] = (1.2e-10 * MACs(l, c) + 2.5e-4 + 1.5e-4 [SE]) * U(0.9, 1.1)
+
+    Args:
+      structure: the space's structure.
+      seed: the noise seed.
+
+    Returns:
+      ``(fixed, cost [L, K])`` in seconds.
+    """
     rng = np.random.default_rng(seed)
     st = structure
     cost = np.zeros((st.num_layers, st.num_configs))

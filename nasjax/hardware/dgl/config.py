@@ -98,7 +98,14 @@ def default_config(space: str, kind: str = "ours") -> AModelConfig | DGLMLPConfi
 
 
 def config_to_json(config) -> dict:
-    """The config as a model file stores it: its fields (plain JSON)."""
+    """The config as a model file stores it: its fields (plain JSON).
+
+    Args:
+      config: an :class:`AModelConfig` or :class:`DGLMLPConfig`.
+
+    Returns:
+      ``dataclasses.asdict(config)``.
+    """
     return dataclasses.asdict(config)
 
 

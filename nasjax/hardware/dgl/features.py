@@ -91,7 +91,17 @@ def _nb201_pairs():
 
 @cache
 def feature_spec(space: str) -> dict:
-    """Names and length of the feature vector of ``space`` (stored in every model file)."""
+    """Names and length of the feature vector of ``space`` (stored in every model file).
+
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+
+    Returns:
+      ``{"space", "names": [F], "length": F, "version": FEATURE_SPEC_VERSION}`` (F = 410 or 42).
+
+    Raises:
+      NasjaxInputError: on an unknown space.
+    """
     check_space(space)
     if space == "nasbench201":
         from nasjax.spaces.nasbench201 import EDGES, OPS

@@ -152,8 +152,14 @@ class DGLLatencyModel:
 
     # checks -----------------------------------------------------------------------------------------------
     def check_weights(self, what: str) -> None:
-        """Every weight finite, the normalisers finite and ``x_std``, ``y_std`` > 0; else an error naming
-        ``what`` (the file, or the training run)."""
+        """Every weight finite, the normalisers finite and ``x_std``, ``y_std`` > 0; else an error naming ``what``.
+
+        Args:
+          what: the file, or the training run, first in error messages.
+
+        Raises:
+          NasjaxInputError: naming the first non-finite weight or bad normaliser.
+        """
         from nasjax.hardware.model_io import nnx_to_arrays
 
         for name, a in nnx_to_arrays(self.module).items():
