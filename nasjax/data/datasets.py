@@ -471,6 +471,15 @@ def read_tfds_info(vdir: Path) -> tuple[str, dict[str, ShardLayout]]:
     Checks what reading needs before TFDS sees the directory: both JSON files are strict UTF-8 JSON
     objects, the format is ``array_record``, each split has a name and shard lengths, and every shard
     file the split's ``filepathTemplate`` names exists.
+
+    Args:
+      vdir: the TFDS dataset version directory (holding ``dataset_info.json`` and ``features.json``).
+
+    Returns:
+      The dataset's name and each split's :class:`ShardLayout`.
+
+    Raises:
+      NasjaxInputError: naming the file and field that is missing or malformed, or the missing shard file.
     """
     info_path = vdir / "dataset_info.json"
     info = read_json(info_path, "dataset_info.json")
@@ -522,6 +531,25 @@ def load_tfds_directory(path: str | os.PathLike, *, image_size: int | None = Non
     estimated on the first ``stats_samples`` examples of a fixed permutation of the training split.
     The directory is checked before use (:func:`read_tfds_info`), the features must be a uint8 image of
     1 or 3 channels and a class label, and every record read is checked (:class:`TFDSSplit`).
+
+    Args:
+      path: the dataset version directory, or a parent holding exactly one version.
+      image_size: resize (shorter side) and centre-crop to this size; required when the images are of
+        variable or non-square shape, else their size by default.
+      train_split: the training split's name.
+      val_split: the validation split's name (default as above).
+      image_key: the image feature's name.
+      label_key: the label feature's name.
+      stats_samples: training examples used for the normalisation statistics.
+
+    Returns:
+      The :class:`ImageDataset` (``train`` / ``val`` :class:`TFDSSplit` s; provenance: source, TFDS name and
+      version, splits, mean, std).
+
+    Raises:
+      NasjaxInputError: when the directory is missing or not an ``array_record`` TFDS dataset, its metadata or
+        shards are unreadable, a split or feature is unknown, the image feature is not uint8 with 1 or 3
+        channels, the label has no class count, or ``image_size`` is needed and not given.
     """
     path = Path(path)
     require(path.is_dir(), "data_dir", str(path), "an existing TFDS dataset directory")

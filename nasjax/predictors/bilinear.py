@@ -311,6 +311,17 @@ def read_measured(path, structure: BinasStructure = DEFAULT) -> tuple[np.ndarray
 
     Reads nasjax's JSON (``{"format": "nasjax.binas.measured/1", "unit": "%", "archs": [[P ints]] or
     "binas": [strings], "accuracy": [N]}``) or BINAS's accuracy LUT pickle (``.pkl``).
+
+    Args:
+      path: the ``.json`` or ``.pkl`` file.
+      structure: the space's structure.
+
+    Returns:
+      ``(archs int64 [N, P] canonical, accuracy float64 [N] %)``.
+
+    Raises:
+      NasjaxInputError: when the file is missing or malformed, has another format or unit, holds neither
+        ``archs`` nor ``binas``, or its architectures or accuracies are invalid.
     """
     p = Path(path)
     if p.suffix == ".pkl":

@@ -93,7 +93,19 @@ class OFASequenceEncoder:
 
 
 def help_ofa_archs(rows) -> np.ndarray:
-    """HELP's OFA rows ``[N, 46]`` (ks_20, e_20, d_5, resolution) -> ``[N, 26]`` layer view + resolution."""
+    """HELP's OFA rows ``[N, 46]`` (ks_20, e_20, d_5, resolution) -> ``[N, 26]`` layer view + resolution.
+
+    layer choice = 3 * ks_index + e_index (20 layers), then depth_index per stage (5), then the resolution
+
+    Args:
+      rows: HELP's raw rows ``[46]`` or ``[N, 46]`` (kernel, expand and depth values, resolution in pixels).
+
+    Returns:
+      int64 ``[N, 26]``.
+
+    Raises:
+      NasjaxInputError: on another width, or a value outside ks 3/5/7, e 3/4/6, d 2/3/4.
+    """
     r = np.atleast_2d(np.asarray(rows, np.int64))
     require(r.shape[1] == 46, "HELP OFA rows", r.shape, "(N, 46): ks_20, e_20, d_5, resolution")
     ks = np.searchsorted(KS, r[:, :20])
@@ -107,7 +119,20 @@ def help_ofa_archs(rows) -> np.ndarray:
 
 
 def read_measured_csv(path) -> tuple[np.ndarray, np.ndarray]:
-    """Measured subnet latencies: a CSV with header ``arch,resolution,latency_ms`` -> (``[N, 26]``, ``[N]`` ms)."""
+    """Measured subnet latencies: a CSV with header ``arch,resolution,latency_ms`` -> (``[N, 26]``, ``[N]`` ms).
+
+    The ``arch`` column holds 25 space-separated ``mobilenetv3_layers`` choice indices.
+
+    Args:
+      path: the CSV file.
+
+    Returns:
+      ``(archs int64 [N, 26], latency float64 [N] ms)``, the resolution as the last column of ``archs``.
+
+    Raises:
+      NasjaxInputError: when the file is missing or malformed, an ``arch`` cell does not hold 25 integers, or a
+        latency is not positive.
+    """
     from nasjax.benchmarks.csv_files import float_column, int_column, read_csv, require_header
 
     header, rows = read_csv(path)
