@@ -42,7 +42,14 @@ def igd(true_costs, found_costs, ideal, ref) -> float:
 
 
 def true_front(costs) -> np.ndarray:
-    """The non-dominated rows of every cell's costs (the true front of a tabular benchmark)."""
+    """The non-dominated rows of every cell's costs (the true front of a tabular benchmark).
+
+    Args:
+      costs: ``[N, M]`` costs of every cell (minimised objectives).
+
+    Returns:
+      float64 ``[T, M]``: the distinct non-dominated rows, sorted (``np.unique``).
+    """
     c = np.asarray(costs, float)
     return np.unique(c[nondominated(c)], axis=0)
 

@@ -155,6 +155,17 @@ def stage_archs_to_subnets(block_set: BlockSet, archs: np.ndarray) -> dict:
 
 
 def layer_archs_to_subnets(archs: np.ndarray) -> dict:
+    """``mobilenetv3_layers`` choice vectors as stacked OFA subnet arrays.
+
+    Args:
+      archs: ``[25]`` or ``[N, 25]`` layer-view choice vectors.
+
+    Returns:
+      The stacked subnet dict (``ks``, ``e``, ``d`` arrays with a leading ``N`` axis).
+
+    Raises:
+      NasjaxInputError: when a choice vector is not valid.
+    """
     from nasjax.models.mobilenetv3 import stack_subnets
 
     return stack_subnets([{k: np.asarray(v) for k, v in layers_to_ofa(a).items()} for a in np.atleast_2d(archs)])
@@ -198,7 +209,28 @@ def contribution_table(state, config, dataset: ImageDataset, *, view: str = "sta
                        chunk_size: int = 8, progress: bool = True) -> Table:
     """The accuracy-contribution table of ``view`` (``"stage"`` or ``"layers"``); see the module docstring.
 
-    ``base`` is a choice vector of the view's space (default: the largest subnet).
+    values[i, c] = acc(B) - acc(B with a_i := c); every subnet evaluated on the val split with BatchNorm
+    recalibrated on ``calib_size`` training images.
+
+    Args:
+      state: the trained supernet's state.
+      config: its ``SupernetConfig`` (recorded in the provenance).
+      dataset: the image dataset.
+      view: ``"stage"`` (MathNAS's stage blocks) or ``"layers"`` (``mobilenetv3_layers``).
+      block_set: the stage-block set of the ``"stage"`` view (default :func:`nasjax_block_set`).
+      base: a choice vector of the view's space (default: the largest subnet).
+      eval_limit: the number of val images, or ``None`` for the whole split.
+      calib_size: training images for BatchNorm recalibration.
+      calib_seed: the seed of the calibration images.
+      chunk_size: subnets evaluated together in one ``vmap``-ed program.
+      progress: show a tqdm bar.
+
+    Returns:
+      The accuracy :class:`~nasjax.tables.Table` (``sign = -1``, unit ``%``; provenance: method, view, dataset,
+      images, recalibration, supernet config, date, seconds).
+
+    Raises:
+      NasjaxInputError: on another view or an invalid ``base``.
     """
     require(view in ("stage", "layers"), "view", view, "'stage' or 'layers'")
     t0 = time.perf_counter()

@@ -39,13 +39,30 @@ BASELINE = "baseline"
 
 
 def source_label(model) -> str:
-    """``"<metric>/<device>"`` of a metric source (``"<metric>"`` without a device)."""
+    """``"<metric>/<device>"`` of a metric source (``"<metric>"`` without a device).
+
+    Args:
+      model: a metric source (``metric``, optionally ``device``).
+
+    Returns:
+      The label.
+    """
     dev = getattr(model, "device", None)
     return f"{model.metric}/{dev}" if dev else str(model.metric)
 
 
 def summarize(x) -> dict[str, float]:
-    """The summary statistics :data:`STATS` of a 1-D sample (formulas in the module docstring)."""
+    """The summary statistics :data:`STATS` of a 1-D sample (formulas in the module docstring).
+
+    Args:
+      x: the sampled values (any shape, flattened), at least one, all finite.
+
+    Returns:
+      ``{"mean", "std", "q01", "q05", "q95", "q99", "min", "max"}``.
+
+    Raises:
+      NasjaxInputError: on an empty sample or a non-finite value.
+    """
     v = np.asarray(x, np.float64).reshape(-1)
     require(v.size >= 1 and bool(np.all(np.isfinite(v))), "profile values", v.size, "finite sampled values")
     q = np.quantile(v, QUANTILES)
@@ -143,6 +160,16 @@ class BlockProfile:
         """``(units, layers, block labels, grid [U, L, C])`` of one statistic for heat maps (NaN = not profiled).
 
         Rows are (unit, layer) pairs in profile order, columns the distinct block labels.
+
+        Args:
+          metric: a metric label (:func:`source_label`).
+          stat: one of :data:`STATS` or ``"rel_mean"``.
+
+        Returns:
+          The unit names, layer labels, block labels (each in first-seen order) and the float64 grid.
+
+        Raises:
+          NasjaxInputError: on an unknown metric or statistic.
         """
         vals = self.stat(stat, metric)
         units = list(dict.fromkeys(b.unit for b in self.blocks))
@@ -210,6 +237,22 @@ def profile_cells(space: SearchSpace, cells: np.ndarray, sources: Sequence, *, n
     With ``num_archs=None`` every cell containing a block is used (the exact conditional distribution over the
     cells), else ``num_archs`` drawn without replacement; the baseline is every cell (or ``num_archs`` of them).
     Sources are called once on all cells.
+
+    Args:
+      space: the space.
+      cells: ``[M, P]`` measured choice vectors.
+      sources: metric sources (``metric``, ``unit``, ``predict``) defined on the cells.
+      num_archs: samples per block and for the baseline, or ``None`` for all.
+      blocks: the blocks to profile, default all.
+      seed: the profile's seed.
+      structure: the space's structure (default :func:`~nasjax.profiling.structure.structure_of`).
+
+    Returns:
+      The :class:`BlockProfile`.
+
+    Raises:
+      NasjaxInputError: on invalid cells, a source without ``metric`` / ``unit`` / ``predict`` or with a
+        repeated label or a wrong output length, or a block no cell contains.
     """
     labels, units = _check_sources(sources)
     cells = space.validate(np.atleast_2d(cells), "cells")

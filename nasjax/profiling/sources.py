@@ -32,7 +32,14 @@ OFA = ("flops", "params", "accuracy_table", "supernet_accuracy", "latency/<setti
 
 
 def available(space: SearchSpace) -> tuple[str, ...]:
-    """The metric names :func:`build_sources` knows for ``space``."""
+    """The metric names :func:`build_sources` knows for ``space``.
+
+    Args:
+      space: the search space.
+
+    Returns:
+      The names (patterns such as ``latency/<device>`` included); empty for a space without named sources.
+    """
     return {"nasbench201": NB201, "mobilenetv3_layers": OFA}.get(space.name, ())
 
 
