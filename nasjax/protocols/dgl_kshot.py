@@ -36,11 +36,22 @@ DGL_KSHOT_CANDIDATES = ("fewshot_table", "calibrated_a", "blend")
 
 def ridge_columns(x, y, train_rows, alphas=(1.0, 10.0, 100.0, 1000.0)) -> tuple[np.ndarray, list[float]]:
     """Feature-based prediction of every column of ``y [N, C]`` (NaN = missing) at all N rows, fitted on
-    ``train_rows`` only: ridge on standardised features, the penalty per column chosen by the closed-form
-    leave-one-out error ``e_i = r_i / (1 - H_ii)``, ``H = Z (Z^T Z + alpha I)^-1 Z^T`` (intercept unpenalised).
+    ``train_rows`` only.
+
+    Ridge on standardised features, the penalty per column chosen by the closed-form leave-one-out error
+    ``e_i = r_i / (1 - H_ii)``, ``H = Z (Z^T Z + alpha I)^-1 Z^T`` (intercept unpenalised).
+
+    Args:
+      x: ``[N, F]`` features.
+      y: ``[N, C]`` targets, NaN where missing.
+      train_rows: the rows the fits use (each column's missing rows skipped).
+      alphas: the candidate ridge penalties.
 
     Returns:
       ``(predictions [N, C], chosen alpha per column)``.
+
+    Raises:
+      NasjaxInputError: when a column has fewer than 3 finite training values.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
@@ -67,7 +78,7 @@ def ridge_columns(x, y, train_rows, alphas=(1.0, 10.0, 100.0, 1000.0)) -> tuple[
 
 
 def kshot_candidates(model, a_hat, ref, y_ref, rows) -> dict:
-    """k-shot predictions (ms) at DGL rows ``rows`` of the candidates meta-validation chooses between:
+    """k-shot predictions (ms) at DGL rows ``rows`` of the candidates meta-validation chooses between.
 
     * ``fewshot_table``: the table-mode few-shot model adapted with the k refs (``ref`` rows, ``y_ref`` ms);
     * ``calibrated_a``: DGL's formula with the device constant and an offset fitted on the refs,
@@ -75,6 +86,19 @@ def kshot_candidates(model, a_hat, ref, y_ref, rows) -> dict:
       so its R equals the k = 0 R;
     * ``blend``: the two in log space with weights ``1 / e_m^2`` (:class:`InverseErrorBlend`), ``e_m`` the
       leave-one-out mean squared log error of candidate m on the k refs.
+
+    Args:
+      model: the table-mode :class:`~nasjax.hardware.fewshot.FewShotLatencyModel` over DGL rows.
+      a_hat: ``[N]`` the A model's prediction at every DGL row.
+      ref: the k reference rows.
+      y_ref: ``[k]`` the target's measured latency on them.
+      rows: the rows to predict.
+
+    Returns:
+      ``{"fewshot_table", "calibrated_a", "blend"}``: each ``[len(rows)]`` latencies (DGL's raw unit).
+
+    Raises:
+      NasjaxInputError: on fewer than 2 references (the calibration fits an offset) or bad latencies.
     """
     def calibrated(r_fit, at):
         fit = dgl.fit_hw_params_from_k(a_hat[r_fit], y_ref[np.isin(ref, r_fit)], offset=True)
@@ -120,9 +144,25 @@ def dgl_kshot_eval(space: str, k: int = 10, n_splits: int = 5, seed: int = 0, *,
     name one candidate. ``basis="net"``: a net-mode model (``config``, default :data:`NET_BASIS_CONFIG`)
     trained on the training archs' measurements.
 
+    Args:
+      space: ``nasbench201`` or ``fbnetv3``.
+      k: the number of references, >= 1.
+      n_splits: random architecture splits.
+      seed: the seed of the splits, models and references.
+      config: the net-mode model's settings (``basis="net"``).
+      data_path: DGL's space folder (default the shared data's).
+      result_path: the folder of the authors' shipped predictions (default the shared data's).
+      test_frac: the held-out fraction of every split (and of the inner meta-validation split).
+      keep_predictions: also return each split's ``(held-out rows, predictions)``.
+      basis: ``"ridge"`` or ``"net"``.
+      select: ``"meta"`` or one of :data:`DGL_KSHOT_CANDIDATES`.
+
     Returns:
       One row per phone: means over splits of ``ours_heldout_*`` / ``theirs_heldout_*`` (R, RMSE, MAE),
       every candidate's held-out R, the candidate chosen per split, ``theirs_all_*`` and ``published_R``.
+
+    Raises:
+      NasjaxInputError: on a bad ``k``, ``basis`` or ``select``, or missing or malformed DGL data.
     """
     require(isinstance(k, (int, np.integer)) and k >= 1, "k", k, "an integer >= 1")
     require(basis in ("ridge", "net"), "basis", basis, "'ridge' or 'net'")

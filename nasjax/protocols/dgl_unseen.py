@@ -39,10 +39,18 @@ def train_on_split(space: str, data: dgl.DGLData, A=None, config=None, *, holdou
 def score_devices(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=None) -> tuple[list[dict], dict]:
     """DGL's test mode on every device of ``data`` (all archs; held-out rows from ``model.info``).
 
+    Args:
+      model: the trained :class:`~nasjax.hardware.dgl.DGLLatencyModel` (``info["heldout_rows"]`` optional).
+      data: DGL's data with the devices to score.
+      result_path: the folder of the authors' shipped predictions (default the shared data's).
+
     Returns:
       ``(rows, predictions)``: per device ``all_*`` / ``heldout_*`` R, RMSE, MAE of the model and, where the
       authors shipped predictions for the device, ``theirs_all_*`` / ``theirs_heldout_*`` of those (raw
       units), the published R; predictions ``{device: [N]}``.
+
+    Raises:
+      NasjaxInputError: when ``data`` has no device, or a shipped prediction file is malformed.
     """
     require(bool(data.devices), "test_devices", data.devices, "at least one device")
     held = np.asarray(model.info.get("heldout_rows", []), np.int64)
@@ -67,7 +75,7 @@ def score_devices(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=Non
 
 def absolute_error_diagnostics(model: dgl.DGLLatencyModel, data: dgl.DGLData, result_path=None,
                                scales=np.arange(0.5, 1.5005, 0.001)) -> dict:
-    """What decides RMSE / MAE at k = 0, per device of ``data`` (all archs):
+    """What decides RMSE / MAE at k = 0, per device of ``data`` (all archs).
 
     * ``formula_ratio``: ``median_a latency(a) / (A(a) c(hw))`` with ``a.txt``'s A (rows not flagged corrupt):
       the device's bias against DGL's formula, which its 4 hardware parameters do not carry;
@@ -76,6 +84,16 @@ def absolute_error_diagnostics(model: dgl.DGLLatencyModel, data: dgl.DGLData, re
       (``(int(L / 100) + 0.5) * 100``);
     * ``scale_range``: the interval of one constant ``s`` (on the grid ``scales``) for which ``s * pred`` has
       RMSE and MAE at most the authors' (a diagnostic fitted on the device's own latencies, not a predictor).
+
+    Args:
+      model: the trained :class:`~nasjax.hardware.dgl.DGLLatencyModel`.
+      data: DGL's data with the devices to diagnose.
+      result_path: the folder of the authors' shipped predictions (default the shared data's).
+      scales: the grid of constants ``s``.
+
+    Returns:
+      ``{device: {"formula_ratio", "bias", ...}}`` (the ``theirs_*`` entries and ``scale_range`` only where the
+      authors shipped predictions; ``scale_range`` is ``None`` when no grid value qualifies).
     """
     A_hat = model.predict_A(data.archs)
     out = {}

@@ -40,8 +40,17 @@ def help_query_rows(latency_ms, num_meta_train_sample: int = 900, num_query: int
     fine-tuning pool is rows ``[0, num_meta_train_sample)`` trimmed the same way; HELP draws its
     ``num_samples`` fine-tuning architectures from it *in addition to* its 10 reference architectures.
 
+    Args:
+      latency_ms: ``[N]`` the device's latency of every row, ms.
+      num_meta_train_sample: the size of the fine-tuning pool (the rows before the query pool).
+      num_query: the size of the query pool.
+      trim: the fraction cut from each end of a pool by latency, in [0, 0.5).
+
     Returns:
       ``(query_rows, finetune_pool)``, both sorted int64.
+
+    Raises:
+      NasjaxInputError: on a ``trim`` outside [0, 0.5) or pools beyond the ``N`` rows.
     """
     y = np.asarray(latency_ms, np.float64).reshape(-1)
     require(0 <= trim < 0.5, "trim", trim, "a fraction in [0, 0.5)")
@@ -126,8 +135,27 @@ def evaluate_lodo(latency_ms, devices, refs, ks=(0, 1, 5, 10), targets=None, con
     the same rows. ``k{max(ks)}_members``: each blend member's Spearman alone on the same rows, its
     leave-one-out error on the refs and its blend weight (a diagnostic).
 
+    Args:
+      latency_ms: ``[N, D]`` latencies in ms, no NaN.
+      devices: the ``D`` device names.
+      refs: fixed reference rows (at least ``max(ks)``), or ``None`` for the model's design.
+      ks: the reference counts scored.
+      targets: the held-out devices, default every device.
+      config: the model's settings (default :class:`~nasjax.hardware.fewshot.FewShotConfig`).
+      twins: ``{device: devices holding the same measurements}``, left out with the target.
+      train_devices: the training devices (minus the target), instead of :func:`lodo_split`.
+      keep_predictions: also return each k's predictions and the evaluated rows.
+      progress: show a tqdm bar over the targets.
+      arch_features: ``[N, F]`` features for the additive and per-op cost members (see ``train_table``).
+      additive_features: ``[N, F']`` features for the additive-in-ms member.
+
     Returns:
-      One dict per target.
+      One dict per target: ``k{k}_spearman`` / ``k{k}_MAPE``, the references and design, the chosen
+      candidates, ``k{max(ks)}_members`` and ``baseline_*``.
+
+    Raises:
+      NasjaxInputError: on bad latencies, too few fixed references, ``refs=None`` without a D-optimal design, or
+        an unknown target.
     """
     cfg = config or FewShotConfig()
     lat = check_latency(latency_ms, "latency_ms", allow_nan=False)
@@ -257,8 +285,8 @@ def evaluate_unseen_table(model: FewShotLatencyModel, train_tab, target_ms, targ
 
 def evaluate_help_split(help_set, config: FewShotConfig, draws: int, seed: int, arch_features=None,
                         additive_features=None) -> tuple[FewShotLatencyModel, dict]:
-    """HELP's split on its NAS-Bench-201 set: one model on HELP's 13 training devices (meta-validated on
-    them), adapted to each of the 6 test devices with HELP's 10 refs.
+    """HELP's split on its NAS-Bench-201 set: one model on HELP's 13 training devices (meta-validated on them),
+    adapted to each of the 6 test devices with HELP's 10 refs.
 
     Spearman (a) on every row but the refs (``ours_all_rows``), (b) on HELP's evaluation rows
     (:func:`help_query_rows`, refs removed) with HELP's 10 refs only (``ours_help_rows``: stricter, half
@@ -266,8 +294,17 @@ def evaluate_help_split(help_set, config: FewShotConfig, draws: int, seed: int, 
     plus ``num_samples`` random rows of HELP's fine-tuning pool (``ours_help_info``, mean over ``draws``
     draws from ``seed``): the like-for-like comparison with HELP's reported figure.
 
+    Args:
+      help_set: HELP's NAS-Bench-201 :class:`~nasjax.benchmarks.latency_sets.LatencySet` (with its refs).
+      config: the model's settings.
+      draws: the number of random fine-tuning draws of (c).
+      seed: the seed of the draws.
+      arch_features: ``[N, F]`` features for the additive and per-op cost members.
+      additive_features: ``[N, F']`` features for the additive-in-ms member.
+
     Returns:
-      ``(model, {device: figures})``.
+      ``(model, {device: figures})``: figures ``ours_all_rows``, ``ours_help_rows``, ``ours_help_info``,
+      ``help_reported``, ``beats_on_help_rows``, ``beats_with_help_info``, ``n_help_rows``.
     """
     refs = np.asarray(help_set.refs, np.int64)
     tr = list(HELP_TRAIN_DEVICES_NB201)
