@@ -65,7 +65,21 @@ def nb201_accuracy(source: str = "dgl_oracle", dataset: str = "cifar100", data_r
     """``(archs [N, 6] choice indices, accuracy [N] in %)`` of NAS-Bench-201 from ``source``.
 
     ``data_root`` defaults to ../shared/data; ``nas_dir`` overrides DGL's ``NAS`` folder (``dgl_oracle``);
-    ``dataset`` (``200ep``): ``cifar10-valid``, ``cifar100`` or ``ImageNet16-120``."""
+    ``dataset`` (``200ep``): ``cifar10-valid``, ``cifar100`` or ``ImageNet16-120``.
+
+    Args:
+      source: ``"dgl_oracle"`` (DGL's 4000-arch pool, CIFAR-100 test accuracy) or ``"200ep"`` (all 15625
+        cells, 200-epoch run-mean validation accuracy).
+      dataset: the dataset of ``"200ep"`` (aliases accepted).
+      data_root: the reference data folder.
+      nas_dir: DGL's ``NAS`` folder.
+
+    Returns:
+      ``(archs int64 [N, 6], accuracy float64 [N])``.
+
+    Raises:
+      NasjaxInputError: on an unknown source or dataset, or missing or malformed files.
+    """
     require(source in ACC_SOURCES, "accuracy source", source, f"one of {', '.join(ACC_SOURCES)}")
     if source == "dgl_oracle":
         if nas_dir is None:
@@ -119,6 +133,22 @@ def search_pool(archs: np.ndarray, accuracy: np.ndarray, predicted_latency: np.n
     NAS-Bench-201 seeded from the pool, with membership of the pool and the predicted budget as constraints.
     ``None`` when nothing qualifies. With ``details``, returns ``(index, info)`` (GA: evaluations and best
     fitness per generation).
+
+    Args:
+      archs: ``[N, 6]`` the pool's choice vectors.
+      accuracy: ``[N]`` their accuracy.
+      predicted_latency: ``[N]`` their latency as the search sees it.
+      budget: the latency budget, in the latencies' unit.
+      searcher: ``"exhaustive"`` or ``"genetic"``.
+      seed: the GA's seed.
+      genetic: the GA's settings.
+      details: also return the search's details.
+
+    Returns:
+      The pool index (or ``None``), or ``(index, info)`` with ``details``.
+
+    Raises:
+      NasjaxInputError: on an unknown searcher.
     """
     acc = np.asarray(accuracy, np.float64)
     lat = np.asarray(predicted_latency, np.float64)
@@ -151,9 +181,23 @@ def constrained_search_report(archs, accuracy, true_latency, predicted_latency, 
                               genetic: GAConfig = POOL_GENETIC) -> dict[str, Any]:
     """Search each budget with the predicted latency and score it against the measured one.
 
+    Args:
+      archs: ``[N, 6]`` the pool's choice vectors.
+      accuracy: ``[N]`` their accuracy (%).
+      true_latency: ``[N]`` their measured latency.
+      predicted_latency: ``[N]`` their predicted latency (same unit), finite.
+      budgets: the latency budgets.
+      device: the device's name, recorded in the report.
+      searcher: ``"exhaustive"`` or ``"genetic"`` (the truth is always exhaustive on measured latency).
+      seed: the GA's seed.
+      genetic: the GA's settings.
+
     Returns:
       ``{"device", "n_pool", "budgets": [per-budget dicts], "violation_rate", "mean_gap_feasible",
       "max_gap_feasible", "mean_gap_all", "n_not_found"}`` (gaps in accuracy points).
+
+    Raises:
+      NasjaxInputError: when the arrays differ in length or are not 1-D, or a prediction is not finite.
     """
     acc = np.asarray(accuracy, np.float64)
     lt = np.asarray(true_latency, np.float64)
@@ -199,6 +243,25 @@ def dgl_devices_constrained_eval(source: str = "200ep", *, dataset: str = "cifar
     with the phone's hardware parameters (``k = 0``) or the constant fitted on ``k`` random *training*
     archs' measured latency (``k > 0``, :func:`~nasjax.hardware.dgl.fit_hw_params_from_k`). One row per
     device, averaged over splits.
+
+    Args:
+      source: the accuracy source (:data:`ACC_SOURCES`).
+      dataset: the dataset of ``"200ep"``.
+      k: measured training archs per phone for the constant (0: the hardware parameters).
+      n_splits: random architecture splits.
+      seed: the seed of the splits, models, references and searches.
+      quantiles: the budgets, as quantiles of each phone's true latency on the pool.
+      searcher: ``"exhaustive"`` or ``"genetic"``.
+      data_root: the reference data folder.
+      model_config: the A model's configuration.
+      genetic: the GA's settings.
+
+    Returns:
+      One dict per phone: ``violation_rate``, ``mean_gap_feasible``, ``max_gap_feasible``, ``mean_gap_all``,
+      ``n_not_found``, ``n_pool_mean`` and the settings.
+
+    Raises:
+      NasjaxInputError: on a negative ``k``, an unknown source, or missing or malformed data.
     """
     from nasjax.hardware import dgl
 
