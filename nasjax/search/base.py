@@ -501,7 +501,17 @@ def register(searcher: Searcher) -> Searcher:
 
 
 def get_searcher(name: str) -> Searcher:
-    """The registered searcher ``name`` (an unknown name lists the known ones)."""
+    """The registered searcher ``name`` (an unknown name lists the known ones).
+
+    Args:
+      name: a registered searcher name (``SEARCHERS.names()``).
+
+    Returns:
+      The :class:`Searcher` instance.
+
+    Raises:
+      NasjaxInputError: on an unknown name.
+    """
     return SEARCHERS.get(name)
 
 

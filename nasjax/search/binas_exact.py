@@ -78,7 +78,14 @@ _OPTIONS: OrderedDict = OrderedDict()
 
 
 def stage_options(st: BinasStructure) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per stage, every option ``(depth_index [n], configs [n, max_depth])`` (inactive layers 0), depth first."""
+    """Per stage, every option ``(depth_index [n], configs [n, max_depth])`` (inactive layers 0), depth first.
+
+    Args:
+      st: the BINAS structure (cached per structure object).
+
+    Returns:
+      One ``(depth_index, configs)`` pair per stage, ``n = sum_d K^{depth_d}`` options each.
+    """
     return cached(_OPTIONS, (st,), lambda: _enumerate_options(st), size=8)
 
 
@@ -151,10 +158,20 @@ _PROGRAMS: OrderedDict = OrderedDict()
 
 
 def stage_program(space: SearchSpace, objective: BilinearForm, models) -> dict:
-    """The per-stage options of a stage-separable program, reduced to each stage's Pareto front (the options
-    no other option of the stage matches or beats in value and every resource), computed once per
-    (objective, resource models) and kept: ``v [S, n]``, ``A`` (one ``[S, n]`` per model), ``mask``, and the
-    option each column stands for."""
+    """The per-stage options of a stage-separable program, reduced to each stage's Pareto front.
+
+    The options no other option of the stage matches or beats in value and every resource, computed once per
+    (objective, resource models) and kept.
+
+    Args:
+      space: the BINAS space.
+      objective: the stage-separable accuracy model.
+      models: the stage-separable resource models.
+
+    Returns:
+      ``{"v": [S, n], "A": [[S, n] per model], "mask": [S, n], "options": per stage (depth_index, configs) of
+      each column, "sizes": options per stage, "front": Pareto options per stage}``.
+    """
     return cached(_PROGRAMS, (objective, *models), lambda: _build_stage_program(space, objective, models))
 
 

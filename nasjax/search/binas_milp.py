@@ -184,7 +184,14 @@ class BinasMILPSearcher(Searcher):
 
 
 def miqcp_support(problem: SearchProblem) -> str | None:
-    """``None`` when the MIQCP applies (gurobipy installed, stage-separable models), else why not."""
+    """``None`` when the MIQCP applies (gurobipy installed, stage-separable models), else why not.
+
+    Args:
+      problem: the :class:`~nasjax.search.base.SearchProblem`.
+
+    Returns:
+      ``None`` or the reason.
+    """
     why = binas_support(problem)
     if why is None and not all(m.stage_separable for m in [problem.objective] + [c.model for c in problem.constraints]):
         why = "expected stage-separable models for the MIQCP (BINAS's variables cannot express other couplings)"
@@ -196,7 +203,19 @@ def miqcp_support(problem: SearchProblem) -> str | None:
 
 
 def solve_miqcp(problem: SearchProblem) -> SearchResult:
-    """BINAS's MIQCP (module docstring) through gurobipy, zero MIP gap."""
+    """BINAS's MIQCP (module docstring) through gurobipy, zero MIP gap.
+
+    Args:
+      problem: a stage-separable bilinear program over a BINAS space.
+
+    Returns:
+      The certified :class:`~nasjax.search.base.SearchResult` (canonical architecture).
+
+    Raises:
+      NasjaxInputError: when the MIQCP does not apply (:func:`miqcp_support`), a bound is below what its model
+        can reach, or the bounds are jointly infeasible.
+      RuntimeError: when Gurobi ends with a status other than optimal or infeasible.
+    """
     why = miqcp_support(problem)
     if why is not None:
         raise NasjaxInputError(f"searcher 'binas-milp' with solver 'gurobi': {why}")

@@ -98,9 +98,21 @@ class GAConfig:
 
 
 def binas_evolution(**overrides) -> GAConfig:
-    """BINAS's (and OFA's) evolution finder: population 100, 500 generations (``max_time_budget``), per-position
-    mutation 0.1 for half of the children and uniform crossover for the other half, parents drawn from the
-    best 25 %, infeasible children redrawn; the initial population is 100 feasible random draws."""
+    """BINAS's (and OFA's) evolution finder as a :class:`GAConfig`.
+
+    Population 100, 500 generations (``max_time_budget``), per-position mutation 0.1 for half of the children
+    and uniform crossover for the other half, parents drawn from the best 25 %, infeasible children redrawn;
+    the initial population is 100 feasible random draws.
+
+    Args:
+      **overrides: :class:`GAConfig` fields replacing those settings.
+
+    Returns:
+      The :class:`GAConfig`.
+
+    Raises:
+      NasjaxInputError: when an override makes the config invalid.
+    """
     cfg = dict(population_size=100, epochs=500, mutation_rate=0.1, crossover_rate=1.0, init_factor=1,
                selection="truncation", parent_ratio=0.25, crossover="uniform", mutation="per_position",
                mutation_share=0.5, redraw_infeasible=100)

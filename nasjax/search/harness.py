@@ -312,8 +312,18 @@ class History:
     tags: np.ndarray
 
     def best_so_far(self, task: Task, n_max: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(val_seen[n_max], test[n_max])``: after ``n`` queries (index ``n - 1``) the best value seen and
-        the test accuracy of that cell; carried forward after the run ended (NaN before the first query)."""
+        """``(val_seen[n_max], test[n_max])``: after ``n`` queries (index ``n - 1``) the best value seen and the test
+        accuracy of that cell; carried forward after the run ended (NaN before the first query).
+
+        Ties keep the earlier cell.
+
+        Args:
+          task: the :class:`Task` the run searched (its ``test`` values).
+          n_max: the length of the curves.
+
+        Returns:
+          ``(val, test)``: float64 ``[n_max]`` each.
+        """
         n = min(len(self.order), n_max)
         val = np.full(n_max, np.nan)
         test = np.full(n_max, np.nan)

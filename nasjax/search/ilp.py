@@ -66,7 +66,15 @@ _HIGHS_OPTIONS: dict | None = None
 
 @contextlib.contextmanager
 def solver_output_to_log(what: str):
-    """Send what native code writes to file descriptor 1 (stdout) inside the block to the log (DEBUG)."""
+    """Send what native code writes to file descriptor 1 (stdout) inside the block to the log (DEBUG).
+
+    Args:
+      what: the label of the log record (e.g. the solver's name).
+
+    Returns:
+      A context manager; on exit C stdio buffers are flushed, stdout is restored and the captured text (if any)
+      is logged.
+    """
     sys.stdout.flush()
     saved = os.dup(1)
     with tempfile.TemporaryFile() as sink:
@@ -138,8 +146,16 @@ def solve_parametrised(problem, bounds: Sequence, values: Sequence[float], varia
 
 @functools.cache
 def installed(name: str) -> str | None:
-    """``None`` when the CVXPY solver ``name`` (``highs`` / ``gurobi``) is installed, else why not (asked
-    once per process: CVXPY's check takes milliseconds)."""
+    """``None`` when the CVXPY solver ``name`` (``highs`` / ``gurobi``) is installed, else why not.
+
+    Asked once per process (cached): CVXPY's check takes milliseconds.
+
+    Args:
+      name: ``"highs"`` or ``"gurobi"``.
+
+    Returns:
+      ``None`` or the reason, naming the installed MILP solvers.
+    """
     import cvxpy as cp
 
     key = CVXPY_SOLVERS.get(name)
@@ -245,6 +261,17 @@ def compiled_program(objective: Table, constraints: Sequence[Constraint], solver
 
     Programs are keyed by the identity of the table objects (a cached entry holds them, so an identity is
     never reused while its entry lives); the ``PROGRAM_CACHE_SIZE`` most recently used are kept.
+
+    Args:
+      objective: the additive objective table.
+      constraints: the constraints (their tables are the program's; bounds are parameters).
+      solver: the CVXPY solver, ``"highs"`` or ``"gurobi"``.
+
+    Returns:
+      The cached :class:`ILPSearch`.
+
+    Raises:
+      NasjaxInputError: when the solver is not installed.
     """
     models = tuple(c.model for c in constraints)
     key = (id(objective), tuple(id(m) for m in models), solver)

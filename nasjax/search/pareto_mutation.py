@@ -38,7 +38,17 @@ from nasjax.search.harness import History
 
 
 def nondominated(costs) -> np.ndarray:
-    """``[N]`` bool: the rows of ``costs [N, M]`` (minimised) that no other row dominates (duplicates all kept)."""
+    """``[N]`` bool: the rows of ``costs [N, M]`` (minimised) that no other row dominates (duplicates all kept).
+
+    Args:
+      costs: ``[N, M]`` objective vectors, every objective minimised.
+
+    Returns:
+      bool ``[N]``.
+
+    Raises:
+      NasjaxInputError: when ``costs`` is not 2-D.
+    """
     c = np.asarray(costs, np.float64)
     require(c.ndim == 2, "costs", c.shape, "(N, M)")
     n = c.shape[0]

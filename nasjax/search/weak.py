@@ -152,7 +152,14 @@ class WeakNASConfig:
 
 
 def padded_size(n: int) -> int:
-    """Smallest ``MIN_PADDED * 2^j >= n``: a run's padded sample-set size (a function of the run alone)."""
+    """Smallest ``MIN_PADDED * 2^j >= n``: a run's padded sample-set size (a function of the run alone).
+
+    Args:
+      n: the number of samples.
+
+    Returns:
+      The padded size.
+    """
     b = MIN_PADDED
     while b < n:
         b *= 2
