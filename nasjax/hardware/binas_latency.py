@@ -273,6 +273,7 @@ class BilinearForm:
 
         Raises:
           NasjaxInputError: when a shape, unit or the structure is invalid, or a coefficient is not finite.
+          KeyError: when ``arrays`` or ``header`` lacks one of the fields above.
         """
         return cls(float(arrays["base"][0]), arrays["p_a"], arrays["p_b"], arrays.get("Q"), header["metric"],
                    header["unit"], header.get("device"), BinasStructure.from_dict(header["structure"]),
@@ -291,6 +292,7 @@ class BilinearForm:
 
         Raises:
           NasjaxInputError: when the file is not a nasjax array file of ``kind`` or its content is invalid.
+          KeyError: when its header lacks ``metric``, ``unit`` or ``structure``.
         """
         arrays, header = load_arrays(path, kind=kind)
         return cls.from_arrays(arrays, header)

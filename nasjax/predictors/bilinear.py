@@ -254,6 +254,7 @@ class QuadraticPredictor:
         Raises:
           NasjaxInputError: when the file is not a nasjax array file of kind :data:`QUADRATIC_KIND`, or its weights
             have shapes other than the structure's.
+          KeyError: when its header lacks ``metric``, ``unit`` or ``structure``.
         """
         arrays, h = load_arrays(path, kind=QUADRATIC_KIND)
         return cls(float(arrays["base"][0]), arrays["w"], arrays["W"], h["metric"], h["unit"],

@@ -139,6 +139,7 @@ class MLPPredictor:
         Raises:
           NasjaxInputError: when the file is not a nasjax array file of kind :data:`KIND`, or its weights' names or
             shapes do not match the MLP its header describes.
+          KeyError: when its header lacks ``config``, ``structure``, ``mu``, ``sigma``, ``metric`` or ``unit``.
         """
         arrays, h = load_arrays(path, kind=KIND)
         cfg = h["config"]

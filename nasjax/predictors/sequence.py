@@ -207,6 +207,7 @@ class SequenceLatencyPredictor:
         Raises:
           NasjaxInputError: when the file is missing, not of this kind and version, or its weights do not match the
             network its header describes.
+          KeyError: when its header lacks ``outputs``, ``config``, ``encoder`` or ``info``.
         """
         from nasjax.models.mobilenetv3 import SupernetConfig
 
