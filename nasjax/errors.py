@@ -10,7 +10,12 @@ class NasjaxInputError(ValueError):
 
 
 class InfeasibleError(NasjaxInputError):
-    """A budget no architecture of the space can meet; ``smallest`` is the smallest achievable value."""
+    """A budget no architecture of the space can meet; ``smallest`` is the smallest achievable value.
+
+    Args:
+      message: the error message (names the constraint, the bound and the smallest achievable value).
+      smallest: ``{constraint name: smallest achievable value}`` (empty when unknown).
+    """
 
     def __init__(self, message: str, smallest: dict | None = None):
         super().__init__(message)

@@ -63,7 +63,14 @@ def default_tables_dir() -> Path | None:
 
 
 class MathNASDir:
-    """Lazy reader of one MathNAS-layout directory (``data/``, ``dynamic/``, ``_derived/``)."""
+    """Lazy reader of one MathNAS-layout directory (``data/``, ``dynamic/``, ``_derived/``).
+
+    Args:
+      path: the directory (e.g. ../shared/data/MathNAS).
+
+    Raises:
+      NasjaxInputError: when ``path`` is ``None`` or not a directory.
+    """
 
     def __init__(self, path):
         self.path = Path(path) if path is not None else None

@@ -128,7 +128,19 @@ def default_cache_dir(override=None) -> Path:
 
 
 class NB201Table:
-    """All NAS-Bench-201 cells with one column per metric (see the module docstring for the names)."""
+    """All NAS-Bench-201 cells with one column per metric (see the module docstring for the names).
+
+    Args:
+      arch_strings: ``[15625]`` arch strings in NB201 index order.
+      columns: ``{metric name: [15625]}`` values (stored read-only as float64).
+      info: ``{metric name: {unit, source, split, epochs, stat}}``.
+      header: the build's record (sources, checks, timings).
+      aliases: ``{device alias: device}`` (e.g. OneProxy's twins of HELP devices).
+      archs: ``[15625, 6]`` choice vectors, when already parsed (else parsed from ``arch_strings``).
+
+    Raises:
+      NasjaxInputError: on another number of cells, duplicate architectures or a column of another length.
+    """
 
     def __init__(self, arch_strings, columns: dict, info: dict, header: dict, aliases: dict | None = None, archs=None):
         arch_strings = np.asarray(arch_strings, dtype=str)

@@ -126,6 +126,18 @@ class TFDSSplit:
     Every record read is checked: its image is uint8 ``[H, W]`` or ``[H, W, C]`` with the declared channel
     count (and the declared height and width when the dataset declares them), its label an integer in
     ``0..num_classes-1``; a record that fails, or a shard that cannot be read, names its shard file.
+
+    Args:
+      source: the TFDS data source of the split (random access by record index).
+      image_key: the image feature's name.
+      label_key: the label feature's name.
+      size: resize (shorter side) and centre-crop images to this size, or ``None`` to keep them.
+      channels: the declared channel count.
+      mean: per-channel mean of the normalisation ``[C]``.
+      std: per-channel standard deviation of the normalisation ``[C]``.
+      num_classes: the declared class count, or ``None`` (labels then only checked to be integers).
+      image_shape: the declared image shape (``None`` entries: variable), or ``None``.
+      layout: the split's :class:`ShardLayout` (to name shard files in errors), or ``None``.
     """
 
     def __init__(self, source, image_key: str, label_key: str, size: int | None, channels: int,

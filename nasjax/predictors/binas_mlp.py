@@ -33,7 +33,18 @@ def _names(tree) -> list[str]:
 
 
 class MLPPredictor:
-    """A fitted MLP ensemble on BINAS's features (module docstring); build it with :meth:`fit` or :meth:`load`."""
+    """A fitted MLP ensemble on BINAS's features (module docstring); build it with :meth:`fit` or :meth:`load`.
+
+    Args:
+      params: the ensemble's parameters (leading axes ``[1, E]``).
+      config: the ensemble's :class:`~nasjax.predictors.mlp_config.MLPConfig`.
+      mu: the target mean.
+      sigma: the target standard deviation.
+      structure: the space's structure.
+      metric: what is predicted.
+      unit: its unit.
+      provenance: where the fit comes from (JSON data).
+    """
 
     def __init__(self, params, config: MLPConfig, mu: float, sigma: float, structure: BinasStructure = DEFAULT,
                  metric: str = "accuracy", unit: str = "%", provenance: dict | None = None):

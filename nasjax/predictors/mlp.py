@@ -39,7 +39,13 @@ __all__ = ["MLP", "MLPConfig", "MLPEnsemble", "get_ensemble"]
 
 
 class MLP(nnx.Module):
-    """ReLU MLP ``R^D -> R`` (hidden sizes ``hidden``)."""
+    """ReLU MLP ``R^D -> R`` (hidden sizes ``hidden``).
+
+    Args:
+      in_dim: the input width ``D``.
+      hidden: the hidden layer widths.
+      rngs: the NNX random streams of the initialisation.
+    """
 
     def __init__(self, in_dim: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs):
         dims = (in_dim, *hidden)
@@ -57,6 +63,13 @@ class MLPEnsemble:
 
     Methods are jitted once per input shape; keep ``N`` (padded sample count) and ``S`` on a few
     fixed sizes to keep the compilation count small.
+
+    Args:
+      in_dim: the input width ``D``, >= 1.
+      config: the :class:`~nasjax.predictors.mlp_config.MLPConfig` (widths, steps, AdamW settings, members).
+
+    Raises:
+      NasjaxInputError: when ``in_dim < 1``.
     """
 
     def __init__(self, in_dim: int, config: MLPConfig = MLPConfig()):

@@ -90,7 +90,15 @@ class _GRU(nnx.Module):
 
 
 class BiGRURegressor(nnx.Module):
-    """Operation embedding + shape projection, bidirectional GRU, read-out, ReLU layer, ``O`` outputs."""
+    """Operation embedding + shape projection, bidirectional GRU, read-out, ReLU layer, ``O`` outputs.
+
+    Args:
+      num_outputs: ``O``, the number of outputs (devices).
+      config: the :class:`SequenceConfig` (embedding, shape embedding and hidden widths, read-out).
+      num_ops: the operation vocabulary (0 = padding).
+      num_shape: the width of a block's shape vector.
+      rngs: the NNX random streams of the initialisation.
+    """
 
     def __init__(self, num_outputs: int, config: SequenceConfig, num_ops: int = NUM_OPS,
                  num_shape: int = NUM_SHAPE, *, rngs: nnx.Rngs):

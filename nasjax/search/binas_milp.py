@@ -46,7 +46,19 @@ from nasjax.spaces.binas import structure_of
 
 
 class BinasMILP:
-    """The parametrised program of the module docstring for an objective and resource models."""
+    """The parametrised program of the module docstring for an objective and resource models.
+
+    The bounds are CVXPY parameters, so one compiled program serves every budget (:meth:`solve`).
+
+    Args:
+      space: the BINAS space.
+      objective: the bilinear accuracy model.
+      models: the bilinear resource models, one per constraint.
+      solver: the CVXPY solver.
+
+    Raises:
+      NasjaxInputError: when the solver is not installed, or ``space`` is not a BINAS space.
+    """
 
     def __init__(self, space, objective, models, solver: str = "highs"):
         import cvxpy as cp

@@ -65,6 +65,11 @@ def tabular_support(problem: SearchProblem, limit: int = ENUMERABLE) -> str | No
 class Task:
     """The cells of a problem as a query-based searcher sees them.
 
+    A model objective is enumerated over the whole space (at most :data:`ENUMERABLE` architectures).
+
+    Args:
+      problem: the :class:`~nasjax.search.base.SearchProblem`.
+
     Attributes:
       problem: the :class:`~nasjax.search.base.SearchProblem`.
       name: the problem's name.
@@ -75,6 +80,10 @@ class Task:
       val_seeds: ``[M, R]`` per-training-seed values or ``None``.
       constraint_values: ``[M, m]`` value of each constraint's model on each cell (NaN = not measured).
       feasible: ``[M]`` cells meeting every constraint (a NaN value never does).
+
+    Raises:
+      NasjaxInputError: when a query-based searcher cannot run on ``problem``, a model objective gives a
+        non-finite value, or no cell is feasible (:class:`~nasjax.errors.InfeasibleError`).
     """
 
     def __init__(self, problem: SearchProblem):
@@ -213,6 +222,14 @@ class Oracle:
 
     ``query(i)`` returns the signal of cell ``i`` (see module docstring). ``order`` lists the unique
     cells in the order first queried; ``observed`` the value the searcher saw for each.
+
+    Args:
+      task: the :class:`Task`.
+      signal: ``"mean"`` (seed-mean value) or ``"seed"`` (one training run's value per cell).
+      seed: the seed of the ``"seed"`` draws (an int or a ``SeedSequence``).
+
+    Raises:
+      NasjaxInputError: on an unknown signal, or ``"seed"`` for a task without per-seed values.
     """
 
     def __init__(self, task: Task, signal: str = "mean", seed: int | np.random.SeedSequence = 0):

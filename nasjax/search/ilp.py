@@ -287,7 +287,11 @@ def compiled_program(objective: Table, constraints: Sequence[Constraint], solver
 
 
 class CvxpySearcher(Searcher):
-    """The integer program of the module docstring on an additive problem, solved by ``solver``."""
+    """The integer program of the module docstring on an additive problem, solved by ``solver``.
+
+    Args:
+      solver: the CVXPY solver, ``"highs"`` or ``"gurobi"``; also the searcher's registered name.
+    """
 
     kind = "exact"
 

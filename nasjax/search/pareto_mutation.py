@@ -151,7 +151,18 @@ class Units:
 
 
 class Mutator:
-    """Stage-level random mutation over an allowed mask (module docstring)."""
+    """Stage-level random mutation over an allowed mask (module docstring).
+
+    Args:
+      allowed: bool ``[P, K]``: the choices each position may take (at least one per position).
+      gate_position: ``[P]`` the depth position gating each position (``-1``: ungated), or ``None``.
+      gate_min_choice: ``[P]`` smallest gate choice at which each position runs, or ``None``.
+      unit_prob: the probability of picking each unit, in (0, 1].
+
+    Raises:
+      NasjaxInputError: on a position without an allowed choice, gates of another length, a bad
+        ``unit_prob``, or no mutable position.
+    """
 
     def __init__(self, allowed: np.ndarray, gate_position=None, gate_min_choice=None, unit_prob: float = 0.5):
         self.allowed = np.asarray(allowed, bool)

@@ -379,7 +379,14 @@ def _acquire(r: _Run, mu, sigma, z_best, k, budget, config: WeakNASConfig) -> np
 
 
 class WeakNASSearcher(Searcher):
-    """WeakNAS with acquisition ``method`` (module docstring)."""
+    """WeakNAS with acquisition ``method`` (module docstring), registered as ``weaknas-<method>``.
+
+    Args:
+      method: the sampling method, one of :data:`METHODS` (``"uniform"``, ``"ei"``).
+
+    Raises:
+      NasjaxInputError: on another method.
+    """
 
     kind = "query"
 

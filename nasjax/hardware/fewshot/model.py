@@ -131,6 +131,15 @@ class FewShotLatencyModel:
     Build with :meth:`train` / :meth:`train_table`; adapt with :meth:`adapt` (k reference features + their
     measured ms); predict with :meth:`predict` (ms). ``feature_spec`` (a JSON dict naming the encoding and
     its length) travels with the model file.
+
+    Args:
+      net: the trained basis net (net mode), or ``None`` (table mode).
+      arrays: the model's arrays (basis, priors, noise levels, normalisers).
+      meta: the devices, feature spec, unit and mode.
+      config: the :class:`~nasjax.hardware.fewshot.config.FewShotConfig`.
+      candidates: the meta-validated candidates, best first (default one candidate: the config's experts,
+        ``tau = 1``).
+      ref_design: the reference design (default the config's first candidate design).
     """
 
     def __init__(self, net, arrays: dict, meta: dict, config: FewShotConfig, candidates=None, ref_design=None):
