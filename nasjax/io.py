@@ -51,6 +51,7 @@ def shared_data_dir(required: bool = False) -> Path | None:
 
 
 def repo_root() -> Path:
+    """The checkout's root folder (the parent of the ``nasjax`` package)."""
     return _REPO_ROOT
 
 

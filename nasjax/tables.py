@@ -161,6 +161,7 @@ class Table:
     # --- shape ------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
+        """``(P, K)``, the shape of ``values`` and ``mask``."""
         return self.values.shape
 
     def check_space(self, space) -> Table:
@@ -242,6 +243,7 @@ class Table:
 
     # --- I/O --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The table as JSON data (format :data:`FORMAT`; the inverse of :meth:`from_dict`)."""
         return {
             "format": FORMAT,
             "space": self.space,

@@ -288,6 +288,7 @@ class DGLData:
 
     @property
     def devices(self) -> list[str]:
+        """The devices with a latency column, sorted."""
         return sorted(self.latency)
 
 

@@ -139,9 +139,11 @@ class Cell:
 
     @property
     def valid(self) -> bool:
+        """Whether the cell is in the benchmark's space: its output is reachable and it has at most 9 edges."""
         return self.matrix is not None and int(self.matrix.sum()) <= MAX_EDGES
 
     def labels(self) -> list[int]:
+        """The vertex labels of the hash: ``input = -1``, interior ops by :data:`OPS` index, ``output = -2``."""
         return [-1] + [OPS.index(op) for op in self.ops[1:-1]] + [-2]
 
     def hash(self) -> str:

@@ -207,6 +207,7 @@ class NB201Table:
         return self.index_of(strs_to_archs(list(strings)))
 
     def metrics(self) -> list[str]:
+        """Every metric name of the table, sorted."""
         return sorted(self._cols)
 
     def has_metric(self, name: str) -> bool:
@@ -401,6 +402,7 @@ class NB201Table:
         return sorted(out)
 
     def energy_devices(self) -> list[str]:
+        """The devices with an energy column, sorted (empty for the shared sources)."""
         return sorted(k[7:] for k in self._cols if k.startswith("energy/"))
 
     def latency(self, device: str) -> np.ndarray:

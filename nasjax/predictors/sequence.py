@@ -242,6 +242,7 @@ class OutputModel:
 
     @property
     def device(self) -> str:
+        """The output's name (the device or setting it predicts)."""
         return self.predictor.outputs[self.index]
 
     def predict(self, archs) -> np.ndarray:

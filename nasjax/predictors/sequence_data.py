@@ -39,6 +39,7 @@ class OFASequenceEncoder:
 
     @property
     def max_len(self) -> int:
+        """``T``, the padded sequence length: the 20 layers of the supernet."""
         return NUM_LAYERS
 
     def _geometry(self, resolution: int) -> np.ndarray:

@@ -40,10 +40,12 @@ class ReducedSpace:
 
     @property
     def size_log10(self) -> float:
+        """``log10`` of the number of architectures the allowed mask admits (the product of per-position counts)."""
         return float(np.log10(self.allowed.sum(1)).sum())
 
     @property
     def num_removed(self) -> int:
+        """How many (position, choice) cells the reduction removed."""
         return len(self.removed)
 
 

@@ -38,6 +38,7 @@ class Block:
 
     @property
     def key(self) -> str:
+        """``"<unit>/<layer>/<choice>"``, the block's name in CSVs and ``parse_blocks``."""
         return f"{self.unit}/{self.layer}/{self.label}"
 
 

@@ -60,10 +60,12 @@ class SpaceStructure:
 
     @property
     def num_positions(self) -> int:
+        """``P``, the number of positions."""
         return int(self.unit.size)
 
     @property
     def gated(self) -> bool:
+        """Whether any position is gated by a depth position."""
         return bool(np.any(self.gate_position >= 0))
 
     def layer_label(self, p: int) -> str:

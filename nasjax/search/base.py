@@ -128,6 +128,7 @@ class ColumnModel:
         return float(v[0]) if a.ndim == 1 else v
 
     def bounds(self) -> tuple[float, float]:
+        """``(min, max)`` of the measured values (NaN, NaN when none is finite)."""
         fin = self.values[np.isfinite(self.values)]
         return (float(fin.min()), float(fin.max())) if fin.size else (float("nan"), float("nan"))
 
@@ -176,6 +177,7 @@ class TabularObjective:
 
     @property
     def size(self) -> int:
+        """``M``, the number of cells."""
         return int(self.archs.shape[0])
 
     def rows_of(self, archs) -> np.ndarray:
@@ -270,6 +272,7 @@ class SearchProblem:
         return evaluate(arch, self.objective, self.constraints)
 
     def units(self) -> dict[str, str]:
+        """``{objective metric: unit, constraint name: unit}``."""
         return {getattr(self.objective, "metric", "objective"): getattr(self.objective, "unit", ""),
                 **{c.name: c.unit for c in self.constraints}}
 
@@ -297,6 +300,7 @@ class SearchResult:
     info: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The result as plain JSON: arch, objective, resources, units, time, solver, certified (+ history, info)."""
         d = {
             "arch": [int(x) for x in self.arch],
             "objective": float(self.objective),

@@ -94,10 +94,12 @@ class BranchedObjective:
 
     @property
     def metric(self) -> str:
+        """The objective's metric (the same in every branch)."""
         return self.branches[0].objective.metric
 
     @property
     def unit(self) -> str:
+        """The objective's unit (the same in every branch)."""
         return self.branches[0].objective.unit
 
     @property
@@ -162,14 +164,17 @@ class BranchedResource:
 
     @property
     def metric(self) -> str:
+        """The resource's name."""
         return self.name
 
     @property
     def unit(self) -> str:
+        """The resource's unit (the first branch's; the same in every branch)."""
         return self.objective.branches[0].resources[self.name].unit
 
     @property
     def device(self) -> str | None:
+        """The device of the first branch's resource table (``None`` for device-independent ones)."""
         return self.objective.branches[0].resources[self.name].device
 
     def predict(self, archs) -> np.ndarray | float:

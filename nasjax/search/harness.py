@@ -146,10 +146,12 @@ class Task:
 
     @property
     def size(self) -> int:
+        """``M``, the number of cells."""
         return int(self.archs.shape[0])
 
     @property
     def feasible_idx(self) -> np.ndarray:
+        """The rows of the feasible cells, ascending."""
         return np.flatnonzero(self.feasible)
 
     @property
@@ -375,6 +377,7 @@ class History:
         return int(hit[0]) + 1 if hit.size else None
 
     def to_dict(self) -> dict:
+        """The log as plain JSON (the inverse of :meth:`from_dict`)."""
         return {"method": self.method, "seed": self.seed, "order": self.order.tolist(),
                 "observed": self.observed.tolist(), "tags": self.tags.tolist()}
 

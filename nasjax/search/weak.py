@@ -139,6 +139,7 @@ class WeakNASConfig:
 
     @property
     def iterations(self) -> int:
+        """Iterations after the initial sample: ``max(1, ceil((max_sample - init_sample) / sample_each_iter))``."""
         return max(1, math.ceil((self.max_sample - self.init_sample) / self.sample_each_iter))
 
     def top_k_schedule(self) -> np.ndarray:

@@ -39,14 +39,17 @@ class SearchSpace:
     # --- shape -----------------------------------------------------------------------------
     @property
     def num_positions(self) -> int:
+        """``P``, the number of positions."""
         return len(self.positions)
 
     @property
     def num_choices(self) -> np.ndarray:
+        """``[P]`` int64 choice count of every position."""
         return np.array([len(c) for c in self.choices], dtype=np.int64)
 
     @property
     def max_choices(self) -> int:
+        """``K``, the largest choice count (the padded width of array views)."""
         return int(self.num_choices.max())
 
     @property

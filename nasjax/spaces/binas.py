@@ -52,6 +52,7 @@ class LayerConfig:
 
     @property
     def label(self) -> str:
+        """``"e<expansion>_k<kernel>"`` plus ``"_se<ratio>"`` with squeeze-excite."""
         return f"e{self.expansion}_k{self.kernel}" + (f"_se{self.se:g}" if self.se else "")
 
 
@@ -96,18 +97,22 @@ class BinasStructure:
     # --- shape -------------------------------------------------------------------------------
     @property
     def num_stages(self) -> int:
+        """``S``, the number of elastic stages."""
         return len(self.stages)
 
     @property
     def max_depth(self) -> int:
+        """The largest depth choice (layers per stage)."""
         return self.depths[-1]
 
     @property
     def num_layers(self) -> int:
+        """``L = S * max_depth``, the number of elastic layers."""
         return self.num_stages * self.max_depth
 
     @property
     def num_configs(self) -> int:
+        """``K``, the number of layer configurations."""
         return len(self.configs)
 
     def depth_position(self, s: int) -> int:
@@ -139,6 +144,7 @@ class BinasStructure:
 
     @property
     def depth_positions(self) -> np.ndarray:
+        """``[S]`` positions of the stages' depths in the choice vector."""
         return np.array([self.depth_position(s) for s in range(self.num_stages)], np.int64)
 
     @property

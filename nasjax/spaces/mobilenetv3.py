@@ -33,6 +33,7 @@ NUM_LAYERS = NUM_STAGES * MAX_DEPTH
 
 @SPACES.register("mobilenetv3_layers")
 def mobilenetv3_layers_space() -> SearchSpace:
+    """OFA MobileNetV3's layer view: 20 layers x 9 (kernel, expand) choices, then 5 stage depths x 3 choices."""
     layer_choices = [f"k{k}e{e}" for k in KS for e in EXPAND]
     positions = [f"stage {s + 1} layer {i + 1}" for s in range(NUM_STAGES) for i in range(MAX_DEPTH)]
     positions += [f"stage {s + 1} depth" for s in range(NUM_STAGES)]
@@ -156,9 +157,11 @@ class BlockSet:
 
     @property
     def num_choices(self) -> list[int]:
+        """The number of stage blocks of every stage."""
         return [len(s) for s in self.configs]
 
     def space(self) -> SearchSpace:
+        """The ``"mobilenetv3"`` space of this block set: 5 stages, one choice per block."""
         return product_space(
             "mobilenetv3",
             [f"stage {s + 1}" for s in range(NUM_STAGES)],
@@ -230,6 +233,7 @@ class BlockSet:
         return enc
 
     def to_dict(self) -> dict:
+        """The block set as plain data (the inverse of :meth:`from_dict`)."""
         return {"name": self.name, "configs": [list(s) for s in self.configs]}
 
     @classmethod

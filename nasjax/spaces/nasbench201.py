@@ -19,6 +19,7 @@ _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 
 @SPACES.register("nasbench201")
 def nasbench201_space() -> SearchSpace:
+    """The NAS-Bench-201 space: 6 edges (arch-string order) x the 5 ops of :data:`OPS` (15,625 cells)."""
     return product_space(
         "nasbench201", [f"edge {t}<-{f}" for t, f in EDGES], [OPS] * len(EDGES), num_archs=15625
     )

@@ -124,6 +124,7 @@ def dec_decode(c: int) -> tuple[int, int, int, int]:
 
 @SPACES.register("supertransformer")
 def supertransformer_space() -> SearchSpace:
+    """HAT's SuperTransformer space: 6 encoder layers, 6 decoder layers, then the decoder depth (13 positions)."""
     enc = [f"ffn{f},h{h}" for f, h in (enc_decode(c) for c in range(ENC_CHOICES))]
     dec = [f"arb{a},ende{p},self{n},ffn{m}" for a, p, n, m in (dec_decode(c) for c in range(DEC_CHOICES))]
     positions = [f"encoder layer {i + 1}" for i in range(NUM_ENC)] + [f"decoder layer {j + 1}" for j in range(NUM_DEC)]

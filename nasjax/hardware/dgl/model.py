@@ -174,6 +174,11 @@ class DGLLatencyModel:
 
     # I/O ------------------------------------------------------------------------------------------------
     def header(self) -> dict:
+        """The model file's JSON header.
+
+        Returns:
+          Space, kind, feature spec, target, units, formula, hardware fields, ``y_mean`` / ``y_std``, config, info.
+        """
         spec = feature_spec(self.space) if self.kind == "ours" else {
             "space": self.space, "names": [f"code {i}" for i in range(self.x_mean.shape[0])],
             "length": int(self.x_mean.shape[0]), "version": 1,

@@ -123,9 +123,11 @@ class Candidate:
 
     @property
     def expert_average(self) -> ExpertAverage:
+        """The candidate's :class:`~nasjax.hardware.fewshot.members.ExpertAverage` member (its experts and ``tau``)."""
         return ExpertAverage(self.experts, self.tau)
 
     def label(self) -> str:
+        """``"<expert names>|<tau>|<blend rule>"``, the candidate's name in reports."""
         return "|".join([",".join(e.name for e in self.experts), str(self.tau), str(self.rule)])
 
 
@@ -197,12 +199,15 @@ class FewShotConfig:
                 "config.meta_refs", self.meta_refs, "fixed reference rows for the FixedRefs() design")
 
     def candidate_expert_sets(self) -> list[tuple]:
+        """The expert sets meta-validation chooses between: ``expert_sets``, or ``[experts]`` when empty."""
         return list(self.expert_sets) or [self.experts]
 
     def candidate_rules(self) -> tuple:
+        """The blend rules meta-validation picks from: ``blend_rules``, else ``(InverseErrorBlend(),)``."""
         return tuple(self.blend_rules) or (InverseErrorBlend(),)
 
     def candidate_designs(self) -> tuple:
+        """The reference designs meta-validation picks from: ``ref_designs``, else ``(FixedRefs(),)``."""
         return tuple(self.ref_designs) or (FixedRefs(),)
 
     def uses_additive_prior(self) -> bool:

@@ -186,6 +186,7 @@ class ExpertAverageFit:
 
     @property
     def weight_of(self) -> dict:
+        """``{component name: model-averaging weight}``."""
         return {c.name: w for c, w in zip(self.components, self.weights.tolist())}
 
 

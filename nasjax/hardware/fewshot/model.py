@@ -109,6 +109,7 @@ class Adapted:
 
     @property
     def coefs(self) -> dict:
+        """``{expert name: posterior mean coefficients}`` of the expert average's components."""
         return {c.name: c.coef for c in self.fits[ExpertAverage.name].components}
 
     def member_weights(self) -> dict:
@@ -335,10 +336,12 @@ class FewShotLatencyModel:
     # ---- properties ------------------------------------------------------------------------------
     @property
     def devices(self) -> list[str]:
+        """The training devices' names, in column order."""
         return list(self.meta["devices"])
 
     @property
     def n_features(self) -> int:
+        """The input width of the model's features (``feature_spec["length"]``; 1 in table mode: the row id)."""
         return int(self.meta["feature_spec"]["length"])
 
     def choices(self) -> list[Candidate]:
