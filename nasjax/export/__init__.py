@@ -12,6 +12,7 @@ from nasjax.export.onnx_graph import (  # noqa: F401
 )
 from nasjax.export.static import (  # noqa: F401
     StaticSubnet,
+    compiled,
     feature_shape,
     head,
     layer_block,

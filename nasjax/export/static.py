@@ -22,10 +22,11 @@ is the whole subnet. :func:`feature_shape` gives each piece's input shape at a r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -45,7 +46,7 @@ from nasjax.models.mobilenetv3 import (
 __all__ = ["BNWeights", "LayerWeights", "StemWeights", "HeadWeights", "SubnetWeights", "stem_weights",
            "layer_weights", "head_weights", "subnet_weights", "feature_shape", "StaticStem", "StaticLayer",
            "StaticStage", "StaticHead", "StaticSubnet", "static_subnet", "stem", "stage_block", "layer_block",
-           "head", "supernet_of"]
+           "head", "supernet_of", "compiled"]
 
 STEM_STRIDE = 2  # the stem conv; STAGE_STRIDES holds the first block's and the 5 stages'
 
@@ -519,3 +520,18 @@ def head(model_state: Any) -> StaticHead:
       A :class:`StaticHead`.
     """
     return StaticHead(_head_weights(supernet_of(model_state)))
+
+
+def compiled(module: nnx.Module) -> Callable:
+    """``jax.jit`` of ``x -> module(x)`` with the module's weights baked in as constants.
+
+    As in a deployed network the program's only argument is the input, so a call pays no dispatch for
+    weight arguments; it is compiled once per input shape.
+
+    Args:
+      module: a static module of this file (or any eval-mode ``nnx.Module`` called as ``module(x)``).
+
+    Returns:
+      The jitted function.
+    """
+    return jax.jit(lambda x: module(x))
