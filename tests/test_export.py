@@ -239,3 +239,41 @@ def test_state_and_module_inputs_agree(supernet):
     module = nnx.merge(supernet.graphdef, supernet.params, supernet.batch_stats)
     a, b = static_subnet(module, sub), static_subnet(supernet, sub)
     jax.tree.map(np.testing.assert_array_equal, nnx.state(a), nnx.state(b))
+
+
+def _export_cmd(tmp_path, *args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-m", "experiments.export_subnet", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_export_command_checks_writes_and_reloads(tmp_path):
+    import json
+
+    from nasjax.export.static import static_subnet_like
+    from nasjax.hardware.model_io import load_nnx
+
+    out = tmp_path / "flax"
+    r = _export_cmd(tmp_path, "--arch=min", "--format=flax", f"--out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "export check (flax)" in r.stdout and ": equal" in r.stdout
+    man = json.loads((out / "export.json").read_text())
+    assert sorted(man["files"]) == ["subnet.npz"] and man["layout"] == "NHWC"
+    assert man["check"]["max_abs_diff"] <= man["check"]["tolerance"]
+    module, header, _ = load_nnx(out / "subnet.npz", build=lambda h: static_subnet_like(h["supernet_config"],
+                                                                                        h["subnet"]),
+                                 kind="nasjax.static_subnet")
+    assert header["subnet"] == man["subnet"]
+    side = man["input"][1]
+    y = np.asarray(compiled(module)(jnp.asarray(_rand((2, side, side, man["input"][3]), 0))))
+    assert y.shape[0] == 2 and np.isfinite(y).all()
+    # bad input: one line, exit 2, nothing written
+    bad = tmp_path / "bad"
+    r = _export_cmd(tmp_path, "--arch=1,2,3", f"--out={bad}")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: arch:")
+    assert not bad.exists()

@@ -46,7 +46,7 @@ from nasjax.models.mobilenetv3 import (
 __all__ = ["BNWeights", "LayerWeights", "StemWeights", "HeadWeights", "SubnetWeights", "stem_weights",
            "layer_weights", "head_weights", "subnet_weights", "feature_shape", "StaticStem", "StaticLayer",
            "StaticStage", "StaticHead", "StaticSubnet", "static_subnet", "stem", "stage_block", "layer_block",
-           "head", "supernet_of", "compiled"]
+           "head", "supernet_of", "compiled", "static_subnet_like"]
 
 STEM_STRIDE = 2  # the stem conv; STAGE_STRIDES holds the first block's and the 5 stages'
 
@@ -444,6 +444,21 @@ def static_subnet(model_state: Any, subnet: Any) -> StaticSubnet:
       (NHWC, any batch size).
     """
     return StaticSubnet(subnet_weights(model_state, subnet))
+
+
+def static_subnet_like(config: SupernetConfig | dict, subnet: Any) -> StaticSubnet:
+    """A :class:`StaticSubnet` of the right shapes for ``subnet`` of a supernet with ``config``, its weights
+    those of a freshly initialised supernet: the builder a file loader fills with saved weights.
+
+    Args:
+      config: the supernet's ``SupernetConfig`` (or its ``to_dict()``).
+      subnet: OFA dict ``{"ks", "e", "d"}``.
+
+    Returns:
+      A :class:`StaticSubnet`.
+    """
+    cfg = config if isinstance(config, SupernetConfig) else SupernetConfig.from_dict(config)
+    return static_subnet(OFAMobileNetV3(cfg, rngs=nnx.Rngs(0)), subnet)
 
 
 def stem(model_state: Any) -> StaticStem:
