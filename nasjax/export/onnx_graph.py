@@ -39,10 +39,10 @@ from nasjax.export.static import (
     LayerWeights,
     StemWeights,
     _head_weights,
-    _layer_weights,
     _stage_layers,
     _stem_weights,
     feature_shape,
+    layer_weights,
     subnet_weights,
     supernet_of,
 )
@@ -176,29 +176,47 @@ def _doc(what: str) -> str:
     return f"{what}; input NCHW float32, eval mode, batch norm folded into the convolutions (nasjax.export)"
 
 
+def _build(model_state: Any, batch_size, resolution: int, name: str, where: tuple[int, int], until: int,
+           body, desc: str) -> onnx.ModelProto:
+    """The model of ``body(graph, model) -> output name`` whose input is the feature map before ``where =
+    (stage, layer)`` and whose output is the one before stage ``until`` (``NUM_STAGES + 1``: the logits)."""
+    n = _check_batch(batch_size)
+    model = supernet_of(model_state)
+    cfg = model.config
+    in_shape = _features(cfg, resolution, where[0], where[1], n)
+    g = _Graph()
+    y = body(g, model)
+    if until > NUM_STAGES:
+        return _finish(g, name, in_shape, y, (n, cfg.num_classes), "logits", _doc(desc))
+    return _finish(g, name, in_shape, y, _features(cfg, resolution, until, 0, n), "features", _doc(desc))
+
+
+_LOGITS = NUM_STAGES + 1
+
+
 def subnet_onnx(model_state: Any, subnet: Any, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:
     """The whole ``subnet`` as a standalone ONNX model: ``input [N, in, R, R] -> logits [N, classes]``.
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
+      batch_size: the batch dimension (``None``: symbolic ``N``).
+      resolution: image side ``R`` in pixels.
       subnet: OFA dict ``{"ks", "e", "d"}`` (validated; a bad value raises ``NasjaxInputError``).
-      batch_size: the fixed batch dimension, or ``None`` for a symbolic one.
-      resolution: input side ``R`` in pixels.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    n = _check_batch(batch_size)
     w = subnet_weights(model_state, subnet)
-    cfg = w.config
-    in_shape = _features(cfg, resolution, -1, 0, n)
-    g = _Graph()
-    x = _stem(g, "input", w.stem)
-    for lw in w.layers:
-        x = _layer(g, x, lw)
-    y = _head(g, x, w.head)
+
+    def body(g, _model):
+        x = _stem(g, "input", w.stem)
+        for lw in w.layers:
+            x = _layer(g, x, lw)
+        return _head(g, x, w.head)
+
     arch = ",".join(f"{k}={w.subnet[k]}" for k in ("ks", "e", "d"))
-    return _finish(g, "subnet", in_shape, y, (n, cfg.num_classes), "logits", _doc(f"OFA MobileNetV3 subnet {arch}"))
+    return _build(model_state, batch_size, resolution, "subnet", (-1, 0), _LOGITS, body,
+                  f"OFA MobileNetV3 subnet {arch}")
 
 
 def stem_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:
@@ -206,102 +224,81 @@ def stem_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> o
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
-      batch_size: the batch dimension (``None``: symbolic).
+      batch_size: the batch dimension (``None``: symbolic ``N``).
       resolution: image side ``R`` in pixels.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    n = _check_batch(batch_size)
-    model = supernet_of(model_state)
-    cfg = model.config
-    in_shape = _features(cfg, resolution, -1, 0, n)
-    g = _Graph()
-    y = _stem(g, "input", _stem_weights(model))
-    return _finish(g, "stem", in_shape, y, _features(cfg, resolution, 0, 0, n), "features", _doc("stem"))
+    return _build(model_state, batch_size, resolution, "stem", (-1, 0), 0,
+                  lambda g, m: _stem(g, "input", _stem_weights(m)), "stem")
 
 
 def stage_onnx(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: Sequence[int], *,
                batch_size: int | None, resolution: int) -> onnx.ModelProto:
     """Stage ``stage`` at depth ``depth`` (kernels ``ks``, expand ratios ``es``; the first ``depth`` used) at its
-    real input shape for an ``R``-pixel image.
+    real input shape.
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
+      batch_size: the batch dimension (``None``: symbolic ``N``).
+      resolution: image side ``R`` in pixels.
       stage: 0-based elastic stage.
       depth: active layers, from ``config.depth_list``.
       ks: kernel sizes per layer.
       es: expand ratios per layer.
-      batch_size: the batch dimension (``None``: symbolic).
-      resolution: image side ``R`` in pixels (sets the stage's input side).
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    n = _check_batch(batch_size)
-    model = supernet_of(model_state)
-    cfg = model.config
-    layers = _stage_layers(model, stage, depth, ks, es)
-    in_shape = _features(cfg, resolution, int(stage), 0, n)
-    g = _Graph()
-    x = "input"
-    for lw in layers:
-        x = _layer(g, x, lw)
-    out = _features(cfg, resolution, int(stage) + 1, 0, n)
-    desc = f"stage {int(stage)} depth {int(depth)} ks={list(ks)[:int(depth)]} e={list(es)[:int(depth)]}"
-    return _finish(g, f"stage{int(stage)}", in_shape, x, out, "features", _doc(desc))
+    layers = _stage_layers(supernet_of(model_state), stage, depth, ks, es)
+
+    def body(g, _model):
+        x = "input"
+        for lw in layers:
+            x = _layer(g, x, lw)
+        return x
+
+    d = int(depth)
+    return _build(model_state, batch_size, resolution, f"stage{int(stage)}", (int(stage), 0), int(stage) + 1, body,
+                  f"stage {int(stage)} depth {d} ks={list(ks)[:d]} e={list(es)[:d]}")
 
 
 def layer_onnx(model_state: Any, stage: int, layer: int, k: int, e: int, *, batch_size: int | None,
                resolution: int) -> onnx.ModelProto:
-    """One layer at ``(k, e)`` at its real input shape for an ``R``-pixel image.
+    """One layer at ``(k, e)`` at its real input shape (every layer outputs its stage's output shape).
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
+      batch_size: the batch dimension (``None``: symbolic ``N``).
+      resolution: image side ``R`` in pixels.
       stage: 0-based elastic stage.
       layer: 0-based index within the stage.
       k: kernel size.
       e: expand ratio.
-      batch_size: the batch dimension (``None``: symbolic).
-      resolution: image side ``R`` in pixels.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    from nasjax.export.static import _check_position
-
-    n = _check_batch(batch_size)
-    model = supernet_of(model_state)
-    cfg = model.config
-    _check_position(cfg, stage, layer, k, e)
-    lw = _layer_weights(model, int(stage), int(layer), int(k), int(e))
-    in_shape = _features(cfg, resolution, int(stage), int(layer), n)
-    side = in_shape[2]
-    side = (side - 1) // lw.stride + 1
-    g = _Graph()
-    y = _layer(g, "input", lw)
-    return _finish(g, f"stage{lw.stage}_layer{lw.index}", in_shape, y, (n, lw.cout, side, side), "features",
-                   _doc(f"stage {lw.stage} layer {lw.index} k={lw.k} e={lw.e}"))
+    lw = layer_weights(model_state, stage, layer, k, e)
+    return _build(model_state, batch_size, resolution, f"stage{lw.stage}_layer{lw.index}", (lw.stage, lw.index),
+                  lw.stage + 1, lambda g, m: _layer(g, "input", lw),
+                  f"stage {lw.stage} layer {lw.index} k={lw.k} e={lw.e}")
 
 
 def head_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:
-    """Final expand, pool, feature mix, classifier at the last stage's output shape for an ``R``-pixel image.
+    """Final expand, pool, feature mix, classifier at the last stage's output shape.
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
-      batch_size: the batch dimension (``None``: symbolic).
+      batch_size: the batch dimension (``None``: symbolic ``N``).
       resolution: image side ``R`` in pixels.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    n = _check_batch(batch_size)
-    model = supernet_of(model_state)
-    cfg = model.config
-    g = _Graph()
-    y = _head(g, "input", _head_weights(model))
-    return _finish(g, "head", _features(cfg, resolution, NUM_STAGES, 0, n), y, (n, cfg.num_classes), "logits",
-                   _doc("head"))
+    return _build(model_state, batch_size, resolution, "head", (NUM_STAGES, 0), _LOGITS,
+                  lambda g, m: _head(g, "input", _head_weights(m)), "head")
 
 
 def save_onnx(model: onnx.ModelProto, path) -> Path:
