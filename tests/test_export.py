@@ -277,3 +277,28 @@ def test_export_command_checks_writes_and_reloads(tmp_path):
     r = _export_cmd(tmp_path, "--arch=1,2,3", f"--out={bad}")
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: arch:")
     assert not bad.exists()
+
+
+def test_onnx_of_a_converted_ofa_checkpoint_equals_ofa_own_subnet():
+    """OFA's way to a standalone subnet is ``get_active_subnet(preserve_weight=True)`` (a static PyTorch
+    MobileNetV3); the ONNX export of the converted checkpoint gives its logits."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'nasjax[torch]')")
+    pytest.importorskip("ofa", reason="the ofa package is not installed (pip install ofa==0.1.0.post202307202001)")
+    from test_convert_ofa import _randomise
+
+    from nasjax.convert.ofa import convert_state_dict, import_ofa_reference
+
+    TorchOFA, _ = import_ofa_reference()
+    torch.manual_seed(0)
+    net = _randomise(TorchOFA(n_classes=10, width_mult=1.0, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
+                              depth_list=[2, 3, 4]), torch)
+    cfg = SupernetConfig(width_mult=1.0, num_classes=10)
+    state = convert_state_dict(net.state_dict(), cfg)
+    x = _rand((2, 3, 64, 64), 50)
+    for sub in (subnet_to_ofa(random_subnets(cfg, 1, seed=12), 0), subnet_to_ofa(min_subnet(cfg))):
+        net.set_active_subnet(ks=sub["ks"], e=sub["e"], d=sub["d"])
+        standalone = net.get_active_subnet(preserve_weight=True).eval()
+        with torch.no_grad():
+            ref = standalone(torch.from_numpy(x)).numpy()
+        assert np.abs(ref).max() > 1.0
+        _close(_ort(subnet_onnx(state, sub, batch_size=2, resolution=64), x.transpose(0, 2, 3, 1)), ref)
