@@ -5,7 +5,7 @@ The export is checked before anything is written: its logits on a random batch m
 Default weights: the embedded default (``luts/mobilenetv3_mnist``); default arch: the largest subnet::
 
     python -m experiments.export_subnet --arch=max --format=onnx --out=results/export
-    python -m experiments.export_subnet --arch=results/quickstart/budget_6ms.yml --format=flax --out=results/export
+    python -m experiments.export_subnet --arch=results/mobilenetv3/quickstart/6ms.yml --format=flax --out=results/export
     python -m experiments.export_subnet --arch=0,1,2,0,4 --format=onnx --batch_size=0 --out=results/export
 
 ``--arch``: ``max`` | ``min`` | a yml/json file with OFA's ``ks``/``e``/``d`` lists (MathNAS ymls too; one
