@@ -110,11 +110,12 @@ def test_one_compilation_serves_many_subnets_and_vmap_equals_loop(state, subnets
 
 
 def test_masked_program_equals_subnet_shaped_program(state, subnets):
-    model = nnx.merge(state.graphdef, state.params, state.batch_stats)
+    from nasjax.export.static import compiled, static_subnet
+
     x = _images(1)
     for i in (3,):
         masked = apply(state.graphdef, state.params, state.batch_stats, index_subnets(subnets, i), x)
-        shaped = jax.jit(lambda xx, d=subnet_to_ofa(subnets, i): model(xx, d))(x)
+        shaped = compiled(static_subnet(state, subnet_to_ofa(subnets, i)))(x)
         np.testing.assert_allclose(masked, shaped, rtol=1e-5, atol=1e-5)
 
 

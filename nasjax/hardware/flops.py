@@ -216,31 +216,23 @@ def _count_macs_jaxpr(jaxpr) -> int:
 
 
 def direct_macs(state, config, subnet: dict, resolution: int) -> int:
-    """MACs per image of the subnet-shaped program of the built model, counted from its jaxpr.
-
-    The program is traced at batch 1 and 2 with XLA's grouped depthwise convolution and the difference
-    is taken, so weight-only work (OFA's kernel transformation of the shared 7x7 kernels) cancels.
+    """MACs per image of the subnet-shaped network (:func:`nasjax.export.static.static_subnet`), counted
+    from its jaxpr with XLA's grouped depthwise convolution; traced at batch 1 and 2 and the difference
+    taken, so only the per-image work counts.
     """
     import jax
     from flax import nnx
 
+    from nasjax.export.static import static_subnet
     from nasjax.models.mobilenetv3 import SupernetConfig
 
-    cfg = SupernetConfig.from_dict({**config.to_dict(), "depthwise_impl": "xla"})
-    graphdef = state.graphdef
-    sub = {k: [int(x) for x in subnet[k]] for k in ("ks", "e", "d")}
-
-    def f(params, stats, x):
-        model = nnx.merge(graphdef, params, stats)
-        model.config = cfg
-        for b in model.blocks:
-            b.impl = "xla"
-        model.first_block.impl = "xla"
-        return model(x, sub, "eval")
+    model = nnx.merge(state.graphdef, state.params, state.batch_stats)
+    model.config = SupernetConfig.from_dict({**config.to_dict(), "depthwise_impl": "xla"})
+    net = static_subnet(model, subnet)
 
     def count(n):
         x = jax.ShapeDtypeStruct((n, resolution, resolution, config.in_channels), np.float32)
-        return _count_macs_jaxpr(jax.make_jaxpr(f)(state.params, state.batch_stats, x).jaxpr)
+        return _count_macs_jaxpr(jax.make_jaxpr(lambda v: net(v))(x).jaxpr)
 
     return count(2) - count(1)
 

@@ -14,10 +14,10 @@ The table is additive (MathNAS)::
 where ``o`` is the fixed cost of launching one program, which the end-to-end network pays once but
 the seven separately timed parts pay seven times. It is estimated on two reference subnets (all
 smallest, all largest blocks) timed end to end: ``o = mean_ref (sum_parts t - t(ref)) / 6``. (On this
-machine ``o`` is several times the cost of an empty jitted call, so subtracting the latter is not enough.) :func:`table_error` measures
-how well the sums predict end-to-end latency of whole subnets (MAPE and Kendall tau over random
-subnets, each also a static program). Timings on a shared machine are noisy; the provenance records
-the device, the protocol and the date.
+machine ``o`` is several times the cost of an empty jitted call, so subtracting the latter is not
+enough.) :func:`table_error` measures how well the sums predict end-to-end latency of whole
+subnets (MAPE and Kendall tau over random subnets, each also a static program). Timings on a
+shared machine are noisy; the provenance records the device, the protocol and the date.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from nasjax.errors import require
 from nasjax.spaces.mobilenetv3 import BlockSet
@@ -83,55 +82,33 @@ def time_calls(calls: list[tuple[Callable, tuple]], *, warmup: int = 3, repeats:
 # --------------------------------------------------------------------------------------------
 # Static (subnet-shaped) programs built from a supernet's weights
 # --------------------------------------------------------------------------------------------
-def _static_subnet(subnet: dict) -> dict:
-    return {k: [int(x) for x in np.asarray(subnet[k]).reshape(-1)] for k in ("ks", "e", "d")}
-
-
-def _program(state, body: Callable) -> Callable:
-    """Jitted ``x -> body(model, x)`` with the supernet's weights baked in as constants.
-
-    Like a deployed static subnet, the program's only argument is the image: passing the supernet's
-    hundreds of weight arrays as arguments would add a per-call dispatch cost (~0.5 ms here) that has
-    nothing to do with the subnet, and weight-only work (slicing, OFA's kernel transformation) is done
-    once at compile time instead of on every call.
-    """
-    model = nnx.merge(state.graphdef, state.params, state.batch_stats)
-    return jax.jit(lambda x: body(model, x))
-
-
 def subnet_program(state, subnet: dict) -> Callable:
-    """Jitted ``x -> logits`` of ``subnet`` as a static network (sliced weights, real shapes)."""
-    sub = _static_subnet(subnet)
-    return _program(state, lambda m, x: m(x, sub, "eval"))
+    """Jitted ``x -> logits`` of ``subnet`` as a static network (:func:`nasjax.export.static.static_subnet`:
+    only its own weights, real shapes), the weights baked in as constants like a deployed network."""
+    from nasjax.export.static import compiled, static_subnet
+
+    return compiled(static_subnet(state, subnet))
 
 
 def stage_program(state, config, stage: int, block: dict) -> Callable:
     """Jitted stage ``stage`` alone with ``block = {d, e[4], ks[4]}`` (its active layers only)."""
-    D = config.max_depth
-    d, ks, e = int(block["d"]), [int(k) for k in block["ks"]], [int(v) for v in block["e"]]
+    from nasjax.export.static import compiled, stage_block
 
-    def body(m, x):
-        for i in range(d):
-            x = m.blocks[stage * D + i](x, ks[i], e[i], True, "eval")
-        return x
-
-    return _program(state, body)
+    return compiled(stage_block(state, stage, int(block["d"]), list(block["ks"]), list(block["e"])))
 
 
 def stem_program(state) -> Callable:
     """Stem conv -> first block."""
-    return _program(state, lambda m, x: m.first_block(m.first_conv(x, "eval"), "eval"))
+    from nasjax.export.static import compiled, stem
+
+    return compiled(stem(state))
 
 
 def head_program(state) -> Callable:
     """Final expand -> pool -> feature mix -> classifier (same ops as the model's tail)."""
-    from nasjax.models.layers import hswish
+    from nasjax.export.static import compiled, head
 
-    def body(m, x):
-        h = jnp.mean(m.final_expand(x, "eval"), axis=(1, 2))
-        return hswish(h @ m.w_mix.value) @ m.w_cls.value + m.b_cls.value
-
-    return _program(state, body)
+    return compiled(head(state))
 
 
 def _overhead_program() -> Callable:

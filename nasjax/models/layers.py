@@ -190,14 +190,10 @@ class SqueezeExcite(nnx.Module):
         self.w_expand = nnx.Param(_kaiming(rngs, (hidden, channels), channels))
         self.b_expand = nnx.Param(jnp.zeros((channels,), jnp.float32))
 
-    def __call__(self, x, hidden_mask: jax.Array | None = None, num_hidden: int | None = None,
-                 num_channels: int | None = None):
-        """Masked form (``hidden_mask``) or sliced form (``num_hidden``/``num_channels`` static ints)."""
+    def __call__(self, x, hidden_mask: jax.Array | None = None):
+        """``x [N, H, W, channels]``; ``hidden_mask`` keeps the active hidden units (all when ``None``)."""
         y = jnp.mean(x, axis=(1, 2))
         wr, br, we, be = self.w_reduce[...], self.b_reduce[...], self.w_expand[...], self.b_expand[...]
-        if num_hidden is not None:
-            c = x.shape[-1] if num_channels is None else num_channels
-            wr, br, we, be = wr[:c, :num_hidden], br[:num_hidden], we[:num_hidden, :c], be[:c]
         h = jax.nn.relu(y @ wr + br)
         if hidden_mask is not None:
             h = h * hidden_mask

@@ -33,9 +33,9 @@ Public API (stable; training, tables and quickstart code build on it):
 * ``OFAMobileNetV3(config, rngs=nnx.Rngs(seed))``: ``model(x, subnet, mode="eval"|"train"|"calib",
   dropout_key=None) -> logits``. ``x`` is NHWC float32 ``[N, H, W, in_channels]`` (any H, W);
   ``subnet`` is ``{"ks": int32[L], "e": int32[L], "d": int32[S]}`` with real values (7/6/4), L = 20,
-  S = 5 for the default lists. A subnet whose values are Python ``list``s of ints runs the
-  *subnet-shaped* program instead (sliced weights, real kernel sizes, skipped layers): same
-  numbers, the cost of the real subnet (use it for latency measurement).
+  S = 5 for the default lists (Python lists are accepted too). The *subnet-shaped* network (sliced
+  weights, real kernel sizes, skipped layers: same numbers, the cost of the real subnet) is
+  ``nasjax.export.static.static_subnet``.
 * Functional: ``state = split_model(model)`` -> ``ModelState(graphdef, params, batch_stats)``;
   ``apply(graphdef, params, batch_stats, subnet, x, train=False, dropout_key=None)`` -> ``logits``
   (eval, running statistics) or, with ``train=True``, ``(logits, new_batch_stats)``. ``apply`` is
@@ -252,17 +252,7 @@ class ElasticMBConv(nnx.Module):
     def __call__(self, x, ks, e, active, mode="eval"):
         spec = self.spec
         act = ACTIVATIONS[spec.act]
-        if isinstance(ks, (int, np.integer)):  # subnet-shaped program: real widths and kernel size
-            j = self.expand_list.index(int(e))
-            mid = spec.mid[j]
-            h = act(self.bn_expand(conv2d(x, self.w_expand[...][:, :, :, :mid]), mode))
-            w = self.kernels()[self.ks_list.index(int(ks))][:, :, :mid]
-            h = act(self.bn_dw(depthwise_conv(h, w, spec.stride, self.impl), mode))
-            if self.se is not None:
-                h = self.se(h, num_hidden=spec.se_hidden[j], num_channels=mid)
-            y = self.bn_project(conv2d(h, self.w_project[...][:, :, :mid, :]), mode)
-            return x + y if spec.residual else y
-        # masked program: one compiled function for every (ks, e, active)
+        # one compiled function for every (ks, e, active)
         mid_max = self.w_dw[...].shape[-1]
         n_mid = _select(e, self.expand_list, spec.mid)
         mask = jnp.arange(mid_max) < n_mid
@@ -306,16 +296,11 @@ class OFAMobileNetV3(nnx.Module):
         require(mode in ("eval", "train", "calib"), "mode", mode, "'eval', 'train' or 'calib'")
         require(x.ndim == 4 and x.shape[-1] == cfg.in_channels, "x.shape", tuple(x.shape),
                 f"[N, H, W, {cfg.in_channels}] (NHWC)")
-        static = isinstance(subnet["ks"], (list, tuple))
+        subnet = {k: jnp.asarray(subnet[k], jnp.int32) for k in ("ks", "e", "d")}
         x = self.first_conv(x, mode)
         x = self.first_block(x, mode)
         D = cfg.max_depth
         for s in range(NUM_STAGES):
-            if static:
-                for i in range(subnet["d"][s]):
-                    layer = s * D + i
-                    x = self.blocks[layer](x, int(subnet["ks"][layer]), int(subnet["e"][layer]), True, mode)
-                continue
             x = self.blocks[s * D](x, subnet["ks"][s * D], subnet["e"][s * D], True, mode)
             x = self._scan_stage(x, s, subnet, mode)
         x = self.final_expand(x, mode)
