@@ -125,6 +125,7 @@ def run_train(out: Path):
     from nasjax.protocols.dgl_unseen import train_on_split
 
     space, root = FLAGS.search_space, _space_dir()
+    require(0 < FLAGS.holdout_frac < 1, "holdout_frac", FLAGS.holdout_frac, "a fraction in (0, 1)")
     data = dgl.load_dgl(space, root, devices=[])
     if FLAGS.train_devices:
         A = dgl.a_from_devices(root, FLAGS.train_devices, len(data.archs))
@@ -153,8 +154,8 @@ def run_test(out: Path):
     from nasjax.protocols.dgl_unseen import score_devices
 
     space = FLAGS.search_space
-    model = _load_model()
     devices = _test_devices(DEFAULT_TEST[space])
+    model = _load_model()
     leak = sorted(set(devices) & set(model.info.get("train_devices", [])))
     if leak:
         raise NasjaxInputError(f"test_devices: {leak} were training devices of this model; expected unseen devices")

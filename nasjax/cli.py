@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import sys
@@ -52,6 +53,10 @@ def _strict_parser(argv: list[str]) -> list[str]:
     if len(rest) > 1:
         fail(f"arguments: got unexpected positional argument(s) {rest[1:]!r}, expected only --flags "
              "(and --flagfile=FILE)")
+    for name, fl in flags.FLAGS._flags().items():
+        if fl.present and isinstance(fl.parser, flags.FloatParser) and fl.value is not None \
+                and not math.isfinite(fl.value) and name == fl.name:
+            fail(f"{name}: got {fl.value!r}, expected a finite number")
     return rest
 
 
@@ -166,10 +171,13 @@ def _convert_list(name: str, values, tp):
     out = []
     for i, v in enumerate(values):
         try:
-            out.append(elem(v))
+            x = elem(v)
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ValueError(v)
+            out.append(x)
         except (TypeError, ValueError):
-            raise NasjaxInputError(f"{name}[{i}]: got {v!r}, expected a comma-separated list of "
-                                   f"{getattr(elem, '__name__', elem)}") from None
+            what = "finite numbers" if elem is float else getattr(elem, "__name__", elem)
+            raise NasjaxInputError(f"{name}[{i}]: got {v!r}, expected a comma-separated list of {what}") from None
     return tuple(out)
 
 
