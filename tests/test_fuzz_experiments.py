@@ -399,10 +399,11 @@ _NUMBERISH = st.one_of(
 )
 
 
-def _accepts_or_refuses(worker, sandbox, argv, name):
-    """Exit 0, or the contract's refusal naming ``name``; never a traceback or another status."""
+def _accepts_or_refuses(worker, sandbox, argv, generated, name):
+    """``argv`` (placeholders filled) + ``generated`` (as is): exit 0, or the contract's refusal naming
+    ``name``; never a traceback or another status."""
     cwd, root = sandbox.case()
-    argv = sandbox.fill(argv, root)
+    argv = sandbox.fill(argv, root) + list(generated)
     r = worker.run(argv, cwd)
     assert r["traceback"] is None, (argv, r["traceback"])
     assert r["code"] in (0, 2), (argv, r)
@@ -421,22 +422,22 @@ def test_generated_mathnas_budgets(workers, sandbox, value):
     spec = SPECS["nasbench201_search"]
     _needs(spec)
     _accepts_or_refuses(workers("nasbench201_search"), sandbox,
-                        [*spec.base, f"--latency_constraint={value}"], "latency_constraint")
+                        spec.base, [f"--latency_constraint={value}"], "latency_constraint")
 
 
 @FUZZ
 @given(value=_NUMBERISH)
 def test_generated_binas_budgets(workers, sandbox, value):
     _accepts_or_refuses(workers("binas_search"), sandbox,
-                        [*SPECS["binas_search"].base, f"--inference_time_limit={value}"], "inference_time_limit")
+                        SPECS["binas_search"].base, [f"--inference_time_limit={value}"], "inference_time_limit")
 
 
 @FUZZ
 @given(value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**20), 10**20)))
 def test_generated_dgl_constraints(workers, sandbox, value):
     """DGL's NAS budget (a float flag) on a model-less run: refused naming the budget or the missing model."""
-    r = _accepts_or_refuses(workers("dgl"), sandbox, ["--mode=nas", "--data_path={dgl}", "--save_path={out}",
-                                                      f"--latency_constraint={value!r}"], "")
+    r = _accepts_or_refuses(workers("dgl"), sandbox, ["--mode=nas", "--data_path={dgl}", "--save_path={out}"],
+                            [f"--latency_constraint={value!r}"], "")
     assert r["code"] == 2  # no model file exists
     assert ("latency_constraint" in r["stderr"]) == (not (value > 0 and value != float("inf"))), r["stderr"]
 
@@ -456,4 +457,4 @@ def test_generated_block_keys(workers, sandbox, blocks):
     _needs(spec)
     text = ",".join(blocks)
     _accepts_or_refuses(workers("block_profile"), sandbox,
-                        [a for a in spec.base if not a.startswith("--blocks=")] + [f"--blocks={text}"], "blocks")
+                        [a for a in spec.base if not a.startswith("--blocks=")], [f"--blocks={text}"], "blocks")
