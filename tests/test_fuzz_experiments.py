@@ -458,3 +458,46 @@ def test_generated_block_keys(workers, sandbox, blocks):
     text = ",".join(blocks)
     _accepts_or_refuses(workers("block_profile"), sandbox,
                         [a for a in spec.base if not a.startswith("--blocks=")], [f"--blocks={text}"], "blocks")
+
+
+# --- defects found at the entry points, one test each ----------------------------------------------------------
+def test_solver_banner_stays_off_stdout(workers, sandbox):
+    """An exact HiGHS solve through the experiment prints no solver banner on file descriptor 1."""
+    spec = SPECS["nasbench201_search"]
+    _needs(spec)
+    cwd, root = sandbox.case()
+    argv = [a for a in sandbox.fill(spec.base, root) if not a.startswith("--solver=")] + ["--solver=highs"]
+    r = workers("nasbench201_search").run(argv, cwd)
+    assert r["code"] == 0, r
+    assert "highs" in r["stdout"]  # the experiment's own report names the solver ...
+    assert "HiGHS" not in r["stdout"] and "Running HiGHS" not in r["stderr"]  # ... the banner is not printed
+
+
+def test_predict_and_search_refuse_tables_whose_sums_overflow(workers, sandbox, tmp_path):
+    """Finite cells whose sum overflows (1e300 each): predict must not print -inf / inf, search must not solve."""
+    from test_readers_mathnas import REL, _derived_only
+
+    spec = SPECS["nasbench201_search"]
+    _needs(spec)
+    w = workers("nasbench201_search")
+    cwd, root = sandbox.case()
+    ok = w.run(sandbox.fill(spec.base, root), cwd)
+    assert ok["code"] == 0, ok
+    yml = next((root / "out").rglob("*.yml"))
+    huge = _derived_only(tmp_path, lambda d: d["files"][REL].update(
+        values=[[1e300] * len(row) for row in d["files"][REL]["values"]]))
+    for argv in (["--mode=predict", f"--load_path={yml}", f"--tables_dir={huge}"],
+                 [*spec.base, f"--tables_dir={huge}"]):
+        problem = refused(w, sandbox, argv, ["blocklat_fpga", "latency"])
+        assert problem is None, problem
+        assert "inf" not in w.run(argv, sandbox.case()[0])["stdout"]
+
+
+def test_a_mode_flag_of_another_mode_is_refused_not_ignored(workers, sandbox):
+    """``--latency_constraint`` with ``--mode=predict`` (once silently ignored) names the flag and its modes."""
+    spec = SPECS["nasbench201_search"]
+    cwd, root = sandbox.case()
+    r = workers("nasbench201_search").run(["--mode=predict", "--latency_constraint=500", "--load_path=x.yml"], cwd)
+    assert r["code"] == 2 and r["stderr"].strip() == ("error: latency_constraint: given with --mode=predict, "
+                                                      "expected it only with --mode=nas (it would be ignored)")
+    assert spec.base and os.listdir(cwd) == []
