@@ -105,13 +105,8 @@ def main() -> None:
     name = OPTIMIZERS[cfg.nas_optimizer]
     options = {"bcfw": {"config": cfg.bcfw}, "iqcp": {"solver": cfg.iqcp_solver},
                "evo": {"config": binas_evolution()}}.get(cfg.nas_optimizer, {})
-    try:
+    with cli.reported_as("latency_constraint", "inference_time_limit"):
         result = run_search(name, problem, cfg.seed, **options)
-    except NasjaxInputError as e:  # the searcher names the constraint by its metric; the flag is the budget's
-        text = str(e)
-        if text.startswith("latency_constraint:"):
-            raise NasjaxInputError("inference_time_limit" + text[len("latency_constraint"):]) from None
-        raise
     arch = canonical(result.arch, predictor.structure)  # layers beyond a stage's depth at configuration 0
     text = to_string(arch, predictor.structure)
     acc, lat = float(predictor.predict(arch)), float(latency.predict(arch))

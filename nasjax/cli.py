@@ -18,6 +18,7 @@ status 2, and leaves no output behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -33,7 +34,7 @@ from typing import Any
 from nasjax.errors import NasjaxInputError
 
 __all__ = ["run", "fail", "option", "define_config_flags", "config_from_flags", "flag_given", "check_mode_flags",
-           "check_output_dir", "ResultSet", "remove_stale_temporaries"]
+           "reported_as", "check_output_dir", "ResultSet", "remove_stale_temporaries"]
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
@@ -245,6 +246,21 @@ def check_mode_flags(mode_flag: str, applies: Mapping[str, Iterable[str]], flag_
         if mode not in ms and fv[n].present:
             fail(f"{n}: given with --{mode_flag}={mode}, expected it only with --{mode_flag}="
                  + " or ".join(sorted(ms)) + " (it would be ignored)")
+
+
+@contextlib.contextmanager
+def reported_as(field: str, flag: str):
+    """Within the block, a :class:`NasjaxInputError` about library field ``field`` (its message starts with
+    ``"<field>:"``) is re-raised as one about the command's flag ``flag``, so the message names what the
+    user typed (a searcher calls a latency bound ``latency_constraint``; the command calls it
+    ``--inference_time_limit``)."""
+    try:
+        yield
+    except NasjaxInputError as e:
+        text = str(e)
+        if text.startswith(field + ":"):
+            raise NasjaxInputError(flag + text[len(field):]) from None
+        raise
 
 
 # --------------------------------------------------------------------------------------------------

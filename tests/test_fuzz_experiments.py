@@ -86,7 +86,8 @@ _MATHNAS_BAD = ((("--latency_constraint=abc",), "latency_constraint"),
                 (("--latency_constraint=1e999",), "latency_constraint"),
                 (("--latency_constraint=5parsecs",), "latency_constraint"),
                 ((ALONE, "--mode=predict"), "load_path"),
-                (("--tables_dir={out}/missing",), "tables_dir"))
+                (("--tables_dir={out}/missing",), "tables_dir"),
+                (("--device=NAS",), "device"), (("--device=",), "device"), (("--device=acc.txt",), "device"))
 
 SPECS: dict[str, Spec] = {
     "nasbench201_search": Spec(("--mode=nas", "--latency_constraint=1000", "--solver=mckp", "--save_path={out}"),
@@ -120,7 +121,8 @@ SPECS: dict[str, Spec] = {
                            "--noplots", "--save_root={out}"), ("save_root", "dir"), (), ("HELP",),
                           ((("--blocks=0:1", "--all"), "blocks/all"), (("--num_archs=0",), "num_archs"),
                            (("--save=../x",), "save"), (("--space=nowhere",), "space"),
-                           (("--blocks=9:9",), "blocks"), (("--metrics=",), "metrics"))),
+                           (("--blocks=9:9",), "blocks"), (("--metrics=",), "metrics"),
+                           (("--metrics=latency/not_a_device",), "latency/not_a_device"))),
     "dgl": Spec(("--mode=train", "--data_path={dgl}", "--epoch=5", "--save_path={out}"), ("save_path", "dir"),
                 (((ALONE, "--mode=test", "--latency_constraint=5"), "latency_constraint"),
                  (("--mode=train", "--test_devices=Phone A"), "test_devices"),
@@ -139,7 +141,9 @@ SPECS: dict[str, Spec] = {
                     ((("--rand_seed=-1",), "rand_seed"), (("--repeat=0",), "repeat"),
                      (("--batch_seeds=0",), "batch_seeds"), (("--device=pixel3",), "device/latency_budget"),
                      (("--method=weaknas", "--mlp_size=a,b"), "mlp_size"),
-                     (("--dataset=mnist",), "dataset"))),
+                     (("--dataset=mnist",), "dataset"),
+                     (("--device=not_a_device", "--latency_budget=5"), "device"),
+                     (("--device=pixel3", "--latency_budget=-5"), "latency_budget"))),
 }
 
 
