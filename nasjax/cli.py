@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -306,9 +307,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_TMP_PID = re.compile(r"\.pid(\d+)-[^.]*\.tmp$")
+
+
 def remove_stale_temporaries(directory) -> list[Path]:
-    """Remove what killed runs left in ``directory``: atomic-write temporaries (``.<name>.*.tmp``) and
-    result-set staging directories (``.staging-<pid>-*``) whose process is gone. Returns what was removed."""
+    """Remove what killed runs left in ``directory``: atomic-write temporaries (``.<name>.*.tmp``; those
+    named ``.<name>.pid<pid>-*.tmp`` only when process ``pid`` is gone) and result-set staging directories
+    (``.staging-<pid>-*``) whose process is gone. Returns what was removed."""
     d = Path(directory)
     removed = []
     if not d.is_dir():
@@ -325,6 +330,9 @@ def remove_stale_temporaries(directory) -> list[Path]:
             shutil.rmtree(e, ignore_errors=True)
             removed.append(e)
         elif name.startswith(".") and name.endswith(".tmp") and e.is_file():
+            m = _TMP_PID.search(name)
+            if m and _pid_alive(int(m.group(1))):  # a write in progress (another run, or this one)
+                continue
             try:
                 e.unlink()
                 removed.append(e)

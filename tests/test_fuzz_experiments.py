@@ -505,3 +505,52 @@ def test_a_mode_flag_of_another_mode_is_refused_not_ignored(workers, sandbox):
     assert r["code"] == 2 and r["stderr"].strip() == ("error: latency_constraint: given with --mode=predict, "
                                                       "expected it only with --mode=nas (it would be ignored)")
     assert spec.base and os.listdir(cwd) == []
+
+
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                  st.lists(st.integers(-5, 40), max_size=12),
+                  st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+@FUZZ
+@given(data=st.data())
+def test_generated_architecture_ymls_for_predict(workers, sandbox, data):
+    """``--mode=predict --load_path=<yml>`` with a published architecture yml changed in one place (a value
+    replaced by junk, a list item changed, a key removed or added) or its bytes damaged."""
+    import yaml
+
+    spec = SPECS["supervit_search"]
+    _needs(spec)
+    src = shared_data_dir() / "MathNAS" / "results" / "supervit" / "MathNAS-T1.yml"
+    doc = yaml.safe_load(src.read_text())
+    how = data.draw(st.sampled_from(["value", "item", "delete", "add", "bytes"]))
+    key = data.draw(st.sampled_from(sorted(doc)))
+    if how == "value":
+        doc[key] = data.draw(_JUNK)
+    elif how == "item" and isinstance(doc[key], list) and doc[key]:
+        doc[key][data.draw(st.integers(0, len(doc[key]) - 1))] = data.draw(_JUNK)
+    elif how == "delete":
+        del doc[key]
+    elif how == "add":
+        doc[data.draw(st.text(min_size=1, max_size=6))] = data.draw(_JUNK)
+    text = yaml.safe_dump(doc).encode()
+    if how == "bytes":
+        raw = bytearray(src.read_bytes())
+        cut = data.draw(st.integers(0, len(raw)))
+        raw = raw[:cut] + data.draw(st.binary(max_size=6)) + raw[cut:]
+        text = bytes(raw)
+    cwd, root = sandbox.case()
+    yml = root / "arch.yml"
+    yml.write_bytes(text)
+    before = _tree(root)
+    r = workers("supervit_search").run(["--mode=predict", f"--load_path={yml}"], cwd)
+    assert r["traceback"] is None, r["traceback"]
+    assert r["code"] in (0, 2), r
+    if r["code"] == 2:
+        lines = r["stderr"].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r["stderr"]
+        assert "arch.yml" in lines[0] or any(str(k) in lines[0] for k in doc), lines[0]
+    else:
+        assert "predicted" in r["stdout"] and "nan" not in r["stdout"].lower()
+    assert _tree(root) == before and os.listdir(cwd) == []

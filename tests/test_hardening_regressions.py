@@ -99,9 +99,24 @@ def test_stale_temporaries_of_a_live_process_are_kept(tmp_path):
     dead.mkdir()
     (tmp_path / ".x.json.tmp").write_text("")
     (tmp_path / "keep.tmp").write_text("a result named .tmp, not hidden")
+    writing = tmp_path / f".y.json.pid{os.getppid()}-abc123.tmp"  # a concurrent run's write in progress
+    writing.write_text("")
+    killed = tmp_path / ".y.json.pid999999999-abc123.tmp"
+    killed.write_text("")
     removed = {p.name for p in cli.remove_stale_temporaries(tmp_path)}
-    assert removed == {dead.name, ".x.json.tmp"}
-    assert _names(tmp_path) == sorted([live.name, "keep.tmp"])
+    assert removed == {dead.name, ".x.json.tmp", killed.name}
+    assert _names(tmp_path) == sorted([live.name, "keep.tmp", writing.name])
+
+
+def test_cleanup_never_breaks_a_concurrent_atomic_write(tmp_path):
+    """Another run's cleanup while this one writes: the temporary carries this pid and is left alone."""
+    from nasjax.io import atomic_path
+
+    with atomic_path(tmp_path / "result.json") as tmp:
+        tmp.write_text("{}")
+        assert f".pid{os.getpid()}-" in tmp.name
+        assert cli.remove_stale_temporaries(tmp_path) == []
+    assert _names(tmp_path) == ["result.json"]
 
 
 @pytest.mark.parametrize("path, match", [
