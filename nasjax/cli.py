@@ -48,10 +48,17 @@ def fail(message: str, code: int = 2) -> typing.NoReturn:
 def _strict_parser(argv: list[str]) -> list[str]:
     from absl import flags
 
+    given = [a.partition("=") for a in argv[1:] if a.split("=", 1)[0] in ("--flagfile", "-flagfile")]
+    files = [value for _, eq, value in given if eq]
+    if any(not f.strip() for f in files):  # absl would silently read no file
+        fail(f"flagfile: got {next(f for f in files if not f.strip())!r}, expected the path of a file of --flags")
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:
         fail(f"flags: {e}")
+    except UnicodeDecodeError as e:
+        fail(f"flagfile: {files!r} holds bytes that are not UTF-8 text ({e.reason} at byte {e.start}), expected a "
+             "text file of --flags")
     if len(rest) > 1:
         fail(f"arguments: got unexpected positional argument(s) {rest[1:]!r}, expected only --flags "
              "(and --flagfile=FILE)")

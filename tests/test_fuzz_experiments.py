@@ -57,9 +57,10 @@ class Spec:
     """Per-experiment facts the generic cases cannot derive.
 
     ``base``: cheap flags of a valid run (placeholders ``{out}`` output path, ``{binas}`` BINAS inputs,
-    ``{dgl}`` a small DGL data folder). ``out``: the output flag and whether it names a directory or a
-    file. ``wrong_mode``: (flags, the flag that does not apply). ``needs``: folders of the shared data a
-    valid run reads. ``bad``: more (flags, field named) cases of this experiment.
+    ``{dgl}`` a small DGL data folder, ``{flags}`` a folder of damaged flagfiles). ``out``: the output
+    flag and whether it names a directory or a file. ``wrong_mode``: (flags, the flag that does not
+    apply). ``needs``: folders of the shared data a valid run reads. ``bad``: more (flags, field named)
+    cases of this experiment.
     """
 
     base: tuple[str, ...] = ()
@@ -220,7 +221,11 @@ def places(tmp_path_factory):
     contribution_estimator(70.0, 70 + rng.uniform(0, 1, (20, 12)), 70 + rng.uniform(0, 1, (5, 3))).save(
         binas / "est.npz")
     _folder(root / "dgl")
-    return {"binas": binas, "dgl": root / "dgl"}
+    bad = root / "flagfiles"
+    bad.mkdir()
+    (bad / "binary.flags").write_bytes(b"\xff\xfe--mode=nas\n\x00\x80")
+    (bad / "stray.flags").write_text("stray_in_a_flagfile\n")
+    return {"binas": binas, "dgl": root / "dgl", "flags": bad}
 
 
 def _tree(d: Path) -> list[str]:
@@ -285,7 +290,11 @@ def generic_cases(flags: list[dict], base: tuple[str, ...]) -> list[tuple[list[s
     cases = [(base + ["--nasjax_no_such_flag=1"], "nasjax_no_such_flag"),
              (base + ["stray_argument"], "stray_argument"),
              (base + ["--flagfile={out}/missing.flags"], "missing.flags"),
-             (["--flagfile={out}/missing.flags"] + base, "missing.flags")]
+             (["--flagfile={out}/missing.flags"] + base, "missing.flags"),
+             (base + ["--flagfile="], "flagfile"),
+             (base + ["--flagfile={flags}/binary.flags"], "binary.flags"),
+             (base + ["--flagfile={flags}/stray.flags"], "stray_in_a_flagfile"),
+             (base + ["--flagfile={flags}"], "flags")]
     for f in flags:
         n, kind = f["name"], f["kind"]
         bad = {"enum": ["not_a_choice", ""], "int": ["abc", "1.5", "", "nan", "1e3"],
