@@ -59,6 +59,8 @@ def _strict_parser(argv: list[str]) -> list[str]:
     except UnicodeDecodeError as e:
         fail(f"flagfile: {files!r} holds bytes that are not UTF-8 text ({e.reason} at byte {e.start}), expected a "
              "text file of --flags")
+    except ValueError as e:  # absl's logging flags (--stderrthreshold, --verbosity) raise it directly
+        fail(f"flags: {e}")
     if len(rest) > 1:
         fail(f"arguments: got unexpected positional argument(s) {rest[1:]!r}, expected only --flags "
              "(and --flagfile=FILE)")

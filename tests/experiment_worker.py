@@ -88,9 +88,10 @@ def serve(module_name: str) -> None:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray output between runs never reaches the protocol
     sys.path.insert(0, os.getcwd())
-    from absl import flags
+    from absl import app, flags, logging  # noqa: F401 (absl's own flags are not the experiment's)
 
     FLAGS = flags.FLAGS
+    app.define_help_flags()
     before = set(FLAGS)
     try:
         module = importlib.import_module(module_name)

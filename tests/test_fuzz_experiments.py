@@ -294,7 +294,9 @@ def generic_cases(flags: list[dict], base: tuple[str, ...]) -> list[tuple[list[s
              (base + ["--flagfile="], "flagfile"),
              (base + ["--flagfile={flags}/binary.flags"], "binary.flags"),
              (base + ["--flagfile={flags}/stray.flags"], "stray_in_a_flagfile"),
-             (base + ["--flagfile={flags}"], "flags")]
+             (base + ["--flagfile={flags}"], "flags"),
+             (base + ["--stderrthreshold="], "stderrthreshold"),  # absl's own flags keep the contract too
+             (base + ["--verbosity=loud"], "verbosity")]
     for f in flags:
         n, kind = f["name"], f["kind"]
         bad = {"enum": ["not_a_choice", ""], "int": ["abc", "1.5", "", "nan", "1e3"],
@@ -563,3 +565,30 @@ def test_generated_architecture_ymls_for_predict(workers, sandbox, data):
     else:
         assert "predicted" in r["stdout"] and "nan" not in r["stdout"].lower()
     assert _tree(root) == before and os.listdir(cwd) == []
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n in SPECS])
+def test_empty_and_odd_string_values(workers, sandbox, name):
+    """Every string and list flag given as '' / ' ' / a NUL byte / a path-like junk value on top of the valid
+    base: the run succeeds or is refused by the contract (never a traceback, never output outside ``{out}``)."""
+    spec = SPECS[name]
+    _needs(spec)
+    w = workers(name)
+    problems = []
+    for f in w.flags:
+        if f["kind"] not in ("string", "list") or (spec.out and f["name"] == spec.out[0]):
+            continue
+        for value in ("", " ", "\x00", "../" * 3 + "nowhere", ","):
+            cwd, root = sandbox.case()
+            argv = [a for a in sandbox.fill(spec.base, root) if not a.startswith(f"--{f['name']}=")]
+            argv.append(f"--{f['name']}={value}")
+            r = w.run(argv, cwd)
+            lines = r["stderr"].strip().splitlines()
+            where = f"{' '.join(argv)!r}\n  -> code {r['code']}, stderr {r['stderr'][-400:]!r}"
+            if r["traceback"] is not None:
+                problems.append(f"{where}\n{r['traceback']}")
+            elif r["code"] not in (0, 2) or (r["code"] == 2 and (len(lines) != 1 or not lines[0].startswith("error:"))):
+                problems.append(f"{where}: expected exit 0, or 2 with one line")
+            elif os.listdir(cwd) or (r["code"] == 2 and _tree(root)):
+                problems.append(f"{where}: wrote {os.listdir(cwd)} {_tree(root)}")
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
