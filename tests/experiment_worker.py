@@ -11,6 +11,7 @@ a solver banner printed on fd 1 shows up in the reply, not in the protocol).
 
 * ``{"op": "describe"}`` -> ``{"flags": [{"name", "kind", "enum", "default", "required"}, ...]}``: the
   flags the module defined when imported (its own and derived ones, not absl's).
+* ``{"op": "parse", "argv": [...], "cwd": DIR}`` -> ``{"code", "stderr"}``: only the strict flag parse.
 * ``{"op": "run", "argv": [...], "cwd": DIR}`` -> ``{"code", "stdout", "stderr", "seconds", "traceback"}``:
   ``code`` is the exit status (0 when ``main`` returned), ``traceback`` the formatted exception when
   something other than ``SystemExit`` escaped (``code`` is then ``null``).
@@ -84,6 +85,27 @@ def _run(main, argv, cwd, FLAGS):
     return {"code": code, "stdout": texts[0], "stderr": texts[1], "seconds": seconds, "traceback": tb}
 
 
+def _parse(argv, cwd, FLAGS):
+    """Only the strict parse of ``nasjax.cli.run`` (no ``main``): exit code and message."""
+    import contextlib
+    import io
+
+    from nasjax import cli
+
+    FLAGS.unparse_flags()
+    err, code, saved = io.StringIO(), 0, os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stderr(err):
+            cli._strict_parser(["worker", *argv])
+    except SystemExit as e:
+        code = e.code
+    finally:
+        os.chdir(saved)
+        FLAGS.unparse_flags()
+    return {"code": code, "stderr": err.getvalue()}
+
+
 def serve(module_name: str) -> None:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray output between runs never reaches the protocol
@@ -108,6 +130,8 @@ def serve(module_name: str) -> None:
             reply = _describe(names, FLAGS)
         elif req["op"] == "run":
             reply = _run(main, req["argv"], req["cwd"], FLAGS)
+        elif req["op"] == "parse":
+            reply = _parse(req["argv"], req["cwd"], FLAGS)
         else:
             reply = {"error": f"unknown op {req['op']!r}"}
         proto.write(json.dumps(reply) + "\n")

@@ -179,6 +179,9 @@ class Worker:
     def run(self, argv, cwd) -> dict:
         return self._ask({"op": "run", "argv": [str(a) for a in argv], "cwd": str(cwd)})
 
+    def parse(self, argv, cwd) -> dict:
+        return self._ask({"op": "parse", "argv": [str(a) for a in argv], "cwd": str(cwd)})
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.stdin.close()
@@ -592,3 +595,19 @@ def test_empty_and_odd_string_values(workers, sandbox, name):
             elif os.listdir(cwd) or (r["code"] == 2 and _tree(root)):
                 problems.append(f"{where}: wrote {os.listdir(cwd)} {_tree(root)}")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+FLAGFILES = sorted((ROOT / "experiments" / "flags").glob("*.flags"))
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=[p.stem for p in FLAGFILES])
+def test_every_shipped_flagfile_parses(workers, tmp_path, flagfile):
+    """A shipped recipe names its command (``python -m experiments.<name>``) and every line parses there."""
+    import re
+
+    m = re.search(r"python -m experiments\.(\w+)", flagfile.read_text())
+    assert m, f"{flagfile.name}: expected a comment line with its command 'python -m experiments.<name>'"
+    name = m.group(1)
+    assert name in EXPERIMENTS, f"{flagfile.name}: experiments.{name} is not an experiment"
+    r = workers(name).parse([f"--flagfile={flagfile}"], ROOT)
+    assert r["code"] == 0, r["stderr"]
