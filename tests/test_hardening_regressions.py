@@ -158,3 +158,13 @@ def test_non_finite_float_flags_and_list_items_are_refused(capsys):
     with pytest.raises(NasjaxInputError, match=r"quantiles\[1\]: got 'nan', expected .*finite numbers"):
         _convert_list("quantiles", ["0.5", "nan"], tuple[float, ...])
     assert _convert_list("q", ["0.5", "1"], tuple[float, ...]) == (0.5, 1.0)
+
+
+def test_gene_values_beyond_float_range_are_refused_naming_the_gene():
+    """An integer gene too large for a float (10**400 in a yml) raised OverflowError from the codec."""
+    from nasjax.spaces.fbnetv3 import genes_to_arch
+
+    with pytest.raises(NasjaxInputError, match=r"genes\[0\]\[0\] \(kernel s1\): got 1000.*\(int\), expected one of"):
+        genes_to_arch([[10**400] + [0] * 27])
+    with pytest.raises(NasjaxInputError, match=r"genes\[1\]\[3\]"):
+        genes_to_arch([[3] * 28, [3, 3, 3, -(10**400)] + [3] * 24])
