@@ -239,7 +239,9 @@ def run_constrained(out: Path):
     try:
         qs = [float(q) for q in FLAGS.quantiles]
     except ValueError:
-        raise NasjaxInputError(f"quantiles: got {FLAGS.quantiles}, expected fractions in (0, 1)") from None
+        qs = []
+    require(len(qs) > 0 and all(0 < q < 1 for q in qs), "quantiles", FLAGS.quantiles,
+            "fractions in (0, 1), comma-separated")  # checked before the pool and the models are built
     rows = dgl_devices_constrained_eval(FLAGS.accuracy, dataset=FLAGS.dataset, k=FLAGS.k, n_splits=FLAGS.n_splits,
                                         seed=FLAGS.seed, quantiles=qs, searcher=FLAGS.searcher,
                                         model_config=_a_config(), genetic=_genetic_settings())

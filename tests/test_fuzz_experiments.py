@@ -134,7 +134,9 @@ SPECS: dict[str, Spec] = {
                   "latency_constraint"),
                  (("--mode=train", "--holdout_frac=2"), "holdout_frac"),
                  (("--mode=train", "--train_devices=NAS"), "NAS"),
-                 (("--mode=train", "--data_path={out}/nowhere"), "nowhere"))),
+                 (("--mode=train", "--data_path={out}/nowhere"), "nowhere"),
+                 *(((ALONE, "--mode=constrained", f"--quantiles={q}", "--save_path={out}"), "quantiles")
+                   for q in ("nan", "1.5", "", "0", "x")))),
     "weaknas": Spec(("--method=random", "--repeat=1", "--max_sample=20", "--notsne", "--noprogress",
                      "--save_dir={out}"), ("save_dir", "dir"),
                     ((("--method=random", "--init_sample=5"), "init_sample"),
@@ -314,8 +316,11 @@ EXPERIMENTS = discover()
 
 
 def test_discovery_finds_the_experiments():
-    """Every public experiment module is found; each runs through ``nasjax.cli.run`` (the error contract)."""
+    """Every public experiment module defines ``main`` (so the suite covers it) and runs it through
+    ``nasjax.cli.run`` (the error contract)."""
     assert {"nasbench201_search", "dgl", "weaknas", "binas_search", "block_profile"} <= set(EXPERIMENTS)
+    public = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_"))
+    assert public == EXPERIMENTS, f"experiments without a module-level main: {sorted(set(public) - set(EXPERIMENTS))}"
     for name in EXPERIMENTS:
         assert "cli.run(main)" in (ROOT / "experiments" / f"{name}.py").read_text(), \
             f"experiments/{name}.py: expected `cli.run(main)` under __main__"
