@@ -254,7 +254,7 @@ class Sandbox:
         return d / "cwd", d / "root"
 
     def fill(self, argv, root: Path):
-        return [a.format(out=root / "out", **self.places) for a in argv]
+        return [a.format(out=root / "out", root=root, **self.places) for a in argv]
 
 
 @pytest.fixture
@@ -263,7 +263,9 @@ def sandbox(tmp_path, places):
 
 
 def refused(worker: Worker, sandbox: Sandbox, argv, names, *, prepare=None, fast=False) -> str | None:
-    """Run ``argv``; ``None`` when the run kept the contract, else what went wrong (for one combined report)."""
+    """Run ``argv`` (placeholders filled; ``prepare(root)`` first); ``None`` when the run kept the contract
+    (exit 2, one line naming one of ``names``, nothing written and, with ``fast``, refused within
+    :data:`REFUSAL_SECONDS`), else what went wrong (for one combined report)."""
     cwd, root = sandbox.case()
     if prepare is not None:
         prepare(root)
@@ -352,6 +354,7 @@ def _readonly(root: Path):
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if SPECS.get(n, Spec()).out])
 def test_output_paths(workers, sandbox, name):
+    """Empty, a file, below a file, not writable, not creatable: refused before any work, nothing written."""
     spec = SPECS[name]
     flag, kind = spec.out
     w = workers(name)
@@ -366,21 +369,9 @@ def test_output_paths(workers, sandbox, name):
     problems = []
     for base in bases:
         for target, prep in targets:
-            cwd, root = sandbox.case()
-            if prep:
-                prep(root)
-            argv = [a for a in sandbox.fill(base, root) if not a.startswith(f"--{flag}=")]
-            argv.append(f"--{flag}=" + target.format(root=root))
-            before = _tree(root)
-            r = w.run(argv, cwd)
-            lines = r["stderr"].strip().splitlines()
-            where = f"{' '.join(argv)}\n  -> code {r['code']}, {r['seconds']:.2f} s, stderr {r['stderr'][-600:]!r}"
-            if r["traceback"] or r["code"] != 2 or len(lines) != 1 or flag not in lines[0]:
-                problems.append(f"{where}\n{r['traceback'] or ''}: expected exit 2 and one line naming {flag}")
-            elif r["seconds"] > REFUSAL_SECONDS:
-                problems.append(f"{where}: refused after {r['seconds']:.1f} s, expected before any work")
-            elif _tree(root) != before or os.listdir(cwd):
-                problems.append(f"{where}: wrote {sorted(set(_tree(root)) ^ set(before))} {os.listdir(cwd)}")
+            argv = [a for a in base if not a.startswith(f"--{flag}=")] + [f"--{flag}={target}"]
+            if (p := refused(w, sandbox, argv, flag, prepare=prep, fast=True)) is not None:
+                problems.append(p)
     for p in Path(sandbox.base).rglob("ro"):
         os.chmod(p, 0o755)
     assert not problems, "\n".join(problems)
