@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import math
 import os
 import re
@@ -52,8 +53,10 @@ def _strict_parser(argv: list[str]) -> list[str]:
     files = [value for _, eq, value in given if eq]
     if any(not f.strip() for f in files):  # absl would silently read no file
         fail(f"flagfile: got {next(f for f in files if not f.strip())!r}, expected the path of a file of --flags")
+    said = io.StringIO()  # absl reports a circular flagfile on stderr and goes on without it
     try:
-        rest = flags.FLAGS(argv)
+        with contextlib.redirect_stderr(said):
+            rest = flags.FLAGS(argv)
     except flags.Error as e:
         fail(f"flags: {e}")
     except UnicodeDecodeError as e:
@@ -61,6 +64,11 @@ def _strict_parser(argv: list[str]) -> list[str]:
              "text file of --flags")
     except ValueError as e:  # absl's logging flags (--stderrthreshold, --verbosity) raise it directly
         fail(f"flags: {e}")
+    text = said.getvalue()
+    if "circular flagfile" in text:
+        fail(f"flagfile: {text.strip().rsplit(':', 1)[-1].strip()!r} includes itself (directly or through another "
+             "flagfile); expected flagfiles that do not include one another in a cycle")
+    sys.stderr.write(text)
     if len(rest) > 1:
         fail(f"arguments: got unexpected positional argument(s) {rest[1:]!r}, expected only --flags "
              "(and --flagfile=FILE)")

@@ -230,6 +230,8 @@ def places(tmp_path_factory):
     bad.mkdir()
     (bad / "binary.flags").write_bytes(b"\xff\xfe--mode=nas\n\x00\x80")
     (bad / "stray.flags").write_text("stray_in_a_flagfile\n")
+    (bad / "cycle_a.flags").write_text(f"--flagfile={bad / 'cycle_b.flags'}\n")
+    (bad / "cycle_b.flags").write_text(f"--flagfile={bad / 'cycle_a.flags'}\n")
     return {"binas": binas, "dgl": root / "dgl", "flags": bad}
 
 
@@ -301,6 +303,7 @@ def generic_cases(flags: list[dict], base: tuple[str, ...]) -> list[tuple[list[s
              (base + ["--flagfile="], "flagfile"),
              (base + ["--flagfile={flags}/binary.flags"], "binary.flags"),
              (base + ["--flagfile={flags}/stray.flags"], "stray_in_a_flagfile"),
+             (base + ["--flagfile={flags}/cycle_a.flags"], "cycle_"),
              (base + ["--flagfile={flags}"], "flags"),
              (base + ["--stderrthreshold="], "stderrthreshold"),  # absl's own flags keep the contract too
              (base + ["--verbosity=loud"], "verbosity")]
