@@ -67,8 +67,7 @@ def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (``.<name>.pid<pid>-<random>.tmp``); rename it onto ``path``
-    only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name: a later run removes only the temporaries of processes that are gone
