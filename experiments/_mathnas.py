@@ -104,8 +104,6 @@ def run_nas(problem: Problem) -> Path:
 
 
 def run_predict(problem: Problem) -> None:
-    if not FLAGS.load_path:
-        raise NasjaxInputError("load_path: required with --mode=predict; expected a .yml architecture file")
     arch = problem.read_native(read_yaml(FLAGS.load_path))
     _report(problem, arch, problem.predict(arch))
 
@@ -141,6 +139,11 @@ def main_for(build: Callable[[], Problem], mode_flags: dict | None = None) -> Ca
         cli.check_mode_flags("mode", {**MODE_FLAGS, **(mode_flags or {})})
         if FLAGS.mode in ("nas", "pareto"):
             cli.check_output_dir(FLAGS.save_path, "save_path")
+        for r in RESOURCES:  # the number's syntax before the tables are read (the unit is checked against them)
+            if getattr(FLAGS, f"{r}_constraint") is not None:
+                parse_quantity(getattr(FLAGS, f"{r}_constraint"), f"{r}_constraint", "ms")
+        if FLAGS.mode == "predict" and not FLAGS.load_path:
+            raise NasjaxInputError("load_path: required with --mode=predict; expected a .yml architecture file")
         t0 = time.perf_counter()
         problem = build()
         RUNNERS[FLAGS.mode](problem)

@@ -105,7 +105,8 @@ def main() -> None:
     name = OPTIMIZERS[cfg.nas_optimizer]
     options = {"bcfw": {"config": cfg.bcfw}, "iqcp": {"solver": cfg.iqcp_solver},
                "evo": {"config": binas_evolution()}}.get(cfg.nas_optimizer, {})
-    result = run_search(name, problem, cfg.seed, **options)
+    with cli.reported_as("latency_constraint", "inference_time_limit"):
+        result = run_search(name, problem, cfg.seed, **options)
     arch = canonical(result.arch, predictor.structure)  # layers beyond a stage's depth at configuration 0
     text = to_string(arch, predictor.structure)
     acc, lat = float(predictor.predict(arch)), float(latency.predict(arch))

@@ -75,7 +75,8 @@ def main() -> None:
     require(cfg.num_archs >= 1, "num_archs", cfg.num_archs, "a positive number of architectures per block")
     require(bool(re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.save)), "save", cfg.save, "a name (letters, digits, _.-)")
     space = get_space(cfg.space)
-    out = cli.check_output_dir(Path(cfg.save_root) / cfg.space / cfg.save, "save")
+    cli.check_output_dir(cfg.save_root, "save_root")
+    out = cli.check_output_dir(Path(cfg.save_root) / cfg.space / cfg.save, "save_root")
     st = structure_of(space)
     blocks = all_blocks(space, st) if cfg.all else parse_blocks(space, st, cfg.blocks)
     kw = {}

@@ -125,6 +125,7 @@ def run_train(out: Path):
     from nasjax.protocols.dgl_unseen import train_on_split
 
     space, root = FLAGS.search_space, _space_dir()
+    require(0 < FLAGS.holdout_frac < 1, "holdout_frac", FLAGS.holdout_frac, "a fraction in (0, 1)")
     data = dgl.load_dgl(space, root, devices=[])
     if FLAGS.train_devices:
         A = dgl.a_from_devices(root, FLAGS.train_devices, len(data.archs))
@@ -153,8 +154,8 @@ def run_test(out: Path):
     from nasjax.protocols.dgl_unseen import score_devices
 
     space = FLAGS.search_space
-    model = _load_model()
     devices = _test_devices(DEFAULT_TEST[space])
+    model = _load_model()
     leak = sorted(set(devices) & set(model.info.get("train_devices", [])))
     if leak:
         raise NasjaxInputError(f"test_devices: {leak} were training devices of this model; expected unseen devices")
@@ -238,7 +239,9 @@ def run_constrained(out: Path):
     try:
         qs = [float(q) for q in FLAGS.quantiles]
     except ValueError:
-        raise NasjaxInputError(f"quantiles: got {FLAGS.quantiles}, expected fractions in (0, 1)") from None
+        qs = []
+    require(len(qs) > 0 and all(0 < q < 1 for q in qs), "quantiles", FLAGS.quantiles,
+            "fractions in (0, 1), comma-separated")  # checked before the pool and the models are built
     rows = dgl_devices_constrained_eval(FLAGS.accuracy, dataset=FLAGS.dataset, k=FLAGS.k, n_splits=FLAGS.n_splits,
                                         seed=FLAGS.seed, quantiles=qs, searcher=FLAGS.searcher,
                                         model_config=_a_config(), genetic=_genetic_settings())

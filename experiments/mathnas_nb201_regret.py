@@ -37,6 +37,8 @@ def main():
         raise NasjaxInputError(f"save_path: {str(save)!r} is a directory, expected a JSON file path")
     cli.check_output_dir(save.parent, "save_path")
     out = report(FLAGS.datasets, FLAGS.bases, FLAGS.solver, FLAGS.seed)
+    if save.parent.is_dir():
+        cli.remove_stale_temporaries(save.parent)  # what a run killed during its write left behind
     write_json(save, out)
     print(json.dumps(out))
 

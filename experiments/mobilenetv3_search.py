@@ -34,6 +34,7 @@ def quickstart() -> None:
     from nasjax import quickstart
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every restore step at INFO
+    cli.check_output_dir(FLAGS.save_path, "save_path")
     budgets = [common.parse_quantity(b, "latency_budgets", "ms") for b in FLAGS.latency_budgets]
     for _, u in budgets:
         if u != "ms":

@@ -17,5 +17,7 @@ def build():
     return nasbench201_problem(common.tables_dir_or_default(), FLAGS.device)
 
 
+main = common.main_for(build)
+
 if __name__ == "__main__":
-    cli.run(common.main_for(build))
+    cli.run(main)

@@ -25,5 +25,7 @@ def build():
     return SuperTransformerModel(common.tables_dir_or_default(), FLAGS.device, FLAGS.latency_model).problem()
 
 
+main = common.main_for(build)
+
 if __name__ == "__main__":
-    cli.run(common.main_for(build))
+    cli.run(main)

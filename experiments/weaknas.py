@@ -81,8 +81,11 @@ def main() -> None:
     evolution = cli.config_from_flags(EvolutionConfig)
     save = cli.check_output_dir(FLAGS.save_dir, "save_dir")
 
-    problem = nb201_problem(FLAGS.dataset, device=FLAGS.device, budget=FLAGS.latency_budget,
-                            query_budget=weak.max_sample)
+    require(FLAGS.latency_budget is None or FLAGS.latency_budget > 0, "latency_budget", FLAGS.latency_budget,
+            "a latency > 0 in ms")
+    with cli.reported_as("latency_constraint", "latency_budget"):
+        problem = nb201_problem(FLAGS.dataset, device=FLAGS.device, budget=FLAGS.latency_budget,
+                                query_budget=weak.max_sample)
     task = Task.of(problem)
     method = f"weaknas-{weak.sampling_method}" if FLAGS.method == "weaknas" else FLAGS.method
     searcher = get_searcher(method)

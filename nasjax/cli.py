@@ -18,9 +18,13 @@ status 2, and leaves no output behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
+import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +36,7 @@ from typing import Any
 from nasjax.errors import NasjaxInputError
 
 __all__ = ["run", "fail", "option", "define_config_flags", "config_from_flags", "flag_given", "check_mode_flags",
-           "check_output_dir", "ResultSet", "remove_stale_temporaries"]
+           "reported_as", "check_output_dir", "ResultSet", "remove_stale_temporaries"]
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
@@ -45,13 +49,33 @@ def fail(message: str, code: int = 2) -> typing.NoReturn:
 def _strict_parser(argv: list[str]) -> list[str]:
     from absl import flags
 
+    given = [a.partition("=") for a in argv[1:] if a.split("=", 1)[0] in ("--flagfile", "-flagfile")]
+    files = [value for _, eq, value in given if eq]
+    if any(not f.strip() for f in files):  # absl would silently read no file
+        fail(f"flagfile: got {next(f for f in files if not f.strip())!r}, expected the path of a file of --flags")
+    said = io.StringIO()  # absl reports a circular flagfile on stderr and goes on without it
     try:
-        rest = flags.FLAGS(argv)
+        with contextlib.redirect_stderr(said):
+            rest = flags.FLAGS(argv)
     except flags.Error as e:
         fail(f"flags: {e}")
+    except UnicodeDecodeError as e:
+        fail(f"flagfile: {files!r} holds bytes that are not UTF-8 text ({e.reason} at byte {e.start}), expected a "
+             "text file of --flags")
+    except ValueError as e:  # absl's logging flags (--stderrthreshold, --verbosity) raise it directly
+        fail(f"flags: {e}")
+    text = said.getvalue()
+    if "circular flagfile" in text:
+        fail(f"flagfile: {text.strip().rsplit(':', 1)[-1].strip()!r} includes itself (directly or through another "
+             "flagfile); expected flagfiles that do not include one another in a cycle")
+    sys.stderr.write(text)
     if len(rest) > 1:
         fail(f"arguments: got unexpected positional argument(s) {rest[1:]!r}, expected only --flags "
              "(and --flagfile=FILE)")
+    for name, fl in flags.FLAGS._flags().items():
+        if fl.present and isinstance(fl.parser, flags.FloatParser) and fl.value is not None \
+                and not math.isfinite(fl.value) and name == fl.name:
+            fail(f"{name}: got {fl.value!r}, expected a finite number")
     return rest
 
 
@@ -166,10 +190,13 @@ def _convert_list(name: str, values, tp):
     out = []
     for i, v in enumerate(values):
         try:
-            out.append(elem(v))
+            x = elem(v)
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ValueError(v)
+            out.append(x)
         except (TypeError, ValueError):
-            raise NasjaxInputError(f"{name}[{i}]: got {v!r}, expected a comma-separated list of "
-                                   f"{getattr(elem, '__name__', elem)}") from None
+            what = "finite numbers" if elem is float else getattr(elem, "__name__", elem)
+            raise NasjaxInputError(f"{name}[{i}]: got {v!r}, expected a comma-separated list of {what}") from None
     return tuple(out)
 
 
@@ -239,6 +266,21 @@ def check_mode_flags(mode_flag: str, applies: Mapping[str, Iterable[str]], flag_
                  + " or ".join(sorted(ms)) + " (it would be ignored)")
 
 
+@contextlib.contextmanager
+def reported_as(field: str, flag: str):
+    """Within the block, a :class:`NasjaxInputError` about library field ``field`` (its message starts with
+    ``"<field>:"``) is re-raised as one about the command's flag ``flag``, so the message names what the
+    user typed (a searcher calls a latency bound ``latency_constraint``; the command calls it
+    ``--inference_time_limit``)."""
+    try:
+        yield
+    except NasjaxInputError as e:
+        text = str(e)
+        if text.startswith(field + ":"):
+            raise NasjaxInputError(flag + text[len(field):]) from None
+        raise
+
+
 # --------------------------------------------------------------------------------------------------
 # outputs
 
@@ -282,9 +324,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_TMP_PID = re.compile(r"\.pid(\d+)-[^.]*\.tmp$")
+
+
 def remove_stale_temporaries(directory) -> list[Path]:
-    """Remove what killed runs left in ``directory``: atomic-write temporaries (``.<name>.*.tmp``) and
-    result-set staging directories (``.staging-<pid>-*``) whose process is gone. Returns what was removed."""
+    """Remove what killed runs left in ``directory``: atomic-write temporaries (``.<name>.*.tmp``; those
+    named ``.<name>.pid<pid>-*.tmp`` only when process ``pid`` is gone) and result-set staging directories
+    (``.staging-<pid>-*``) whose process is gone. Returns what was removed."""
     d = Path(directory)
     removed = []
     if not d.is_dir():
@@ -301,6 +347,9 @@ def remove_stale_temporaries(directory) -> list[Path]:
             shutil.rmtree(e, ignore_errors=True)
             removed.append(e)
         elif name.startswith(".") and name.endswith(".tmp") and e.is_file():
+            m = _TMP_PID.search(name)
+            if m and _pid_alive(int(m.group(1))):  # a write in progress (another run, or this one)
+                continue
             try:
                 e.unlink()
                 removed.append(e)

@@ -46,6 +46,13 @@ def fbnetv3_space() -> SearchSpace:
     )
 
 
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return float("nan")
+
+
 def genes_to_arch(genes) -> np.ndarray:
     """DGL gene values ``[N, 28]`` (e.g. ``3 5 ... 224 1 4 ...``) -> choice indices ``[N, 28]``.
 
@@ -66,9 +73,12 @@ def genes_to_arch(genes) -> np.ndarray:
     except (ValueError, TypeError) as e:
         raise NasjaxInputError(f"genes: not a rectangular array ({e}); expected (N, 28) FBNetV3 gene values") from None
     require(g.ndim == 2 and g.shape[1] == 28, "genes", g.shape, "(N, 28) FBNetV3 gene values")
+    given = g  # the values as given, for messages
     if g.dtype.kind == "O" and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
                                    for v in g.flat):
-        g = g.astype(np.float64)  # plain Python numbers (an object array from mixed or big integers)
+        # plain Python numbers (an object array from mixed or big integers); one beyond float range is NaN
+        # here, so it is refused below like any other value outside the allowed ones
+        g = np.array([_as_float(v) for v in g.flat], np.float64).reshape(g.shape)
     if g.dtype.kind == "f":
         ok = np.isfinite(g) & (g == np.round(g)) & (np.abs(g) < 2**62)
         ints = np.where(ok, g, -1).astype(np.int64)
@@ -83,7 +93,7 @@ def genes_to_arch(genes) -> np.ndarray:
         miss = np.flatnonzero(~hit.any(1))
         if miss.size:
             n = int(miss[0])
-            v = g[n, i]
+            v = given[n, i]
             raise NasjaxInputError(f"genes[{n}][{i}] ({FBNET_GENE_NAMES[i]}): got {shown(v, 40)} "
                                    f"({type(v.item() if isinstance(v, np.generic) else v).__name__}), expected one of "
                                    f"{list(vals)}")
