@@ -87,7 +87,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     The parent folder is created; the file gets the mode a plain ``open()`` would give; a failed block leaves
-    ``path`` untouched and removes the temporary file.
+    ``path`` untouched and removes the temporary file. The temporary is named ``.<name>.pid<pid>-*.tmp``
+    (the writer's process id), so that :func:`nasjax.cli.remove_stale_temporaries` removes only what a process
+    that is gone left behind, never a live run's file.
 
     Args:
       path: the final file.
