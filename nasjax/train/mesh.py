@@ -199,5 +199,20 @@ def initialize_distributed(cfg: DistributedConfig | None = None) -> dict:
             "coordinator_address": None if eff is None else eff.coordinator_address}
 
 
+def barrier(name: str, timeout_s: float = 1800.0) -> None:
+    """Wait until every process of a multi-process job reaches ``barrier(name)`` (no-op on one process).
+
+    Uses the coordination service of :func:`jax.distributed.initialize` (no device collective), so it
+    tolerates peers that are minutes late (compiling, loading data).
+    """
+    if jax.process_count() <= 1:
+        return
+    from jax._src import distributed
+
+    client = distributed.global_state.client
+    require(client is not None, "barrier", name, "a job started by jax.distributed.initialize")
+    client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
 __all__ = ["DATA_AXIS", "device_mesh", "mesh_size", "replicated", "split_leading", "replicate", "shard_batch",
-           "DistributedConfig", "resolve_distributed", "initialize_distributed"]
+           "barrier", "DistributedConfig", "resolve_distributed", "initialize_distributed"]

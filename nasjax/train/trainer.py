@@ -58,7 +58,7 @@ from nasjax.models.mobilenetv3 import (
     split_model,
 )
 from nasjax.train.checkpoint import CheckpointStore
-from nasjax.train.mesh import mesh_size, replicate, replicated, shard_batch, split_leading
+from nasjax.train.mesh import barrier, mesh_size, replicate, replicated, shard_batch, split_leading
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,20 @@ def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: opta
         params, opt_state = update(params, opt_state, g)
         return params, stats, opt_state, {"loss_largest": loss_t, "loss_smallest": loss_small, "acc_largest": acc_t}
 
+    def compile_ahead(params, batch_stats, opt_state, x, y) -> None:
+        """Compile every program of the step for these shapes without running a collective."""
+        if mesh is None:
+            x, y = jnp.asarray(x), jnp.asarray(y)
+        else:
+            x, y = shard_batch((np.asarray(x), np.asarray(y)), mesh, "train.batch_size")
+        kids, kt, _ = kids_and_keys(replicate(np.asarray(0, np.int32), mesh))
+        teacher = shard_batch(np.zeros((x.shape[0], n_cls), np.float32), mesh) if mesh is not None \
+            else jnp.zeros((x.shape[0], n_cls), jnp.float32)
+        subnet_grad.lower(params, batch_stats, big, x, y, teacher, zero_kd, kt).compile()
+        update.lower(params, opt_state, params).compile()
+        add.lower(params, params).compile()
+
+    train_step.compile_ahead = compile_ahead
     return train_step
 
 
@@ -295,6 +309,12 @@ def train_supernet(config: SupernetConfig, dataset: ImageDataset, tc: TrainConfi
         params, stats, opt_state = jax.tree_util.tree_map(jnp.asarray, (params, stats, opt_state))
     else:
         params, stats, opt_state = replicate((params, stats, opt_state), mesh)
+    if jax.process_count() > 1 and start < end:
+        # every process compiles first, then all start together: the first cross-process collective
+        # (gloo on CPU) waits only ~30 s for a late peer, less than one compilation on a loaded machine
+        x, y = dataset.train.get(batch_indices(n, tc.batch_size, tc.seed, start))
+        step_fn.compile_ahead(params, stats, opt_state, x, y)
+        barrier("nasjax_train_compiled")
     try:
         for step in range(start, end):
             x, y = dataset.train.get(batch_indices(n, tc.batch_size, tc.seed, step))
