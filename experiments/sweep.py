@@ -3,7 +3,7 @@
     python -m experiments.sweep --experiment=experiments.binas_search \\
         --flagfile=experiments/flags/binas_search_synthetic.flags \\
         --grid="inference_time_limit=35ms,40ms,45ms;nas_optimizer=exact,bcfw" --save_dir=results/sweep_binas
-    python -m experiments.sweep --flagfile=experiments/flags/sweep_binas_synthetic.flags   # the same, as a recipe
+    python -m experiments.sweep --sweep_flagfile=experiments/flags/sweep_binas_synthetic.flags   # a recipe
 
 ``--flagfile`` names the experiment's base flagfile (the sweep's own flags go on the command line or in
 ``--sweep_flagfile``). ``--random=N --space="lr=loguniform:1e-4:1e-1"`` draws settings instead of (or
