@@ -5,8 +5,8 @@ devices (``axis="data"``). Data-parallel training splits the global image batch 
 replicates parameters, batch statistics and optimizer state; batched evaluation splits the subnet axis or
 the image batch along it. A mesh of one device runs the same code as a mesh of many.
 
-Arrays are placed with :func:`jax.make_array_from_callback` from a host value that every process holds in
-full (the global batch is a pure function of ``(seed, step)``, so each process computes the same one and
+On one process arrays are placed with :func:`jax.device_put`; on several, with
+:func:`jax.make_array_from_callback` from a host value that every process holds in full (the global batch is a pure function of ``(seed, step)``, so each process computes the same one and
 contributes the shards its devices own). The same call therefore works on one process and on many.
 
 Multi-host: :func:`initialize_distributed` calls :func:`jax.distributed.initialize` with the coordinator
@@ -77,6 +77,8 @@ def split_leading(mesh: Mesh) -> NamedSharding:
 
 
 def _place(x, sharding: NamedSharding) -> jax.Array:
+    if jax.process_count() == 1:  # every device is local: a direct transfer
+        return jax.device_put(x, sharding)
     host = np.asarray(jax.device_get(x)) if isinstance(x, jax.Array) and x.is_fully_addressable else x
     if isinstance(host, jax.Array):  # already a global array (multi-process): reshard
         return jax.jit(lambda a: a, out_shardings=sharding)(host)

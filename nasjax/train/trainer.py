@@ -192,18 +192,21 @@ def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: opta
     big, zero_kd, kd = replicate((big, jnp.zeros((), jnp.float32), jnp.asarray(tc.kd_ratio, jnp.float32)), mesh)
     no_teacher = {}
 
-    def train_step(params, batch_stats, opt_state, x, y, step):
+    def place(x, y):
+        """The batch on the mesh, and the all-zero teacher of its size (the largest subnet has kd = 0)."""
         if mesh is None:
             x, y = jnp.asarray(x), jnp.asarray(y)
         else:
             x, y = shard_batch((np.asarray(x), np.asarray(y)), mesh, "train.batch_size")
-        step = replicate(np.asarray(step, np.int32), mesh)
-        kids, kt, keys = kids_and_keys(step)
-        if x.shape[0] not in no_teacher:  # the largest subnet is trained without a teacher (kd = 0)
+        if x.shape[0] not in no_teacher:
             no_teacher[x.shape[0]] = shard_batch(np.zeros((x.shape[0], n_cls), np.float32), mesh) \
                 if mesh is not None else jnp.zeros((x.shape[0], n_cls), jnp.float32)
-        g, stats, teacher, loss_t, acc_t = subnet_grad(params, batch_stats, big, x, y, no_teacher[x.shape[0]],
-                                                       zero_kd, kt)
+        return x, y, no_teacher[x.shape[0]]
+
+    def train_step(params, batch_stats, opt_state, x, y, step):
+        x, y, zeros = place(x, y)
+        kids, kt, keys = kids_and_keys(replicate(np.asarray(step, np.int32), mesh))
+        g, stats, teacher, loss_t, acc_t = subnet_grad(params, batch_stats, big, x, y, zeros, zero_kd, kt)
         loss_small = None
         for i in range(1 + tc.num_random):
             sub = {k: v[i] for k, v in kids.items()}
@@ -215,14 +218,9 @@ def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: opta
 
     def compile_ahead(params, batch_stats, opt_state, x, y) -> None:
         """Compile every program of the step for these shapes without running a collective."""
-        if mesh is None:
-            x, y = jnp.asarray(x), jnp.asarray(y)
-        else:
-            x, y = shard_batch((np.asarray(x), np.asarray(y)), mesh, "train.batch_size")
-        kids, kt, _ = kids_and_keys(replicate(np.asarray(0, np.int32), mesh))
-        teacher = shard_batch(np.zeros((x.shape[0], n_cls), np.float32), mesh) if mesh is not None \
-            else jnp.zeros((x.shape[0], n_cls), jnp.float32)
-        subnet_grad.lower(params, batch_stats, big, x, y, teacher, zero_kd, kt).compile()
+        x, y, zeros = place(x, y)
+        _, kt, _ = kids_and_keys(replicate(np.asarray(0, np.int32), mesh))
+        subnet_grad.lower(params, batch_stats, big, x, y, zeros, zero_kd, kt).compile()
         update.lower(params, opt_state, params).compile()
         add.lower(params, params).compile()
 
