@@ -6,8 +6,9 @@ replicates parameters, batch statistics and optimizer state; batched evaluation 
 the image batch along it. A mesh of one device runs the same code as a mesh of many.
 
 On one process arrays are placed with :func:`jax.device_put`; on several, with
-:func:`jax.make_array_from_callback` from a host value that every process holds in full (the global batch is a pure function of ``(seed, step)``, so each process computes the same one and
-contributes the shards its devices own). The same call therefore works on one process and on many.
+:func:`jax.make_array_from_callback` from a host value that every process holds in full (the global batch
+is a pure function of ``(seed, step)``, so each process computes the same one and contributes the shards
+its devices own). The same call therefore works on one process and on many.
 
 Multi-host: :func:`initialize_distributed` calls :func:`jax.distributed.initialize` with the coordinator
 address, the process count and this process's id taken from arguments or, when those are not given, the
