@@ -345,7 +345,7 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> dict:
                                         search_alg=BasicVariantGenerator(random_state=cfg.seed),
                                         max_concurrent_trials=cfg.max_concurrent or None,
                                         trial_dirname_creator=lambda t: f"trial_{t.trial_id}"),
-            run_config=tune.RunConfig(name="tune", storage_path=str(save / ".ray"), verbose=0,
+            run_config=tune.RunConfig(name="tune", storage_path=str(save / ".ray"), verbose=1 if progress else 0,
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
         )
         grid_result = tuner.fit()
