@@ -22,15 +22,13 @@ batch) for comparison; it computes the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import partial
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from nasjax.errors import NasjaxInputError, require
 from nasjax.models.mobilenetv3 import (
@@ -42,12 +40,7 @@ from nasjax.models.mobilenetv3 import (
     num_subnets,
     split_model,
 )
-
-
-def device_mesh(devices: Sequence[Any] | None = None, axis: str = "devices") -> Mesh:
-    """A one-axis mesh over ``devices`` (default: all of ``jax.devices()``)."""
-    devs = np.array(jax.devices() if devices is None else list(devices))
-    return Mesh(devs, (axis,))
+from nasjax.train.mesh import device_mesh, mesh_size, replicate, shard_batch
 
 
 def _as_state(model_state) -> ModelState:
@@ -102,7 +95,7 @@ def _chunks(subnets: dict, chunk_size: int):
 
 
 class _Placement:
-    """Device placement of a chunk: nothing, or subnets / images split over a mesh."""
+    """Device placement of a chunk: nothing, or subnets / images split over a mesh (``nasjax.train.mesh``)."""
 
     def __init__(self, mesh: Mesh | None, shard: str, chunk_size: int):
         require(shard in ("subnets", "data"), "shard", shard, "'subnets' or 'data'")
@@ -110,29 +103,20 @@ class _Placement:
         self.chunk_size = chunk_size
         if mesh is not None:
             require(isinstance(mesh, Mesh) and len(mesh.axis_names) >= 1, "mesh", mesh, "a jax.sharding.Mesh")
-            ax = mesh.axis_names[0]
-            n_dev = mesh.shape[ax]
             if shard == "subnets":  # chunk must split evenly over the devices
+                n_dev = mesh_size(mesh)
                 self.chunk_size = -(-chunk_size // n_dev) * n_dev
-            self.split = NamedSharding(mesh, P(ax))
-            self.replicated = NamedSharding(mesh, P())
 
     def params(self, tree):
-        return tree if self.mesh is None else jax.device_put(tree, self.replicated)
+        return replicate(tree, self.mesh)
 
     def subnets(self, tree):
-        if self.mesh is None:
-            return tree
-        return jax.device_put(tree, self.split if self.shard == "subnets" else self.replicated)
+        return shard_batch(tree, self.mesh, "chunk_size") if self.shard == "subnets" else replicate(tree, self.mesh)
 
     def images(self, x):
-        if self.mesh is None:
-            return x
         if self.shard == "data":
-            n_dev = self.mesh.shape[self.mesh.axis_names[0]]
-            require(x.shape[0] % n_dev == 0, "batch size", x.shape[0], f"a multiple of {n_dev} devices (shard='data')")
-            return jax.device_put(x, self.split)
-        return jax.device_put(x, self.replicated)
+            return shard_batch(x, self.mesh, "batch size (shard='data')")
+        return replicate(x, self.mesh)
 
 
 def _recalibrate_chunk(state: ModelState, params, chunk, calib, place: _Placement):
@@ -141,7 +125,8 @@ def _recalibrate_chunk(state: ModelState, params, chunk, calib, place: _Placemen
         x = place.images(_images(batch))
         stats = _calib_chunk(state.graphdef, params, state.batch_stats, chunk, x)
         w = x.shape[0]
-        acc = jax.tree.map(lambda s: w * s, stats) if acc is None else jax.tree.map(lambda a, s: a + w * s, acc, stats)
+        acc = jax.tree.map(lambda s, w=w: w * s, stats) if acc is None else \
+            jax.tree.map(lambda a, s, w=w: a + w * s, acc, stats)
         total += w
     require(total > 0, "calib_batches", "empty", "at least one calibration batch")
     return jax.tree.map(lambda a: a / total, acc)
@@ -169,7 +154,7 @@ def recalibrate_bn(model_state, subnets: dict, calib_batches: Iterable, *, chunk
     parts = []
     for chunk, real in _chunks(subnets, place.chunk_size):
         st = _recalibrate_chunk(state, params, place.subnets(chunk), calib, place)
-        parts.append(jax.tree.map(lambda a: a[:real], st))
+        parts.append(jax.tree.map(lambda a, real=real: a[:real], st))
     out = jax.tree.map(lambda *a: jnp.concatenate(a), *parts)
     return out
 
@@ -210,7 +195,8 @@ def recalibrate_one(model_state, subnet: dict, calib_batches: Iterable):
         x = _images(batch)
         st = calib_stats(state.graphdef, state.params, state.batch_stats, subnet, x)
         w = x.shape[0]
-        acc = jax.tree.map(lambda s: w * s, st) if acc is None else jax.tree.map(lambda a, s: a + w * s, acc, st)
+        acc = jax.tree.map(lambda s, w=w: w * s, st) if acc is None else \
+            jax.tree.map(lambda a, s, w=w: a + w * s, acc, st)
         total += w
     if total == 0:
         raise NasjaxInputError("calib_batches: got no batch, expected at least one calibration batch")
