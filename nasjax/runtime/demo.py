@@ -115,3 +115,25 @@ def run_info(prep: Prepared) -> dict:
             "input_shape": list(c.input_shape), "start_subnet": "-".join(str(int(x)) for x in prep.start),
             "reference_ms": prep.reference_ms,
             "windows_ms": [[b, lo, hi] for b, lo, hi in prep.windows_ms], "prepare_s": prep.seconds}
+
+
+def publish(save_dir, results: list[RunResult], info: dict, title: str) -> list:
+    """Write ``trace.csv``, ``trace.png`` and, last, ``summary.json`` into ``save_dir`` as one set.
+
+    Args:
+      save_dir: the output directory (checked by the caller with :func:`nasjax.cli.check_output_dir`).
+      results: the policies' :class:`RunResult` objects.
+      info: the run's setting (:func:`run_info`) and anything else for the summary.
+      title: the plot's title.
+
+    Returns:
+      The published paths (nothing is published when writing fails).
+    """
+    from nasjax.cli import ResultSet
+    from nasjax.runtime.trace import plot_trace, write_trace_csv
+
+    with ResultSet(save_dir, manifest="summary.json") as rs:
+        write_trace_csv(rs.path("trace.csv"), results)
+        plot_trace(rs.path("trace.png"), results, title)
+        rs.summary.update({"run": info, "policies": {r.policy: r.summary for r in results}})
+    return rs.files
