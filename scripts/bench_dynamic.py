@@ -1,0 +1,151 @@
+"""Benchmark of the dynamic runtime against MathNAS's own policy, side by side in one process.
+
+    python scripts/bench_dynamic.py [--batches 600] [--decisions 300]
+
+1. Decision time per check on the embedded default's tables: windows placed around a light move of the
+   running candidate (the light search answers) and around a far candidate (the light search finds
+   nothing, the exact fallback answers); also MathNAS's decision over the whole space (light search, then
+   ``mckp`` on the rescaled table). Goals: <= 1 ms light, <= 10 ms with the fallback.
+2. The demonstration of experiments/flags/dynamic_default.flags (window relaxes / tightens / relaxes,
+   CPU-burner slowdowns) served by nasjax's policy (compiled ahead) and MathNAS's (jit on every switch):
+   switch time (goal: nothing compiled, < 1 ms beyond the next batch), fraction of batches whose served
+   latency is inside the window (goal >= 95 %), compilations while serving.
+
+Prints the figures with the load average; the LAST line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def decision_times(source, n: int, seed: int = 0) -> dict:
+    from nasjax.runtime.candidates import choice_order, select_candidates
+    from nasjax.runtime.estimate import ScaleEstimator
+    from nasjax.runtime.search import WindowSearch, light_moves
+    from nasjax.search.base import TabularObjective
+
+    acc, lat = source.accuracy, source.latency
+    space = source.block_set.space()
+    order = choice_order(lat)
+    cands = select_candidates(acc, lat, max_front=12, with_chain=True)
+    obj = TabularObjective(space, cands, acc.predict(cands), acc.predict(cands), name="candidates")
+    est = ScaleEstimator(lat)
+    ahead = WindowSearch(space, obj, est, order, margin=0.15)
+    est_m = ScaleEstimator(lat)
+    mathnas = WindowSearch(space, acc, est_m, order, margin=0.0, exact="mckp")
+    rows = {tuple(a): i for i, a in enumerate(cands)}
+    rng = np.random.default_rng(seed)
+    out = {"light": [], "exact": [], "mathnas": []}
+    kinds = {"light": [], "exact": []}
+    for _ in range(n):
+        cur = cands[rng.integers(len(cands))]
+        scale = float(rng.uniform(0.5, 2.0))
+        est.scale = est_m.scale = scale
+        pred = est.predict(cands)
+        moves = [rows[tuple(m)] for m in light_moves(cur, order)[1:] if tuple(m) in rows]
+        near = set(moves) | {rows[tuple(cur)]}
+        far = [i for i in range(len(cands)) if i not in near]
+        for kind, pool in (("light", moves), ("exact", far)):
+            if not pool:
+                continue
+            p = pred[int(rng.choice(pool))]
+            lo, hi = p * 0.99 - 1e-9, p * 1.01 + 1e-9  # margin 0.15 keeps the target around p
+            d = ahead.decide(cur, lo, hi)
+            out[kind].append(d.decision_ms)
+            kinds[kind].append(d.how)
+        p = float(est_m.predict(cur)[0]) * float(rng.uniform(0.5, 0.95))
+        out["mathnas"].append(mathnas.decide(cur, 0.5 * p, p).decision_ms)
+
+    def stats(v):
+        v = np.asarray(v)
+        return {"median_ms": float(np.median(v)), "p95_ms": float(np.percentile(v, 95)), "n": int(v.size)}
+
+    return {"candidates": len(cands), **{k: stats(v) for k, v in out.items()},
+            "light_answered": float(np.mean([h == "light" for h in kinds["light"]])),
+            "fallback_answered": float(np.mean([h == "exact" for h in kinds["exact"]]))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=600)
+    ap.add_argument("--decisions", type=int, default=300)
+    ap.add_argument("--batch_size", type=int, default=32)
+    ap.add_argument("--no_progress", action="store_true")
+    args = ap.parse_args()
+
+    from nasjax.io import enable_jax_cache
+    from nasjax.runtime import adapter, demo
+    from nasjax.runtime.controller import DynamicConfig
+
+    enable_jax_cache()
+    t0 = time.perf_counter()
+    src = adapter.load_embedded(calib_size=256)
+    print(f"loaded the embedded default in {time.perf_counter() - t0:.1f} s; load average {os.getloadavg()}")
+    dec = decision_times(src, args.decisions)
+    load_dec = os.getloadavg()
+    print(f"decision time ({dec['candidates']} compiled candidates, load average {load_dec}):")
+    for k in ("light", "exact", "mathnas"):
+        print(f"  {k:8s} median {dec[k]['median_ms']:.3f} ms  p95 {dec[k]['p95_ms']:.3f} ms  (n={dec[k]['n']})")
+    print(f"  light search answered {100 * dec['light_answered']:.0f} % of light windows; the fallback "
+          f"{100 * dec['fallback_answered']:.0f} % of far windows")
+    b = args.batches
+    cfg = DynamicConfig(batches=b, batch_size=args.batch_size, check_every=10,
+                        windows=("0:0.6:1.6", f"{b // 3}:0.3:0.75", f"{2 * b // 3}:0.6:1.6"),
+                        slowdowns=(f"{b // 6}:{b // 6 + b // 7}", f"{3 * b // 4}:{3 * b // 4 + b // 7}"),
+                        slowdown_procs=1, max_burn_s=300.0, margin=0.15, max_front=12, chain=True, policy="both")
+    prep = demo.prepare(src, cfg, progress=not args.no_progress)
+    info = demo.run_info(prep)
+    print(f"compiled {info['candidates']} candidates ahead in {info['compile_ahead_s']:.1f} s "
+          f"(BN recalibration {info['recalibrate_s']:.1f} s); reference latency {info['reference_ms']:.3f} ms")
+    res = {r.policy: r.summary for r in demo.run_policies(prep, cfg, progress=not args.no_progress)}
+    a, m = res["ahead"], res["mathnas"]
+    for name, s in res.items():
+        normal = 100 * (s["fraction_inside_normal"] or 0)
+        print(f"{name:8s} inside {100 * s['fraction_inside']:5.1f} % (normal {normal:.1f}"
+              f" %, slowdown {100 * (s['fraction_inside_slowdown'] or 0):.1f} %)  switches {s['switches']}  "
+              f"switch ms median {s['switch_ms_median']}  first-batch excess ms {s['first_batch_excess_ms_median']}  "
+              f"compiles while serving {s['compiles_while_serving']} (traces {s['traces_while_serving']})  "
+              f"load average after {s['loadavg_after']}")
+    ratio_sw = None
+    if a["switch_ms_median"] and m["switch_ms_median"]:
+        ratio_sw = m["switch_ms_median"] / a["switch_ms_median"]
+    print(f"ratio mathnas/nasjax switch time: {ratio_sw}; inside-window nasjax {100 * a['fraction_inside']:.1f} % vs "
+          f"mathnas {100 * m['fraction_inside']:.1f} %")
+    out = {
+        "bench": "dynamic", "loadavg_decisions": list(load_dec), "loadavg_end": list(os.getloadavg()),
+        "decision_light_median_ms": dec["light"]["median_ms"], "decision_light_p95_ms": dec["light"]["p95_ms"],
+        "decision_fallback_median_ms": dec["exact"]["median_ms"], "decision_fallback_p95_ms": dec["exact"]["p95_ms"],
+        "decision_mathnas_median_ms": dec["mathnas"]["median_ms"],
+        "light_answered": dec["light_answered"], "fallback_answered": dec["fallback_answered"],
+        "candidates": info["candidates"], "compile_ahead_s": info["compile_ahead_s"],
+        "recalibrate_s": info["recalibrate_s"], "reference_ms": info["reference_ms"], "batches": b,
+        "batch_size": args.batch_size,
+        "nasjax_switch_ms_median": a["switch_ms_median"], "nasjax_switch_ms_max": a["switch_ms_max"],
+        "nasjax_first_batch_excess_ms": a["first_batch_excess_ms_median"],
+        "nasjax_compiles_while_serving": a["compiles_while_serving"],
+        "nasjax_traces_while_serving": a["traces_while_serving"],
+        "nasjax_fraction_inside": a["fraction_inside"], "nasjax_switches": a["switches"],
+        "nasjax_decisions_by_kind": a["decisions_by_kind"],
+        "mathnas_switch_ms_median": m["switch_ms_median"], "mathnas_switch_ms_total": m["switch_ms_total"],
+        "mathnas_compiles_while_serving": m["compiles_while_serving"], "mathnas_fraction_inside": m["fraction_inside"],
+        "mathnas_switches": m["switches"], "switch_time_ratio_mathnas_over_nasjax": ratio_sw,
+        "goals": {"light_le_1ms": dec["light"]["median_ms"] <= 1.0,
+                  "fallback_le_10ms": dec["exact"]["median_ms"] <= 10.0,
+                  "switch_compiles_nothing": a["traces_while_serving"] == 0 and a["compiles_while_serving"] == 0,
+                  "inside_ge_95pct": a["fraction_inside"] >= 0.95},
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
