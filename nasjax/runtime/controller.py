@@ -1,7 +1,8 @@
 """The serving loop that keeps measured latency inside a window (MathNAS's dynamic part).
 
 Each batch runs the active subnet's executable and is timed (``block_until_ready``). Every
-``check_every`` batches of one subnet the mean measured latency ``m`` is compared with the window
+``check_every`` batches of one subnet the mean (MathNAS) or median measured latency ``m`` is compared
+with the window
 ``[lo, hi]``; on a violation the estimator is updated with ``(active, m)`` (MathNAS: scale = measured /
 predicted), the :class:`~nasjax.runtime.search.WindowSearch` decides, and the runtime switches. A new
 window (the schedule) triggers a decision at once, with the current estimate. MathNAS's own start is
@@ -240,6 +241,9 @@ class DynamicConfig:
     slowdown_procs: int = option(1, help="CPU-burning processes during a slowdown.")
     max_burn_s: float = option(120.0, help="A burner process exits by itself after this many seconds.")
     margin: float = option(0.15, help="Fraction of the window width kept free on each side when choosing.")
+    statistic: str = option("median", choices=("mean", "median"),
+                            help="nasjax's policy: statistic of a check's batch latencies compared with the window "
+                                 "and used to re-estimate (MathNAS's policy always uses the mean).")
     max_front: int = option(12, help="At most this many Pareto-front candidates.")
     chain: bool = option(True, help="Add the greedy chain of one-stage moves to the candidates.")
     policy: str = option("both", choices=("ahead", "mathnas", "both"),
@@ -265,6 +269,7 @@ class RunResult:
     summary: dict = field(default_factory=dict)
 
 
+STATISTICS = ("mean", "median")
 TRACE_COLUMNS = ("policy", "batch", "time_s", "window_min_ms", "window_max_ms", "latency_ms", "served_ms", "inside",
                  "active", "predicted_accuracy", "predicted_ms", "scale", "slowdown", "event", "decision_ms",
                  "switch_ms")
@@ -281,7 +286,8 @@ def _timed(fn, x) -> float:
 
 
 def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdowns, *, batches: int,
-          check_every: int, start_arch, burner: CpuBurner | None = None, progress: bool = True) -> RunResult:
+          check_every: int, start_arch, burner: CpuBurner | None = None, statistic: str = "mean",
+          progress: bool = True) -> RunResult:
     """Serve ``batches`` batches under the window schedule (module docstring).
 
     Args:
@@ -295,17 +301,21 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
       check_every: batches per window check.
       start_arch: the start subnet (timed first to scale the table).
       burner: the slowdown injector (``None``: no slowdown).
+      statistic: ``"mean"`` (MathNAS) or ``"median"`` of the check's batches: the value compared with the
+        window and given to the estimator.
       progress: progress bar.
 
     Returns:
       A :class:`RunResult` with one row per batch (:data:`TRACE_COLUMNS`) and the summary.
     """
+    require(statistic in STATISTICS, "statistic", statistic, f"one of {STATISTICS}")
+    stat = np.mean if statistic == "mean" else np.median
     active = np.asarray(start_arch, np.int64)
     t_sw = time.perf_counter()
     exe = policy.program(active)
     start_compile_ms = (time.perf_counter() - t_sw) * 1e3
     _timed(exe, images[0])
-    start_ms = float(np.mean([_timed(exe, images[i % len(images)]) for i in range(check_every)]))
+    start_ms = float(stat([_timed(exe, images[i % len(images)]) for i in range(check_every)]))
     estimator.update(active, start_ms)
     lo, hi = window_at(windows, 0)
     rows, decisions, switches = [], [], []
@@ -369,7 +379,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                 pending_wait, pending_decision, sw_ms = 0.0, 0.0, 0.0
                 recent.append(ms)
                 if len(recent) >= check_every:
-                    m = float(np.mean(recent))
+                    m = float(stat(recent))
                     recent = []
                     if not lo <= m <= hi:
                         pending_event.append("violation")
@@ -390,7 +400,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
     for how, ms, _why in decisions:
         by_how.setdefault(how, []).append(ms)
     summary = {
-        "policy": policy.name, "batches": batches, "fraction_inside": float(inside.mean()),
+        "policy": policy.name, "statistic": statistic, "batches": batches, "fraction_inside": float(inside.mean()),
         "fraction_inside_slowdown": float(inside[slow].mean()) if slow.any() else None,
         "fraction_inside_normal": float(inside[~slow].mean()) if (~slow).any() else None,
         "served_ms_median": float(np.median(served)), "served_ms_max": float(served.max()),

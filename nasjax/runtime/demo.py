@@ -1,7 +1,8 @@
 """A dynamic run end to end: candidates, compilation ahead, the window schedule, both policies.
 
 :func:`prepare` chooses and compiles the candidates of a :class:`~nasjax.runtime.adapter.Source` and
-measures the reference latency (the most accurate candidate's mean over ``check_every`` batches), which
+measures the reference latency (the most accurate candidate's median over ``max(3 check_every, 30)``
+batches), which
 turns relative windows into ms. :func:`run_policies` serves the same schedule with nasjax's policy
 (``ahead``) and/or MathNAS's (``mathnas``) and returns their traces and summaries.
 """
@@ -63,11 +64,11 @@ def prepare(source: Source, cfg: DynamicConfig, *, progress: bool = True) -> Pre
     exe = compiled.executable(start)
     jax.block_until_ready(exe(images[0]))
     ts = []
-    for i in range(max(cfg.check_every, 5)):
+    for i in range(max(3 * cfg.check_every, 30)):
         t = time.perf_counter()
         jax.block_until_ready(exe(images[i % len(images)]))
         ts.append((time.perf_counter() - t) * 1e3)
-    ref = float(np.mean(ts))
+    ref = float(np.median(ts))
     k = ref if cfg.window_relative else 1.0
     windows = [(b, lo * k, hi * k) for b, lo, hi in cfg.window_schedule]
     return Prepared(source, compiled, choice_order(source.latency), images, start, ref, windows,
@@ -100,7 +101,8 @@ def run_policies(prep: Prepared, cfg: DynamicConfig, *, progress: bool = True) -
             policy = JitOnSwitchPolicy(src, comp.input_shape)
         burner = CpuBurner(cfg.slowdown_procs, cfg.max_burn_s) if cfg.slowdown_schedule else None
         res = serve(policy, search, est, prep.images, prep.windows_ms, cfg.slowdown_schedule, batches=cfg.batches,
-                    check_every=cfg.check_every, start_arch=prep.start, burner=burner, progress=progress)
+                    check_every=cfg.check_every, start_arch=prep.start, burner=burner,
+                    statistic=cfg.statistic if name == "ahead" else "mean", progress=progress)
         res.summary["loadavg_after"] = list(os.getloadavg())
         out.append(res)
     return out

@@ -45,15 +45,17 @@ def plot_trace(path, results, title: str) -> None:
         lo = np.array([r["window_min_ms"] for r in res.rows])
         hi = np.array([r["window_max_ms"] for r in res.rows])
         slow = np.array([r["slowdown"] for r in res.rows], bool)
-        ax.fill_between(b, lo, hi, step="post", color="tab:green", alpha=0.2, label="window")
-        top = max(float(np.percentile(served, 99)), float(hi.max())) * 1.3
-        ax.fill_between(b, 0, top, where=slow, step="post", color="tab:red", alpha=0.08, label="slowdown")
+        bottom = max(min(float(served.min()), float(lo[lo > 0].min()) if (lo > 0).any() else np.inf) * 0.7, 1e-3)
+        top = max(float(served.max()), float(hi.max())) * 1.4
+        ax.set_yscale("log")
+        ax.fill_between(b, np.maximum(lo, bottom), hi, step="post", color="tab:green", alpha=0.2, label="window")
+        ax.fill_between(b, bottom, top, where=slow, step="post", color="tab:red", alpha=0.08, label="slowdown")
         ax.plot(b, served, ".", ms=2, color="tab:blue", label="served latency")
         sw = [r["batch"] for r in res.rows if "switch(" in r["event"]]
         for x in sw:
             ax.axvline(x, color="0.5", lw=0.5, alpha=0.6)
-        ax.set_ylim(0, top)
-        ax.set_ylabel("ms per batch")
+        ax.set_ylim(bottom, top)
+        ax.set_ylabel("served ms per batch (log)")
         frac = res.summary.get("fraction_inside")
         ax.set_title(f"{res.policy}: {100 * frac:.1f} % of batches inside the window, {len(sw)} switches", fontsize=9)
         ax2 = ax.twinx()
