@@ -401,6 +401,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
         by_how.setdefault(how, []).append(ms)
     summary = {
         "policy": policy.name, "statistic": statistic, "batches": batches, "fraction_inside": float(inside.mean()),
+        "fraction_checks_inside": _checks_inside(rows, check_every, stat),
         "fraction_inside_slowdown": float(inside[slow].mean()) if slow.any() else None,
         "fraction_inside_normal": float(inside[~slow].mean()) if (~slow).any() else None,
         "served_ms_median": float(np.median(served)), "served_ms_max": float(served.max()),
@@ -417,6 +418,17 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
         "mean_predicted_accuracy": float(np.mean([r["predicted_accuracy"] for r in rows])),
     }
     return RunResult(policy.name, rows, summary)
+
+
+def _checks_inside(rows, n: int, stat) -> float:
+    """Fraction of consecutive blocks of ``n`` batches whose statistic of served latency is inside the
+    window in force at the block's last batch."""
+    ok = []
+    for s in range(0, len(rows) - n + 1, n):
+        block = rows[s:s + n]
+        v = float(stat([r["served_ms"] for r in block]))
+        ok.append(block[-1]["window_min_ms"] <= v <= block[-1]["window_max_ms"])
+    return float(np.mean(ok)) if ok else float("nan")
 
 
 def _first_batch_excess(rows) -> float | None:
