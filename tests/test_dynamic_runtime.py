@@ -211,3 +211,24 @@ def test_the_burner_is_started_and_killed_by_its_pid():
         assert b.running and os.path.exists(f"/proc/{pid}")
     assert not b.running
     assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+
+
+def test_the_controller_keeps_a_simulated_device_inside_the_window(source):
+    """Against a latency model (no machine noise), slowdowns and a tightening window are followed."""
+    from nasjax.runtime.candidates import CompiledCandidates
+    from nasjax.runtime.controller import SimulatedDevice
+
+    lat = source.latency
+    archs = select_candidates(source.accuracy, lat, max_front=8, with_chain=True)
+    comp = CompiledCandidates(archs, [], [None] * len(archs), source.accuracy.predict(archs), lat.predict(archs), (1,))
+    search, est = _search_for(source, comp, margin=0.15)
+    start = archs[int(np.argmax(comp.accuracy))]
+    ref = 10.0 * float(lat.predict(start))
+    windows = [(0, 0.6 * ref, 1.6 * ref), (200, 0.3 * ref, 0.75 * ref), (400, 0.6 * ref, 1.6 * ref)]
+    slow = [(100, 180), (450, 530)]
+    dev = SimulatedDevice(lat, 10.0, slow, factor=2.0, sigma=0.05, seed=0)
+    res = serve(AheadPolicy(comp), search, est, [None], windows, slow, batches=600, check_every=10, start_arch=start,
+                statistic="median", timer=dev, progress=False)
+    s = res.summary
+    assert s["fraction_inside"] >= 0.95, s
+    assert s["switches"] >= 3 and s["traces_while_serving"] == 0

@@ -222,6 +222,26 @@ class JitOnSwitchPolicy:
         return adapter.static_program(self.source.state, self.source.block_set.to_ofa(arch)).lower(x).compile()
 
 
+class SimulatedDevice:
+    """A latency model in place of the machine, to check the controller apart from the machine's noise::
+
+        lat(a, i) = k * t(a) * (f if i is in a slowdown else 1) * exp(sigma * z),   z ~ N(0, 1)
+
+    with ``t`` the cost table, ``k`` ms per table unit, ``f`` the slowdown factor. Nothing is run.
+    """
+
+    def __init__(self, table, ms_per_unit: float, slowdowns, *, factor: float = 2.0, sigma: float = 0.1,
+                 seed: int = 0):
+        self.table, self.k, self.slowdowns = table, float(ms_per_unit), list(slowdowns)
+        self.factor, self.sigma = float(factor), float(sigma)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, exe, x, arch, i: int) -> float:
+        slow = any(a <= i < b for a, b in self.slowdowns)
+        f = self.factor if slow else 1.0
+        return self.k * float(self.table.predict(np.asarray(arch))) * f * float(np.exp(self.sigma * self.rng.normal()))
+
+
 # --------------------------------------------------------------------------------------------------
 # the loop
 
@@ -287,7 +307,7 @@ def _timed(fn, x) -> float:
 
 def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdowns, *, batches: int,
           check_every: int, start_arch, burner: CpuBurner | None = None, statistic: str = "mean",
-          progress: bool = True) -> RunResult:
+          timer=None, progress: bool = True) -> RunResult:
     """Serve ``batches`` batches under the window schedule (module docstring).
 
     Args:
@@ -303,6 +323,8 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
       burner: the slowdown injector (``None``: no slowdown).
       statistic: ``"mean"`` (MathNAS) or ``"median"`` of the check's batches: the value compared with the
         window and given to the estimator.
+      timer: ``timer(exe, x, arch, batch) -> ms`` measures one batch (default: run ``exe(x)`` and time it;
+        :class:`SimulatedDevice` replaces the machine by a latency model).
       progress: progress bar.
 
     Returns:
@@ -310,12 +332,13 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
     """
     require(statistic in STATISTICS, "statistic", statistic, f"one of {STATISTICS}")
     stat = np.mean if statistic == "mean" else np.median
+    measure = timer if timer is not None else (lambda e, x, a, i: _timed(e, x))
     active = np.asarray(start_arch, np.int64)
     t_sw = time.perf_counter()
     exe = policy.program(active)
     start_compile_ms = (time.perf_counter() - t_sw) * 1e3
-    _timed(exe, images[0])
-    start_ms = float(stat([_timed(exe, images[i % len(images)]) for i in range(check_every)]))
+    measure(exe, images[0], active, -1)
+    start_ms = float(stat([measure(exe, images[i % len(images)], active, -1) for i in range(check_every)]))
     estimator.update(active, start_ms)
     lo, hi = window_at(windows, 0)
     rows, decisions, switches = [], [], []
@@ -365,7 +388,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                 if burner is not None and slow != burner.running:
                     (burner.start if slow else burner.stop)()
                     pending_event.append("slowdown-on" if slow else "slowdown-off")
-                ms = _timed(exe, images[i % len(images)])
+                ms = measure(exe, images[i % len(images)], active, i)
                 served = ms + pending_wait
                 row = {"policy": policy.name, "batch": i, "time_s": time.perf_counter() - t_start,
                        "window_min_ms": lo, "window_max_ms": hi, "latency_ms": ms, "served_ms": served,
