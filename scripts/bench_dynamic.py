@@ -123,7 +123,7 @@ def simulated(prep, cfg, sigma: float = 0.1, factor: float = 2.0) -> dict:
     search = WindowSearch(space, obj, est, prep.order, margin=cfg.margin)
     r = serve(AheadPolicy(comp), search, est, prep.images, prep.windows_ms, cfg.slowdown_schedule,
               batches=cfg.batches, check_every=cfg.check_every, start_arch=prep.start, statistic=cfg.statistic,
-              timer=dev, progress=False)
+              timer=dev, coverage=cfg.coverage, progress=False)
     return {**r.summary, "sigma": sigma, "factor": factor}
 
 
@@ -151,7 +151,7 @@ def main() -> None:
     print(f"  light search answered {100 * dec['light_answered']:.0f} % of light windows; the fallback "
           f"{100 * dec['fallback_answered']:.0f} % of far windows")
     b = args.batches
-    cfg = DynamicConfig(batches=b, batch_size=args.batch_size, check_every=10,
+    cfg = DynamicConfig(batches=b, batch_size=args.batch_size, check_every=5,
                         windows=("0:0.6:1.6", f"{b // 3}:0.3:0.75", f"{2 * b // 3}:0.6:1.6"),
                         slowdowns=(f"{b // 6}:{b // 6 + b // 7}", f"{3 * b // 4}:{3 * b // 4 + b // 7}"),
                         slowdown_procs=1, max_burn_s=300.0, margin=0.15, max_front=12, chain=True, policy="both")

@@ -228,7 +228,7 @@ def test_the_controller_keeps_a_simulated_device_inside_the_window(source):
     slow = [(100, 180), (450, 530)]
     dev = SimulatedDevice(lat, 10.0, slow, factor=2.0, sigma=0.05, seed=0)
     res = serve(AheadPolicy(comp), search, est, [None], windows, slow, batches=600, check_every=10, start_arch=start,
-                statistic="median", timer=dev, progress=False)
+                statistic="median", timer=dev, coverage=0.95, progress=False)
     s = res.summary
     assert s["fraction_inside"] >= 0.95, s
     assert s["switches"] >= 3 and s["traces_while_serving"] == 0

@@ -2,7 +2,8 @@
 
 Each batch runs the active subnet's executable and is timed (``block_until_ready``). Every
 ``check_every`` batches of one subnet the mean (MathNAS) or median measured latency ``m`` is compared
-with the window
+with the window (with a ``coverage``, more than ``1 - coverage`` of the check's batches outside is a
+violation too)
 ``[lo, hi]``; on a violation the estimator is updated with ``(active, m)`` (MathNAS: scale = measured /
 predicted), the :class:`~nasjax.runtime.search.WindowSearch` decides, and the runtime switches. A new
 window (the schedule) triggers a decision at once, with the current estimate. MathNAS's own start is
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import jax
@@ -261,6 +263,8 @@ class DynamicConfig:
     slowdown_procs: int = option(1, help="CPU-burning processes during a slowdown.")
     max_burn_s: float = option(120.0, help="A burner process exits by itself after this many seconds.")
     margin: float = option(0.15, help="Fraction of the window width kept free on each side when choosing.")
+    coverage: float = option(0.95, help="nasjax's policy: share of batches the choice allows for (the target "
+                             "window shrinks by the measured latency quantiles); 0: the window itself.")
     statistic: str = option("median", choices=("mean", "median"),
                             help="nasjax's policy: statistic of a check's batch latencies compared with the window "
                                  "and used to re-estimate (MathNAS's policy always uses the mean).")
@@ -276,6 +280,7 @@ class DynamicConfig:
                     "a positive integer")
         require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
         require(0 <= self.margin < 0.5, "margin", self.margin, "a fraction in [0, 0.5)")
+        require(0 <= self.coverage < 1, "coverage", self.coverage, "a fraction in [0, 1)")
         self.window_schedule = parse_windows(self.windows)
         self.slowdown_schedule = parse_slowdowns(self.slowdowns)
 
@@ -290,6 +295,7 @@ class RunResult:
 
 
 STATISTICS = ("mean", "median")
+SPREAD_SAMPLES = 100  # batch latencies (as ratios to their check's median) behind the jitter allowance
 TRACE_COLUMNS = ("policy", "batch", "time_s", "window_min_ms", "window_max_ms", "latency_ms", "served_ms", "inside",
                  "active", "predicted_accuracy", "predicted_ms", "scale", "slowdown", "event", "decision_ms",
                  "switch_ms")
@@ -307,7 +313,7 @@ def _timed(fn, x) -> float:
 
 def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdowns, *, batches: int,
           check_every: int, start_arch, burner: CpuBurner | None = None, statistic: str = "mean",
-          timer=None, progress: bool = True) -> RunResult:
+          timer=None, coverage: float = 0.0, progress: bool = True) -> RunResult:
     """Serve ``batches`` batches under the window schedule (module docstring).
 
     Args:
@@ -325,6 +331,9 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
         window and given to the estimator.
       timer: ``timer(exe, x, arch, batch) -> ms`` measures one batch (default: run ``exe(x)`` and time it;
         :class:`SimulatedDevice` replaces the machine by a latency model).
+      coverage: when > 0, decisions allow for jitter: the ratios of the last ``SPREAD_SAMPLES`` batch
+        latencies to their check's median give the ``1 - coverage`` and ``coverage`` quantiles
+        ``(d, u)`` passed to :meth:`WindowSearch.decide` (0: MathNAS's target, the window itself).
       progress: progress bar.
 
     Returns:
@@ -333,17 +342,28 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
     require(statistic in STATISTICS, "statistic", statistic, f"one of {STATISTICS}")
     stat = np.mean if statistic == "mean" else np.median
     measure = timer if timer is not None else (lambda e, x, a, i: _timed(e, x))
+    require(0 <= coverage < 1, "coverage", coverage, "a fraction in [0, 1)")
+    ratios: deque = deque(maxlen=SPREAD_SAMPLES)
+
+    def spread() -> tuple[float, float]:
+        if coverage <= 0 or len(ratios) < check_every:
+            return (1.0, 1.0)
+        r = np.fromiter(ratios, float)
+        return (float(np.quantile(r, 1 - coverage)), float(np.quantile(r, coverage)))
+
     active = np.asarray(start_arch, np.int64)
     t_sw = time.perf_counter()
     exe = policy.program(active)
     start_compile_ms = (time.perf_counter() - t_sw) * 1e3
     measure(exe, images[0], active, -1)
-    start_ms = float(stat([measure(exe, images[i % len(images)], active, -1) for i in range(check_every)]))
+    first = [measure(exe, images[i % len(images)], active, -1) for i in range(check_every)]
+    start_ms = float(stat(first))
+    ratios.extend(np.asarray(first) / float(np.median(first)))
     estimator.update(active, start_ms)
     lo, hi = window_at(windows, 0)
     rows, decisions, switches = [], [], []
     pending_wait, pending_event = 0.0, ["start"]
-    dec = search.decide(active, lo, hi)
+    dec = search.decide(active, lo, hi, spread())
     decisions.append((dec.how, dec.decision_ms, "start"))
     pending_decision = dec.decision_ms
 
@@ -379,7 +399,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                 if w != (lo, hi):
                     lo, hi = w
                     pending_event.append("window")
-                    dec = search.decide(active, lo, hi)
+                    dec = search.decide(active, lo, hi, spread())
                     decisions.append((dec.how, dec.decision_ms, "window"))
                     pending_decision += dec.decision_ms
                     if switch_to(dec.arch, dec.how):
@@ -403,11 +423,14 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                 recent.append(ms)
                 if len(recent) >= check_every:
                     m = float(stat(recent))
+                    block = np.asarray(recent)
+                    ratios.extend(block / float(np.median(block)))
                     recent = []
-                    if not lo <= m <= hi:
+                    tail = coverage > 0 and float(np.mean((block < lo) | (block > hi))) > 1 - coverage
+                    if not lo <= m <= hi or tail:
                         pending_event.append("violation")
                         estimator.update(active, m)
-                        dec = search.decide(active, lo, hi)
+                        dec = search.decide(active, lo, hi, spread())
                         decisions.append((dec.how, dec.decision_ms, "violation"))
                         pending_event.append(dec.how)
                         pending_decision += dec.decision_ms

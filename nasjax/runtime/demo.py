@@ -102,7 +102,8 @@ def run_policies(prep: Prepared, cfg: DynamicConfig, *, progress: bool = True) -
         burner = CpuBurner(cfg.slowdown_procs, cfg.max_burn_s) if cfg.slowdown_schedule else None
         res = serve(policy, search, est, prep.images, prep.windows_ms, cfg.slowdown_schedule, batches=cfg.batches,
                     check_every=cfg.check_every, start_arch=prep.start, burner=burner,
-                    statistic=cfg.statistic if name == "ahead" else "mean", progress=progress)
+                    statistic=cfg.statistic if name == "ahead" else "mean",
+                    coverage=cfg.coverage if name == "ahead" else 0.0, progress=progress)
         res.summary["loadavg_after"] = list(os.getloadavg())
         out.append(res)
     return out

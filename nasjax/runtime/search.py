@@ -10,8 +10,8 @@ registered as the searcher ``dynamic-light`` (``kind="query"``, on the query har
 :class:`WindowSearch` keeps the window ``[lo, hi]`` (ms): with margin ``m`` the target is
 ``[lo + m (hi - lo), hi - m (hi - lo)]``. It tries the light search, then the exact fallback (the
 registered ``enumerate`` over the compiled candidates, or ``mckp`` over the whole space on the
-re-scaled table), then the exact search on the window itself, and finally the candidate nearest the
-window.
+re-scaled table), then the exact search under the target's upper end alone, and finally the
+candidate nearest the target.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Decision:
     """One window decision: the architecture, how it was found, its predictions and the time taken."""
 
     arch: np.ndarray
-    how: str  # "light", "exact", "exact-window", "nearest"
+    how: str  # "light", "exact", "exact-upper", "nearest"
     predicted_ms: float
     predicted_accuracy: float
     decision_ms: float
@@ -146,19 +146,27 @@ class WindowSearch:
         dist = np.maximum(np.maximum(lo - p, p - hi), 0.0)
         return archs[int(np.lexsort((-acc, dist))[0])]
 
-    def decide(self, current, lo: float, hi: float) -> Decision:
+    def decide(self, current, lo: float, hi: float, spread: tuple[float, float] = (1.0, 1.0)) -> Decision:
         """The architecture to run under window ``[lo, hi]`` ms, starting from ``current``.
+
+        The target is ``[max(lo + m w, lo / d), min(hi - m w, hi / u)]`` with ``(d, u) = spread``: the
+        low and high quantile of measured latency over its typical value (``d <= 1 <= u``), so that a
+        subnet whose typical latency is on target keeps that share of batches inside; an empty target
+        keeps its upper end.
 
         Args:
           current: ``[P]`` the running architecture.
           lo, hi: the window (ms), ``lo <= hi``.
+          spread: ``(d, u)`` latency quantile ratios (``(1, 1)``: no allowance for jitter).
 
         Returns:
           A :class:`Decision`.
         """
         t0 = time.perf_counter()
         w = hi - lo
-        tlo, thi = lo + self.margin * w, hi - self.margin * w
+        d, u = float(min(spread[0], 1.0)), float(max(spread[1], 1.0))
+        thi = min(hi - self.margin * w, hi / u)
+        tlo = min(max(lo + self.margin * w, lo / max(d, 1e-9)), thi)
         arch, how = None, ""
         if self.light:
             try:
@@ -166,7 +174,7 @@ class WindowSearch:
                 how = "light"
             except InfeasibleError:
                 pass
-        for a, b, name in ((tlo, thi, "exact"), (lo, hi, "exact-window")):
+        for a, b, name in ((tlo, thi, "exact"), (0.0, thi, "exact-upper")):
             if arch is not None:
                 break
             try:
@@ -174,7 +182,7 @@ class WindowSearch:
             except InfeasibleError:
                 pass
         if arch is None:
-            arch, how = self._nearest(lo, hi), "nearest"
+            arch, how = self._nearest(tlo, thi), "nearest"
         arch = np.asarray(arch, np.int64)
         ms = (time.perf_counter() - t0) * 1e3
         return Decision(arch, how, float(self.estimator.predict(arch)[0]), float(self.objective.predict(arch)), ms)
