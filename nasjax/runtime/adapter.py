@@ -15,6 +15,7 @@ Everything the runtime needs from the rest of nasjax passes through this module:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,6 @@ def random_fullsize(*, width_mult: float = 1.0, resolution: int = 128, seed: int
 
     require(isinstance(resolution, int) and resolution >= 32, "resolution", resolution, "an integer >= 32 (pixels)")
     acc = Table.load(EMBEDDED_DIR / "accuracy_stage.json")
-    import json
-
     bs = BlockSet.from_dict(json.loads((EMBEDDED_DIR / "manifest.json").read_text())["block_set"])
     cfg = SupernetConfig(width_mult=float(width_mult), num_classes=1000, in_channels=3)
     state = split_model(OFAMobileNetV3(cfg, rngs=nnx.Rngs(seed)))
