@@ -232,3 +232,13 @@ def test_the_controller_keeps_a_simulated_device_inside_the_window(source):
     s = res.summary
     assert s["fraction_inside"] >= 0.95, s
     assert s["switches"] >= 3 and s["traces_while_serving"] == 0
+
+
+def test_each_candidate_gets_its_own_recalibrated_bn(source):
+    subs = [source.block_set.to_ofa(a) for a in ([0, 0, 0, 0, 0], [4, 4, 4, 4, 4])]
+    calib = [source.images[:16]]
+    a, b = adapter.recalibrated_states(source.state, subs, calib, chunk_size=2)
+    leaves = lambda st: np.concatenate([np.ravel(x) for x in jax.tree.leaves(st.batch_stats)])  # noqa: E731
+    base, la, lb = leaves(source.state), leaves(a), leaves(b)
+    assert la.shape == base.shape and not np.allclose(la, base) and not np.allclose(la, lb)
+    assert adapter.recalibrated_states(source.state, subs, []) == [source.state, source.state]
