@@ -105,6 +105,24 @@ def switch_cost(compiled, images, pairs: int = 200, seed: int = 0) -> dict:
             "excess_ms_p75": float(np.percentile(diffs, 75)), "pairs": pairs}
 
 
+def jitter(prep, n: int = 300) -> dict:
+    """Percentiles (5, 50, 95) of the batch latency of the fastest and the slowest candidate, ``n``
+    batches each: the machine's own spread, which no choice of subnet removes."""
+    import jax
+
+    comp = prep.compiled
+    out = {}
+    for name, i in (("fastest", int(np.argmin(comp.cost))), ("slowest", int(np.argmax(comp.cost)))):
+        e, ts = comp.executables[i], []
+        for k in range(n):
+            t = time.perf_counter()
+            jax.block_until_ready(e(prep.images[k % len(prep.images)]))
+            ts.append((time.perf_counter() - t) * 1e3)
+        p5, p50, p95 = np.percentile(ts, [5, 50, 95])
+        out[name] = {"p5_ms": float(p5), "p50_ms": float(p50), "p95_ms": float(p95), "p95_over_p5": float(p95 / p5)}
+    return out
+
+
 def simulated(prep, cfg, sigma: float = 0.1, factor: float = 2.0) -> dict:
     """The same controller and schedule against :class:`SimulatedDevice` (latency = k t(a), x ``factor``
     during slowdowns, lognormal jitter ``sigma``), ``k`` set so the start subnet's latency is the
@@ -163,6 +181,10 @@ def main() -> None:
     print(f"switch cost (interleaved pairs, load average {os.getloadavg()}): selecting an executable "
           f"{1e3 * sc['select_ms_median']:.2f} us; the batch after a switch runs {sc['excess_ms_median']:+.3f} ms "
           f"(p25 {sc['excess_ms_p25']:+.3f}, p75 {sc['excess_ms_p75']:+.3f}) vs the same subnet's next batch")
+    jit = jitter(prep)
+    print(f"machine jitter (load average {os.getloadavg()}): " + "; ".join(
+        f"{k} candidate p5 {v['p5_ms']:.2f} / p50 {v['p50_ms']:.2f} / p95 {v['p95_ms']:.2f} ms (p95/p5 "
+        f"{v['p95_over_p5']:.1f})" for k, v in jit.items()))
     sim = simulated(prep, cfg)
     print(f"simulated device (x{sim['factor']:g} slowdowns, {100 * sim['sigma']:.0f} % jitter): "
           f"{100 * sim['fraction_inside']:.1f} % of batches inside, {sim['switches']} switches, "
@@ -202,7 +224,7 @@ def main() -> None:
         "mathnas_switches": m["switches"],
         "nasjax_fraction_checks_inside": a["fraction_checks_inside"],
         "mathnas_fraction_checks_inside": m["fraction_checks_inside"],
-        "simulated_fraction_inside": sim["fraction_inside"], "simulated_switches": sim["switches"],
+        "jitter": jit, "simulated_fraction_inside": sim["fraction_inside"], "simulated_switches": sim["switches"],
         "switch_time_ratio_mathnas_over_nasjax": ratio_sw,
         "goals": {"light_le_1ms": dec["light"]["median_ms"] <= 1.0,
                   "fallback_le_10ms": dec["exact"]["median_ms"] <= 10.0,
