@@ -263,8 +263,8 @@ class DynamicConfig:
     slowdown_procs: int = option(1, help="CPU-burning processes during a slowdown.")
     max_burn_s: float = option(120.0, help="A burner process exits by itself after this many seconds.")
     margin: float = option(0.15, help="Fraction of the window width kept free on each side when choosing.")
-    coverage: float = option(0.95, help="nasjax's policy: share of batches the choice allows for (the target "
-                             "window shrinks by the measured latency quantiles); 0: the window itself.")
+    coverage: float = option(0.95, help="nasjax's policy: share of batches to keep inside the window, predicted "
+                             "from the measured latency spread; 0: the margin target.")
     statistic: str = option("median", choices=("mean", "median"),
                             help="nasjax's policy: statistic of a check's batch latencies compared with the window "
                                  "and used to re-estimate (MathNAS's policy always uses the mean).")
@@ -332,8 +332,8 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
       timer: ``timer(exe, x, arch, batch) -> ms`` measures one batch (default: run ``exe(x)`` and time it;
         :class:`SimulatedDevice` replaces the machine by a latency model).
       coverage: when > 0, decisions allow for jitter: the ratios of the last ``SPREAD_SAMPLES`` batch
-        latencies to their check's median give the ``1 - coverage`` and ``coverage`` quantiles
-        ``(d, u)`` passed to :meth:`WindowSearch.decide` (0: MathNAS's target, the window itself).
+        latencies to their check's median are passed to :meth:`WindowSearch.decide`, which keeps the
+        predicted share of batches inside the window at least ``coverage`` (0: the margin target).
       progress: progress bar.
 
     Returns:
@@ -345,11 +345,10 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
     require(0 <= coverage < 1, "coverage", coverage, "a fraction in [0, 1)")
     ratios: deque = deque(maxlen=SPREAD_SAMPLES)
 
-    def spread() -> tuple[float, float]:
+    def spread():
         if coverage <= 0 or len(ratios) < check_every:
-            return (1.0, 1.0)
-        r = np.fromiter(ratios, float)
-        return (float(np.quantile(r, 1 - coverage)), float(np.quantile(r, coverage)))
+            return {}
+        return {"ratios": np.fromiter(ratios, float), "coverage": coverage}
 
     active = np.asarray(start_arch, np.int64)
     t_sw = time.perf_counter()
@@ -363,7 +362,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
     lo, hi = window_at(windows, 0)
     rows, decisions, switches = [], [], []
     pending_wait, pending_event = 0.0, ["start"]
-    dec = search.decide(active, lo, hi, spread())
+    dec = search.decide(active, lo, hi, **spread())
     decisions.append((dec.how, dec.decision_ms, "start"))
     pending_decision = dec.decision_ms
 
@@ -399,7 +398,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                 if w != (lo, hi):
                     lo, hi = w
                     pending_event.append("window")
-                    dec = search.decide(active, lo, hi, spread())
+                    dec = search.decide(active, lo, hi, **spread())
                     decisions.append((dec.how, dec.decision_ms, "window"))
                     pending_decision += dec.decision_ms
                     if switch_to(dec.arch, dec.how):
@@ -430,7 +429,7 @@ def serve(policy, search: WindowSearch, estimator, images: list, windows, slowdo
                     if not lo <= m <= hi or tail:
                         pending_event.append("violation")
                         estimator.update(active, m)
-                        dec = search.decide(active, lo, hi, spread())
+                        dec = search.decide(active, lo, hi, **spread())
                         decisions.append((dec.how, dec.decision_ms, "violation"))
                         pending_event.append(dec.how)
                         pending_decision += dec.decision_ms

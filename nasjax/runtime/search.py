@@ -8,7 +8,9 @@ of it) it returns the best objective (ties: ``a`` itself, then the earlier neigh
 registered as the searcher ``dynamic-light`` (``kind="query"``, on the query harness).
 
 :class:`WindowSearch` keeps the window ``[lo, hi]`` (ms): with margin ``m`` the target is
-``[lo + m (hi - lo), hi - m (hi - lo)]``. It tries the light search, then the exact fallback (the
+``[lo + m (hi - lo), hi - m (hi - lo)]``; with measured latency ratios and a coverage ``c`` it is
+instead "at most ``1 - c`` of the predicted batch latencies outside the window" (see :meth:`decide`).
+It tries the light search, then the exact fallback (the
 registered ``enumerate`` over the compiled candidates, or ``mckp`` over the whole space on the
 re-scaled table), then the exact search under the target's upper end alone, and finally the
 candidate nearest the target.
@@ -24,7 +26,7 @@ import numpy as np
 from nasjax.constraints import Constraint
 from nasjax.errors import InfeasibleError, require
 from nasjax.runtime.estimate import ScaleEstimator, latency_model
-from nasjax.search.base import SearchProblem, SearchResult, TabularObjective, register, run_search
+from nasjax.search.base import FunctionModel, SearchProblem, SearchResult, TabularObjective, register, run_search
 from nasjax.search.harness import Oracle, TabularSearcher, seed_sequences
 from nasjax.tables import Table
 
@@ -90,7 +92,7 @@ class Decision:
     """One window decision: the architecture, how it was found, its predictions and the time taken."""
 
     arch: np.ndarray
-    how: str  # "light", "exact", "exact-upper", "nearest"
+    how: str  # "light", "exact", "exact-upper", "nearest", "most-inside"
     predicted_ms: float
     predicted_accuracy: float
     decision_ms: float
@@ -146,27 +148,56 @@ class WindowSearch:
         dist = np.maximum(np.maximum(lo - p, p - hi), 0.0)
         return archs[int(np.lexsort((-acc, dist))[0])]
 
-    def decide(self, current, lo: float, hi: float, spread: tuple[float, float] = (1.0, 1.0)) -> Decision:
+    def _share_problem(self, lo: float, hi: float, ratios: np.ndarray, coverage: float) -> SearchProblem:
+        r = np.asarray(ratios, np.float64)
+
+        def outside(archs):
+            p = self.estimator.predict(archs)[:, None] * r[None, :]
+            return 100.0 * np.mean((p < lo) | (p > hi), axis=1)
+
+        model = FunctionModel(outside, "latency outside window", "%")
+        return SearchProblem(self.space, self.objective, (Constraint(model, 100.0 * (1.0 - coverage), "%"),))
+
+    def decide(self, current, lo: float, hi: float, ratios=None, coverage: float = 0.0) -> Decision:
         """The architecture to run under window ``[lo, hi]`` ms, starting from ``current``.
 
-        The target is ``[max(lo + m w, lo / d), min(hi - m w, hi / u)]`` with ``(d, u) = spread``: the
-        low and high quantile of measured latency over its typical value (``d <= 1 <= u``), so that a
-        subnet whose typical latency is on target keeps that share of batches inside; an empty target
-        keeps its upper end.
+        Without ``ratios`` the target is the window shrunk by the margin, ``[lo + m w, hi - m w]``. With
+        ``ratios`` (measured batch latencies over their check's median) and ``coverage`` ``c``, the
+        target is a share: an architecture qualifies when the share of its predicted batch latencies
+        ``lat(a) * r_j`` outside ``[lo, hi]`` is at most ``1 - c``; if none qualifies, the candidate with
+        the smallest share outside is taken (ties: the more accurate).
 
         Args:
           current: ``[P]`` the running architecture.
           lo, hi: the window (ms), ``lo <= hi``.
-          spread: ``(d, u)`` latency quantile ratios (``(1, 1)``: no allowance for jitter).
+          ratios: measured latency ratios (``None``: the margin target).
+          coverage: the share of batches to keep inside (with ``ratios``).
 
         Returns:
           A :class:`Decision`.
         """
         t0 = time.perf_counter()
+        if ratios is not None and coverage > 0 and isinstance(self.objective, TabularObjective):
+            prob = self._share_problem(lo, hi, ratios, coverage)
+            arch, how = None, ""
+            for name, opts in (("light", {"current": current, "order": self.order}), ("exact", None)):
+                if name == "light" and not self.light:
+                    continue
+                try:
+                    arch = (run_search("dynamic-light", prob, **opts) if opts else run_search(self.exact, prob)).arch
+                    how = name
+                    break
+                except InfeasibleError:
+                    pass
+            if arch is None:
+                archs, acc = self.objective.archs, self.objective.val_mean
+                out = prob.constraints[0].values(archs)
+                arch, how = archs[int(np.lexsort((-acc, out))[0])], "most-inside"
+            arch = np.asarray(arch, np.int64)
+            ms = (time.perf_counter() - t0) * 1e3
+            return Decision(arch, how, float(self.estimator.predict(arch)[0]), float(self.objective.predict(arch)), ms)
         w = hi - lo
-        d, u = float(min(spread[0], 1.0)), float(max(spread[1], 1.0))
-        thi = min(hi - self.margin * w, hi / u)
-        tlo = min(max(lo + self.margin * w, lo / max(d, 1e-9)), thi)
+        tlo, thi = lo + self.margin * w, hi - self.margin * w
         arch, how = None, ""
         if self.light:
             try:
