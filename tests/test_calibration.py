@@ -76,6 +76,7 @@ def test_recovers_per_stage_scalings_and_is_a_table():
     assert isinstance(tab, Table) and tab.device == "target" and tab.unit == "ms"
     np.testing.assert_allclose(tab.predict(test), c.predict(test), rtol=1e-9)
     assert Constraint(tab, 20.0, "ms").linear
+    assert Constraint(c, 20.0, "ms").satisfied(test).shape == (300,)  # the calibrated model itself
     assert tab.provenance["calibration"]["method"] == c.method
 
 
