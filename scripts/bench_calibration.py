@@ -37,7 +37,13 @@ import numpy as np
 from nasjax import metrics
 from nasjax.benchmarks.latency_sets import load_help_ofa
 from nasjax.errors import NasjaxInputError
-from nasjax.hardware.calibration import calibrate, design_from_candidates, design_references, fit_ofa_layer_model
+from nasjax.hardware.calibration import (
+    METHODS,
+    calibrate,
+    design_from_candidates,
+    design_references,
+    fit_ofa_layer_model,
+)
 
 KS = (0, 1, 5, 10)
 GOAL = {"mape_percent": 5.0, "kendall_tau": 0.9, "within_10_percent": 0.95}
@@ -54,8 +60,9 @@ def _meets(r: dict) -> bool:
             and r["within_10_percent"] >= GOAL["within_10_percent"])
 
 
-def _kshot(src, archs, y, pool, k_list=KS) -> dict:
-    """Error vs k of ``src`` calibrated on the first k designed refs among ``pool``, on the rest of the pool."""
+def _kshot(src, archs, y, pool, k_list=KS, per_method: bool = False) -> dict:
+    """Error vs k of ``src`` calibrated on the first k designed refs among ``pool``, on the rest of the pool
+    (with ``per_method``: also every method forced, at k = 5 and 10)."""
     order = design_from_candidates(src, archs[pool], max(k_list))
     out = {}
     rest = np.setdiff1d(pool, pool[order])  # one evaluation set for every k
@@ -65,10 +72,18 @@ def _kshot(src, archs, y, pool, k_list=KS) -> dict:
         out[f"k{k}"] = _m(y[rest], c.predict(archs[rest])) | {"method": c.method}
     g = calibrate(src, archs[pool[order]], y[pool[order]], method="global_scale")
     out["k10_global_scale"] = _m(y[rest], g.predict(archs[rest]))
+    if per_method:
+        for k in (5, 10):
+            refs = pool[order[:k]]
+            for m in METHODS[1:]:
+                if m == "kind_scales" and not hasattr(src, "kinds"):
+                    continue
+                c = calibrate(src, archs[refs], y[refs], method=m)
+                out[f"k{k}_forced_{m}"] = _m(y[rest], c.predict(archs[rest]))
     return out
 
 
-def help_part(seed: int) -> dict:
+def help_part(seed: int, per_method: bool = False) -> dict:
     s = load_help_ofa()
     perm = np.random.default_rng(seed).permutation(len(s.archs))
     tr, te = perm[:4000], perm[4000:]
@@ -89,7 +104,7 @@ def help_part(seed: int) -> dict:
         other_batch = f"{gpu}_{'32' if batch == '64' else '64'}"
         y = s.column(tgt)
         for kind, src in (("other_gpu", other_gpu), ("other_batch", other_batch)):
-            moves[f"{src}->{tgt}"] = {"kind": kind} | _kshot(models[src], s.archs, y, te)
+            moves[f"{src}->{tgt}"] = {"kind": kind} | _kshot(models[src], s.archs, y, te, per_method=per_method)
     print("2. calibration to HELP settings, error vs k (MAPE % / tau / within 10 %), k=10 method; baseline k=10 "
           "global scale:")
     for name, r in moves.items():
@@ -112,6 +127,16 @@ def help_part(seed: int) -> dict:
               f"{v['k10_global_mean_mape']:.1f} %), mean tau {v['k10_mean_tau']:.3f}, within 10 % "
               f"{v['k10_mean_within_10']:.3f}; meet the goal at k=10: {len(v['k10_meets_goal'])} of "
               f"{sum(r['kind'] == kind for r in moves.values())}")
+    if per_method:  # the leave-one-out choice against every method forced, over all moves
+        summary["per_method"] = {}
+        for k in (5, 10):
+            row = {"loo_choice": float(np.mean([r[f"k{k}"]["mape_percent"] for r in moves.values()]))}
+            row |= {m: float(np.mean([r[f"k{k}_forced_{m}"]["mape_percent"] for r in moves.values()]))
+                    for m in METHODS[1:]}
+            row["oracle"] = float(np.mean([min(r[f"k{k}_forced_{m}"]["mape_percent"] for m in METHODS[1:])
+                                           for r in moves.values()]))
+            summary["per_method"][f"k{k}_mean_mape"] = {n: round(v, 3) for n, v in row.items()}
+            print(f"   k={k} mean MAPE over all moves: " + ", ".join(f"{n} {v:.2f}" for n, v in row.items()))
     imported = {"applicable": False, "reason": "the published OFA-style YAML LUTs (sxtyzhangzk-once-for-all) "
                 "describe a ProxylessNAS-like network (widths 20-30-40-80-100-190-320, expand 4/5/6) on an "
                 "unstated device; HELP's subnets are OFA MobileNetV3 (expand 3/4/6) on 12 GPU settings"}
@@ -179,6 +204,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip_help", action="store_true")
     ap.add_argument("--skip_machine", action="store_true")
+    ap.add_argument("--per_method", action="store_true",
+                    help="HELP moves: also every calibration method forced at k = 5 and 10 (mean MAPE, oracle)")
     ap.add_argument("--target_batch", type=int, default=16)
     ap.add_argument("--resolution", type=int, default=0, help="0: the default's own resolution")
     ap.add_argument("--eval_subnets", type=int, default=40)
@@ -193,7 +220,7 @@ def main() -> int:
     result: dict = {"goal_k10": GOAL}
     try:
         if not args.skip_help:
-            result.update(help_part(args.seed))
+            result.update(help_part(args.seed, args.per_method))
         if not args.skip_machine:
             result["machine_move"] = machine_part(args)
     except NasjaxInputError as e:
