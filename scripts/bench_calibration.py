@@ -147,8 +147,9 @@ def help_part(seed: int, per_method: bool = False) -> dict:
 def machine_part(args) -> dict:
     import jax
     import jax.numpy as jnp
+    from tqdm.auto import tqdm
 
-    from nasjax.hardware.latency import _compile_all, measure_stage_block_table, subnet_program, time_calls
+    from nasjax.hardware.latency import measure_stage_block_table, subnet_program, time_calls
     from nasjax.io import enable_jax_cache
     from nasjax.quickstart import load_default
 
@@ -169,8 +170,11 @@ def machine_part(args) -> dict:
     out = {}
     for batch in (1, args.target_batch):
         x = jnp.asarray(rng.standard_normal((batch, res, res, cfg.in_channels)).astype(np.float32))
-        builders = [lambda a=a, x=x: (subnet_program(state, bs.to_ofa(a)), (x,)) for a in archs]
-        calls = _compile_all(builders, True, f"end to end, batch {batch}: compiling")
+        calls = []
+        for a in tqdm(archs, desc=f"end to end, batch {batch}: compiling", unit="program", dynamic_ncols=True):
+            fn = subnet_program(state, bs.to_ofa(a))
+            jax.block_until_ready(fn(x))  # compile before any timing
+            calls.append((fn, (x,)))
         out[batch] = time_calls(calls, warmup=args.warmup, repeats=args.repeats)
         del calls
         jax.clear_caches()
