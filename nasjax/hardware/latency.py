@@ -14,10 +14,10 @@ The table is additive (MathNAS)::
 where ``o`` is the fixed cost of launching one program, which the end-to-end network pays once but
 the seven separately timed parts pay seven times. It is estimated on two reference subnets (all
 smallest, all largest blocks) timed end to end: ``o = mean_ref (sum_parts t - t(ref)) / 6``. (On this
-machine ``o`` is several times the cost of an empty jitted call, so subtracting the latter is not enough.) :func:`table_error` measures
-how well the sums predict end-to-end latency of whole subnets (MAPE and Kendall tau over random
-subnets, each also a static program). Timings on a shared machine are noisy; the provenance records
-the device, the protocol and the date.
+machine ``o`` is several times the cost of an empty jitted call, so subtracting the latter is not
+enough.) :func:`table_error` measures how well the sums predict end-to-end latency of whole
+subnets (MAPE and Kendall tau over random subnets, each also a static program). Timings on a
+shared machine are noisy; the provenance records the device, the protocol and the date.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import re
-import time
 from collections.abc import Callable
 
 import jax
@@ -35,49 +33,9 @@ import numpy as np
 from flax import nnx
 
 from nasjax.errors import require
+from nasjax.hardware.runtimes import device_name, time_call, time_calls  # noqa: F401 (re-exported)
 from nasjax.spaces.mobilenetv3 import BlockSet
 from nasjax.tables import Table
-
-
-def device_name() -> str:
-    """A stable name for this machine's CPU: ``cpu-<model slug>-<n>c`` (from /proc/cpuinfo)."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    model = model or platform.processor() or platform.machine() or "unknown"
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
-    slug = re.sub(r"-?cpu-?", "-", slug).strip("-")
-    return f"cpu-{slug}-{os.cpu_count()}c"
-
-
-def time_call(fn: Callable, *args, warmup: int = 3, repeats: int = 20) -> float:
-    """Median wall time (ms) of ``fn(*args)`` after ``warmup`` calls, each waited for."""
-    return float(time_calls([(fn, args)], warmup=warmup, repeats=repeats)[0])
-
-
-def time_calls(calls: list[tuple[Callable, tuple]], *, warmup: int = 3, repeats: int = 20) -> np.ndarray:
-    """Median wall time (ms) of each ``fn(*args)`` of ``calls``, timed round-robin.
-
-    Every call is warmed up first; then each repeat times every call once in turn, so a slow phase of
-    a shared machine affects all programs alike instead of biasing the ones timed during it.
-    """
-    require(repeats >= 1, "repeats", repeats, "a positive integer")
-    for fn, args in calls:
-        for _ in range(max(1, warmup)):
-            jax.block_until_ready(fn(*args))
-    ts = np.empty((repeats, len(calls)))
-    for r in range(repeats):
-        for j, (fn, args) in enumerate(calls):
-            t = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            ts[r, j] = time.perf_counter() - t
-    return np.median(ts, axis=0) * 1e3
 
 
 # --------------------------------------------------------------------------------------------
