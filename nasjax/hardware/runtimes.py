@@ -72,8 +72,24 @@ def machine_provenance() -> dict:
         "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
         "platform": platform.platform(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "command": running_command(),
     }
+
+
+def running_command() -> str:
+    """This process's command as a user would type it: ``python -m <module> ...`` or ``python <script> ...``
+    (a script path relative to the working directory when it lies below it)."""
+    mod = _module_of_main()
+    if mod:
+        head = ["python", "-m", mod]
+    else:
+        script = sys.argv[0] if sys.argv else ""
+        try:
+            script = os.path.relpath(script) if not os.path.relpath(script).startswith("..") else script
+        except ValueError:
+            pass
+        head = ["python", script]
+    return " ".join(head + sys.argv[1:])
 
 
 # --------------------------------------------------------------------------------------------

