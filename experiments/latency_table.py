@@ -77,8 +77,8 @@ def build(cfg: LatencyTableConfig):
     lspace = lb.lut_space(cfg.space, state, scfg, bs)
     lspace.check_resolution(cfg.resolution)
     width = scfg.width_mult if cfg.weights == "random" else None
-    out = Path(cfg.out) if cfg.out else lb.table_path(repo_root() / "luts", cfg.space, runtime, cfg.resolution,
-                                                     cfg.batch_size, width=width)
+    out = Path(cfg.out) if cfg.out else lb.table_path(repo_root() / "luts", cfg.space, runtime.name, runtime.threads,
+                                                     cfg.resolution, cfg.batch_size, width=width)
     cli.check_output_dir(out.parent, "out")
     table = lb.build_table(lspace, runtime, batch_size=cfg.batch_size, resolution=cfg.resolution,
                            warmup=cfg.warmup, repeats=cfg.repeats, out=out, progress=cfg.progress,

@@ -247,7 +247,8 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
         (f"- Training: sandwich rule (largest, smallest, 2 random subnets per step) with in-place distillation; "
         f"{rec['steps']} steps, batch {rec['batch_size']}, {rec['optimizer']} lr {rec['learning_rate']} "
         f"(warmup {rec['warmup_steps']}, cosine). Last logged step: largest-subnet train accuracy "
-        f"{100 * fm.get('acc_largest', float('nan')):.1f} % on its batch, loss {fm.get('loss_largest', float('nan')):.3f}."),
+        f"{100 * fm.get('acc_largest', float('nan')):.1f} % on its batch, loss "
+        f"{fm.get('loss_largest', float('nan')):.3f}."),
         (f"- Weights: `{rel}/weights/` (orbax, parameters and BN statistics only, "
         f"{_dir_bytes(luts_dir / 'weights') / 1e6:.2f} MB)."),
         "",
@@ -261,18 +262,21 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
     amin = acc_s["base"] - sum(max(r) for r in acc_s["values"])
     lines += [
         "",
-        (f"- Accuracy tables: single-position changes from the largest subnet, evaluated on the {acc_s['provenance'].get('eval_images')} "
-        f"val images with BN recalibrated per subnet on {rec['calib_size']} train images. Largest subnet "
+        ("- Accuracy tables: single-position changes from the largest subnet, evaluated on the "
+        f"{acc_s['provenance'].get('eval_images')} val images with BN recalibrated per subnet on "
+        f"{rec['calib_size']} train images. Largest subnet "
         f"{acc_s['base']:.2f} %; the table's lowest prediction {amin:.2f} %."),
-        "- FLOPs/params tables: analytic (multiply-accumulates), equal to a direct count on the model (tests/test_flops.py).",
+        ("- FLOPs/params tables: analytic (multiply-accumulates), equal to a direct count on the model "
+         "(tests/test_flops.py)."),
         (f"- Latency table: each stage block timed as a static subnet-shaped program "
         f"(`nasjax.hardware.lut_builder`) in {ls['runtime']} with {ls['threads'] or 'all'} thread(s), batch "
-        f"{ls['batch_size']} (ms per call of {ls['batch_size']} images), {rec['latency_warmup']} warm-up rounds, median "
-        f"of {rec['latency_repeats']} interleaved rounds; base (stem + first block + head) {lat_s['base']:.3f} ms; block "
-        f"range {min(min(r) for r in lat_s['values']):.3f}..{max(max(r) for r in lat_s['values']):.3f} ms. Check "
-        f"against end-to-end timing of {lc['n']} random subnets (`latency_check.json`): MAPE "
-        f"{lc['mape_percent']:.2f} %, Kendall tau {lc['kendall_tau']:.3f}, {100 * lc['within_10_percent']:.0f} % within "
-        f"+-10 %, worst {lc['worst_error_percent']:.1f} % (mean measured {lc['mean_true']:.3f} ms, predicted "
+        f"{ls['batch_size']} (ms per call of {ls['batch_size']} images), {rec['latency_warmup']} warm-up rounds, "
+        f"median of {rec['latency_repeats']} interleaved rounds; base (stem + first block + head) "
+        f"{lat_s['base']:.3f} ms; block range {min(min(r) for r in lat_s['values']):.3f}.."
+        f"{max(max(r) for r in lat_s['values']):.3f} ms. Check against end-to-end timing of {lc['n']} random "
+        f"subnets (`latency_check.json`): MAPE {lc['mape_percent']:.2f} %, Kendall tau {lc['kendall_tau']:.3f}, "
+        f"{100 * lc['within_10_percent']:.0f} % within +-10 %, worst {lc['worst_error_percent']:.1f} % "
+        f"(mean measured {lc['mean_true']:.3f} ms, predicted "
         f"{lc['mean_pred']:.3f} ms; load average {lc.get('load_average')}). Re-measure only the latency: "
         "`python scripts/build_default.py --latency_only`. The quickstart rescales the table to the machine it "
         "runs on from three reference subnets timed at start."),

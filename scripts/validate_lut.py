@@ -134,12 +134,13 @@ def main():
                     continue
                 row = json.loads(res_file.read_text())
             rows.append(row)
+            ch = row["corrected_held_out"]
             print(f"{row['space']:>18} {row['runtime']:>11} w{row['width']} {row['resolution']}px b{row['batch']} "
                   f"t{row['threads']}: MAPE {row['mape_percent']:.2f} %  tau {row['kendall_tau']:.3f}  within10 "
                   f"{100 * row['within_10_percent']:.0f} %  worst {row['worst_error_percent']:.1f} %  (mean measured "
                   f"{row['mean_measured_ms']:.3f} ms; corrected held-out MAPE "
-                  f"{row['corrected_held_out']['mape_percent']:.2f} % tau {row['corrected_held_out']['kendall_tau']:.3f}"
-                  f" within10 {100 * row['corrected_held_out']['within_10_percent']:.0f} %)  load {row['load_average_after']}",
+                  f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "
+                  f"{100 * ch['within_10_percent']:.0f} %)  load {row['load_average_after']}",
                   flush=True)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -83,55 +83,48 @@ class MobileNetV3Pieces:
         chans = [w["first_block"]] + list(w["stages"])
         return [(batch_size, h, h, c) for h, c in zip(stage_inputs(self.config, resolution), chans)]
 
-    def _jit(self, body: Callable) -> Callable[[], Callable]:
+    def _jit(self, build: Callable[[], Callable]) -> Callable[[], Callable]:
+        """``() -> jax.jit(x -> module(x))`` for a static module from :mod:`nasjax.export.static` (its weights
+        are baked into the program as constants, like a deployed network)."""
+
         def make():
             import jax
-            from flax import nnx
 
-            st = self.state
-            model = nnx.merge(st.graphdef, st.params, st.batch_stats)
-            return jax.jit(lambda x: body(model, x))
+            module = build()
+            return jax.jit(lambda x: module(x))
 
         return make
 
     def stem(self) -> Piece:
         """Stem conv -> first block."""
+        from nasjax.export import static
+
         cin = self.config.in_channels
-        return Piece("stem", lambda b, r: (b, r, r, cin),
-                     self._jit(lambda m, x: m.first_block(m.first_conv(x, "eval"), "eval")),
+        return Piece("stem", lambda b, r: (b, r, r, cin), self._jit(lambda: static.stem(self.state)),
                      lambda b, r: _onnx_builders().stem_onnx(self.state, batch_size=b, resolution=r))
 
     def head(self) -> Piece:
         """Final expand -> global pool -> feature mix -> classifier."""
+        from nasjax.export import static
 
-        def body(m, x):
-            import jax.numpy as jnp
-
-            from nasjax.models.layers import hswish
-
-            h = jnp.mean(m.final_expand(x, "eval"), axis=(1, 2))
-            return hswish(h @ m.w_mix[...]) @ m.w_cls[...] + m.b_cls[...]
-
-        return Piece("head", lambda b, r: self.shapes(b, r)[5], self._jit(body),
+        return Piece("head", lambda b, r: self.shapes(b, r)[5], self._jit(lambda: static.head(self.state)),
                      lambda b, r: _onnx_builders().head_onnx(self.state, batch_size=b, resolution=r))
 
     def stage(self, stage: int, depth: int, ks, es) -> Piece:
         """Stage ``stage`` alone with its first ``depth`` layers at kernels ``ks`` and expand ratios ``es``."""
-        D = self.config.max_depth
+        from nasjax.export import static
+
         ks, es = [int(k) for k in ks], [int(e) for e in es]
-
-        def body(m, x):
-            for i in range(depth):
-                x = m.blocks[stage * D + i](x, ks[i], es[i], True, "eval")
-            return x
-
         return Piece(f"stage {stage + 1} d{depth} ks{ks[:depth]} e{es[:depth]}",
-                     lambda b, r: self.shapes(b, r)[stage], self._jit(body),
+                     lambda b, r: self.shapes(b, r)[stage],
+                     self._jit(lambda: static.stage_block(self.state, stage, depth, ks, es)),
                      lambda b, r: _onnx_builders().stage_onnx(self.state, stage, depth, ks, es, batch_size=b,
                                                               resolution=r))
 
     def layer(self, stage: int, layer: int, k: int, e: int) -> Piece:
         """Layer ``layer`` (0-based, within the stage) of stage ``stage`` with kernel ``k``, expand ``e``."""
+        from nasjax.export import static
+
         D = self.config.max_depth
         spec = self.config.layer_specs()[stage * D + layer]
 
@@ -142,7 +135,7 @@ class MobileNetV3Pieces:
             return (n, h, h, spec.cin)
 
         return Piece(f"stage {stage + 1} layer {layer + 1} k{k} e{e}", shape,
-                     self._jit(lambda m, x: m.blocks[stage * D + layer](x, int(k), int(e), True, "eval")),
+                     self._jit(lambda: static.layer_block(self.state, stage, layer, int(k), int(e))),
                      lambda b, r: _onnx_builders().layer_onnx(self.state, stage, layer, int(k), int(e),
                                                               batch_size=b, resolution=r))
 
@@ -150,8 +143,10 @@ class MobileNetV3Pieces:
         """A whole subnet (OFA dict ``ks[20], e[20], d[5]``) as one static program."""
         sub = {k: [int(x) for x in np.asarray(subnet[k]).reshape(-1)] for k in ("ks", "e", "d")}
         cin = self.config.in_channels
+        from nasjax.export import static
+
         return Piece(f"subnet d{sub['d']}", lambda b, r: (b, r, r, cin),
-                     self._jit(lambda m, x: m(x, sub, "eval")),
+                     self._jit(lambda: static.static_subnet(self.state, sub)),
                      lambda b, r: _onnx_builders().subnet_onnx(self.state, sub, batch_size=b, resolution=r))
 
 
@@ -324,13 +319,13 @@ def predict_latency(table: Table, archs, config=None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------
-def table_path(root, space: str, runtime: Runtime, resolution: int, batch_size: int, device: str | None = None,
-               width: float | None = None) -> Path:
+def table_path(root, space: str, runtime: str, threads: int, resolution: int, batch_size: int,
+               device: str | None = None, width: float | None = None) -> Path:
     """``<root>/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json``
     (the width suffix only when ``width`` is given and not 1.0)."""
     sp = space + (f"_w{width:g}" if width is not None and float(width) != 1.0 else "")
-    name = f"{device or device_name()}-{runtime.name}-{resolution}px-b{batch_size}"
-    return Path(root) / sp / (name + (f"-t{runtime.threads}" if runtime.threads else "") + ".json")
+    name = f"{device or device_name()}-{runtime}-{resolution}px-b{batch_size}"
+    return Path(root) / sp / (name + (f"-t{threads}" if threads else "") + ".json")
 
 
 def partial_path(out) -> Path:
