@@ -77,17 +77,19 @@ def test_time_call_and_table_error():
 
 
 def test_quickstart_rejects_bad_budgets_without_output(tmp_path):
-    from nasjax import quickstart
+    from experiments import _quickstart
+    from nasjax import default
     from nasjax.errors import InfeasibleError
 
-    if not (quickstart.DEFAULT_DIR / "manifest.json").is_file():
+    if not (default.DEFAULT_DIR / "manifest.json").is_file():
         pytest.skip("embedded default luts/mobilenetv3_mnist not built")
+    kw = dict(save_path=tmp_path / "out", progress=False, calibrate=False)
     with pytest.raises(InfeasibleError, match="smallest achievable latency"):
-        quickstart.run(latency_budgets_ms=[1.0, 1e-4], save_path=tmp_path / "out", progress=False)
+        _quickstart.run(latency_budgets_ms=[1e3, 1e-4], **kw)
     with pytest.raises(NasjaxInputError, match="latency_budgets"):
-        quickstart.run(latency_budgets_ms=[float("nan")], save_path=tmp_path / "out", progress=False)
+        _quickstart.run(latency_budgets_ms=[float("nan")], **kw)
     with pytest.raises(NasjaxInputError, match="solver"):
-        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", solver="cplex", progress=False)
+        _quickstart.run(latency_budgets_ms=[1.0], solver="cplex", **kw)
     with pytest.raises(NasjaxInputError, match="manifest.json"):
-        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", luts_dir=tmp_path, progress=False)
-    assert not (tmp_path / "out").exists()
+        _quickstart.run(latency_budgets_ms=[1.0], luts_dir=tmp_path, **kw)
+    assert not (tmp_path / "out" / "mobilenetv3" / "quickstart" / "summary.json").exists()

@@ -267,7 +267,8 @@ def relaunch_with_threads(threads: int, argv: Sequence[str] | None = None) -> in
 
 def _module_of_main() -> str | None:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return spec.name if spec is not None and spec.name != "__main__" else None
+    name = spec.name.removesuffix(".__main__") if spec is not None else None
+    return name if name and name != "__main__" else None
 
 
 class XlaRuntime(Runtime):
