@@ -30,6 +30,7 @@ class LatencyTableConfig:
     resolution: int = cli.option(224, help="Input resolution (pixels).")
     batch_size: int = cli.option(1, help="Images per call.")
     threads: int = cli.option(0, help="CPU threads (0 = all cores).")
+    clock: str = cli.option("auto", help="auto (process CPU time for 1 thread, else wall time) | wall | cpu.")
     width: float = cli.option(1.0, help="Width multiplier of a randomly initialised supernet (--weights=random).")
     weights: str = cli.option("random", help="random | default (the embedded default) | a weights directory.")
     warmup: int = cli.option(5, help="Untimed rounds per chunk.")
@@ -69,7 +70,7 @@ def build(cfg: LatencyTableConfig):
     from nasjax.io import enable_jax_cache, repo_root
 
     lb.LUT_SPACES.get(cfg.space)
-    runtime = get_runtime_or_relaunch(cfg.runtime, cfg.threads)
+    runtime = get_runtime_or_relaunch(cfg.runtime, cfg.threads, cfg.clock)
     require(cfg.weights in ("random", "default") or Path(cfg.weights).is_dir(), "weights", cfg.weights,
             "random, default or a weights directory")
     enable_jax_cache()
@@ -86,7 +87,7 @@ def build(cfg: LatencyTableConfig):
     return table, out
 
 
-def get_runtime_or_relaunch(name: str, threads: int):
+def get_runtime_or_relaunch(name: str, threads: int, clock: str = "auto"):
     """The runtime; for XLA with a thread count this process cannot have, re-run the command in a
     subprocess with the right ``XLA_FLAGS`` and exit with its code."""
     from nasjax.hardware import runtimes as rt
@@ -94,7 +95,7 @@ def get_runtime_or_relaunch(name: str, threads: int):
     rt.get_runtime_class(name)
     if name == "xla" and not rt.xla_threads_ready(rt.XlaRuntime.normal_threads(threads)):
         raise SystemExit(rt.relaunch_with_threads(rt.XlaRuntime.normal_threads(threads)))
-    return rt.get_runtime(name, threads)
+    return rt.get_runtime(name, threads, clock)
 
 
 def main() -> None:

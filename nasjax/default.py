@@ -55,6 +55,7 @@ RECIPE = {
     "latency_runtime": "onnxruntime",
     "latency_threads": 1,
     "latency_batch_size": 256,
+    "latency_clock": "auto",
     "latency_warmup": 5,
     "latency_repeats": 30,
     "latency_check_subnets": 100,
@@ -346,12 +347,17 @@ def load_default(luts_dir: str | Path = DEFAULT_DIR) -> dict:
 # The quickstart
 # --------------------------------------------------------------------------------------------
 def latency_settings(recipe_or_manifest: dict) -> dict:
-    """``{runtime, threads, batch_size}`` of the default's latency table (older defaults: XLA, batch 1)."""
+    """``{runtime, threads, batch_size, clock}`` of the default's latency table (older defaults: XLA, batch 1,
+    wall clock)."""
+    from nasjax.hardware.runtimes import resolve_clock
+
     if "latency" in recipe_or_manifest:
-        return dict(recipe_or_manifest["latency"])
+        return {"clock": "wall", **recipe_or_manifest["latency"]}
     r = recipe_or_manifest.get("recipe", recipe_or_manifest)
-    return {"runtime": r.get("latency_runtime", "xla"), "threads": int(r.get("latency_threads", 0)),
-            "batch_size": int(r.get("latency_batch_size", 1))}
+    threads = int(r.get("latency_threads", 0))
+    return {"runtime": r.get("latency_runtime", "xla"), "threads": threads,
+            "batch_size": int(r.get("latency_batch_size", 1)),
+            "clock": resolve_clock(r.get("latency_clock", "wall"), threads)}
 
 
 def check_summary(check: dict) -> dict:
@@ -372,7 +378,7 @@ def measure_latency(out_dir, state, cfg, block_set, resolution: int, recipe: dic
 
     out_dir = Path(out_dir)
     ls = latency_settings(recipe)
-    runtime = get_runtime(ls["runtime"], ls["threads"])
+    runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
     lspace = lb.lut_space("mobilenetv3", state, cfg, block_set)
     p = out_dir / "latency_stage.json"
     if p.is_file():
@@ -455,7 +461,7 @@ def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int 
     man, lat_t = default["manifest"], default["tables"]["latency_stage"]
     ls = latency_settings(man)
     rec = man["recipe"]
-    runtime = get_runtime(ls["runtime"], ls["threads"])
+    runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
     lspace = lb.lut_space("mobilenetv3", default["state"], default["config"], default["block_set"])
     refs = np.array(CALIBRATION_ARCHS)
     pred = lat_t.predict(refs)
@@ -535,7 +541,8 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
         from nasjax.hardware import lut_builder as lb
         from nasjax.hardware.runtimes import get_runtime
 
-        runtime, lspace = get_runtime(ls["runtime"], ls["threads"]), lb.lut_space("mobilenetv3", state, cfg, bs)
+        runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
+        lspace = lb.lut_space("mobilenetv3", state, cfg, bs)
     lat_meas = lv.measure_archs(lspace, runtime, uniq, batch_size=ls["batch_size"], resolution=man["resolution"],
                                 warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"],
                                 progress=progress)[inv]

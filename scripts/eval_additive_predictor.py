@@ -40,7 +40,7 @@ def main(argv):
         d = default.load_default(FLAGS.luts_dir or default.DEFAULT_DIR)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     man, bs, state = d["manifest"], d["block_set"], d["state"]
     ds = default.load_recipe_dataset(man["recipe"])
     data, calib = eval_data(ds, calib_size=man["recipe"]["calib_size"], calib_seed=FLAGS.seed)
@@ -59,7 +59,8 @@ def main(argv):
         res = {"kendall_tau": float(kendalltau(pred, meas).statistic),
                "spearman": float(spearmanr(pred, meas).statistic),
                "mae_pp": float(np.mean(np.abs(pred - meas))),
-               "measured_mean": float(meas.mean()), "measured_min": float(meas.min()), "measured_max": float(meas.max()),
+               "measured_mean": float(meas.mean()), "measured_min": float(meas.min()),
+               "measured_max": float(meas.max()),
                "predicted_mean": float(pred.mean()), "eval_seconds": round(time.perf_counter() - t, 1)}
         out[name] = res
         print(f"{name:>6} view, {FLAGS.n} random subnets: Kendall tau {res['kendall_tau']:.3f}, Spearman "

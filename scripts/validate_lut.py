@@ -10,7 +10,7 @@ on half of the subnets (metrics on the other, held-out half). Each table runs in
 started with the XLA thread flags the table needs. Writes ``<out_dir>/<table>-measured.csv``
 (``arch,resolution,latency_ms``) and ``<out_dir>/<table>-validation.json``. The load average is printed
 before and after each table. Last line: one JSON object ``{"tables": [{space, runtime, resolution, batch,
-threads, width, mape_percent, kendall_tau, within_10_percent, worst_error_percent, ...}], ...}``.
+threads, clock, width, mape_percent, kendall_tau, within_10_percent, worst_error_percent, ...}], ...}``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def validate_one(path: Path, args) -> dict:
 
     table = Table.load(path)
     prov = table.provenance
-    runtime = get_runtime(prov["runtime"], int(prov["threads"]))
+    runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
     enable_jax_cache()
     state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0))
     if prov.get("block_set"):
@@ -73,7 +73,7 @@ def validate_one(path: Path, args) -> dict:
     m, c = res["metrics"], res["corrected"]
     row = {"table": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
            "space": res["space"], "runtime": res["runtime"], "resolution": res["resolution"],
-           "batch": res["batch_size"], "threads": res["threads"], "width": prov.get("width"),
+           "batch": res["batch_size"], "threads": res["threads"], "clock": res["clock"], "width": prov.get("width"),
            "weights": prov.get("weights", "random"), "n": m["n"],
            "mape_percent": round(m["mape_percent"], 3), "kendall_tau": round(m["kendall_tau"], 4),
            "within_10_percent": round(m["within_10_percent"], 4),
@@ -136,7 +136,8 @@ def main():
             rows.append(row)
             ch = row["corrected_held_out"]
             print(f"{row['space']:>18} {row['runtime']:>11} w{row['width']} {row['resolution']}px b{row['batch']} "
-                  f"t{row['threads']}: MAPE {row['mape_percent']:.2f} %  tau {row['kendall_tau']:.3f}  within10 "
+                  f"t{row['threads']} {row['clock']}: MAPE {row['mape_percent']:.2f} %  tau {row['kendall_tau']:.3f}  "
+                  "within10 "
                   f"{100 * row['within_10_percent']:.0f} %  worst {row['worst_error_percent']:.1f} %  (mean measured "
                   f"{row['mean_measured_ms']:.3f} ms; corrected held-out MAPE "
                   f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "

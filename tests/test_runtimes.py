@@ -77,3 +77,15 @@ def test_legacy_time_call():
 
     assert lat.time_call is rt.time_call and lat.time_calls is rt.time_calls
     assert rt.time_call(lambda x: x + 1, jnp.ones(3), warmup=1, repeats=2) > 0
+
+
+def test_clocks():
+    assert rt.resolve_clock("auto", 1) == "cpu" and rt.resolve_clock("auto", 0) == "wall"
+    assert rt.resolve_clock("wall", 1) == "wall"
+    with pytest.raises(NasjaxInputError, match="clock"):
+        rt.resolve_clock("tsc", 1)
+    import time
+
+    t = rt.time_interleaved([lambda: time.sleep(0.01)], warmup=0, repeats=2, clock="cpu")
+    assert t.medians_ms[0] < 5  # sleeping costs no CPU time
+    assert rt.get_runtime("onnxruntime", threads=1).clock == "cpu"

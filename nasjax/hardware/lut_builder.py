@@ -366,7 +366,7 @@ def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int
 
         it = tqdm(it, desc=f"{chunk.name}: compiling", unit="program", dynamic_ncols=True, leave=False)
     calls = [runtime.prepare(p, batch_size, resolution) for p in it]
-    t = time_interleaved(calls, warmup=warmup, repeats=repeats)
+    t = time_interleaved(calls, warmup=warmup, repeats=repeats, clock=runtime.clock)
     return {"keys": list(chunk.keys), "median_ms": [float(v) for v in t.medians_ms],
             "spread_ms": [float(v) for v in t.spread_ms]}
 
@@ -396,7 +396,7 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
             "a positive integer")
     require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
-    settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads,
+    settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
                 "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),
                 "repeats": int(repeats), "supernet_config": lspace.config.to_dict(),
                 "block_set": lspace.block_set.to_dict() if lspace.block_set is not None else None}

@@ -56,7 +56,8 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
             calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
             if bar is not None:
                 bar.update(1)
-        out[lo:lo + len(calls)] = time_interleaved(calls, warmup=warmup, repeats=repeats).medians_ms
+        out[lo:lo + len(calls)] = time_interleaved(calls, warmup=warmup, repeats=repeats,
+                                                   clock=runtime.clock).medians_ms
         del calls
     if bar is not None:
         bar.close()
@@ -107,6 +108,8 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     require(table.unit == "ms", "table.unit", table.unit, "ms")
     require(prov.get("space") == lspace.name, "table.provenance.space", prov.get("space"), repr(lspace.name))
     bs, res = int(prov["batch_size"]), int(prov["resolution"])
+    require(prov.get("clock", "wall") == runtime.clock, "runtime.clock", runtime.clock,
+            f"the table's clock {prov.get('clock', 'wall')!r}")
     archs = lspace.space().random(seed, num_subnets)
     pred = lspace.predict(table, archs)
     meas = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup, repeats=repeats,
@@ -114,7 +117,8 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     metrics = latency_metrics(meas, pred)
     idx = np.arange(num_subnets)
     corr = linear_correction(pred, meas, idx[0::2], idx[1::2])
-    return {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "batch_size": bs,
+    return {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
+            "batch_size": bs,
             "resolution": res, "metrics": metrics, "meets_goals": meets_goals(metrics), "corrected": corr,
             "corrected_meets_goals": meets_goals(corr["held_out"]), "archs": archs, "predicted_ms": pred,
             "measured_ms": meas, "seed": seed}

@@ -123,8 +123,19 @@ class Timing:
     repeats: int
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def resolve_clock(clock: str, threads: int) -> str:
+    """``"auto"`` -> ``"cpu"`` for one thread, ``"wall"`` otherwise; ``"wall"``/``"cpu"`` as given."""
+    require(clock in ("auto", *CLOCKS), "clock", clock, "'auto', 'wall' or 'cpu'")
+    if clock == "auto":
+        return "cpu" if threads == 1 else "wall"
+    return clock
+
+
 def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, repeats: int = 20,
-                     progress: bool = False, desc: str = "timing") -> Timing:
+                     progress: bool = False, desc: str = "timing", clock: str = "wall") -> Timing:
     """Time every call of ``calls`` interleaved: ``warmup`` untimed rounds, then ``repeats`` timed rounds
     each running ``calls[0], calls[1], ..., calls[n-1]`` once (A B A B ...), so drift cancels.
 
@@ -136,6 +147,9 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
         repeats: timed rounds (>= 1).
         progress: show a tqdm bar over the rounds.
         desc: the bar's label.
+        clock: ``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: the CPU time of
+            the whole process; for a single-threaded runtime this is the call's latency on an idle
+            core, and other jobs on a shared machine do not inflate it).
 
     Returns:
         :class:`Timing` with ``medians_ms[j] = median_r raw_ms[r, j]`` and
@@ -144,6 +158,7 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
     require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(len(calls) >= 1, "calls", len(calls), "at least one call to time")
+    require(clock in CLOCKS, "clock", clock, "'wall' or 'cpu'")
     for _ in range(warmup):
         for c in calls:
             c()
@@ -153,12 +168,12 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
 
         rounds = tqdm(rounds, desc=desc, unit="round", dynamic_ncols=True)
     raw = np.empty((repeats, len(calls)))
-    clock = time.perf_counter
+    now = CLOCKS[clock]
     for r in rounds:
         for j, c in enumerate(calls):
-            t = clock()
+            t = now()
             c()
-            raw[r, j] = clock() - t
+            raw[r, j] = now() - t
     raw *= 1e3
     q25, med, q75 = np.percentile(raw, [25, 50, 75], axis=0)
     return Timing(med, q75 - q25, raw, int(warmup), int(repeats))
@@ -195,9 +210,11 @@ def _input(shape, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Runtime:
-    """A way to run pieces on this machine with a thread count (0 = all cores)."""
+    """A way to run pieces on this machine with a thread count (0 = all cores) and the clock its calls are
+    timed with (``"wall"`` or ``"cpu"``, see :func:`time_interleaved`)."""
 
     threads: int = 0
+    clock: str = "auto"
     name: str = field(default="", init=False)
 
     def prepare(self, piece: Piece, batch_size: int, resolution: int) -> Callable[[], None]:
@@ -274,9 +291,9 @@ def _module_of_main() -> str | None:
 class XlaRuntime(Runtime):
     """``jax.jit`` on the host CPU; each call waits with ``block_until_ready``."""
 
-    def __init__(self, threads: int = 0):
+    def __init__(self, threads: int = 0, clock: str = "auto"):
         threads = self.normal_threads(threads)
-        super().__init__(threads)
+        super().__init__(threads, resolve_clock(clock, threads))
         self.name = "xla"
         if not xla_threads_ready(threads):
             raise NasjaxInputError(
@@ -317,7 +334,7 @@ class XlaRuntime(Runtime):
         import jax
         import jaxlib
 
-        return {"runtime": "xla", "threads": self.threads, "threads_meaning": "0 = all cores",
+        return {"runtime": "xla", "threads": self.threads, "clock": self.clock, "threads_meaning": "0 = all cores",
                 "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                 "flax": flax.__version__, "numpy": np.__version__, "backend": jax.default_backend(),
                 **machine_provenance()}
@@ -327,10 +344,10 @@ class OrtRuntime(Runtime):
     """ONNX Runtime's CPU execution provider, ``intra_op_num_threads = threads``, ``inter_op_num_threads = 1``,
     sequential execution, all graph optimisations."""
 
-    def __init__(self, threads: int = 0):
+    def __init__(self, threads: int = 0, clock: str = "auto"):
         require(isinstance(threads, int) and not isinstance(threads, bool) and threads >= 0, "threads", threads,
                 "a non-negative integer (0 = all cores)")
-        super().__init__(threads)
+        super().__init__(threads, resolve_clock(clock, threads))
         self.name = "onnxruntime"
 
     def session(self, model):
@@ -359,7 +376,8 @@ class OrtRuntime(Runtime):
         import onnx
         import onnxruntime as ort
 
-        return {"runtime": "onnxruntime", "threads": self.threads, "threads_meaning": "0 = all cores",
+        return {"runtime": "onnxruntime", "threads": self.threads, "clock": self.clock,
+                "threads_meaning": "0 = all cores",
                 "onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
                 "providers": ["CPUExecutionProvider"], "inter_op_num_threads": 1, **machine_provenance()}
 
@@ -367,13 +385,14 @@ class OrtRuntime(Runtime):
 RUNTIMES: dict[str, type[Runtime]] = {"xla": XlaRuntime, "onnxruntime": OrtRuntime}
 
 
-def get_runtime(name: str, threads: int = 0) -> Runtime:
-    """The runtime called ``name`` ("xla" or "onnxruntime") with ``threads`` threads (0 = all cores).
+def get_runtime(name: str, threads: int = 0, clock: str = "auto") -> Runtime:
+    """The runtime called ``name`` ("xla" or "onnxruntime") with ``threads`` threads (0 = all cores),
+    timed with ``clock`` (:func:`resolve_clock`: ``auto`` = CPU time for one thread, else wall time).
 
     Raises:
         NasjaxInputError: unknown name (the message lists the known ones) or an impossible thread count.
     """
-    return get_runtime_class(name)(threads)
+    return get_runtime_class(name)(threads, clock)
 
 
 def get_runtime_class(name: str) -> type[Runtime]:
