@@ -19,7 +19,7 @@ from nasjax.problems.mathnas import mobilenetv3_problem
 
 common.define_flags("tx2gpu", modes=("nas", "predict", "pareto", "quickstart"))
 flags.DEFINE_string("supernet_dir", None, "quickstart: directory of the embedded default (default: the shipped one).")
-flags.DEFINE_list("latency_budgets", ["4", "5", "6"], "quickstart: latency budgets in ms per call of the default "
+flags.DEFINE_list("latency_budgets", ["3.2", "4.2", "5.5"], "quickstart: latency budgets in ms per call of the default "
                   "table's batch (256 images) on this machine.")
 flags.DEFINE_bool("rebuild", False, "quickstart: retrain the supernet and rebuild every table from scratch.")
 flags.DEFINE_integer("seed", 0, "quickstart: random seed (training, calibration batches).")
