@@ -3,6 +3,7 @@ its latency tables.
 
     python scripts/build_default.py [--seed=0] [--luts_dir=luts/mobilenetv3_mnist] [--work_dir=...]
     python scripts/build_default.py --latency_only      # keep the weights, re-measure latency here
+    python scripts/build_default.py --provenance_only   # rewrite luts/PROVENANCE.md (e.g. after build_luts)
 
 Shows progress (tqdm) and resumes after an interruption (training checkpoints and finished tables are
 kept in --work_dir, default .cache/build_default-seed<seed>). The recipe is nasjax.default.RECIPE
@@ -24,6 +25,7 @@ flags.DEFINE_string("luts_dir", None, "Output directory (default: luts/mobilenet
 flags.DEFINE_string("work_dir", None, "Resumable work directory (default: .cache/build_default-seed<seed>).")
 flags.DEFINE_integer("steps", None, "Override the recipe's training steps.")
 flags.DEFINE_bool("latency_only", False, "Re-measure only latency_stage.json and latency_check.json.")
+flags.DEFINE_bool("provenance_only", False, "Only rewrite luts/PROVENANCE.md from the files in luts/.")
 FLAGS = flags.FLAGS
 
 
@@ -31,7 +33,11 @@ def main(argv):
     from nasjax import default
 
     try:
-        if FLAGS.latency_only:
+        if FLAGS.provenance_only:
+            d = default.load_default(FLAGS.luts_dir or default.DEFAULT_DIR)
+            default.write_provenance(d["dir"], d["manifest"])
+            man = d["manifest"]
+        elif FLAGS.latency_only:
             man = default.remeasure_latency(FLAGS.luts_dir or default.DEFAULT_DIR, work_dir=FLAGS.work_dir)
         else:
             recipe = {"steps": FLAGS.steps} if FLAGS.steps else None
