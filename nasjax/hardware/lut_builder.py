@@ -3,8 +3,11 @@
 Every table cell ``(position, choice)`` is timed as the real subnet-shaped program of that block -- a
 static network holding only the block's own (sliced) weights at its real input shape, never the masked
 supernet -- together with the fixed parts every subnet shares (stem, head). Timing is interleaved
-(:func:`nasjax.hardware.runtimes.time_interleaved`) within each *chunk* (the choices of one position, or
-the fixed parts, or the reference subnets); every finished chunk is written to a partial file next to
+(:func:`nasjax.hardware.runtimes.time_interleaved`) within each *chunk* (the choices of one position,
+or the fixed parts, or the reference subnets), together with one *anchor* subnet (the middle choice
+everywhere) timed in every chunk: chunks timed minutes apart are brought to one machine speed,
+``t' = t * median_k anchor_k / anchor_chunk`` (:func:`drift_factors`). Every finished chunk is written
+to a partial file next to
 the output, so an interrupted build continues where it stopped and gives the same table as one run.
 
 The table is additive over the parts a subnet runs::
@@ -202,6 +205,10 @@ class LutSpace:
         large = [k - 1 for k in sp.num_choices]
         return np.concatenate([np.array([small, large]), sp.random(seed, NUM_RANDOM_REFS)])
 
+    def anchor_arch(self) -> np.ndarray:
+        """The middle choice of every position: the subnet timed in every chunk (drift correction)."""
+        return np.array([(k - 1) // 2 for k in self.space().num_choices], np.int64)
+
     def predict(self, table: Table, archs) -> np.ndarray:
         """Latency (table's unit) of ``archs [N, P]`` (the additive sum over active parts)."""
         return np.atleast_1d(table.predict(archs))
@@ -351,24 +358,45 @@ def _load_partial(path: Path, settings: dict) -> dict:
         ok = (isinstance(c, dict) and isinstance(c.get("keys"), list)
               and all(isinstance(c.get(f), list) and len(c[f]) == len(c["keys"])
                       and all(isinstance(v, (int, float)) and np.isfinite(v) for v in c[f])
-                      for f in ("median_ms", "spread_ms")))
+                      for f in ("median_ms", "spread_ms"))
+              and isinstance(c.get("anchor_ms"), (int, float)) and np.isfinite(c["anchor_ms"]) and c["anchor_ms"] > 0)
         if not ok:
             raise NasjaxInputError(f"partial table file {str(path)!r}: chunk {name!r} is damaged; expected keys, "
-                                   "median_ms and spread_ms lists of equal length (delete the file to start afresh)")
+                                   "median_ms and spread_ms lists of equal length and a positive anchor_ms (delete "
+                                   "the file to start afresh)")
     return d["chunks"]
 
 
+def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, *, warmup: int, repeats: int):
+    """Time ``[anchor] + calls`` interleaved; returns ``(Timing of calls, anchor median ms)``.
+
+    The anchor (one fixed program, prepared once) is timed in every chunk, so chunks timed minutes apart
+    can be brought to one machine speed: ``t' = t * anchor_ref / anchor_chunk`` (:func:`drift_factors`).
+    """
+    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.clock)
+    from nasjax.hardware.runtimes import Timing
+
+    return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats),
+            float(t.medians_ms[0]))
+
+
+def drift_factors(anchor_ms) -> np.ndarray:
+    """Per chunk, ``median_k anchor_k / anchor_j``: the factor that brings chunk ``j`` to the median speed."""
+    a = np.asarray(anchor_ms, float)
+    return np.median(a) / a
+
+
 def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int, warmup: int, repeats: int,
-                progress: bool) -> dict:
+                progress: bool, anchor: Callable[[], None]) -> dict:
     it = chunk.pieces
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc=f"{chunk.name}: compiling", unit="program", dynamic_ncols=True, leave=False)
     calls = [runtime.prepare(p, batch_size, resolution) for p in it]
-    t = time_interleaved(calls, warmup=warmup, repeats=repeats, clock=runtime.clock)
+    t, a = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
     return {"keys": list(chunk.keys), "median_ms": [float(v) for v in t.medians_ms],
-            "spread_ms": [float(v) for v in t.spread_ms]}
+            "spread_ms": [float(v) for v in t.spread_ms], "anchor_ms": a}
 
 
 def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
@@ -414,11 +442,18 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
 
         it = tqdm(todo, desc=f"latency table {lspace.name} ({runtime.label})", unit="chunk", dynamic_ncols=True,
                   initial=len(chunks) - len(todo), total=len(chunks))
+    anchor_arch = lspace.anchor_arch()
+    anchor = None
     for c in it:
-        done[c.name] = _time_chunk(runtime, c, batch_size, resolution, warmup, repeats, progress)
+        if anchor is None:
+            anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(anchor_arch)), batch_size, resolution)
+        done[c.name] = _time_chunk(runtime, c, batch_size, resolution, warmup, repeats, progress, anchor)
         if ppath is not None:
             write_json(ppath, {"format": PARTIAL_FORMAT, "settings": settings, "chunks": done})
-    times = {k: (m, s) for c in done.values() for k, m, s in zip(c["keys"], c["median_ms"], c["spread_ms"])}
+    names = [c.name for c in chunks]
+    drift = dict(zip(names, drift_factors([done[n]["anchor_ms"] for n in names])))
+    times = {k: (m * drift[n], s * drift[n]) for n in names
+             for k, m, s in zip(done[n]["keys"], done[n]["median_ms"], done[n]["spread_ms"])}
     med = {k: v[0] for k, v in times.items()}
     # per-program overhead o from the references
     o_each = []
@@ -445,7 +480,10 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         "unit": "ms per call of batch_size images",
         **settings,
         "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the median of {repeats} "
-                     "interleaved rounds (A B A B ...) per chunk; spread = interquartile range"),
+                     "interleaved rounds (A B A B ...) per chunk; spread = interquartile range; an anchor subnet "
+                     "timed in every chunk brings all chunks to one machine speed (t * median anchor / chunk anchor)"),
+        "anchor_arch": [int(x) for x in anchor_arch],
+        "anchor_ms_per_chunk": {n: done[n]["anchor_ms"] for n in names},
         "per_program_overhead_ms_o": o, "overhead_per_reference_ms": [float(v) for v in o_each],
         "reference_archs": refs.tolist(),
         "reference_end_to_end_ms": [med[f"ref{j}"] for j in range(len(refs))],

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from nasjax.errors import require
-from nasjax.hardware.lut_builder import LutSpace
-from nasjax.hardware.runtimes import Runtime, time_interleaved
+from nasjax.hardware.lut_builder import LutSpace, drift_factors, time_with_anchor
+from nasjax.hardware.runtimes import Runtime
 from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
 
@@ -39,7 +39,8 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         progress: a tqdm bar over the subnets.
 
     Returns:
-        ``[N]`` medians in ms.
+        ``[N]`` medians in ms; with more than one chunk, each chunk is brought to the median machine speed
+        with the anchor subnet timed in every chunk (:func:`nasjax.hardware.lut_builder.drift_factors`).
     """
     archs = np.atleast_2d(np.asarray(archs, np.int64))
     require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")
@@ -50,15 +51,20 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         bar = tqdm(total=len(archs), desc=f"end-to-end {lspace.name} ({runtime.label})", unit="subnet",
                    dynamic_ncols=True)
     out = np.empty(len(archs))
+    anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(lspace.anchor_arch())), batch_size, resolution)
+    anchors = []
     for lo in range(0, len(archs), chunk_size):
         calls = []
         for a in archs[lo:lo + chunk_size]:
             calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
             if bar is not None:
                 bar.update(1)
-        out[lo:lo + len(calls)] = time_interleaved(calls, warmup=warmup, repeats=repeats,
-                                                   clock=runtime.clock).medians_ms
+        t, a_ms = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
+        out[lo:lo + len(calls)] = t.medians_ms
+        anchors.append((lo, lo + len(calls), a_ms))
         del calls
+    for (lo, hi, _), f in zip(anchors, drift_factors([a for _, _, a in anchors])):
+        out[lo:hi] *= f
     if bar is not None:
         bar.close()
     return out
