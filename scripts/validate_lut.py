@@ -83,6 +83,10 @@ def validate_one(path: Path, args) -> dict:
            "corrected_held_out": {k: round(c["held_out"][k], 4) for k in
                                   ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
            "correction": {"alpha": round(c["alpha"], 4), "beta_ms": round(c["beta"], 4)},
+           "calibrated_held_out": {k: round(res["calibrated"]["held_out"][k], 4) for k in
+                                   ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
+           "calibration": {"k": res["calibrated"]["k"], "scale": round(res["calibrated"]["scale"], 4)},
+           "calibrated_meets_goals": res["calibrated_meets_goals"],
            "corrected_meets_goals": res["corrected_meets_goals"],
            "load_average_before": [round(x, 2) for x in load0], "load_average_after": [round(x, 2) for x in load1]}
     write_json(out / f"{stem}-validation.json", {**row, "archs": res["archs"], "predicted_ms": res["predicted_ms"],
@@ -134,14 +138,17 @@ def main():
                     continue
                 row = json.loads(res_file.read_text())
             rows.append(row)
-            ch = row["corrected_held_out"]
+            ch, cb = row["corrected_held_out"], row["calibrated_held_out"]
             print(f"{row['space']:>18} {row['runtime']:>11} w{row['width']} {row['resolution']}px b{row['batch']} "
                   f"t{row['threads']} {row['clock']}: MAPE {row['mape_percent']:.2f} %  tau {row['kendall_tau']:.3f}  "
                   "within10 "
                   f"{100 * row['within_10_percent']:.0f} %  worst {row['worst_error_percent']:.1f} %  (mean measured "
                   f"{row['mean_measured_ms']:.3f} ms; corrected held-out MAPE "
                   f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "
-                  f"{100 * ch['within_10_percent']:.0f} %)  load {row['load_average_after']}",
+                  f"{100 * ch['within_10_percent']:.0f} %; calibrated k={row['calibration']['k']} held-out MAPE "
+                  f"{cb['mape_percent']:.2f} % tau {cb['kendall_tau']:.3f} within10 "
+                  f"{100 * cb['within_10_percent']:.0f} %)"
+                  f"  load {row['load_average_after']}",
                   flush=True)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -48,3 +48,24 @@ def test_csv_rows_are_readable_by_the_sequence_reader(tmp_path):
               lv.measurements_csv_rows(archs, 224, [1.5, 2.5, 3.5]))
     a, y = read_measured_csv(tmp_path / "m.csv")
     assert a.shape == (3, 26) and (a[:, 25] == 224).all() and np.allclose(y, [1.5, 2.5, 3.5])
+
+
+def test_validate_table_reports_calibrated_held_out(monkeypatch):
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.tables import Table
+
+    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
+    ls = lb.lut_space("mobilenetv3_layers", None, cfg)
+    vals = np.zeros((25, 9))
+    vals[:20] = np.linspace(0.1, 0.9, 9)
+    t = Table(vals, None, "latency", "ms", 1.0, 1, "x", "mobilenetv3_layers",
+              {"model": "depth_gated", "space": "mobilenetv3_layers", "batch_size": 1, "resolution": 16,
+               "clock": "wall"})
+    # a machine 1.5x slower than the table, no noise: the k-shot scale recovers it on the held-out half
+    monkeypatch.setattr(lv, "measure_archs", lambda lspace, runtime, archs, **kw: 1.5 * lspace.predict(t, archs))
+    rt = type("R", (), {"name": "fake", "threads": 0, "clock": "wall"})()
+    r = lv.validate_table(ls, rt, t, num_subnets=20, progress=False)
+    assert r["metrics"]["mape_percent"] == pytest.approx(100 / 3) and not r["meets_goals"]
+    assert r["calibrated"]["scale"] == pytest.approx(1.5) and r["calibrated"]["held_out"]["mape_percent"] < 1e-9
+    assert r["calibrated_meets_goals"] and r["corrected_meets_goals"]
