@@ -42,7 +42,7 @@ def main():
         t = time.perf_counter()
         cmd = [sys.executable, "-m", "experiments.latency_table", "--space=mobilenetv3_layers", f"--runtime={rt}",
                f"--threads={threads}", f"--width={width}", "--resolution=224", "--batch_size=1",
-               f"--repeats={args.repeats}", f"--warmup={args.warmup}", f"--out={out}"]
+               f"--repeats={args.repeats}", f"--warmup={args.warmup}", f"--out={out.relative_to(ROOT)}"]
         rc = subprocess.call(cmd, cwd=ROOT)
         rows.append({"table": str(out.relative_to(ROOT)), "status": "built" if rc == 0 else f"failed ({rc})",
                      "seconds": round(time.perf_counter() - t, 1), "load_average": list(os.getloadavg())})
