@@ -49,7 +49,7 @@ CONFIG_FLAGS = cli.define_config_flags(BlockProfileConfig)
 
 def load_default_supernet() -> dict:
     """The embedded default supernet (tables, weights, manifest) with its dataset: the one place to repoint."""
-    from nasjax.quickstart import load_default, load_recipe_dataset
+    from nasjax.default import load_default, load_recipe_dataset
 
     d = dict(load_default())
     d["dataset"] = load_recipe_dataset(d["manifest"]["recipe"])

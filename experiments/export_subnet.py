@@ -50,10 +50,8 @@ cli.define_config_flags(ExportConfig)
 
 
 def _default_dir() -> Path:
-    try:
-        from nasjax.default import DEFAULT_DIR
-    except ImportError:
-        from nasjax.quickstart import DEFAULT_DIR
+    from nasjax.default import DEFAULT_DIR
+
     return Path(DEFAULT_DIR)
 
 

@@ -19,11 +19,15 @@ from nasjax.problems.mathnas import mobilenetv3_problem
 
 common.define_flags("tx2gpu", modes=("nas", "predict", "pareto", "quickstart"))
 flags.DEFINE_string("supernet_dir", None, "quickstart: directory of the embedded default (default: the shipped one).")
-flags.DEFINE_list("latency_budgets", ["4", "6", "8"], "quickstart: latency budgets in ms on this machine.")
+flags.DEFINE_list("latency_budgets", ["3.2", "4.2", "5.5"], "quickstart: latency budgets in ms per call of the default "
+                  "table's batch (256 images) on this machine.")
 flags.DEFINE_bool("rebuild", False, "quickstart: retrain the supernet and rebuild every table from scratch.")
 flags.DEFINE_integer("seed", 0, "quickstart: random seed (training, calibration batches).")
+flags.DEFINE_bool("calibrate", True, "quickstart: rescale the latency table to this machine from 3 reference "
+                  "subnets timed at start.")
 FLAGS = flags.FLAGS
-QUICKSTART_FLAGS = {"quickstart": ["supernet_dir", "latency_budgets", "rebuild", "seed", "solver", "save_path"]}
+QUICKSTART_FLAGS = {"quickstart": ["supernet_dir", "latency_budgets", "rebuild", "seed", "solver", "save_path",
+                                  "calibrate"]}
 
 
 def build():
@@ -31,7 +35,7 @@ def build():
 
 
 def quickstart() -> None:
-    from nasjax import quickstart
+    from experiments import _quickstart
 
     logging.set_verbosity(logging.WARNING)  # orbax logs every restore step at INFO
     cli.check_output_dir(FLAGS.save_path, "save_path")
@@ -40,10 +44,10 @@ def quickstart() -> None:
         if u != "ms":
             raise NasjaxInputError(f"latency_budgets: got unit {u!r}, expected ms (this machine's table is in ms)")
     kwargs = dict(latency_budgets_ms=[v for v, _ in budgets], save_path=FLAGS.save_path, rebuild=FLAGS.rebuild,
-                  seed=FLAGS.seed, solver=FLAGS.solver)
+                  seed=FLAGS.seed, solver=FLAGS.solver, calibrate=FLAGS.calibrate)
     if FLAGS.supernet_dir:
         kwargs["luts_dir"] = FLAGS.supernet_dir
-    quickstart.run(**kwargs)
+    _quickstart.run(**kwargs)
 
 
 def main() -> None:

@@ -55,6 +55,20 @@ def repo_root() -> Path:
     return _REPO_ROOT
 
 
+def luts_dir() -> Path:
+    """The shipped tables and default weights (``luts/``): the installed package data ``nasjax/luts``
+    (found with ``importlib.resources``), else the checkout's top-level ``luts/``."""
+    from importlib import resources
+
+    try:
+        p = Path(str(resources.files("nasjax") / "luts"))
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - nasjax is importable whenever this runs
+        p = None
+    if p is not None and p.is_dir():
+        return p
+    return _REPO_ROOT / "luts"
+
+
 def jax_cache_dir() -> str:
     """The persistent JAX compilation cache: ``$JAX_COMPILATION_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/nasjax/jax`` (``~/.cache/nasjax/jax``), shared by every checkout on a machine."""

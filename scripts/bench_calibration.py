@@ -149,9 +149,9 @@ def machine_part(args) -> dict:
     import jax.numpy as jnp
     from tqdm.auto import tqdm
 
+    from nasjax.default import load_default
     from nasjax.hardware.latency import measure_stage_block_table, subnet_program, time_calls
     from nasjax.io import enable_jax_cache
-    from nasjax.quickstart import load_default
 
     enable_jax_cache()
     d = load_default()

@@ -116,11 +116,11 @@ def nb201_reduced(dp, acc, lats, seeds, num_random) -> dict:
 
 
 def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20) -> dict:
+    from nasjax.default import load_default
     from nasjax.profiling.compare import compare_spaces, reference_point
     from nasjax.profiling.profiles import profile_blocks
     from nasjax.profiling.reduce import reduce_space
     from nasjax.profiling.structure import structure_of
-    from nasjax.quickstart import load_default
 
     space = get_space("mobilenetv3_layers")
     st = structure_of(space)

@@ -28,7 +28,7 @@ def main(argv):
     import numpy as np
     from scipy.stats import kendalltau, spearmanr
 
-    from nasjax import quickstart
+    from nasjax import default
     from nasjax.errors import NasjaxInputError
     from nasjax.profiling.contributions import eval_data, evaluate_archs, layer_archs_to_subnets, stage_archs_to_subnets
     from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
@@ -36,13 +36,13 @@ def main(argv):
     try:
         if FLAGS.n < 3:
             raise NasjaxInputError(f"n: got {FLAGS.n}, expected at least 3 subnets")
-        quickstart._configure_cache()
-        d = quickstart.load_default(FLAGS.luts_dir or quickstart.DEFAULT_DIR)
+        default._configure_cache()
+        d = default.load_default(FLAGS.luts_dir or default.DEFAULT_DIR)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from e
+        raise SystemExit(2) from None
     man, bs, state = d["manifest"], d["block_set"], d["state"]
-    ds = quickstart.load_recipe_dataset(man["recipe"])
+    ds = default.load_recipe_dataset(man["recipe"])
     data, calib = eval_data(ds, calib_size=man["recipe"]["calib_size"], calib_seed=FLAGS.seed)
     views = {
         "stage": (d["tables"]["accuracy_stage"], bs.space().random(FLAGS.seed + 100, FLAGS.n),

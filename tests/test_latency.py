@@ -11,6 +11,7 @@ from flax import nnx
 
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import latency as lat
+from nasjax.hardware.lut_builder import MobileNetV3Pieces
 from nasjax.models import OFAMobileNetV3, SupernetConfig, apply, split_model, subnet_arrays
 from nasjax.spaces.mobilenetv3 import BlockSet
 
@@ -39,16 +40,21 @@ def test_static_programs_compose_to_the_masked_supernet(state):
     sub = _subnet(blocks)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((1, RES, RES, 1)), jnp.float32)
     masked = apply(state.graphdef, state.params, state.batch_stats, subnet_arrays(sub, CFG), x)
-    static = lat.subnet_program(state, sub)(x)
+    pieces = MobileNetV3Pieces(state, CFG)
+    static = pieces.subnet(sub).jax_fn()(x)
     np.testing.assert_allclose(np.asarray(static), np.asarray(masked), rtol=1e-4, atol=1e-5)
     # stem -> 5 stages -> head is the same network: the table's parts cover all of it
-    h = lat.stem_program(state)(x)
-    shapes = lat.stage_shapes(CFG, RES)
+    h = pieces.stem().jax_fn()(x)
+    shapes = pieces.shapes(1, RES)
     for s, b in enumerate(blocks):
         assert tuple(h.shape) == shapes[s]
-        h = lat.stage_program(state, CFG, s, b)(h)
+        h = pieces.stage(s, b["d"], b["ks"], b["e"]).jax_fn()(h)
     assert tuple(h.shape) == shapes[5]
-    np.testing.assert_allclose(np.asarray(lat.head_program(state)(h)), np.asarray(static), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pieces.head().jax_fn()(h)), np.asarray(static), rtol=1e-4, atol=1e-5)
+    # one layer at its real input shape, as the layer view times it
+    for s, i in ((1, 0), (1, 1)):
+        piece = pieces.layer(s, i, 5, 4)
+        assert piece.jax_fn()(jnp.zeros(piece.input_shape(1, RES))).shape[0] == 1
 
 
 def test_measure_table_protocol(state):
@@ -57,8 +63,8 @@ def test_measure_table_protocol(state):
     assert t.unit == "ms" and t.metric == "latency" and t.sign == 1 and t.space == "mobilenetv3"
     assert t.device == lat.device_name() and re.fullmatch(r"cpu-[a-z0-9-]+-\d+c", t.device)
     assert t.mask.sum(1).tolist() == [2, 1, 1, 1, 1] and t.base > 0
-    assert {"protocol", "per_program_overhead_ms_o", "stem_ms", "head_ms", "date", "block_set"} <= set(t.provenance)
-    meas = lat.measure_subnets(state, [bs.to_ofa([0, 0, 0, 0, 0])], RES, 1, warmup=1, repeats=3, progress=False)
+    assert {"protocol", "per_program_overhead_ms_o", "median_ms", "date", "block_set"} <= set(t.provenance)
+    meas = lat.measure_subnets(state, CFG, [bs.to_ofa([0, 0, 0, 0, 0])], RES, warmup=1, repeats=3, progress=False)
     assert meas.shape == (1,) and meas[0] > 0
     with pytest.raises(NasjaxInputError, match="resolution"):
         lat.measure_stage_block_table(state, CFG, bs, 4, progress=False)
@@ -77,17 +83,19 @@ def test_time_call_and_table_error():
 
 
 def test_quickstart_rejects_bad_budgets_without_output(tmp_path):
-    from nasjax import quickstart
+    from experiments import _quickstart
+    from nasjax import default
     from nasjax.errors import InfeasibleError
 
-    if not (quickstart.DEFAULT_DIR / "manifest.json").is_file():
+    if not (default.DEFAULT_DIR / "manifest.json").is_file():
         pytest.skip("embedded default luts/mobilenetv3_mnist not built")
+    kw = dict(save_path=tmp_path / "out", progress=False, calibrate=False)
     with pytest.raises(InfeasibleError, match="smallest achievable latency"):
-        quickstart.run(latency_budgets_ms=[1.0, 1e-4], save_path=tmp_path / "out", progress=False)
+        _quickstart.run(latency_budgets_ms=[1e3, 1e-4], **kw)
     with pytest.raises(NasjaxInputError, match="latency_budgets"):
-        quickstart.run(latency_budgets_ms=[float("nan")], save_path=tmp_path / "out", progress=False)
+        _quickstart.run(latency_budgets_ms=[float("nan")], **kw)
     with pytest.raises(NasjaxInputError, match="solver"):
-        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", solver="cplex", progress=False)
+        _quickstart.run(latency_budgets_ms=[1.0], solver="cplex", **kw)
     with pytest.raises(NasjaxInputError, match="manifest.json"):
-        quickstart.run(latency_budgets_ms=[1.0], save_path=tmp_path / "out", luts_dir=tmp_path, progress=False)
-    assert not (tmp_path / "out").exists()
+        _quickstart.run(latency_budgets_ms=[1.0], luts_dir=tmp_path, **kw)
+    assert not (tmp_path / "out" / "mobilenetv3" / "quickstart" / "summary.json").exists()

@@ -1,218 +1,94 @@
-"""Latency lookup table of MathNAS's stage blocks, measured on this machine (MathNAS, NeurIPS 2023).
+"""MathNAS's stage-block latency table at batch 1 in XLA (MathNAS, NeurIPS 2023), in the terms of the
+table builder.
 
-Every block is timed as the real subnet-shaped program -- a static network of that block's shape
-(sliced widths, real kernel size, only the active layers), never the masked supernet, whose cost is
-the largest subnet's whatever the mask. Protocol: batch 1, ``warmup`` untimed calls, then the
-median of ``repeats`` timed calls (``block_until_ready``), in ms.
+The measurement itself lives in :mod:`nasjax.hardware.lut_builder`: blocks timed as static subnet-shaped
+programs (:class:`~nasjax.hardware.lut_builder.MobileNetV3Pieces`, built from :mod:`nasjax.export.static`),
+interleaved timing (:mod:`nasjax.hardware.runtimes`), and the additive formula::
 
-The table is additive (MathNAS)::
+    lat(a) = base + sum_s T[s, a_s],   T[s, c] = t(stage s with block c) - o,   base = t(stem) + t(head) - o
 
-    lat(a) = base + sum_s T[s, a_s]
-    T[s, c] = t(stage s with block c) - o
-    base    = t(stem + first block) + t(head) - o
-
-where ``o`` is the fixed cost of launching one program, which the end-to-end network pays once but
-the seven separately timed parts pay seven times. It is estimated on two reference subnets (all
-smallest, all largest blocks) timed end to end: ``o = mean_ref (sum_parts t - t(ref)) / 6``. (On this
-machine ``o`` is several times the cost of an empty jitted call, so subtracting the latter is not
-enough.) :func:`table_error` measures how well the sums predict end-to-end latency of whole
-subnets (MAPE and Kendall tau over random subnets, each also a static program). Timings on a
-shared machine are noisy; the provenance records the device, the protocol and the date.
+with ``o`` the per-program launch cost estimated on reference subnets timed end to end. This module
+keeps the short names used for XLA at batch 1: :func:`measure_stage_block_table`,
+:func:`measure_subnets` and :func:`table_error`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import re
-import time
-from collections.abc import Callable
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from nasjax.errors import require
+from nasjax.hardware.runtimes import device_name, time_call, time_calls  # noqa: F401 (re-exported)
 from nasjax.spaces.mobilenetv3 import BlockSet
 from nasjax.tables import Table
 
 
-def device_name() -> str:
-    """A stable name for this machine's CPU: ``cpu-<model slug>-<n>c`` (from /proc/cpuinfo)."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    model = model or platform.processor() or platform.machine() or "unknown"
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
-    slug = re.sub(r"-?cpu-?", "-", slug).strip("-")
-    return f"cpu-{slug}-{os.cpu_count()}c"
+def _xla():
+    from nasjax.hardware.runtimes import XlaRuntime, xla_threads_of_env
+
+    return XlaRuntime(xla_threads_of_env())
 
 
-def time_call(fn: Callable, *args, warmup: int = 3, repeats: int = 20) -> float:
-    """Median wall time (ms) of ``fn(*args)`` after ``warmup`` calls, each waited for."""
-    return float(time_calls([(fn, args)], warmup=warmup, repeats=repeats)[0])
+def subnet_program(state, subnet: dict):
+    """Jitted ``x -> logits`` of ``subnet`` as a static network (:func:`nasjax.export.static.static_subnet`: only
+    its own weights, real shapes), the weights baked in as constants like a deployed network.
 
+    Args:
+      state: the supernet's ``ModelState``.
+      subnet: an OFA ``ks/e/d`` dict.
 
-def time_calls(calls: list[tuple[Callable, tuple]], *, warmup: int = 3, repeats: int = 20) -> np.ndarray:
-    """Median wall time (ms) of each ``fn(*args)`` of ``calls``, timed round-robin.
-
-    Every call is warmed up first; then each repeat times every call once in turn, so a slow phase of
-    a shared machine affects all programs alike instead of biasing the ones timed during it.
+    Returns:
+      The jitted function of a batch ``[N, R, R, C]``.
     """
-    require(repeats >= 1, "repeats", repeats, "a positive integer")
-    for fn, args in calls:
-        for _ in range(max(1, warmup)):
-            jax.block_until_ready(fn(*args))
-    ts = np.empty((repeats, len(calls)))
-    for r in range(repeats):
-        for j, (fn, args) in enumerate(calls):
-            t = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            ts[r, j] = time.perf_counter() - t
-    return np.median(ts, axis=0) * 1e3
-
-
-# --------------------------------------------------------------------------------------------
-# Static (subnet-shaped) programs built from a supernet's weights
-# --------------------------------------------------------------------------------------------
-def subnet_program(state, subnet: dict) -> Callable:
-    """Jitted ``x -> logits`` of ``subnet`` as a static network (:func:`nasjax.export.static.static_subnet`:
-    only its own weights, real shapes), the weights baked in as constants like a deployed network."""
     from nasjax.export.static import compiled, static_subnet
 
     return compiled(static_subnet(state, subnet))
 
 
-def stage_program(state, config, stage: int, block: dict) -> Callable:
-    """Jitted stage ``stage`` alone with ``block = {d, e[4], ks[4]}`` (its active layers only)."""
-    from nasjax.export.static import compiled, stage_block
-
-    return compiled(stage_block(state, stage, int(block["d"]), list(block["ks"]), list(block["e"])))
-
-
-def stem_program(state) -> Callable:
-    """Stem conv -> first block."""
-    from nasjax.export.static import compiled, stem
-
-    return compiled(stem(state))
-
-
-def head_program(state) -> Callable:
-    """Final expand -> pool -> feature mix -> classifier (same ops as the model's tail)."""
-    from nasjax.export.static import compiled, head
-
-    return compiled(head(state))
-
-
-def _overhead_program() -> Callable:
-    return jax.jit(lambda x: x[:, :1, :1, :1] + 1.0)
-
-
-def stage_shapes(config, resolution: int) -> list[tuple[int, int, int, int]]:
-    """NHWC input shape (batch 1) of each stage and, last, of the head."""
-    from nasjax.hardware.flops import stage_inputs
-
-    w = config.widths()
-    hs = stage_inputs(config, resolution)
-    chans = [w["first_block"]] + list(w["stages"])
-    return [(1, h, h, c) for h, c in zip(hs, chans)]
-
-
-def _input(shape, seed: int) -> jax.Array:
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
-
-
 def measure_stage_block_table(state, config, block_set: BlockSet, resolution: int, *, warmup: int = 3,
-                              repeats: int = 20, progress: bool = True, seed: int = 0) -> Table:
-    """Measure the stage-block latency table (ms, batch 1) on this machine (see module docstring).
+                              repeats: int = 20, progress: bool = True) -> Table:
+    """The stage-block latency table (ms, batch 1) in XLA with this process's thread setting.
 
-    All programs are compiled first (progress bar), then timed round-robin (:func:`time_calls`).
+    Args:
+        state: the supernet (``ModelState``).
+        config: its ``SupernetConfig``.
+        block_set: the stage blocks (MathNAS's 5 stages x choices).
+        resolution: input pixels (8..1024).
+        warmup, repeats: untimed and timed interleaved rounds per chunk.
+        progress: tqdm bars.
+
+    Returns:
+        :func:`nasjax.hardware.lut_builder.build_table`'s table.
     """
-    require(isinstance(resolution, (int, np.integer)) and resolution >= 8, "resolution", resolution,
-            "an integer >= 8 (pixels)")
-    shapes = stage_shapes(config, resolution)
-    x_img = _input((1, resolution, resolution, config.in_channels), seed)
-    cells = [(s, c) for s in range(5) for c in range(block_set.num_choices[s])]
-    builders = [lambda: (_overhead_program(), (x_img,)), lambda: (stem_program(state), (x_img,)),
-                lambda: (head_program(state), (_input(shapes[5], seed),))]
-    builders += [lambda s=s, c=c: (stage_program(state, config, s, block_set.configs[s][c]), (_input(shapes[s], seed),))
-                 for s, c in cells]
-    K = max(block_set.num_choices)
-    refs = [[0] * 5, [k - 1 for k in block_set.num_choices]]  # smallest and largest blocks
-    builders += [lambda a=a: (subnet_program(state, block_set.to_ofa(a)), (x_img,)) for a in refs]
-    calls = _compile_all(builders, progress, "latency table: compiling")
-    ms = time_calls(calls, warmup=warmup, repeats=repeats)
-    t0, stem, head = ms[:3]
-    stage_ms = np.zeros((5, K))
-    for (s, c), v in zip(cells, ms[3:3 + len(cells)]):
-        stage_ms[s, c] = v
-    e2e_ref = ms[3 + len(cells):]
-    # per-program overhead o: the 7 separately timed parts of a network cost (7 - 1) o more than the
-    # network as one program; estimated on the two reference subnets
-    parts = [stem + head + sum(stage_ms[s, a[s]] for s in range(5)) for a in refs]
-    o = float(np.mean([(p - e) / 6.0 for p, e in zip(parts, e2e_ref)]))
-    mask = np.zeros((5, K), bool)
-    for s, c in cells:
-        mask[s, c] = True
-    vals = np.where(mask, stage_ms - o, 0.0)
-    base = stem + head - o
-    prov = {
-        "method": "nasjax.hardware.latency.measure_stage_block_table",
-        "protocol": f"batch 1, {warmup} warm-up calls, median of {repeats} round-robin timed calls, static "
-                    "subnet-shaped programs with baked weights, jax.jit on CPU; T[s,c] = t(stage) - o, "
-                    "base = t(stem+first block) + t(head) - o, o = per-program overhead estimated on the "
-                    "smallest and largest subnets timed end to end",
-        "per_program_overhead_ms_o": o, "empty_program_ms_t0": float(t0), "stem_ms": float(stem),
-        "head_ms": float(head), "reference_subnets": refs, "reference_end_to_end_ms": [float(v) for v in e2e_ref],
-        "stage_ms_raw": stage_ms.tolist(),
-        "resolution": int(resolution), "supernet_config": config.to_dict(), "block_set": block_set.to_dict(),
-        "jax": jax.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "note": "measured on a shared machine: timings are noisy",
-    }
-    return Table(vals, mask, "latency", "ms", float(base), 1, device_name(), "mobilenetv3", prov)
+    from nasjax.hardware import lut_builder as lb
+
+    return lb.build_table(lb.lut_space("mobilenetv3", state, config, block_set), _xla(), batch_size=1,
+                          resolution=resolution, warmup=warmup, repeats=repeats, progress=progress)
 
 
-def _compile_all(builders, progress: bool, desc: str) -> list[tuple[Callable, tuple]]:
-    """Build and compile (first call) every program; returns ``(fn, args)`` pairs."""
-    it = builders
+def measure_subnets(state, config, subnets: list[dict], resolution: int, *, warmup: int = 3, repeats: int = 20,
+                    progress: bool = True) -> np.ndarray:
+    """End-to-end latency (ms, batch 1, XLA) of each subnet (OFA dicts ``ks/e/d``) as its own static program,
+    all timed interleaved."""
+    from nasjax.hardware.lut_builder import MobileNetV3Pieces
+    from nasjax.hardware.runtimes import time_interleaved
+
+    rt, pieces = _xla(), MobileNetV3Pieces(state, config)
+    it = subnets
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(builders, desc=desc, unit="program", dynamic_ncols=True)
-    calls = []
-    for b in it:
-        fn, args = b()
-        jax.block_until_ready(fn(*args))
-        calls.append((fn, args))
-    return calls
-
-
-def measure_subnets(state, subnets: list[dict], resolution: int, in_channels: int, *, warmup: int = 3,
-                    repeats: int = 20, progress: bool = True, seed: int = 0) -> np.ndarray:
-    """End-to-end latency (ms, batch 1) of each subnet (OFA dicts) as its own static program
-    (compiled first, then timed round-robin)."""
-    x = _input((1, resolution, resolution, in_channels), seed)
-    builders = [lambda s=s: (subnet_program(state, s), (x,)) for s in subnets]
-    calls = _compile_all(builders, progress, "end-to-end latency: compiling")
-    return time_calls(calls, warmup=warmup, repeats=repeats)
+        it = tqdm(subnets, desc="end-to-end latency: compiling", unit="program", dynamic_ncols=True)
+    calls = [rt.prepare(pieces.subnet(s), 1, resolution) for s in it]
+    return time_interleaved(calls, warmup=warmup, repeats=repeats).medians_ms
 
 
 def table_error(predicted: np.ndarray, measured: np.ndarray) -> dict:
-    """MAPE (%) and Kendall tau of predicted vs measured latencies."""
-    from scipy.stats import kendalltau
+    """MAPE (%), Kendall tau and the other :func:`nasjax.metrics.latency_metrics` of predicted vs measured,
+    plus ``mean_predicted_ms`` and ``mean_measured_ms``."""
+    from nasjax.errors import require
+    from nasjax.metrics import latency_metrics
 
-    predicted, measured = np.asarray(predicted, float), np.asarray(measured, float)
-    require(predicted.shape == measured.shape and predicted.size >= 2, "predicted/measured",
-            (predicted.shape, measured.shape), "two equal-length arrays of at least 2 values")
-    mape = float(np.mean(np.abs(predicted - measured) / measured) * 100.0)
-    tau = float(kendalltau(predicted, measured).statistic)
-    return {"mape_percent": mape, "kendall_tau": tau, "n": int(predicted.size),
-            "mean_predicted_ms": float(predicted.mean()), "mean_measured_ms": float(measured.mean())}
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    require(p.shape == m.shape and p.size >= 2, "predicted/measured", (p.shape, m.shape),
+            "two equal-length arrays of at least 2 values")
+    out = latency_metrics(m, p)
+    return {**out, "mean_predicted_ms": out["mean_pred"], "mean_measured_ms": out["mean_true"]}

@@ -22,11 +22,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from nasjax.default import DEFAULT_DIR as EMBEDDED_DIR
 from nasjax.errors import require
-from nasjax.io import repo_root
 from nasjax.tables import Table
-
-EMBEDDED_DIR = repo_root() / "luts" / "mobilenetv3_mnist"
 
 
 @dataclass
@@ -68,7 +66,7 @@ def load_embedded(luts_dir: str | Path | None = None, *, calib_size: int = 256, 
       The :class:`Source`.
     """
     from nasjax.data import load_dataset
-    from nasjax.quickstart import load_default
+    from nasjax.default import load_default
 
     d = load_default(EMBEDDED_DIR if luts_dir is None else luts_dir)
     man = d["manifest"]

@@ -1,0 +1,109 @@
+"""Measure a latency table on this machine: ``python -m experiments.latency_table --space=... --runtime=...``.
+
+Examples (full-size OFA MobileNetV3 with random weights, and the embedded default's stage-block view)::
+
+    python -m experiments.latency_table --space=mobilenetv3_layers --runtime=onnxruntime --threads=1 \\
+        --width=1.0 --resolution=224 --batch_size=1
+    python -m experiments.latency_table --space=mobilenetv3 --weights=default --runtime=onnxruntime \\
+        --threads=1 --resolution=16 --batch_size=256
+
+Writes ``luts/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (or
+``--out``) atomically; finished chunks are kept in a partial file next to it, so a rerun continues. The
+XLA runtime's thread count is fixed when JAX starts: the command re-launches itself with the right
+``XLA_FLAGS`` when needed. Bad input (unknown runtime or space, a resolution the space cannot take, a
+damaged partial file) prints one line and exits 2 without writing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nasjax import cli
+from nasjax.errors import require
+
+
+@dataclass(frozen=True)
+class LatencyTableConfig:
+    space: str = cli.option("mobilenetv3_layers", help="Space: mobilenetv3 (stage blocks) | mobilenetv3_layers.")
+    runtime: str = cli.option("xla", help="Runtime: xla | onnxruntime.")
+    resolution: int = cli.option(224, help="Input resolution (pixels).")
+    batch_size: int = cli.option(1, help="Images per call.")
+    threads: int = cli.option(0, help="CPU threads (0 = all cores).")
+    clock: str = cli.option("auto", help="auto (process CPU time for 1 thread, else wall time) | wall | cpu.")
+    width: float = cli.option(1.0, help="Width multiplier of a randomly initialised supernet (--weights=random).")
+    weights: str = cli.option("random", help="random | default (the embedded default) | a weights directory.")
+    warmup: int = cli.option(5, help="Untimed rounds per chunk.")
+    repeats: int = cli.option(30, help="Timed interleaved rounds per chunk.")
+    out: str = cli.option("", help="Output file (default: luts/<space>[_w<width>]/<device>-...json).")
+    progress: bool = cli.option(True, help="Progress bars.")
+
+
+CONFIG_FLAGS = cli.define_config_flags(LatencyTableConfig)
+
+
+def supernet(weights: str, width: float):
+    """``(state, config, block_set)``: random weights at ``width`` (ImageNet shapes), the embedded default,
+    or a weights directory (``nasjax.train.trainer.save_weights``)."""
+    from nasjax.profiling.contributions import nasjax_block_set
+
+    if weights == "random":
+        from nasjax.models.mobilenetv3 import SupernetConfig
+        from nasjax.train.trainer import init_state
+
+        cfg = SupernetConfig(width_mult=float(width))
+        return init_state(cfg, 0), cfg, nasjax_block_set()
+    if weights == "default":
+        from nasjax.default import load_default
+
+        d = load_default()
+        return d["state"], d["config"], d["block_set"]
+    from nasjax.train.trainer import load_weights
+
+    state, cfg, _ = load_weights(weights)
+    return state, cfg, nasjax_block_set()
+
+
+def build(cfg: LatencyTableConfig):
+    """Build (or resume) the table of ``cfg``; returns ``(table, path)``."""
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.io import enable_jax_cache, repo_root
+
+    lb.LUT_SPACES.get(cfg.space)
+    runtime = get_runtime_or_relaunch(cfg.runtime, cfg.threads, cfg.clock)
+    require(cfg.weights in ("random", "default") or Path(cfg.weights).is_dir(), "weights", cfg.weights,
+            "random, default or a weights directory")
+    enable_jax_cache()
+    state, scfg, bs = supernet(cfg.weights, cfg.width)
+    lspace = lb.lut_space(cfg.space, state, scfg, bs)
+    lspace.check_resolution(cfg.resolution)
+    width = scfg.width_mult if cfg.weights == "random" else None
+    out = Path(cfg.out) if cfg.out else lb.table_path(repo_root() / "luts", cfg.space, runtime.name, runtime.threads,
+                                                     cfg.resolution, cfg.batch_size, width=width)
+    cli.check_output_dir(out.parent, "out")
+    table = lb.build_table(lspace, runtime, batch_size=cfg.batch_size, resolution=cfg.resolution,
+                           warmup=cfg.warmup, repeats=cfg.repeats, out=out, progress=cfg.progress,
+                           extra_provenance={"weights": cfg.weights, "width": scfg.width_mult})
+    return table, out
+
+
+def get_runtime_or_relaunch(name: str, threads: int, clock: str = "auto"):
+    """The runtime; for XLA with a thread count this process cannot have, re-run the command in a
+    subprocess with the right ``XLA_FLAGS`` and exit with its code."""
+    from nasjax.hardware import runtimes as rt
+
+    rt.get_runtime_class(name)
+    if name == "xla" and not rt.xla_threads_ready(rt.XlaRuntime.normal_threads(threads)):
+        raise SystemExit(rt.relaunch_with_threads(rt.XlaRuntime.normal_threads(threads)))
+    return rt.get_runtime(name, threads, clock)
+
+
+def main() -> None:
+    cfg = cli.config_from_flags(LatencyTableConfig)
+    table, out = build(cfg)
+    print(f"wrote {out}: {table.space} {table.provenance['runtime']} threads={table.provenance['threads']} "
+          f"base {table.base:.4f} ms, o {table.provenance['per_program_overhead_ms_o']:.4f} ms")
+
+
+if __name__ == "__main__":
+    cli.run(main)

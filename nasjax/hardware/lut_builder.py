@@ -1,0 +1,500 @@
+"""Latency tables measured on this machine, for any registered space with a supernet, in any runtime.
+
+Every table cell ``(position, choice)`` is timed as the real subnet-shaped program of that block -- a
+static network holding only the block's own (sliced) weights at its real input shape, never the masked
+supernet -- together with the fixed parts every subnet shares (stem, head). Timing is interleaved
+(:func:`nasjax.hardware.runtimes.time_interleaved`) within each *chunk* (the choices of one position,
+or the fixed parts, or the reference subnets), together with one *anchor* subnet (the middle choice
+everywhere) timed in every chunk: chunks timed minutes apart are brought to one machine speed,
+``t' = t * median_k anchor_k / anchor_chunk`` (:func:`drift_factors`). Every finished chunk is written
+to a partial file next to
+the output, so an interrupted build continues where it stopped and gives the same table as one run.
+
+The table is additive over the parts a subnet runs::
+
+    lat(a) = base + sum_{p active in a} T[p, a_p]
+    T[p, c] = t(p, c) - o            base = t(stem) + t(head) - o
+
+A network run as one program pays the fixed cost ``o`` of launching a program once; its ``n(a)``
+separately timed parts pay it ``n(a)`` times. ``o`` is estimated on reference subnets ``r`` (smallest,
+largest, and a few random ones, never the validation subnets) timed end to end:
+``o = mean_r (sum_parts t(r) - t(r)) / (n(r) - 1)``.
+
+Spaces (registry :data:`LUT_SPACES`):
+
+* ``mobilenetv3`` (MathNAS's stage-block view): ``p`` = stage (5 positions x the block set's choices);
+  every stage is active; ``n(a) = 7`` (stem, 5 stages, head).
+* ``mobilenetv3_layers`` (OFA's layer view): ``p`` = layer (20 positions x 9 (kernel, expand) choices)
+  plus 5 stage-depth positions whose cells are 0; layer ``i`` of stage ``s`` counts only if
+  ``i < d_s`` (a *depth-gated* sum, :func:`predict_latency`); ``n(a) = 2 + sum_s d_s``. Layers 2..4 of a
+  stage have the same input shape, so their (kernel, expand) programs are identical and are timed once.
+
+Output: ``luts/<space>/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (a nasjax
+:class:`~nasjax.tables.Table` in ms, provenance with the machine, runtime, libraries, protocol, raw
+medians and spreads; see :func:`table_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasjax.errors import NasjaxInputError, require
+from nasjax.hardware.runtimes import Piece, Runtime, device_name, time_interleaved
+from nasjax.io import read_json, write_json
+from nasjax.registry import Registry
+from nasjax.tables import Table
+
+PARTIAL_FORMAT = "nasjax.lut_partial/1"
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
+NUM_RANDOM_REFS = 4
+
+
+# --------------------------------------------------------------------------------------------
+# MobileNetV3 pieces (XLA: jitted static programs with the weights baked in; ONNX: nasjax.export)
+# --------------------------------------------------------------------------------------------
+def _onnx_builders():
+    try:
+        from nasjax.export import onnx_graph
+    except ImportError as e:  # the ONNX exporter (or the onnx package) is missing
+        raise NasjaxInputError(f"runtime: onnxruntime needs nasjax.export.onnx_graph and the onnx package ({e}); "
+                               "expected them installed (pip install nasjax[onnx])") from None
+    return onnx_graph
+
+
+class MobileNetV3Pieces:
+    """The programs of OFA MobileNetV3 subnets: stem, head, one stage block, one layer, a whole subnet.
+
+    Args:
+        state: the supernet (``nasjax.models.mobilenetv3.ModelState``); only shapes matter for latency.
+        config: its ``SupernetConfig``.
+    """
+
+    def __init__(self, state, config):
+        self.state, self.config = state, config
+
+    def shapes(self, batch_size: int, resolution: int) -> list[tuple[int, int, int, int]]:
+        """NHWC input shape of each of the 5 stages and, last, of the head."""
+        from nasjax.hardware.flops import stage_inputs
+
+        w = self.config.widths()
+        chans = [w["first_block"]] + list(w["stages"])
+        return [(batch_size, h, h, c) for h, c in zip(stage_inputs(self.config, resolution), chans)]
+
+    def _jit(self, build: Callable[[], Callable]) -> Callable[[], Callable]:
+        """``() -> jax.jit(x -> module(x))`` for a static module from :mod:`nasjax.export.static` (its weights
+        are baked into the program as constants, like a deployed network)."""
+
+        def make():
+            import jax
+
+            module = build()
+            return jax.jit(lambda x: module(x))
+
+        return make
+
+    def stem(self) -> Piece:
+        """Stem conv -> first block."""
+        from nasjax.export import static
+
+        cin = self.config.in_channels
+        return Piece("stem", lambda b, r: (b, r, r, cin), self._jit(lambda: static.stem(self.state)),
+                     lambda b, r: _onnx_builders().stem_onnx(self.state, batch_size=b, resolution=r))
+
+    def head(self) -> Piece:
+        """Final expand -> global pool -> feature mix -> classifier."""
+        from nasjax.export import static
+
+        return Piece("head", lambda b, r: self.shapes(b, r)[5], self._jit(lambda: static.head(self.state)),
+                     lambda b, r: _onnx_builders().head_onnx(self.state, batch_size=b, resolution=r))
+
+    def stage(self, stage: int, depth: int, ks, es) -> Piece:
+        """Stage ``stage`` alone with its first ``depth`` layers at kernels ``ks`` and expand ratios ``es``."""
+        from nasjax.export import static
+
+        ks, es = [int(k) for k in ks], [int(e) for e in es]
+        return Piece(f"stage {stage + 1} d{depth} ks{ks[:depth]} e{es[:depth]}",
+                     lambda b, r: self.shapes(b, r)[stage],
+                     self._jit(lambda: static.stage_block(self.state, stage, depth, ks, es)),
+                     lambda b, r: _onnx_builders().stage_onnx(self.state, stage, depth, ks, es, batch_size=b,
+                                                              resolution=r))
+
+    def layer(self, stage: int, layer: int, k: int, e: int) -> Piece:
+        """Layer ``layer`` (0-based, within the stage) of stage ``stage`` with kernel ``k``, expand ``e``."""
+        from nasjax.export import static
+
+        D = self.config.max_depth
+        spec = self.config.layer_specs()[stage * D + layer]
+
+        def shape(b, r):
+            n, h, w, c = self.shapes(b, r)[stage]
+            if layer > 0:  # after the stage's first (strided) layer
+                h = self.shapes(b, r)[stage + 1][1]
+            return (n, h, h, spec.cin)
+
+        return Piece(f"stage {stage + 1} layer {layer + 1} k{k} e{e}", shape,
+                     self._jit(lambda: static.layer_block(self.state, stage, layer, int(k), int(e))),
+                     lambda b, r: _onnx_builders().layer_onnx(self.state, stage, layer, int(k), int(e),
+                                                              batch_size=b, resolution=r))
+
+    def subnet(self, subnet: dict) -> Piece:
+        """A whole subnet (OFA dict ``ks[20], e[20], d[5]``) as one static program."""
+        sub = {k: [int(x) for x in np.asarray(subnet[k]).reshape(-1)] for k in ("ks", "e", "d")}
+        cin = self.config.in_channels
+        from nasjax.export import static
+
+        return Piece(f"subnet d{sub['d']}", lambda b, r: (b, r, r, cin),
+                     self._jit(lambda: static.static_subnet(self.state, sub)),
+                     lambda b, r: _onnx_builders().subnet_onnx(self.state, sub, batch_size=b, resolution=r))
+
+
+# --------------------------------------------------------------------------------------------
+# Spaces a latency table can be built for
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chunk:
+    """Pieces timed together (interleaved): ``keys[j]`` names ``pieces[j]``."""
+
+    name: str
+    keys: tuple[str, ...]
+    pieces: tuple[Piece, ...]
+
+
+class LutSpace:
+    """How to make the block programs of one space (subclasses are registered in :data:`LUT_SPACES`)."""
+
+    name = ""
+    model = ""
+
+    def __init__(self, state, config, block_set=None):
+        self.state, self.config, self.block_set = state, config, block_set
+        self.pieces = MobileNetV3Pieces(state, config)
+
+    def check_resolution(self, resolution) -> int:
+        ok = isinstance(resolution, (int, np.integer)) and not isinstance(resolution, bool)
+        require(ok and MIN_RESOLUTION <= resolution <= MAX_RESOLUTION, "resolution", resolution,
+                f"an integer number of pixels in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] for space {self.name!r}")
+        return int(resolution)
+
+    def space(self):
+        raise NotImplementedError
+
+    def cell_chunks(self) -> list[Chunk]:
+        """One chunk per group of table cells; keys are ``"<position>:<choice>"`` (or a shared key)."""
+        raise NotImplementedError
+
+    def cell_key(self, position: int, choice: int) -> str:
+        return f"{position}:{choice}"
+
+    def to_subnet(self, arch) -> dict:
+        raise NotImplementedError
+
+    def parts(self, arch) -> list[str]:
+        """Keys of the separately timed parts whose sum predicts ``arch`` (stem and head included)."""
+        raise NotImplementedError
+
+    def reference_archs(self, seed: int = 12345) -> np.ndarray:
+        """Smallest, largest and :data:`NUM_RANDOM_REFS` random architectures (the ``o`` estimate)."""
+        sp = self.space()
+        small = [0] * sp.num_positions
+        large = [k - 1 for k in sp.num_choices]
+        return np.concatenate([np.array([small, large]), sp.random(seed, NUM_RANDOM_REFS)])
+
+    def anchor_arch(self) -> np.ndarray:
+        """The middle choice of every position: the subnet timed in every chunk (drift correction)."""
+        return np.array([(k - 1) // 2 for k in self.space().num_choices], np.int64)
+
+    def predict(self, table: Table, archs) -> np.ndarray:
+        """Latency (table's unit) of ``archs [N, P]`` (the additive sum over active parts)."""
+        return np.atleast_1d(table.predict(archs))
+
+
+LUT_SPACES: Registry[type[LutSpace]] = Registry("latency-table space")
+
+
+@LUT_SPACES.register("mobilenetv3")
+class StageLut(LutSpace):
+    """MathNAS's stage-block view (needs a block set)."""
+
+    name = "mobilenetv3"
+    model = "additive"
+
+    def __init__(self, state, config, block_set=None):
+        require(block_set is not None, "block_set", block_set, "a BlockSet for the stage-block view")
+        super().__init__(state, config, block_set)
+
+    def space(self):
+        return self.block_set.space()
+
+    def cell_chunks(self) -> list[Chunk]:
+        out = []
+        for s, stage in enumerate(self.block_set.configs):
+            keys = tuple(self.cell_key(s, c) for c in range(len(stage)))
+            pieces = tuple(self.pieces.stage(s, int(b["d"]), b["ks"], b["e"]) for b in stage)
+            out.append(Chunk(f"stage {s + 1}", keys, pieces))
+        return out
+
+    def to_subnet(self, arch) -> dict:
+        d = self.block_set.to_ofa(arch)
+        return {k: d[k] for k in ("ks", "e", "d")}
+
+    def parts(self, arch) -> list[str]:
+        return ["stem", "head"] + [self.cell_key(s, int(c)) for s, c in enumerate(arch)]
+
+
+@LUT_SPACES.register("mobilenetv3_layers")
+class LayerLut(LutSpace):
+    """OFA's layer view: 20 layers x 9 (kernel, expand) choices + 5 stage depths (depth-gated sum)."""
+
+    name = "mobilenetv3_layers"
+    model = "depth_gated"
+
+    def space(self):
+        from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
+
+        return mobilenetv3_layers_space()
+
+    def _choices(self):
+        from nasjax.spaces.mobilenetv3 import EXPAND, KS
+
+        return [(k, e) for k in KS for e in EXPAND]
+
+    def cell_key(self, position: int, choice: int) -> str:
+        D = self.config.max_depth
+        s, i = divmod(position, D)
+        return f"{s * D + min(i, 1)}:{choice}"  # layers 2..4 of a stage share one program shape
+
+    def cell_chunks(self) -> list[Chunk]:
+        D = self.config.max_depth
+        out = []
+        for s in range(5):
+            for i in (0, 1):
+                keys = tuple(self.cell_key(s * D + i, c) for c in range(9))
+                pieces = tuple(self.pieces.layer(s, i, k, e) for k, e in self._choices())
+                out.append(Chunk(f"stage {s + 1} layer {'1' if i == 0 else '2-4'}", keys, pieces))
+        return out
+
+    def to_subnet(self, arch) -> dict:
+        from nasjax.spaces.mobilenetv3 import layers_to_ofa
+
+        return layers_to_ofa(arch)
+
+    def active(self, archs) -> np.ndarray:
+        """``[N, 25]`` mask: layer ``i`` of stage ``s`` active iff ``i < d_s``; depth positions False."""
+        from nasjax.spaces.mobilenetv3 import DEPTHS
+
+        a = np.atleast_2d(np.asarray(archs, np.int64))
+        D = self.config.max_depth
+        depth = np.asarray(DEPTHS)[a[:, 20:25]]  # [N, 5]
+        layer_idx = np.tile(np.arange(D), 5)[None, :]
+        act = layer_idx < np.repeat(depth, D, axis=1)
+        return np.concatenate([act, np.zeros((a.shape[0], 5), bool)], axis=1)
+
+    def parts(self, arch) -> list[str]:
+        act = self.active(arch)[0]
+        return ["stem", "head"] + [self.cell_key(p, int(arch[p])) for p in range(20) if act[p]]
+
+    def predict(self, table: Table, archs) -> np.ndarray:
+        a = np.atleast_2d(np.asarray(archs, np.int64))
+        table.predict(a)  # validates the shape and the choice indices
+        cells = table.coef[np.arange(a.shape[1])[None, :], a]
+        return table.base + (cells * self.active(a)).sum(1)
+
+
+def lut_space(name: str, state, config, block_set=None) -> LutSpace:
+    """The registered space ``name`` (unknown -> error listing the known ones) on a supernet."""
+    return LUT_SPACES.get(name)(state, config, block_set)
+
+
+def predict_latency(table: Table, archs, config=None) -> np.ndarray:
+    """Latency of ``archs`` with a table made by :func:`build_table` (its provenance names the model:
+    ``additive`` = :meth:`Table.predict`, ``depth_gated`` = only active layers count)."""
+    model = table.provenance.get("model", "additive")
+    if model == "depth_gated":
+        from nasjax.models.mobilenetv3 import SupernetConfig
+
+        return LayerLut(None, config or SupernetConfig()).predict(table, archs)
+    require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
+    return np.atleast_1d(table.predict(archs))
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+def table_path(root, space: str, runtime: str, threads: int, resolution: int, batch_size: int,
+               device: str | None = None, width: float | None = None) -> Path:
+    """``<root>/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json``
+    (the width suffix only when ``width`` is given and not 1.0)."""
+    sp = space + (f"_w{width:g}" if width is not None and float(width) != 1.0 else "")
+    name = f"{device or device_name()}-{runtime}-{resolution}px-b{batch_size}"
+    return Path(root) / sp / (name + (f"-t{threads}" if threads else "") + ".json")
+
+
+def partial_path(out) -> Path:
+    """The partial file kept next to ``out`` while a build runs: ``.<name>.partial.json``."""
+    out = Path(out)
+    return out.parent / f".{out.stem}.partial.json"
+
+
+def _load_partial(path: Path, settings: dict) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        d = read_json(path, "partial table file")
+    except NasjaxInputError as e:
+        raise NasjaxInputError(f"{e}; delete {str(path)!r} to start the build afresh") from None
+    if not isinstance(d, dict) or d.get("format") != PARTIAL_FORMAT or not isinstance(d.get("chunks"), dict):
+        raise NasjaxInputError(f"partial table file {str(path)!r}: not a {PARTIAL_FORMAT} file; expected one "
+                               "written by this builder (delete it to start afresh)")
+    if d.get("settings") != settings:
+        raise NasjaxInputError(f"partial table file {str(path)!r}: made with settings {json.dumps(d.get('settings'))}, "
+                               f"expected {json.dumps(settings)} (delete it, or rerun with those settings)")
+    for name, c in d["chunks"].items():
+        ok = (isinstance(c, dict) and isinstance(c.get("keys"), list)
+              and all(isinstance(c.get(f), list) and len(c[f]) == len(c["keys"])
+                      and all(isinstance(v, (int, float)) and np.isfinite(v) for v in c[f])
+                      for f in ("median_ms", "spread_ms"))
+              and isinstance(c.get("anchor_ms"), (int, float)) and np.isfinite(c["anchor_ms"]) and c["anchor_ms"] > 0)
+        if not ok:
+            raise NasjaxInputError(f"partial table file {str(path)!r}: chunk {name!r} is damaged; expected keys, "
+                                   "median_ms and spread_ms lists of equal length and a positive anchor_ms (delete "
+                                   "the file to start afresh)")
+    return d["chunks"]
+
+
+def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, *, warmup: int, repeats: int):
+    """Time ``[anchor] + calls`` interleaved; returns ``(Timing of calls, anchor median ms)``.
+
+    The anchor (one fixed program, prepared once) is timed in every chunk, so chunks timed minutes apart
+    can be brought to one machine speed: ``t' = t * anchor_ref / anchor_chunk`` (:func:`drift_factors`).
+    """
+    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.clock)
+    from nasjax.hardware.runtimes import Timing
+
+    return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats),
+            float(t.medians_ms[0]))
+
+
+def drift_factors(anchor_ms) -> np.ndarray:
+    """Per chunk, ``median_k anchor_k / anchor_j``: the factor that brings chunk ``j`` to the median speed."""
+    a = np.asarray(anchor_ms, float)
+    return np.median(a) / a
+
+
+def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int, warmup: int, repeats: int,
+                progress: bool, anchor: Callable[[], None]) -> dict:
+    it = chunk.pieces
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"{chunk.name}: compiling", unit="program", dynamic_ncols=True, leave=False)
+    calls = [runtime.prepare(p, batch_size, resolution) for p in it]
+    t, a = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
+    return {"keys": list(chunk.keys), "median_ms": [float(v) for v in t.medians_ms],
+            "spread_ms": [float(v) for v in t.spread_ms], "anchor_ms": a}
+
+
+def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
+                warmup: int = 5, repeats: int = 30, out=None, progress: bool = True,
+                extra_provenance: dict | None = None) -> Table:
+    """Measure ``lspace``'s latency table in ``runtime`` (see the module docstring for the formula).
+
+    Args:
+        lspace: a registered space on a supernet (:func:`lut_space`).
+        runtime: from :func:`nasjax.hardware.runtimes.get_runtime`.
+        batch_size: images per call (the table is per call, in ms).
+        resolution: input pixels (square).
+        warmup: untimed rounds per chunk.
+        repeats: timed interleaved rounds per chunk.
+        out: the output file; if given, finished chunks are kept in :func:`partial_path` ``(out)`` (a rerun
+            with the same settings continues), the table is written atomically and the partial file removed.
+        progress: tqdm bars.
+        extra_provenance: merged into the table's provenance (e.g. the command's settings).
+
+    Returns:
+        The table (unit ms, ``device`` = this machine, ``space`` = the space's name).
+    """
+    resolution = lspace.check_resolution(resolution)
+    require(isinstance(batch_size, (int, np.integer)) and batch_size >= 1, "batch_size", batch_size,
+            "a positive integer")
+    require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
+    require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
+    settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
+                "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),
+                "repeats": int(repeats), "supernet_config": lspace.config.to_dict(),
+                "block_set": lspace.block_set.to_dict() if lspace.block_set is not None else None}
+    ppath = partial_path(out) if out is not None else None
+    done = _load_partial(ppath, settings) if ppath is not None else {}
+    refs = lspace.reference_archs()
+    chunks = [Chunk("fixed", ("stem", "head"), (lspace.pieces.stem(), lspace.pieces.head()))]
+    chunks += lspace.cell_chunks()
+    chunks.append(Chunk("references", tuple(f"ref{j}" for j in range(len(refs))),
+                        tuple(lspace.pieces.subnet(lspace.to_subnet(a)) for a in refs)))
+    todo = [c for c in chunks if c.name not in done]
+    it = todo
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        it = tqdm(todo, desc=f"latency table {lspace.name} ({runtime.label})", unit="chunk", dynamic_ncols=True,
+                  initial=len(chunks) - len(todo), total=len(chunks))
+    anchor_arch = lspace.anchor_arch()
+    anchor = None
+    for c in it:
+        if anchor is None:
+            anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(anchor_arch)), batch_size, resolution)
+        done[c.name] = _time_chunk(runtime, c, batch_size, resolution, warmup, repeats, progress, anchor)
+        if ppath is not None:
+            write_json(ppath, {"format": PARTIAL_FORMAT, "settings": settings, "chunks": done})
+    names = [c.name for c in chunks]
+    drift = dict(zip(names, drift_factors([done[n]["anchor_ms"] for n in names])))
+    times = {k: (m * drift[n], s * drift[n]) for n in names
+             for k, m, s in zip(done[n]["keys"], done[n]["median_ms"], done[n]["spread_ms"])}
+    med = {k: v[0] for k, v in times.items()}
+    # per-program overhead o from the references
+    o_each = []
+    for j, a in enumerate(refs):
+        parts = lspace.parts(a)
+        o_each.append((sum(med[k] for k in parts) - med[f"ref{j}"]) / (len(parts) - 1))
+    o = float(np.mean(o_each))
+    sp = lspace.space()
+    K = max(sp.num_choices)
+    vals = np.zeros((sp.num_positions, K))
+    mask = np.zeros((sp.num_positions, K), bool)
+    for p in range(sp.num_positions):
+        for c in range(sp.num_choices[p]):
+            mask[p, c] = True
+            key = lspace.cell_key(p, c)
+            if key in med:
+                vals[p, c] = med[key] - o
+    base = med["stem"] + med["head"] - o
+    prov = {
+        "method": "nasjax.hardware.lut_builder.build_table",
+        "model": lspace.model,
+        "formula": ("lat(a) = base + sum_{p active in a} T[p, a_p]; T[p, c] = t(p, c) - o; base = t(stem) + "
+                    "t(head) - o; o = mean_ref (sum_parts t(ref) - t(ref)) / (n_parts(ref) - 1)"),
+        "unit": "ms per call of batch_size images",
+        **settings,
+        "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the median of {repeats} "
+                     "interleaved rounds (A B A B ...) per chunk; spread = interquartile range; an anchor subnet "
+                     "timed in every chunk brings all chunks to one machine speed (t * median anchor / chunk anchor)"),
+        "anchor_arch": [int(x) for x in anchor_arch],
+        "anchor_ms_per_chunk": {n: done[n]["anchor_ms"] for n in names},
+        "per_program_overhead_ms_o": o, "overhead_per_reference_ms": [float(v) for v in o_each],
+        "reference_archs": refs.tolist(),
+        "reference_end_to_end_ms": [med[f"ref{j}"] for j in range(len(refs))],
+        "median_ms": {k: v[0] for k, v in sorted(times.items())},
+        "spread_ms": {k: v[1] for k, v in sorted(times.items())},
+        **runtime.provenance(),
+        **(extra_provenance or {}),
+    }
+    table = Table(vals, mask, "latency", "ms", float(base), 1, device_name(), lspace.name, prov)
+    if out is not None:
+        table.save(out)
+        if ppath.exists():
+            os.unlink(ppath)
+    return table

@@ -1,0 +1,143 @@
+"""A latency table against reality: random subnets timed end to end as static programs in the table's runtime.
+
+For ``n`` random architectures ``a_j`` (seeded, disjoint from the builder's reference subnets in
+practice: other seed), each subnet is built as one static program (:meth:`MobileNetV3Pieces.subnet`) and
+timed interleaved with the others of its chunk; the table predicts ``p_j`` (:meth:`LutSpace.predict`).
+Reported with :func:`nasjax.metrics.latency_metrics` (``y_true`` = measured ``m_j``, ``y_pred`` = ``p_j``):
+MAPE, Kendall tau, share within +-10 %, worst error.
+
+Where the plain sum is off by a systematic factor (the parts of a network run faster or slower together
+than alone), :func:`linear_correction` fits ``m ~ alpha * p + beta`` on a *fit* half of the subnets and
+reports the metrics on the *held-out* half only. :func:`calibrate_scale` is the one-number version used
+at start-up: ``scale = median_r (m_r / p_r)`` over ``k`` reference subnets, ``p' = scale * p``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasjax.errors import require
+from nasjax.hardware.lut_builder import LutSpace, drift_factors, time_with_anchor
+from nasjax.hardware.runtimes import Runtime
+from nasjax.metrics import latency_metrics
+from nasjax.tables import Table
+
+GOALS = {"mape_percent": 5.0, "kendall_tau": 0.9, "within_10_percent": 0.95}
+CALIBRATION_K = 5  # subnets of the fit half whose measured/predicted ratio rescales the table
+
+
+def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int, resolution: int, warmup: int = 5,
+                  repeats: int = 20, chunk_size: int = 25, progress: bool = True) -> np.ndarray:
+    """End-to-end latency (ms per call) of each architecture as its own static program in ``runtime``.
+
+    Args:
+        lspace: the space on its supernet.
+        runtime: the runtime (the table's).
+        archs: ``[N, P]`` choice vectors.
+        batch_size, resolution: the input.
+        warmup, repeats: per chunk, as in :func:`time_interleaved`.
+        chunk_size: subnets compiled and timed together (bounds memory).
+        progress: a tqdm bar over the subnets.
+
+    Returns:
+        ``[N]`` medians in ms; with more than one chunk, each chunk is brought to the median machine speed
+        with the anchor subnet timed in every chunk (:func:`nasjax.hardware.lut_builder.drift_factors`).
+    """
+    archs = np.atleast_2d(np.asarray(archs, np.int64))
+    require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(archs), desc=f"end-to-end {lspace.name} ({runtime.label})", unit="subnet",
+                   dynamic_ncols=True)
+    out = np.empty(len(archs))
+    anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(lspace.anchor_arch())), batch_size, resolution)
+    anchors = []
+    for lo in range(0, len(archs), chunk_size):
+        calls = []
+        for a in archs[lo:lo + chunk_size]:
+            calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
+            if bar is not None:
+                bar.update(1)
+        t, a_ms = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
+        out[lo:lo + len(calls)] = t.medians_ms
+        anchors.append((lo, lo + len(calls), a_ms))
+        del calls
+    for (lo, hi, _), f in zip(anchors, drift_factors([a for _, _, a in anchors])):
+        out[lo:hi] *= f
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def calibrate_scale(predicted, measured) -> float:
+    """``median_r (measured_r / predicted_r)``: the factor that moves a table to this machine's speed."""
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    require(p.shape == m.shape and p.size >= 1 and np.all(p > 0) and np.all(m > 0), "predicted/measured",
+            (p.shape, m.shape), "equal-length positive latencies")
+    return float(np.median(m / p))
+
+
+def linear_correction(predicted, measured, fit_idx, test_idx) -> dict:
+    """Fit ``measured ~ alpha * predicted + beta`` (least squares) on ``fit_idx``; metrics on ``test_idx``.
+
+    Returns:
+        ``{"alpha", "beta", "n_fit", "held_out": latency_metrics(measured[test], corrected[test])}``.
+    """
+    p, m = np.asarray(predicted, float), np.asarray(measured, float)
+    fit_idx, test_idx = np.asarray(fit_idx), np.asarray(test_idx)
+    require(len(np.intersect1d(fit_idx, test_idx)) == 0, "fit_idx/test_idx", "overlap", "disjoint index sets")
+    require(len(fit_idx) >= 2 and len(test_idx) >= 2, "fit_idx/test_idx", (len(fit_idx), len(test_idx)),
+            "at least 2 subnets each")
+    alpha, beta = np.polyfit(p[fit_idx], m[fit_idx], 1)
+    corrected = alpha * p + beta
+    return {"alpha": float(alpha), "beta": float(beta), "n_fit": int(len(fit_idx)),
+            "held_out": latency_metrics(m[test_idx], corrected[test_idx])}
+
+
+def meets_goals(metrics: dict) -> bool:
+    """MAPE <= 5 %, Kendall tau >= 0.9 and >= 95 % within +-10 % (:data:`GOALS`)."""
+    return (metrics["mape_percent"] <= GOALS["mape_percent"] and metrics["kendall_tau"] >= GOALS["kendall_tau"]
+            and metrics["within_10_percent"] >= GOALS["within_10_percent"])
+
+
+def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnets: int = 100, seed: int = 1,
+                   warmup: int = 5, repeats: int = 20, chunk_size: int = 25, progress: bool = True) -> dict:
+    """Time ``num_subnets`` random subnets end to end and compare with ``table``'s predictions.
+
+    The batch size and resolution are the table's (its provenance). Returns ``metrics`` (plain sum, all
+    subnets), ``corrected`` (:func:`linear_correction`, fit on the even-indexed subnets, metrics on the
+    odd-indexed ones), ``calibrated`` (the table times :func:`calibrate_scale` of the first
+    :data:`CALIBRATION_K` even-indexed subnets -- the quickstart's start-up calibration -- metrics on the
+    odd-indexed ones), ``meets_goals`` of each, and the raw ``archs``, ``predicted_ms``, ``measured_ms``.
+    """
+    require(isinstance(num_subnets, int) and num_subnets >= 4, "num_subnets", num_subnets, "an integer >= 4")
+    prov = table.provenance
+    require(table.unit == "ms", "table.unit", table.unit, "ms")
+    require(prov.get("space") == lspace.name, "table.provenance.space", prov.get("space"), repr(lspace.name))
+    bs, res = int(prov["batch_size"]), int(prov["resolution"])
+    require(prov.get("clock", "wall") == runtime.clock, "runtime.clock", runtime.clock,
+            f"the table's clock {prov.get('clock', 'wall')!r}")
+    archs = lspace.space().random(seed, num_subnets)
+    pred = lspace.predict(table, archs)
+    meas = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup, repeats=repeats,
+                         chunk_size=chunk_size, progress=progress)
+    metrics = latency_metrics(meas, pred)
+    idx = np.arange(num_subnets)
+    corr = linear_correction(pred, meas, idx[0::2], idx[1::2])
+    ref = idx[0::2][:CALIBRATION_K]
+    scale = calibrate_scale(pred[ref], meas[ref])
+    cal = {"k": int(len(ref)), "scale": scale, "held_out": latency_metrics(meas[idx[1::2]], scale * pred[idx[1::2]])}
+    return {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
+            "batch_size": bs,
+            "resolution": res, "metrics": metrics, "meets_goals": meets_goals(metrics), "corrected": corr,
+            "corrected_meets_goals": meets_goals(corr["held_out"]), "calibrated": cal,
+            "calibrated_meets_goals": meets_goals(cal["held_out"]), "archs": archs, "predicted_ms": pred,
+            "measured_ms": meas, "seed": seed}
+
+
+def measurements_csv_rows(archs, resolution: int, measured_ms) -> list[list]:
+    """Rows ``arch,resolution,latency_ms`` (``arch`` = the choice indices separated by spaces)."""
+    return [[" ".join(str(int(x)) for x in a), int(resolution), f"{float(m):.6f}"]
+            for a, m in zip(np.atleast_2d(archs), measured_ms)]

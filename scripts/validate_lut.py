@@ -1,0 +1,160 @@
+"""Validate every shipped latency table against end-to-end timing of random subnets on this CPU.
+
+    python scripts/validate_lut.py [--tables=SUBSTR,...] [--num_subnets=100] [--repeats=20] [--out_dir=DIR]
+
+For each table written by ``nasjax.hardware.lut_builder`` under ``luts/`` (``--tables`` keeps those whose
+path contains one of the given substrings), times ``--num_subnets`` random subnets of its space as static
+programs in its runtime, batch size, resolution and thread count, and prints MAPE, Kendall tau, the share
+within +-10 % and the worst error of the plain table sum, and of the sum with a linear correction fitted
+on half of the subnets (metrics on the other, held-out half). Each table runs in its own subprocess,
+started with the XLA thread flags the table needs. Writes ``<out_dir>/<table>-measured.csv``
+(``arch,resolution,latency_ms``) and ``<out_dir>/<table>-validation.json``. The load average is printed
+before and after each table. Last line: one JSON object ``{"tables": [{space, runtime, resolution, batch,
+threads, clock, width, mape_percent, kendall_tau, within_10_percent, worst_error_percent, ...}], ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def shipped_tables(luts_root: Path, filters: list[str]) -> list[Path]:
+    """Table files written by the builder (provenance.method = build_table) under ``luts_root``."""
+    out = []
+    for p in sorted(luts_root.rglob("*.json")):
+        if p.name.startswith(".") or (filters and not any(f in str(p) for f in filters)):
+            continue
+        try:
+            d = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(d, dict) and d.get("provenance", {}).get("method") == "nasjax.hardware.lut_builder.build_table":
+            out.append(p)
+    return out
+
+
+def validate_one(path: Path, args) -> dict:
+    """In this process: load the table, rebuild its supernet, time subnets, write CSV/JSON, return figures."""
+    from experiments.latency_table import supernet
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.hardware import lut_validate as lv
+    from nasjax.hardware.runtimes import get_runtime
+    from nasjax.io import enable_jax_cache, write_csv, write_json
+    from nasjax.tables import Table
+
+    table = Table.load(path)
+    prov = table.provenance
+    runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
+    enable_jax_cache()
+    state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0))
+    if prov.get("block_set"):
+        from nasjax.spaces.mobilenetv3 import BlockSet
+
+        bs = BlockSet.from_dict(prov["block_set"])
+    lspace = lb.lut_space(prov["space"], state, cfg, bs)
+    load0 = os.getloadavg()
+    res = lv.validate_table(lspace, runtime, table, num_subnets=args.num_subnets, seed=args.seed,
+                            warmup=args.warmup, repeats=args.repeats, chunk_size=args.chunk_size,
+                            progress=not args.noprogress)
+    load1 = os.getloadavg()
+    out = Path(args.out_dir)
+    stem = f"{path.parent.name}-{path.stem}"
+    write_csv(out / f"{stem}-measured.csv", ["arch", "resolution", "latency_ms"],
+              lv.measurements_csv_rows(res["archs"], res["resolution"], res["measured_ms"]))
+    m, c = res["metrics"], res["corrected"]
+    row = {"table": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
+           "space": res["space"], "runtime": res["runtime"], "resolution": res["resolution"],
+           "batch": res["batch_size"], "threads": res["threads"], "clock": res["clock"], "width": prov.get("width"),
+           "weights": prov.get("weights", "random"), "n": m["n"],
+           "mape_percent": round(m["mape_percent"], 3), "kendall_tau": round(m["kendall_tau"], 4),
+           "within_10_percent": round(m["within_10_percent"], 4),
+           "worst_error_percent": round(m["worst_error_percent"], 3),
+           "mean_measured_ms": round(m["mean_true"], 4), "mean_predicted_ms": round(m["mean_pred"], 4),
+           "meets_goals": res["meets_goals"],
+           "corrected_held_out": {k: round(c["held_out"][k], 4) for k in
+                                  ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
+           "correction": {"alpha": round(c["alpha"], 4), "beta_ms": round(c["beta"], 4)},
+           "calibrated_held_out": {k: round(res["calibrated"]["held_out"][k], 4) for k in
+                                   ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
+           "calibration": {"k": res["calibrated"]["k"], "scale": round(res["calibrated"]["scale"], 4)},
+           "calibrated_meets_goals": res["calibrated_meets_goals"],
+           "corrected_meets_goals": res["corrected_meets_goals"],
+           "load_average_before": [round(x, 2) for x in load0], "load_average_after": [round(x, 2) for x in load1]}
+    write_json(out / f"{stem}-validation.json", {**row, "archs": res["archs"], "predicted_ms": res["predicted_ms"],
+                                                 "measured_ms": res["measured_ms"]})
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tables", default="", help="Comma-separated substrings of table paths to validate (default all).")
+    ap.add_argument("--num_subnets", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--chunk_size", type=int, default=25)
+    ap.add_argument("--luts_dir", default=str(ROOT / "luts"))
+    ap.add_argument("--out_dir", default=str(ROOT / "results" / "validate_lut"))
+    ap.add_argument("--noprogress", action="store_true")
+    ap.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: validate this file, JSON to --one_out
+    ap.add_argument("--one_out", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    from nasjax.errors import NasjaxInputError
+
+    if args.num_subnets < 4:
+        print(f"error: num_subnets: got {args.num_subnets}, expected at least 4", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        if args.one:
+            Path(args.one_out).write_text(json.dumps(validate_one(Path(args.one), args)))
+            return
+        from nasjax.hardware.runtimes import xla_thread_env
+
+        tables = shipped_tables(Path(args.luts_dir), [f for f in args.tables.split(",") if f])
+        if not tables:
+            raise NasjaxInputError(f"tables: no builder table under {args.luts_dir!r} matches {args.tables!r}")
+        rows = []
+        for p in tables:
+            prov = json.loads(p.read_text())["provenance"]
+            env = xla_thread_env(1 if prov["runtime"] == "xla" and int(prov["threads"]) == 1 else 0)
+            with tempfile.TemporaryDirectory() as td:
+                res_file = Path(td) / "row.json"
+                cmd = [sys.executable, __file__, f"--one={p}", f"--one_out={res_file}"] + [
+                    a for a in sys.argv[1:] if not a.startswith("--tables")]
+                print(f"[validate_lut] {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: load average "
+                      f"{os.getloadavg()}", flush=True)
+                rc = subprocess.call(cmd, env=env)
+                if rc != 0:
+                    print(f"[validate_lut] {p}: failed with exit code {rc}", file=sys.stderr)
+                    continue
+                row = json.loads(res_file.read_text())
+            rows.append(row)
+            ch, cb = row["corrected_held_out"], row["calibrated_held_out"]
+            print(f"{row['space']:>18} {row['runtime']:>11} w{row['width']} {row['resolution']}px b{row['batch']} "
+                  f"t{row['threads']} {row['clock']}: MAPE {row['mape_percent']:.2f} %  tau {row['kendall_tau']:.3f}  "
+                  "within10 "
+                  f"{100 * row['within_10_percent']:.0f} %  worst {row['worst_error_percent']:.1f} %  (mean measured "
+                  f"{row['mean_measured_ms']:.3f} ms; corrected held-out MAPE "
+                  f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "
+                  f"{100 * ch['within_10_percent']:.0f} %; calibrated k={row['calibration']['k']} held-out MAPE "
+                  f"{cb['mape_percent']:.2f} % tau {cb['kendall_tau']:.3f} within10 "
+                  f"{100 * cb['within_10_percent']:.0f} %)"
+                  f"  load {row['load_average_after']}",
+                  flush=True)
+    except NasjaxInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps({"tables": rows, "num_subnets": args.num_subnets, "load_average_end": list(os.getloadavg())}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Latency-table builder: schema, units, provenance, resume == one shot, bad input (library and command)."""
+
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasjax.errors import NasjaxInputError
+from nasjax.hardware import lut_builder as lb
+from nasjax.hardware import runtimes as rt
+from nasjax.tables import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.profiling.contributions import nasjax_block_set
+    from nasjax.train.trainer import init_state
+
+    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
+    return init_state(cfg, 0), cfg, nasjax_block_set()
+
+
+class FakeRuntime(rt.Runtime):
+    """Deterministic 'timings' from the piece names (no compilation)."""
+
+    def __init__(self, fail_after: int | None = None):
+        super().__init__(0)
+        self.name = "fake"
+        self.prepared = 0
+        self.fail_after = fail_after
+
+    def prepare(self, piece, batch_size, resolution):
+        self.prepared += 1
+        if self.fail_after is not None and self.prepared > self.fail_after:
+            raise KeyboardInterrupt  # an interrupted build
+        call = lambda: None
+        call.cost = 0.1 + (zlib.crc32(piece.name.encode()) % 1000) / 1000.0
+        return call
+
+    def provenance(self):
+        return {"runtime": "fake", "threads": 0, **rt.machine_provenance()}
+
+
+def _fake_timing(calls, *, warmup, repeats, **_):
+    med = np.array([c.cost for c in calls])
+    med[0] *= 1.0 + 0.01 * len(calls)  # the anchor (first) drifts between chunks: corrected for
+    return rt.Timing(med, 0.01 * med, np.tile(med, (repeats, 1)), warmup, repeats)
+
+
+@pytest.mark.parametrize("space", ["mobilenetv3", "mobilenetv3_layers"])
+def test_resume_equals_one_shot(tiny, tmp_path, monkeypatch, space):
+    monkeypatch.setattr(lb, "time_interleaved", _fake_timing)
+    state, cfg, bs = tiny
+    ls = lb.lut_space(space, state, cfg, bs)
+    one = lb.build_table(ls, FakeRuntime(), resolution=16, out=tmp_path / "one.json", progress=False)
+    out = tmp_path / "resumed.json"
+    with pytest.raises(KeyboardInterrupt):
+        lb.build_table(ls, FakeRuntime(fail_after=12), resolution=16, out=out, progress=False)
+    assert not out.exists() and lb.partial_path(out).exists()
+    done = json.loads(lb.partial_path(out).read_text())["chunks"]
+    assert 0 < len(done) < len(ls.cell_chunks()) + 2
+    r2 = FakeRuntime()
+    again = lb.build_table(ls, r2, resolution=16, out=out, progress=False)
+    total = sum(len(c.pieces) for c in ls.cell_chunks()) + 2 + len(ls.reference_archs()) + 1  # + the anchor
+    assert r2.prepared == total - sum(len(c["keys"]) for c in done.values())  # finished chunks were not re-timed
+    assert not lb.partial_path(out).exists()
+    np.testing.assert_array_equal(one.values, again.values)
+    assert one.base == again.base
+    np.testing.assert_array_equal(Table.load(out).values, again.values)
+
+
+def test_schema_units_provenance_ort(tiny, tmp_path):
+    state, cfg, bs = tiny
+    ls = lb.lut_space("mobilenetv3", state, cfg, bs)
+    r = rt.get_runtime("onnxruntime", threads=1)
+    out = lb.table_path(tmp_path, "mobilenetv3", r.name, r.threads, 16, 2)
+    assert out.name.endswith("-onnxruntime-16px-b2-t1.json") and out.parent.name == "mobilenetv3"
+    t = lb.build_table(ls, r, batch_size=2, resolution=16, warmup=1, repeats=3, out=out, progress=False)
+    d = json.loads(out.read_text())
+    assert d["format"] == "nasjax.table/1" and d["unit"] == "ms" and d["metric"] == "latency"
+    assert d["space"] == "mobilenetv3" and d["device"] == rt.device_name()
+    p = d["provenance"]
+    for k in ("cpu_model", "cpu_count", "threads", "onnxruntime", "onnx", "numpy", "date", "command", "warmup",
+              "repeats", "batch_size", "resolution", "runtime", "median_ms", "spread_ms", "unit", "formula",
+              "per_program_overhead_ms_o", "load_average"):
+        assert k in p, k
+    assert p["threads"] == 1 and p["batch_size"] == 2 and p["resolution"] == 16 and p["repeats"] == 3
+    assert set(p["median_ms"]) == set(p["spread_ms"]) and "stem" in p["median_ms"]
+    loaded = Table.load(out)
+    assert loaded.shape == (5, 5) and np.all(np.isfinite(loaded.values))
+    assert np.allclose(ls.predict(loaded, [[0] * 5, [4] * 5]), t.predict(np.array([[0] * 5, [4] * 5])))
+
+
+def test_layer_view_is_depth_gated(tiny):
+    state, cfg, bs = tiny
+    ls = lb.lut_space("mobilenetv3_layers", state, cfg, bs)
+    vals = np.zeros((25, 9))
+    vals[:20, :] = 1.0
+    t = Table(vals, np.ones((25, 9), bool), "latency", "ms", 0.5, 1, "x", "mobilenetv3_layers",
+              {"model": "depth_gated"})
+    a = np.zeros((2, 25), int)
+    a[1, 20:] = 2  # depth 4 everywhere; a[0]: depth 2 everywhere
+    np.testing.assert_allclose(ls.predict(t, a), [0.5 + 10, 0.5 + 20])
+    np.testing.assert_allclose(lb.predict_latency(t, a, cfg), [10.5, 20.5])
+    assert len(ls.parts(a[0])) == 2 + 10 and ls.cell_key(1, 3) == ls.cell_key(3, 3) != ls.cell_key(0, 3)
+
+
+def test_bad_input(tiny, tmp_path):
+    state, cfg, bs = tiny
+    ls = lb.lut_space("mobilenetv3", state, cfg, bs)
+    with pytest.raises(NasjaxInputError, match="resolution"):
+        lb.build_table(ls, FakeRuntime(), resolution=4, progress=False)
+    with pytest.raises(NasjaxInputError, match="latency-table space"):
+        lb.lut_space("resnet", state, cfg, bs)
+    with pytest.raises(NasjaxInputError, match="block_set"):
+        lb.lut_space("mobilenetv3", state, cfg, None)
+    out = tmp_path / "t.json"
+    lb.partial_path(out).write_text("{not json")
+    with pytest.raises(NasjaxInputError, match="partial"):
+        lb.build_table(ls, FakeRuntime(), resolution=16, out=out, progress=False)
+    lb.partial_path(out).write_text(json.dumps({"format": lb.PARTIAL_FORMAT, "settings": {}, "chunks": {}}))
+    with pytest.raises(NasjaxInputError, match="settings"):
+        lb.build_table(ls, FakeRuntime(), resolution=16, out=out, progress=False)
+    assert not out.exists()
+
+
+def test_table_in_seconds_against_budget_in_ms():
+    from nasjax.constraints import Constraint
+
+    t = Table(np.ones((2, 2)), None, "latency", "s", 0.0, 1, "x", "toy")
+    with pytest.raises(NasjaxInputError, match=r"'ms'.*'s'|'s'.*'ms'"):
+        Constraint(t, 5.0, "ms")
+
+
+def _cmd(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "experiments.latency_table", "--noprogress", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("args,match", [(["--runtime=tensorrt"], "runtime"),
+                                        (["--resolution=4", "--runtime=onnxruntime"], "resolution"),
+                                        (["--space=resnet"], "space")])
+def test_command_bad_input_exit_2(tmp_path, args, match):
+    out = tmp_path / "t.json"
+    p = _cmd(*args, f"--out={out}")
+    assert p.returncode == 2, p.stderr[-2000:]
+    last = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
+    assert match in last and "Traceback" not in p.stderr
+    assert not out.exists() and not lb.partial_path(out).exists()
+
+
+def test_command_damaged_partial_exit_2(tmp_path):
+    out = tmp_path / "t.json"
+    lb.partial_path(out).write_text("[1, 2")
+    p = _cmd("--space=mobilenetv3", "--runtime=onnxruntime", "--width=0.25", "--resolution=16", f"--out={out}")
+    assert p.returncode == 2 and "partial" in p.stderr.splitlines()[-1], p.stderr[-2000:]
+    assert not out.exists()

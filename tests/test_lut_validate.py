@@ -1,0 +1,71 @@
+"""Validation of a latency table on synthetic timings: metrics, held-out correction, calibration, CSV rows."""
+
+import numpy as np
+import pytest
+
+from nasjax.errors import NasjaxInputError
+from nasjax.hardware import lut_validate as lv
+from nasjax.metrics import latency_metrics
+
+
+def test_metrics_on_synthetic_timings():
+    rng = np.random.default_rng(0)
+    measured = rng.uniform(5, 20, 200)
+    exact = latency_metrics(measured, measured)
+    assert exact["mape_percent"] == 0 and exact["kendall_tau"] == 1 and exact["within_10_percent"] == 1
+    assert lv.meets_goals(exact)
+    off = latency_metrics(measured, measured * 1.2)  # a table 20 % too slow everywhere
+    assert off["mape_percent"] == pytest.approx(20) and off["within_10_percent"] == 0 and off["kendall_tau"] == 1
+    assert not lv.meets_goals(off)
+
+
+def test_linear_correction_recovers_affine_miss_on_held_out():
+    rng = np.random.default_rng(1)
+    pred = rng.uniform(5, 20, 100)
+    meas = 1.3 * pred + 0.7 + rng.normal(0, 0.01, 100)
+    idx = np.arange(100)
+    c = lv.linear_correction(pred, meas, idx[0::2], idx[1::2])
+    assert c["alpha"] == pytest.approx(1.3, abs=0.01) and c["beta"] == pytest.approx(0.7, abs=0.1)
+    assert c["held_out"]["n"] == 50 and c["held_out"]["mape_percent"] < 0.5
+    with pytest.raises(NasjaxInputError, match="disjoint"):
+        lv.linear_correction(pred, meas, idx[:10], idx[5:20])
+
+
+def test_calibrate_scale_recovers_known_factor():
+    pred = np.array([2.0, 4.0, 8.0])
+    assert lv.calibrate_scale(pred, 1.7 * pred) == pytest.approx(1.7)
+    with pytest.raises(NasjaxInputError, match="predicted/measured"):
+        lv.calibrate_scale(pred, np.array([1.0, -1.0, 2.0]))
+
+
+def test_csv_rows_are_readable_by_the_sequence_reader(tmp_path):
+    from nasjax.io import write_csv
+    from nasjax.predictors.sequence_data import read_measured_csv
+
+    archs = np.zeros((3, 25), int)
+    archs[1, :20] = 8
+    write_csv(tmp_path / "m.csv", ["arch", "resolution", "latency_ms"],
+              lv.measurements_csv_rows(archs, 224, [1.5, 2.5, 3.5]))
+    a, y = read_measured_csv(tmp_path / "m.csv")
+    assert a.shape == (3, 26) and (a[:, 25] == 224).all() and np.allclose(y, [1.5, 2.5, 3.5])
+
+
+def test_validate_table_reports_calibrated_held_out(monkeypatch):
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.tables import Table
+
+    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
+    ls = lb.lut_space("mobilenetv3_layers", None, cfg)
+    vals = np.zeros((25, 9))
+    vals[:20] = np.linspace(0.1, 0.9, 9)
+    t = Table(vals, None, "latency", "ms", 1.0, 1, "x", "mobilenetv3_layers",
+              {"model": "depth_gated", "space": "mobilenetv3_layers", "batch_size": 1, "resolution": 16,
+               "clock": "wall"})
+    # a machine 1.5x slower than the table, no noise: the k-shot scale recovers it on the held-out half
+    monkeypatch.setattr(lv, "measure_archs", lambda lspace, runtime, archs, **kw: 1.5 * lspace.predict(t, archs))
+    rt = type("R", (), {"name": "fake", "threads": 0, "clock": "wall"})()
+    r = lv.validate_table(ls, rt, t, num_subnets=20, progress=False)
+    assert r["metrics"]["mape_percent"] == pytest.approx(100 / 3) and not r["meets_goals"]
+    assert r["calibrated"]["scale"] == pytest.approx(1.5) and r["calibrated"]["held_out"]["mape_percent"] < 1e-9
+    assert r["calibrated_meets_goals"] and r["corrected_meets_goals"]
