@@ -18,23 +18,9 @@ from __future__ import annotations
 import sys
 
 from nasjax import cli
-from nasjax.sweep import SweepConfig, run_sweep
+from nasjax.sweep import SweepConfig, route_flagfiles, run_sweep
 
 cli.define_config_flags(SweepConfig)
-
-
-def _route_flagfiles(argv: list[str]) -> list[str]:
-    """``--flagfile=X`` is the experiment's base flagfile (``--base_flagfile=X``); ``--sweep_flagfile=Y`` is
-    the sweep's own (absl's ``--flagfile=Y``)."""
-    out, it = [], iter(argv)
-    for a in it:
-        for own, to in (("--flagfile", "--base_flagfile"), ("--sweep_flagfile", "--flagfile")):
-            if a == own:
-                a = f"{to}={next(it, '')}"
-            elif a.startswith(own + "="):
-                a = to + a[len(own):]
-        out.append(a)
-    return out
 
 
 def main() -> None:
@@ -46,5 +32,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = _route_flagfiles(sys.argv)
+    sys.argv = route_flagfiles(sys.argv)
     cli.run(main)

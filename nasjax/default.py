@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasjax.errors import NasjaxInputError, require
+from nasjax.errors import InfeasibleError, NasjaxInputError, require
 from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, write_json
 from nasjax.io import luts_dir as _luts_root
 
@@ -490,12 +490,14 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
         progress: progress bars.
 
     Returns:
-        ``{"rows": [...], "front", "default", "calibration", "device", "seconds"}``; each row has the
-        budget, the found ``encodearch``, predicted and measured accuracy/latency/FLOPs and the OFA dict.
+        ``{"rows": [...], "infeasible": [...], "front", "default", "calibration", "device", "seconds"}``; each
+        row has the budget, the found ``encodearch``, predicted and measured accuracy/latency/FLOPs and the OFA
+        dict; ``infeasible`` lists the budgets that this machine's calibrated table cannot meet, with the
+        message naming the smallest achievable latency.
 
     Raises:
-        NasjaxInputError: empty or non-finite budgets, an unknown solver; InfeasibleError: a budget below
-        the fastest subnet (of the calibrated table). Nothing is written.
+        NasjaxInputError: empty or non-finite budgets, an unknown solver; InfeasibleError: every budget is
+        below the fastest subnet (of the calibrated table). Nothing is written.
     """
     t_start = time.perf_counter()
     _configure_cache()
@@ -523,7 +525,17 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
     cal = calibrate_latency(d, progress=progress) if calibrate else None
     if cal is not None:
         lat_t = cal["table"]
-    found = [_solve(bs.space(), acc_t, lat_t, b, solver) for b in budgets]
+    found, infeasible = [], []
+    for b in budgets:  # a budget this machine cannot meet is reported, not fatal, while another one can be met
+        try:
+            found.append(_solve(bs.space(), acc_t, lat_t, b, solver))
+        except InfeasibleError as e:
+            infeasible.append({"budget_ms": float(b), "message": str(e)})
+            found.append(None)
+            if len(infeasible) == len(budgets):
+                raise
+    keep = [i for i, r in enumerate(found) if r is not None]
+    budgets, found = [budgets[i] for i in keep], [found[i] for i in keep]
     archs = np.stack([r.arch for r in found])
     # real accuracy (BN recalibrated) with the supernet, batched over the found subnets
     ds = load_recipe_dataset(man["recipe"])
@@ -557,5 +569,6 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
             "measured": {"accuracy_percent": float(am), "latency_ms": float(lm), "latency_device": here},
             "arch": bs.to_ofa(a),
         })
-    return {"rows": rows, "front": pareto_front(acc_t, lat_t), "default": d, "calibration": cal, "device": here,
+    return {"rows": rows, "infeasible": infeasible, "front": pareto_front(acc_t, lat_t), "default": d,
+            "calibration": cal, "device": here,
             "latency": ls, "solver": solver, "seconds": round(time.perf_counter() - t_start, 2)}

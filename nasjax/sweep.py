@@ -445,3 +445,26 @@ def _is_float(v) -> bool:
 __all__ = ["parse_grid", "parse_space", "read_flag_lines", "setting_key", "flatten_scalars", "collect_metrics",
            "SweepSpec", "SweepConfig", "cached_result", "run_setting", "param_space", "run_sweep", "write_results",
            "plot_sweep"]
+
+
+def route_flagfiles(argv: list[str]) -> list[str]:
+    """The sweep command's argument vector with its two flagfiles routed for absl.
+
+    On the sweep's command line ``--flagfile=X`` is the experiment's base flagfile (``--base_flagfile=X``) and
+    ``--sweep_flagfile=Y`` the sweep's own (absl's ``--flagfile=Y``).
+
+    Args:
+      argv: ``sys.argv``.
+
+    Returns:
+      The rewritten argument list.
+    """
+    out, it = [], iter(argv)
+    for a in it:
+        for own, to in (("--flagfile", "--base_flagfile"), ("--sweep_flagfile", "--flagfile")):
+            if a == own:
+                a = f"{to}={next(it, '')}"
+            elif a.startswith(own + "="):
+                a = to + a[len(own):]
+        out.append(a)
+    return out

@@ -40,10 +40,9 @@ def test_setting_key_covers_every_flag():
 
 
 def test_flagfile_routing():
-    sys.path.insert(0, str(ROOT))
-    from experiments.sweep import _route_flagfiles
+    from nasjax.sweep import route_flagfiles
 
-    assert _route_flagfiles(["p", "--flagfile=base", "--sweep_flagfile", "mine", "--grid=a=1"]) == \
+    assert route_flagfiles(["p", "--flagfile=base", "--sweep_flagfile", "mine", "--grid=a=1"]) == \
         ["p", "--base_flagfile=base", "--flagfile=mine", "--grid=a=1"]
 
 

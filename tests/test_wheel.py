@@ -57,7 +57,7 @@ def test_main_command_from_installed_wheel(installed):
     assert probe[0].startswith(str(target)) and probe[1].startswith(str(target)) and probe[2] == "False"
     flagfile = target / "experiments" / "flags" / "quickstart.flags"
     p = subprocess.run([sys.executable, "-m", "experiments.mobilenetv3_search", f"--flagfile={flagfile}",
-                        f"--save_path={work / 'results'}", "--seed=0"],
+                        f"--save_path={work / 'results'}", "--seed=0", "--latency_budgets=20,30,40"],
                        cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "nasjax quickstart" in p.stdout and "has no manifest.json" not in p.stderr

@@ -182,7 +182,7 @@ class _SourceAsDevice:
             agg, sd = np.eye(F), priors.cell_sd
         self.agg = agg
         q = len(agg) + 1
-        self.a = {"additive_ms_m": np.concatenate([[0.0], np.ones(q - 1)]),
+        self.arrays = {"additive_ms_m": np.concatenate([[0.0], np.ones(q - 1)]),
                   "additive_ms_S": np.diag(np.concatenate([[priors.intercept_sd ** 2], np.full(q - 1, sd ** 2)])),
                   "additive_ms_s2": np.array([priors.noise_sd ** 2]),
                   "additive_ms_mean": np.array([source.mean_value])}
@@ -335,7 +335,7 @@ def calibrate(table, ref_archs, measured_ms, *, method: str = "auto", priors: Ca
 
 def _stage_design_features(src, cells: np.ndarray, priors: CalibrationPriors) -> tuple[np.ndarray, np.ndarray]:
     shim = _SourceAsDevice(src, "stage_scales", priors)
-    return shim.features(cells, cells.sum(1))["xadd"], shim.a["additive_ms_S"]
+    return shim.features(cells, cells.sum(1))["xadd"], shim.arrays["additive_ms_S"]
 
 
 def design_from_candidates(table, candidates, k: int, priors: CalibrationPriors | None = None) -> np.ndarray:
