@@ -117,34 +117,35 @@ def binas_subnets(archs, structure: dict) -> dict[str, jax.Array]:
     return {k: jnp.asarray(v[0] if single else v, jnp.int32) for k, v in out.items()}
 
 
-def multipath_subnets(structure: dict, key: jax.Array, n: int, force_layer: int | None = None,
-                      force_config=None, force_stage: int | None = None, force_depth=None) -> dict[str, jax.Array]:
-    """``n`` independent uniform paths (one per example), drawn from ``key`` inside a jitted program.
+def multipath_subnets(structure: dict, key: jax.Array, n: int, force_layer=-1, force_config=0, force_stage=-1,
+                      force_depth=0) -> dict[str, jax.Array]:
+    """``n`` independent uniform paths (one per example) drawn from ``key``; jit-able, forcing traced.
 
-    Every stage depth and every layer configuration is drawn uniformly. ``force_layer`` (global layer
-    index ``l = s * D + j``) with ``force_config`` fixes that layer's configuration and keeps it active
-    (its stage's depth is drawn among the depths that contain it); ``force_stage`` with ``force_depth``
-    (a depth choice index) fixes a stage's depth. The draw does not depend on the forcing, so forced
-    evaluations share their random paths (common random numbers).
+    Every stage depth and every layer configuration is drawn uniformly. ``force_layer >= 0`` (global layer
+    index ``l = s * D + j``) fixes that layer's configuration to ``force_config`` and keeps it active (its
+    stage's depth is drawn among the depths that contain it); ``force_stage >= 0`` fixes that stage's
+    depth choice to ``force_depth``. The draws do not depend on the forcing, so evaluations of different
+    forced options share their random paths (common random numbers).
 
     Returns:
       ``{ks [n, L], e [n, L], d [n, 5], se [n, L]}`` int32.
     """
     st = _structure(structure)
+    dnp = _tables(st)[0]
     depths, ks, e, se = (jnp.asarray(t) for t in _tables(st))
-    D = int(np.max(_tables(st)[0]))
+    D, nd = int(dnp.max()), len(dnp)
     kd, kc = jax.random.split(key)
     u = jax.random.uniform(kd, (n, NUM_STAGES))
-    dchoice = jnp.minimum((u * len(depths)).astype(jnp.int32), len(depths) - 1)
+    dchoice = jnp.minimum((u * nd).astype(jnp.int32), nd - 1)
     cchoice = jax.random.randint(kc, (n, NUM_STAGES * D), 0, ks.shape[0])
-    if force_layer is not None:
-        s, j = divmod(int(force_layer), D)
-        ok = int(np.sum(np.asarray(_tables(st)[0]) > j))  # depth choices whose stage contains layer j
-        first = len(depths) - ok
-        dchoice = dchoice.at[:, s].set(first + jnp.minimum((u[:, s] * ok).astype(jnp.int32), ok - 1))
-        cchoice = cchoice.at[:, force_layer].set(force_config)
-    if force_stage is not None:
-        dchoice = dchoice.at[:, force_stage].set(force_depth)
+    fl = jnp.asarray(force_layer, jnp.int32)
+    ok = jnp.sum(depths > fl % D)  # depth choices whose stage contains layer j
+    forced_d = (nd - ok) + jnp.minimum((u * ok).astype(jnp.int32), ok - 1)
+    stage = jnp.arange(NUM_STAGES)
+    dchoice = jnp.where(((fl >= 0) & (stage == fl // D))[None], forced_d, dchoice)
+    cchoice = jnp.where(((fl >= 0) & (jnp.arange(NUM_STAGES * D) == fl))[None], force_config, cchoice)
+    fs = jnp.asarray(force_stage, jnp.int32)
+    dchoice = jnp.where(((fs >= 0) & (stage == fs))[None], force_depth, dchoice)
     return {"ks": ks[cchoice], "e": e[cchoice], "d": depths[dchoice], "se": se[cchoice]}
 
 
