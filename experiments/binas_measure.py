@@ -43,13 +43,16 @@ class BinasMeasureConfig:
     weights: str = cli.option("", help="supernet weights (the weights/ directory of experiments.binas_train)")
     dataset: str = cli.option("mnist_clutter", help="dataset the supernet was trained on")
     image_size: int = cli.option(0, help="resize images to this size (0: as stored)")
-    num_fit: int = cli.option(500, help="random subnets measured for fitting the predictors")
+    num_fit: int = cli.option(250, help="random subnets measured for fitting the predictors")
     num_test: int = cli.option(500, help="held-out random subnets measured for the rankings")
     val_images: int = cli.option(2000, help="validation images per measurement")
-    calib_images: int = cli.option(512, help="training images for each subnet's BN recalibration")
+    calib_images: int = cli.option(128, help="training images for each subnet's BN recalibration")
     batch_size: int = cli.option(500, help="images per evaluation batch")
     chunk_size: int = cli.option(8, help="subnets per vmapped evaluation call")
     seed: int = cli.option(1, help="seed of the random subnets and of the multipath draws")
+    only: str = cli.option("all", choices=("all", "fit", "test", "contributions"),
+                           help="measure only this part into work_dir (parallel processes); 'all' measures what is "
+                           "missing and writes the result set")
     work_dir: str = cli.option("", help="resumable partial results (default: save_path/.work)")
     save_path: str = cli.option("", help="output directory")
 
@@ -73,13 +76,21 @@ def main() -> None:
     archs = canonical(space.random(np.random.default_rng(cfg.seed), cfg.num_fit + cfg.num_test))
     print(f"load average {os.getloadavg()}", flush=True)
     sd = DEFAULT.to_dict()
+    fit, test = slice(0, cfg.num_fit), slice(cfg.num_fit, cfg.num_fit + cfg.num_test)
     t0 = time.perf_counter()
-    acc = measure_archs(state, sd, archs, val, calib, chunk_size=cfg.chunk_size, resume=work / "subnets.npy")
+    acc = np.full(len(archs), np.nan)
+    for part, sl in (("fit", fit), ("test", test)):
+        if cfg.only in ("all", part):
+            acc[sl] = measure_archs(state, sd, archs[sl], val, calib, chunk_size=cfg.chunk_size,
+                                    resume=work / f"{part}.npy")
     t_sub = time.perf_counter() - t0
     t0 = time.perf_counter()
-    con = contribution_accuracies(state, sd, val, cfg.seed, resume=work / "contributions.npz")
+    if cfg.only in ("all", "contributions"):
+        con = contribution_accuracies(state, sd, val, cfg.seed, resume=work / "contributions.npz")
     t_con = time.perf_counter() - t0
-    fit, test = slice(0, cfg.num_fit), slice(cfg.num_fit, cfg.num_fit + cfg.num_test)
+    if cfg.only != "all":
+        print(f"measured {cfg.only} into {work} in {t_sub + t_con:.0f} s; load average {os.getloadavg()}")
+        return
     fixed, layers = binas_flops(sc, ds.image_shape[0], sd["configs"])
     prov = {"weights": str(cfg.weights), "dataset": ds.name, "val_images": sum(len(y) for _, y in val),
             "calib_images": int(cfg.calib_images), "seed": cfg.seed}

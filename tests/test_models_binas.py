@@ -74,3 +74,18 @@ def test_one_path_per_example_equals_each_path_alone(setup):
     assert np.all(np.asarray(forced["d"])[:, 1] == 4)
     assert np.all(np.asarray(forced["e"])[:, 7] == 4) and np.all(np.asarray(forced["ks"])[:, 7] == 3)
     assert np.all(np.asarray(forced["se"])[:, 7] == 1)
+
+
+def test_layer_programs_cover_every_layer_and_configuration(setup):
+    from nasjax.models.binas import layer_programs
+
+    st, cfg, state, x, _ = setup
+    model = merge_model(state)
+    progs = list(layer_programs(model, st, 32))
+    assert len(progs) == 20 * 12
+    shapes = {(s, j): shape for s, j, c, fn, shape in progs}
+    assert shapes[(0, 0)] == (1, 16, 16, cfg.widths()["first_block"])  # after the stride-2 stem
+    assert shapes[(4, 1)][1] == 1  # 32 / 32 after the last stride-2 stage
+    s, j, c, fn, shape = progs[-1]
+    y = fn(jnp.ones(shape, jnp.float32))
+    assert y.shape == (1, 1, 1, cfg.widths()["stages"][-1])

@@ -149,4 +149,32 @@ def multipath_subnets(structure: dict, key: jax.Array, n: int, force_layer=-1, f
     return {"ks": ks[cchoice], "e": e[cchoice], "d": depths[dchoice], "se": se[cchoice]}
 
 
-__all__ = ["binas_supernet_config", "binas_subnets", "multipath_subnets"]
+def layer_programs(model, structure: dict, resolution: int, batch: int = 1):
+    """The subnet-shaped program of every (stage, layer, configuration) of a BINAS supernet, for latency
+    tables: yields ``(stage, layer, config, fn, input_shape)`` with ``fn(x)`` the layer alone (real widths,
+    real kernel, SE only where the configuration has it) on an NHWC input of ``input_shape``.
+
+    Args:
+      model: the supernet (``OFAMobileNetV3`` of :func:`binas_supernet_config`).
+      structure: ``BinasStructure.to_dict()``; resolution: the network's input resolution; batch: images.
+    """
+    st = _structure(structure)
+    cfg = model.config
+    h = (resolution - 1) // 2 + 1  # stem, stride 2
+    h = (h - 1) // cfg.stage_strides[0] + 1  # first block
+    specs = cfg.layer_specs()
+    for lay, sp in enumerate(specs):
+        if sp.index == 0 and lay > 0:  # the previous stage's output
+            h = (h - 1) // specs[lay - cfg.max_depth].stride + 1
+        h_in = h if sp.index == 0 else (h - 1) // specs[lay - sp.index].stride + 1
+        block = model.blocks[lay]
+        for c, conf in enumerate(st["configs"]):
+            k, e, se = int(conf["kernel"]), int(conf["expansion"]), 1 if float(conf["se"]) > 0 else 0
+
+            def fn(x, block=block, k=k, e=e, se=se):
+                return block(x, k, e, True, "eval", se)
+
+            yield sp.stage, sp.index, c, fn, (batch, h_in, h_in, sp.cin)
+
+
+__all__ = ["binas_supernet_config", "binas_subnets", "multipath_subnets", "layer_programs"]
