@@ -44,7 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nasjax import metrics  # noqa: E402
 from nasjax.benchmarks.binas_lut import write_latency_lut  # noqa: E402
 from nasjax.constraints import Constraint  # noqa: E402
-from nasjax.hardware.binas_latency import latency_from_lut, latency_from_table, synthetic_latency  # noqa: E402
+from nasjax.hardware.binas_latency import (  # noqa: E402
+    latency_from_lut,
+    latency_from_table,
+    latency_model,
+    synthetic_latency,
+)
 from nasjax.io import write_json  # noqa: E402
 from nasjax.predictors.bilinear import (  # noqa: E402
     contribution_estimator,
@@ -135,6 +140,8 @@ def main():
     ap.add_argument("--contributions")
     ap.add_argument("--lut_filename")
     ap.add_argument("--latency_table")
+    ap.add_argument("--cost_table", help="a cost model of the supernet instead of a latency one: JSON {unit, fixed, "
+                    "layers [L][K]} (experiments.binas_measure writes flops_table.json)")
     ap.add_argument("--measured_latency")
     ap.add_argument("--write_synthetic")
     ap.add_argument("--repeats", type=int, default=5)
@@ -153,6 +160,10 @@ def main():
         lat = latency_from_lut(args.lut_filename, structure=ST).to_unit("ms")
     elif args.latency_table:
         lat = latency_from_table(Table.load(args.latency_table), ST)
+    elif args.cost_table:
+        ct = json.loads(Path(args.cost_table).read_text())
+        lat = latency_model(float(ct["fixed"]), np.asarray(ct["layers"], np.float64), str(ct["unit"]), structure=ST,
+                            provenance={"source": str(args.cost_table)})
     else:
         path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_binas_lut_{os.getpid()}.pkl"
         write_latency_lut(path, *synthetic_latency(ST, 0), ST)

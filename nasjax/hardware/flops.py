@@ -27,6 +27,7 @@ Two table views:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -249,3 +250,30 @@ def direct_params(config_lists: dict[str, Any], base_config, seed: int = 0) -> i
     model = OFAMobileNetV3(cfg, rngs=nnx.Rngs(seed))
     params = nnx.state(model, nnx.Param)
     return int(sum(np.size(x) for x in jax.tree_util.tree_leaves(params)))
+
+
+def binas_flops(config, resolution: int, configs: Sequence[dict]) -> tuple[float, np.ndarray]:
+    """MFLOPs (2 x multiply-accumulates) of a BINAS supernet (``nasjax.models.binas``) per image.
+
+    Args:
+      config: the supernet's ``SupernetConfig`` (``se_choice``: SE counted only where a configuration has it).
+      resolution: input resolution.
+      configs: the structure's layer configurations (``{"expansion", "kernel", "se"}`` dicts, choice order).
+
+    Returns:
+      ``(fixed, layers [L, K])``: the shared parts and every (layer, configuration); a subnet costs
+      ``fixed + sum_{l active} layers[l, c_l]``.
+    """
+    specs = config.layer_specs()
+    stage_in = stage_inputs(config, resolution)
+    layers = np.zeros((len(specs), len(configs)))
+    for lay, sp in enumerate(specs):
+        h = stage_in[sp.stage] if sp.index == 0 else _out(stage_in[sp.stage], specs[lay - sp.index].stride)
+        for c, conf in enumerate(configs):
+            e = int(conf["expansion"])
+            macs, _ = layer_cost(sp, int(conf["kernel"]), e, h, config.expand_list)
+            if sp.use_se and not float(conf["se"]):
+                j = config.expand_list.index(e)
+                macs -= 2 * sp.mid[j] * sp.se_hidden[j]
+            layers[lay, c] = 2e-6 * macs
+    return 2e-6 * fixed_cost(config, resolution)[0], layers

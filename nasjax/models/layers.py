@@ -69,13 +69,15 @@ def depthwise_conv(x: jax.Array, w: jax.Array, stride: int = 1, impl: DepthwiseI
 
     Args:
       x: ``[N, H, W, C]``.
-      w: ``[k, k, C]`` (k odd).
+      w: ``[k, k, C]`` (k odd), or ``[N, k, k, C]``: one kernel per example (``"shift"`` only).
       stride: spatial stride; output size ``(H - 1) // stride + 1``.
       impl: ``"shift"``, ``"xla"`` or ``"auto"`` (see module docstring).
     """
-    k = w.shape[0]
+    per_example = w.ndim == 4
+    k = w.shape[1] if per_example else w.shape[0]
     p = k // 2
     if resolve_depthwise_impl(impl) == "xla":
+        require(not per_example, "depthwise kernel", tuple(w.shape), "[k, k, C] with impl 'xla'")
         return jax.lax.conv_general_dilated(
             x, w[:, :, None, :], (stride, stride), [(p, p), (p, p)],
             dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1],
@@ -89,7 +91,8 @@ def depthwise_conv(x: jax.Array, w: jax.Array, stride: int = 1, impl: DepthwiseI
             tap = jax.lax.slice(
                 xp, (0, a, b, 0), (n, a + (ho - 1) * stride + 1, b + (wo - 1) * stride + 1, c), (1, stride, stride, 1)
             )
-            y = tap * w[a, b] if y is None else y + tap * w[a, b]
+            wab = w[:, a, b][:, None, None, :] if per_example else w[a, b]
+            y = tap * wab if y is None else y + tap * wab
     return y
 
 

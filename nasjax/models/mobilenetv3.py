@@ -81,6 +81,8 @@ STAGE_STRIDES = (1, 2, 2, 2, 1, 2)  # first block, then the 5 elastic stages
 STAGE_ACTS = ("relu", "relu", "relu", "h_swish", "h_swish", "h_swish")
 STAGE_SE = (False, False, True, False, True, True)
 NUM_STAGES = 5
+_STRUCTURE_DEFAULTS = {"base_widths": BASE_WIDTHS, "stage_strides": STAGE_STRIDES, "stage_acts": STAGE_ACTS,
+                       "stage_se": STAGE_SE, "se_choice": False, "head_bias": False}
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,12 @@ class SupernetConfig:
     bn_momentum: float = 0.1
     bn_eps: float = 1e-5
     depthwise_impl: str = "auto"
+    base_widths: tuple[int, ...] = BASE_WIDTHS
+    stage_strides: tuple[int, ...] = STAGE_STRIDES
+    stage_acts: tuple[str, ...] = STAGE_ACTS
+    stage_se: tuple[bool, ...] = STAGE_SE
+    se_choice: bool = False
+    head_bias: bool = False
 
     def __post_init__(self):
         require(isinstance(self.width_mult, (int, float)) and 0 < self.width_mult <= 4, "config.width_mult",
@@ -139,6 +147,20 @@ class SupernetConfig:
         require(all(k % 2 == 1 for k in self.ks_list), "config.ks_list", self.ks_list, "odd kernel sizes")
         require(0.0 <= self.dropout_rate < 1.0, "config.dropout_rate", self.dropout_rate, "a value in [0, 1)")
         resolve_depthwise_impl(self.depthwise_impl)  # validates the name
+        for name, n, ok, want in (
+            ("base_widths", len(BASE_WIDTHS), lambda v: isinstance(v, (int, np.integer)) and v >= 1,
+             "positive integers (stem, first block, 5 stages, final expand, feature mix)"),
+            ("stage_strides", NUM_STAGES + 1, lambda v: v in (1, 2), "strides 1 or 2 (first block, 5 stages)"),
+            ("stage_acts", NUM_STAGES + 1, lambda v: v in ("relu", "h_swish"),
+             "'relu' or 'h_swish' (first block, 5 stages)"),
+            ("stage_se", NUM_STAGES + 1, lambda v: isinstance(v, (bool, np.bool_)), "booleans (first block, 5 stages)"),
+        ):
+            v = tuple(getattr(self, name))
+            require(len(v) == n and all(ok(x) for x in v), f"config.{name}", v, f"{n} {want}")
+            object.__setattr__(self, name, tuple(int(x) if name == "base_widths" else
+                                                 (bool(x) if name == "stage_se" else x) for x in v))
+        require(isinstance(self.se_choice, bool), "config.se_choice", self.se_choice, "True or False")
+        require(isinstance(self.head_bias, bool), "config.head_bias", self.head_bias, "True or False")
 
     @property
     def max_depth(self) -> int:
@@ -150,7 +172,7 @@ class SupernetConfig:
 
     def widths(self) -> dict[str, Any]:
         """Channel counts: ``stem``, ``first_block``, ``stages`` (5), ``final_expand``, ``feature_mix``."""
-        w = [make_divisible(b * self.width_mult, 8) for b in BASE_WIDTHS]
+        w = [make_divisible(b * self.width_mult, 8) for b in self.base_widths]
         return {"stem": w[0], "first_block": w[1], "stages": tuple(w[2:7]), "final_expand": w[7],
                 "feature_mix": w[8]}
 
@@ -161,19 +183,31 @@ class SupernetConfig:
         for s in range(NUM_STAGES):
             cout = widths["stages"][s]
             for i in range(self.max_depth):
-                stride = STAGE_STRIDES[s + 1] if i == 0 else 1
+                stride = self.stage_strides[s + 1] if i == 0 else 1
                 mids = tuple(make_divisible(round(cin * e), 8) for e in self.expand_list)
-                se = STAGE_SE[s + 1]
+                se = self.stage_se[s + 1] or self.se_choice
                 specs.append(LayerSpec(
-                    stage=s, index=i, cin=cin, cout=cout, stride=stride, act=STAGE_ACTS[s + 1], use_se=se,
+                    stage=s, index=i, cin=cin, cout=cout, stride=stride, act=self.stage_acts[s + 1], use_se=se,
                     residual=(stride == 1 and cin == cout), mid=mids,
                     se_hidden=tuple(make_divisible(m // 4, 8) if se else 0 for m in mids),
                 ))
                 cin = cout
         return specs
 
+    @property
+    def subnet_keys(self) -> tuple[str, ...]:
+        """Keys of a subnet of this supernet: ``ks``, ``e``, ``d`` and, with ``se_choice``, ``se``."""
+        return ("ks", "e", "d", "se") if self.se_choice else ("ks", "e", "d")
+
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        """The configuration as plain data; the structure fields are written only when they differ from
+        OFA's defaults, so that a default configuration reads as it always has."""
+        out = {}
+        for k, v in self.__dict__.items():
+            if k in _STRUCTURE_DEFAULTS and v == _STRUCTURE_DEFAULTS[k]:
+                continue
+            out[k] = list(v) if isinstance(v, tuple) else v
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> SupernetConfig:
@@ -205,12 +239,13 @@ class FirstBlock(nnx.Module):
         self.bn_dw = BatchNorm(cin, cfg.bn_momentum, cfg.bn_eps)
         self.w_pw = nnx.Param(_kaiming(rngs, (1, 1, cin, cout), cout))
         self.bn_pw = BatchNorm(cout, cfg.bn_momentum, cfg.bn_eps)
-        self.residual = cin == cout
         self.impl = cfg.depthwise_impl
-        self.act = STAGE_ACTS[0]
+        self.act = cfg.stage_acts[0]
+        self.stride = cfg.stage_strides[0]
+        self.residual = cin == cout and self.stride == 1
 
     def __call__(self, x, mode="eval"):
-        h = ACTIVATIONS[self.act](self.bn_dw(depthwise_conv(x, self.w_dw[...], STAGE_STRIDES[0], self.impl), mode))
+        h = ACTIVATIONS[self.act](self.bn_dw(depthwise_conv(x, self.w_dw[...], self.stride, self.impl), mode))
         y = self.bn_pw(conv2d(h, self.w_pw[...]), mode)
         return x + y if self.residual else y
 
@@ -249,26 +284,39 @@ class ElasticMBConv(nnx.Module):
             out.append(w)
         return out[::-1]
 
-    def __call__(self, x, ks, e, active, mode="eval"):
+    def __call__(self, x, ks, e, active, mode="eval", se=None):
+        """One layer. ``ks``, ``e``, ``active`` (and ``se``, 0/1, with an elective SE) are Python ints
+        (subnet-shaped program), traced scalars (masked program) or traced ``[N]`` vectors, one value per
+        example of ``x`` (masked program, a different path per example: BINAS's multipath sampling)."""
         spec = self.spec
         act = ACTIVATIONS[spec.act]
-        # one compiled function for every (ks, e, active)
+        # masked program: one compiled function for every (ks, e, active, se)
+        per_example = jnp.ndim(ks) == 1
+        col = (lambda v: jnp.asarray(v)[:, None, None, None]) if per_example else (lambda v: v)
         mid_max = self.w_dw[...].shape[-1]
         n_mid = _select(e, self.expand_list, spec.mid)
-        mask = jnp.arange(mid_max) < n_mid
-        keep = jnp.logical_and(mask, active)
+        mask = jnp.arange(mid_max) < jnp.asarray(n_mid)[..., None]  # [mid] or [N, mid]
+        keep = jnp.logical_and(mask, jnp.asarray(active)[..., None])
+        if per_example:  # statistics of a channel change when any example uses it
+            keep, mask = jnp.any(keep, axis=0), mask[:, None, None, :]
         h = act(self.bn_expand(conv2d(x, self.w_expand[...]), mode, keep)) * mask
         kmax = max(self.ks_list)
         padded = [jnp.pad(k, (((kmax - k.shape[0]) // 2,) * 2, ((kmax - k.shape[0]) // 2,) * 2, (0, 0)))
                   for k in self.kernels()]
-        w = _select(ks, self.ks_list, padded)
-        h = act(self.bn_dw(depthwise_conv(h, w, spec.stride, self.impl), mode, keep)) * mask
+        if per_example and resolve_depthwise_impl(self.impl) == "xla":  # one grouped conv per kernel size
+            h = sum(jnp.where(col(ks == k), depthwise_conv(h, w, spec.stride, self.impl), 0.0)
+                    for k, w in zip(self.ks_list, padded))
+        else:
+            h = depthwise_conv(h, _select(col(ks), self.ks_list, padded), spec.stride, self.impl)
+        h = act(self.bn_dw(h, mode, keep)) * mask
         if self.se is not None:
             n_hidden = _select(e, self.expand_list, spec.se_hidden)
-            h = self.se(h, hidden_mask=jnp.arange(self.se.b_reduce[...].shape[0]) < n_hidden)
-        y = self.bn_project(conv2d(h, self.w_project[...]), mode, active)
+            hidden = jnp.arange(self.se.b_reduce[...].shape[0]) < jnp.asarray(n_hidden)[..., None]
+            gated = self.se(h, hidden_mask=hidden)
+            h = gated if se is None else jnp.where(col(se == 1), gated, h)
+        y = self.bn_project(conv2d(h, self.w_project[...]), mode, jnp.any(active) if per_example else active)
         if spec.residual:
-            return x + jnp.where(active, y, 0.0)
+            return x + jnp.where(col(active), y, 0.0)
         return y  # a layer without residual is the first of its stage: always active
 
 
@@ -287,6 +335,7 @@ class OFAMobileNetV3(nnx.Module):
         self.final_expand = ConvBN(w["stages"][-1], w["final_expand"], 1, 1, "h_swish",
                                    bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps, rngs=rngs)
         self.w_mix = nnx.Param(_kaiming(rngs, (w["final_expand"], w["feature_mix"]), w["feature_mix"]))
+        self.b_mix = nnx.Param(jnp.zeros((w["feature_mix"],), jnp.float32)) if cfg.head_bias else None
         # classifier: OFA initialises linear layers with N(0, 0.01^2) weights and zero bias
         self.w_cls = nnx.Param(_normal(rngs, (w["feature_mix"], cfg.num_classes), 0.01))
         self.b_cls = nnx.Param(jnp.zeros((cfg.num_classes,), jnp.float32))
@@ -296,23 +345,34 @@ class OFAMobileNetV3(nnx.Module):
         require(mode in ("eval", "train", "calib"), "mode", mode, "'eval', 'train' or 'calib'")
         require(x.ndim == 4 and x.shape[-1] == cfg.in_channels, "x.shape", tuple(x.shape),
                 f"[N, H, W, {cfg.in_channels}] (NHWC)")
-        subnet = {k: jnp.asarray(subnet[k], jnp.int32) for k in ("ks", "e", "d")}
+        se = subnet.get("se") if cfg.se_choice else None
+        require(not cfg.se_choice or se is not None, "subnet", sorted(subnet), "keys ks, e, d, se (elective SE)")
+        subnet = {k: jnp.asarray(subnet[k], jnp.int32) for k in cfg.subnet_keys}
+        if jnp.ndim(subnet["d"]) == 2:  # one path per example: layer-major [L, N] / [S, N]
+            require(subnet["d"].shape[0] == x.shape[0], "subnet.d", tuple(subnet["d"].shape),
+                    f"[{x.shape[0]}, {NUM_STAGES}] (one path per example of x) or [{NUM_STAGES}]")
+            subnet = {k: subnet[k].T for k in cfg.subnet_keys}
+        se = subnet.get("se")
         x = self.first_conv(x, mode)
         x = self.first_block(x, mode)
         D = cfg.max_depth
         for s in range(NUM_STAGES):
-            x = self.blocks[s * D](x, subnet["ks"][s * D], subnet["e"][s * D], True, mode)
-            x = self._scan_stage(x, s, subnet, mode)
+            x = self.blocks[s * D](x, subnet["ks"][s * D], subnet["e"][s * D], True, mode,
+                                   None if se is None else se[s * D])
+            x = self._scan_stage(x, s, subnet, se, mode)
         x = self.final_expand(x, mode)
         x = jnp.mean(x, axis=(1, 2))
-        x = ACTIVATIONS["h_swish"](x @ self.w_mix[...])
+        x = x @ self.w_mix[...]
+        if self.b_mix is not None:
+            x = x + self.b_mix[...]
+        x = ACTIVATIONS["h_swish"](x)
         if mode == "train" and dropout_key is not None and cfg.dropout_rate > 0:
             keep = jax.random.bernoulli(dropout_key, 1.0 - cfg.dropout_rate, x.shape)
             x = jnp.where(keep, x / (1.0 - cfg.dropout_rate), 0.0)
         return x @ self.w_cls[...] + self.b_cls[...]
 
 
-    def _scan_stage(self, x, s: int, subnet, mode: str):
+    def _scan_stage(self, x, s: int, subnet, se, mode: str):
         """Layers 1.. of stage ``s`` (identical shapes) as one ``lax.scan`` over their stacked states:
         the layer body is compiled once per stage instead of once per layer."""
         D = self.config.max_depth
@@ -322,12 +382,13 @@ class OFAMobileNetV3(nnx.Module):
         graphdef = nnx.graphdef(rest[0])
         stacked = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.state(m) for m in rest])
         sl = slice(s * D + 1, (s + 1) * D)
-        xs = (stacked, subnet["ks"][sl], subnet["e"][sl], jnp.arange(1, D) < subnet["d"][s])
+        active = (jnp.arange(1, D) < jnp.asarray(subnet["d"][s])[..., None]).T  # [D-1] or [D-1, N]
+        xs = (stacked, subnet["ks"][sl], subnet["e"][sl], active, None if se is None else se[sl])
 
         def body(h, inp):
-            state, ks, e, active = inp
+            state, ks, e, active, se_l = inp
             layer = nnx.merge(graphdef, state)
-            h = layer(h, ks, e, active, mode)
+            h = layer(h, ks, e, active, mode, se_l)
             return h, (nnx.state(layer, nnx.BatchStat) if mode != "eval" else None)
 
         x, new_stats = jax.lax.scan(body, x, xs)
@@ -400,8 +461,11 @@ def validate_subnet(d: Any, config: SupernetConfig) -> dict[str, list[int]]:
     if not isinstance(d, dict):
         raise NasjaxInputError(f"subnet: got {type(d).__name__}, expected a mapping with keys ks, e, d")
     out = {}
-    for key, n, allowed in (("ks", config.num_layers, config.ks_list), ("e", config.num_layers, config.expand_list),
-                            ("d", NUM_STAGES, config.depth_list)):
+    fields = [("ks", config.num_layers, config.ks_list), ("e", config.num_layers, config.expand_list),
+              ("d", NUM_STAGES, config.depth_list)]
+    if config.se_choice:
+        fields.append(("se", config.num_layers, (0, 1)))
+    for key, n, allowed in fields:
         if key not in d:
             raise NasjaxInputError(f"subnet: missing key {key!r}, expected {n} values from {list(allowed)}")
         v = np.asarray(d[key])
@@ -416,45 +480,56 @@ def validate_subnet(d: Any, config: SupernetConfig) -> dict[str, list[int]]:
 
 def subnet_arrays(subnets: Any, config: SupernetConfig) -> dict[str, jax.Array]:
     """One OFA dict -> ``{ks[L], e[L], d[S]}`` int32; a list of dicts -> stacked ``[N, ...]``."""
+    keys = config.subnet_keys
     if isinstance(subnets, dict):
         v = validate_subnet(subnets, config)
-        return {k: jnp.asarray(v[k], jnp.int32) for k in ("ks", "e", "d")}
+        return {k: jnp.asarray(v[k], jnp.int32) for k in keys}
     require(isinstance(subnets, (list, tuple)) and len(subnets) > 0, "subnets", type(subnets).__name__,
             "an OFA dict or a non-empty list of them")
     vs = [validate_subnet(s, config) for s in subnets]
-    return {k: jnp.asarray(np.array([v[k] for v in vs]), jnp.int32) for k in ("ks", "e", "d")}
+    return {k: jnp.asarray(np.array([v[k] for v in vs]), jnp.int32) for k in keys}
 
 
 def subnet_to_ofa(subnet: dict, index: int | None = None) -> dict[str, list[int]]:
     """Arrays (optionally the ``index``-th of a stacked batch) -> OFA dict of Python ints."""
     sel = (lambda a: np.asarray(a)) if index is None else (lambda a: np.asarray(a)[index])
-    return {k: [int(x) for x in sel(subnet[k])] for k in ("ks", "e", "d")}
+    return {k: [int(x) for x in sel(subnet[k])] for k in _keys(subnet)}
 
 
 def num_subnets(subnets: dict) -> int:
     return int(np.asarray(subnets["d"]).reshape(-1, NUM_STAGES).shape[0])
 
 
+def _keys(subnet: dict) -> tuple[str, ...]:
+    """The subnet keys present in ``subnet`` (``se`` only for supernets with an elective SE)."""
+    return ("ks", "e", "d", "se") if "se" in subnet else ("ks", "e", "d")
+
+
 def stack_subnets(subnets: Sequence[dict]) -> dict[str, jax.Array]:
     """Stack subnets (single, int arrays) along a new leading axis."""
-    return {k: jnp.stack([jnp.asarray(s[k], jnp.int32) for s in subnets]) for k in ("ks", "e", "d")}
+    return {k: jnp.stack([jnp.asarray(s[k], jnp.int32) for s in subnets]) for k in _keys(subnets[0])}
 
 
 def index_subnets(subnets: dict, idx) -> dict[str, jax.Array]:
-    return {k: jnp.asarray(subnets[k])[idx] for k in ("ks", "e", "d")}
+    return {k: jnp.asarray(subnets[k])[idx] for k in _keys(subnets)}
 
 
-def _uniform(config: SupernetConfig, k: int, e: int, d: int) -> dict[str, jax.Array]:
-    return subnet_arrays({"ks": [k] * config.num_layers, "e": [e] * config.num_layers, "d": [d] * NUM_STAGES},
-                         config)
+def _uniform(config: SupernetConfig, k: int, e: int, d: int, se: int) -> dict[str, jax.Array]:
+    L = config.num_layers
+    sub = {"ks": [k] * L, "e": [e] * L, "d": [d] * NUM_STAGES}
+    if config.se_choice:
+        sub["se"] = [se] * L
+    return subnet_arrays(sub, config)
 
 
 def max_subnet(config: SupernetConfig) -> dict[str, jax.Array]:
-    return _uniform(config, max(config.ks_list), max(config.expand_list), max(config.depth_list))
+    """The largest subnet (largest kernel, expansion and depth everywhere; SE on where elective)."""
+    return _uniform(config, max(config.ks_list), max(config.expand_list), max(config.depth_list), 1)
 
 
 def min_subnet(config: SupernetConfig) -> dict[str, jax.Array]:
-    return _uniform(config, min(config.ks_list), min(config.expand_list), min(config.depth_list))
+    """The smallest subnet (smallest kernel, expansion and depth everywhere; SE off where elective)."""
+    return _uniform(config, min(config.ks_list), min(config.expand_list), min(config.depth_list), 0)
 
 
 def random_subnets(config: SupernetConfig, n: int, seed: int) -> dict[str, jax.Array]:
@@ -462,9 +537,12 @@ def random_subnets(config: SupernetConfig, n: int, seed: int) -> dict[str, jax.A
     require(isinstance(n, int) and n >= 1, "n", n, "a positive integer")
     rng = np.random.default_rng(seed)
     L = config.num_layers
-    return {
+    out = {
         "ks": jnp.asarray(rng.choice(config.ks_list, size=(n, L)), jnp.int32),
         "e": jnp.asarray(rng.choice(config.expand_list, size=(n, L)), jnp.int32),
         "d": jnp.asarray(rng.choice(config.depth_list, size=(n, NUM_STAGES)), jnp.int32),
     }
+    if config.se_choice:
+        out["se"] = jnp.asarray(rng.integers(0, 2, size=(n, L)), jnp.int32)
+    return out
 

@@ -78,6 +78,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     checkpoint_every: int = 100
     seed: int = 0
+    sampling: str = "sandwich"  # "sandwich" | "multipath" (BINAS: one independent path per example)
+    heaviest_steps: int = 0  # first steps train the largest subnet alone (BINAS trains it first)
 
     def __post_init__(self):
         require(isinstance(self.steps, int) and self.steps >= 1, "train.steps", self.steps, "a positive integer")
@@ -90,6 +92,12 @@ class TrainConfig:
                 self.checkpoint_every, "a positive integer")
         require(isinstance(self.num_random, int) and self.num_random >= 0, "train.num_random", self.num_random,
                 "an integer >= 0")
+        require(self.sampling in ("sandwich", "multipath"), "train.sampling", self.sampling,
+                "'sandwich' or 'multipath'")
+        require(self.sampling == "sandwich" or self.num_random >= 1, "train.num_random", self.num_random,
+                "at least 1 multipath student with sampling='multipath'")
+        require(isinstance(self.heaviest_steps, int) and 0 <= self.heaviest_steps <= self.steps,
+                "train.heaviest_steps", self.heaviest_steps, f"an integer in [0, steps={self.steps}]")
         require(0 <= self.warmup_steps < self.steps, "train.warmup_steps", self.warmup_steps,
                 f"an integer in [0, steps={self.steps})")
 
@@ -125,8 +133,11 @@ def sample_subnets(config: SupernetConfig, key: jax.Array, n: int) -> dict[str, 
     kk, ke, kd = jax.random.split(key, 3)
     L, S = config.num_layers, NUM_STAGES
     pick = lambda k, opts, shape: jnp.asarray(opts, jnp.int32)[jax.random.randint(k, shape, 0, len(opts))]
-    return {"ks": pick(kk, config.ks_list, (n, L)), "e": pick(ke, config.expand_list, (n, L)),
-            "d": pick(kd, config.depth_list, (n, S))}
+    out = {"ks": pick(kk, config.ks_list, (n, L)), "e": pick(ke, config.expand_list, (n, L)),
+           "d": pick(kd, config.depth_list, (n, S))}
+    if config.se_choice:  # a key of its own: the draws above are those of a supernet without elective SE
+        out["se"] = pick(jax.random.fold_in(key, 3), (0, 1), (n, L))
+    return out
 
 
 def step_key(seed: int, step) -> jax.Array:
@@ -135,7 +146,12 @@ def step_key(seed: int, step) -> jax.Array:
 
 def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: optax.GradientTransformation,
                     mesh: Mesh | None = None) -> Callable:
-    """The sandwich step ``(params, batch_stats, opt_state, x, y, step) -> (params, stats, opt_state, metrics)``.
+    """The training step ``(params, batch_stats, opt_state, x, y, step) -> (params, stats, opt_state, metrics)``.
+
+    ``tc.sampling == "sandwich"``: the students are the smallest subnet and ``num_random`` random ones.
+    ``"multipath"`` (BINAS): the students are ``num_random`` multipath draws, each an independent uniform
+    path per example of the batch (subnet arrays ``[batch, L]``), distilled from the largest subnet.
+    Steps ``< heaviest_steps`` train the largest subnet alone.
 
     One jit-compiled program computes the gradient of one subnet's loss; the step calls it for the
     largest subnet (``kd = 0``, its logits become the teacher) and then for each other subnet, sums the
@@ -174,12 +190,18 @@ def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: opta
 
     subnet_grad = jit(subnet_grad_fn, in_shardings=(rep, rep, rep, data, data, data, rep, rep),
                       out_shardings=(rep, rep, data, rep, rep))
+    multipath = tc.sampling == "multipath"
+    n_kids = tc.num_random if multipath else 1 + tc.num_random
 
     def kids_and_keys_fn(step):
         kt, ks, kc = jax.random.split(step_key(tc.seed, step), 3)
-        rnd = sample_subnets(config, ks, tc.num_random)
-        kids = {k: jnp.concatenate([small[k][None], rnd[k]], axis=0) for k in ("ks", "e", "d")}
-        return kids, kt, jax.random.split(kc, 1 + tc.num_random)
+        if multipath:
+            paths = sample_subnets(config, ks, tc.num_random * tc.batch_size)
+            kids = {k: v.reshape((tc.num_random, tc.batch_size) + v.shape[1:]) for k, v in paths.items()}
+        else:
+            rnd = sample_subnets(config, ks, tc.num_random)
+            kids = {k: jnp.concatenate([small[k][None], rnd[k]], axis=0) for k in config.subnet_keys}
+        return kids, kt, jax.random.split(kc, n_kids)
 
     kids_and_keys = jit(kids_and_keys_fn, in_shardings=rep, out_shardings=rep)
 
@@ -208,12 +230,13 @@ def make_train_step(graphdef, config: SupernetConfig, tc: TrainConfig, opt: opta
         kids, kt, keys = kids_and_keys(replicate(np.asarray(step, np.int32), mesh))
         g, stats, teacher, loss_t, acc_t = subnet_grad(params, batch_stats, big, x, y, zeros, zero_kd, kt)
         loss_small = None
-        for i in range(1 + tc.num_random):
+        for i in range(n_kids if int(step) >= tc.heaviest_steps else 0):
             sub = {k: v[i] for k, v in kids.items()}
             gi, stats, _, li, _ = subnet_grad(params, stats, sub, x, y, teacher, kd, keys[i])
             g = add(g, gi)
             loss_small = li if loss_small is None else loss_small
         params, opt_state = update(params, opt_state, g)
+        loss_small = loss_t if loss_small is None else loss_small
         return params, stats, opt_state, {"loss_largest": loss_t, "loss_smallest": loss_small, "acc_largest": acc_t}
 
     def compile_ahead(params, batch_stats, opt_state, x, y) -> None:
@@ -246,6 +269,9 @@ def init_state(config: SupernetConfig, seed: int) -> ModelState:
 def _identity(config: SupernetConfig, tc: TrainConfig, ds: ImageDataset) -> dict:
     tcd = tc.to_dict()
     tcd.pop("checkpoint_every")
+    for k, default in (("sampling", "sandwich"), ("heaviest_steps", 0)):  # identity of older checkpoints kept
+        if tcd[k] == default:
+            tcd.pop(k)
     return {"supernet_config": config.to_dict(), "train_config": tcd, "dataset": ds.name,
             "image_shape": list(ds.image_shape), "train_size": len(ds.train)}
 
