@@ -373,7 +373,7 @@ def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, 
     The anchor (one fixed program, prepared once) is timed in every chunk, so chunks timed minutes apart
     can be brought to one machine speed: ``t' = t * anchor_ref / anchor_chunk`` (:func:`drift_factors`).
     """
-    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.clock)
+    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.timer_clock)
     from nasjax.hardware.runtimes import Timing
 
     return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats),

@@ -123,7 +123,7 @@ class Timing:
     repeats: int
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time, "thread": time.thread_time}
 
 
 def resolve_clock(clock: str, threads: int) -> str:
@@ -147,9 +147,11 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
         repeats: timed rounds (>= 1).
         progress: show a tqdm bar over the rounds.
         desc: the bar's label.
-        clock: ``"wall"`` (``time.perf_counter``) or ``"cpu"`` (``time.process_time``: the CPU time of
+        clock: ``"wall"`` (``time.perf_counter``), ``"cpu"`` (``time.process_time``: the CPU time of
             the whole process; for a single-threaded runtime this is the call's latency on an idle
-            core, and other jobs on a shared machine do not inflate it).
+            core, and other jobs on a shared machine do not inflate it) or ``"thread"``
+            (``time.thread_time``: the calling thread's CPU time, for a runtime that computes on the
+            calling thread, so that other threads of the same process do not inflate it either).
 
     Returns:
         :class:`Timing` with ``medians_ms[j] = median_r raw_ms[r, j]`` and
@@ -158,7 +160,7 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
     require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(len(calls) >= 1, "calls", len(calls), "at least one call to time")
-    require(clock in CLOCKS, "clock", clock, "'wall' or 'cpu'")
+    require(clock in CLOCKS, "clock", clock, "'wall', 'cpu' or 'thread'")
     for _ in range(warmup):
         for c in calls:
             c()
@@ -225,6 +227,11 @@ class Runtime:
     def provenance(self) -> dict:
         """Runtime name, threads, library versions and the machine (:func:`machine_provenance`)."""
         raise NotImplementedError
+
+    @property
+    def timer_clock(self) -> str:
+        """The clock :func:`time_interleaved` reads for this runtime's calls (``clock``, by default)."""
+        return self.clock
 
     @property
     def label(self) -> str:
@@ -349,6 +356,12 @@ class OrtRuntime(Runtime):
                 "a non-negative integer (0 = all cores)")
         super().__init__(threads, resolve_clock(clock, threads))
         self.name = "onnxruntime"
+
+    @property
+    def timer_clock(self) -> str:
+        """With one intra-op thread ONNX Runtime computes on the calling thread: its CPU time is read, so that
+        other threads of the process (a checkpoint reader, a compiler) do not inflate a measurement."""
+        return "thread" if self.clock == "cpu" and self.threads == 1 else self.clock
 
     def session(self, model):
         """An ``InferenceSession`` of ``model`` (a ModelProto or serialised bytes) with this runtime's options."""
