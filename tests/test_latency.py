@@ -90,8 +90,8 @@ def test_quickstart_rejects_bad_budgets_without_output(tmp_path):
     if not (default.DEFAULT_DIR / "manifest.json").is_file():
         pytest.skip("embedded default luts/mobilenetv3_mnist not built")
     kw = dict(save_path=tmp_path / "out", progress=False, calibrate=False)
-    with pytest.raises(InfeasibleError, match="smallest achievable latency"):
-        _quickstart.run(latency_budgets_ms=[1e3, 1e-4], **kw)
+    with pytest.raises(InfeasibleError, match="smallest achievable latency"):  # no budget can be met
+        _quickstart.run(latency_budgets_ms=[2e-4, 1e-4], **kw)
     with pytest.raises(NasjaxInputError, match="latency_budgets"):
         _quickstart.run(latency_budgets_ms=[float("nan")], **kw)
     with pytest.raises(NasjaxInputError, match="solver"):
@@ -99,3 +99,14 @@ def test_quickstart_rejects_bad_budgets_without_output(tmp_path):
     with pytest.raises(NasjaxInputError, match="manifest.json"):
         _quickstart.run(latency_budgets_ms=[1.0], luts_dir=tmp_path, **kw)
     assert not (tmp_path / "out" / "mobilenetv3" / "quickstart" / "summary.json").exists()
+
+
+def test_quickstart_reports_a_budget_this_machine_cannot_meet_beside_the_others():
+    from nasjax import default
+
+    if not (default.DEFAULT_DIR / "manifest.json").is_file():
+        pytest.skip("embedded default luts/mobilenetv3_mnist not built")
+    res = default.search_and_measure(latency_budgets_ms=[1e3, 1e-4], calibrate=False, progress=False)
+    assert [r["budget_ms"] for r in res["rows"]] == [1e3]
+    assert [b["budget_ms"] for b in res["infeasible"]] == [1e-4]
+    assert "smallest achievable latency" in res["infeasible"][0]["message"]
