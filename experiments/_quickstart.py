@@ -34,6 +34,9 @@ def run(*, luts_dir=DEFAULT_DIR, latency_budgets_ms, save_path, rebuild: bool = 
               f"{', '.join(f'{v:.2f}' for v in cal['reference_measured_ms'])} ms)")
     print(f"{'budget':>8} {'encodearch':>17} {'pred acc %':>10} {'meas acc %':>10} {'pred ms':>8} {'meas ms':>8} "
           f"{'err %':>6} {'MFLOPs':>7}   ({unit})")
+    if res["speed_change"] is not None and abs(res["speed_change"] - 1.0) > 0.05:
+        print(f"note: this machine's speed changed during the run: the reference subnets, re-timed with the found "
+              f"ones, took {res['speed_change']:.2f}x their calibration time")
     for bad in res["infeasible"]:
         print(f"{bad['budget_ms']:8.3f}   infeasible on this machine: {bad['message']}")
     for r in rows:
@@ -44,7 +47,8 @@ def run(*, luts_dir=DEFAULT_DIR, latency_budgets_ms, save_path, rebuild: bool = 
               f"{p['flops_mflops']:7.3f}")
     summary = {"device": res["device"], "table_device": lat_t.device, "solver": res["solver"], "latency": ls,
                "latency_unit": unit, "calibration_scale": cal["scale"] if cal is not None else None,
-               "results": rows, "infeasible": res["infeasible"], "pareto_points": len(res["front"])}
+               "results": rows, "infeasible": res["infeasible"], "speed_change": res["speed_change"],
+               "pareto_points": len(res["front"])}
     with cli.ResultSet(out, manifest="summary.json") as rs:
         for r in rows:
             y = {**r["arch"], "predicted": {"accuracy": f"{r['predicted']['accuracy_percent']:.4f} %",

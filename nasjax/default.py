@@ -492,7 +492,9 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
     Returns:
         ``{"rows": [...], "infeasible": [...], "front", "default", "calibration", "device", "seconds"}``; each
         row has the budget, the found ``encodearch``, predicted and measured accuracy/latency/FLOPs and the OFA
-        dict; ``infeasible`` lists the budgets that this machine's calibrated table cannot meet, with the
+        dict; ``speed_change`` is ``median_r m'_r / m_r`` of the reference subnets re-timed with the found ones
+        (``m'``) against their calibration timing (``m``), 1 when the machine kept its speed; ``infeasible``
+        lists the budgets that this machine's calibrated table cannot meet, with the
         message naming the smallest achievable latency.
 
     Raises:
@@ -555,9 +557,18 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
 
         runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
         lspace = lb.lut_space("mobilenetv3", state, cfg, bs)
-    lat_meas = lv.measure_archs(lspace, runtime, uniq, batch_size=ls["batch_size"], resolution=man["resolution"],
-                                warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"],
-                                progress=progress)[inv]
+    # the found subnets are timed in the same rounds as the calibration's reference subnets, so that a
+    # change of the machine's speed since the calibration shows (``speed_change``) instead of passing for
+    # a prediction error
+    refs = np.array(CALIBRATION_ARCHS)
+    both = lv.measure_archs(lspace, runtime, np.concatenate([refs, uniq]), batch_size=ls["batch_size"],
+                            resolution=man["resolution"], warmup=man["recipe"]["latency_warmup"],
+                            repeats=man["recipe"]["latency_repeats"], progress=progress,
+                            chunk_size=len(refs) + len(uniq))
+    lat_meas = both[len(refs):][inv]
+    speed_change = None
+    if cal is not None:
+        speed_change = float(lv.calibrate_scale(cal["reference_measured_ms"], both[:len(refs)]))
     here = device_name()
     rows = []
     for b, r, a, am, lm in zip(budgets, found, archs, acc_meas, lat_meas):
@@ -570,5 +581,5 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
             "arch": bs.to_ofa(a),
         })
     return {"rows": rows, "infeasible": infeasible, "front": pareto_front(acc_t, lat_t), "default": d,
-            "calibration": cal, "device": here,
+            "calibration": cal, "speed_change": speed_change, "device": here,
             "latency": ls, "solver": solver, "seconds": round(time.perf_counter() - t_start, 2)}
