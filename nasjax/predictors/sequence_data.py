@@ -24,7 +24,7 @@ import numpy as np
 from nasjax.errors import NasjaxInputError, require
 from nasjax.hardware.flops import stage_inputs
 from nasjax.models.mobilenetv3 import SupernetConfig
-from nasjax.spaces.mobilenetv3 import DEPTHS, EXPAND, KS, NUM_LAYERS, mobilenetv3_layers_space
+from nasjax.spaces.mobilenetv3 import DEPTHS, EXPAND, KS, NUM_LAYERS, mobilenetv3_layers_space, ofa_rows_to_layers
 
 R_MAX = 224
 NUM_SHAPE = 4
@@ -94,9 +94,8 @@ class OFASequenceEncoder:
 
 
 def help_ofa_archs(rows) -> np.ndarray:
-    """HELP's OFA rows ``[N, 46]`` (ks_20, e_20, d_5, resolution) -> ``[N, 26]`` layer view + resolution.
-
-    layer choice = 3 * ks_index + e_index (20 layers), then depth_index per stage (5), then the resolution
+    """HELP's OFA rows ``[N, 46]`` (ks_20, e_20, d_5, resolution) -> ``[N, 26]`` layer view + resolution
+    (:func:`nasjax.spaces.mobilenetv3.ofa_rows_to_layers`).
 
     Args:
       rows: HELP's raw rows ``[46]`` or ``[N, 46]`` (kernel, expand and depth values, resolution in pixels).
@@ -107,17 +106,7 @@ def help_ofa_archs(rows) -> np.ndarray:
     Raises:
       NasjaxInputError: on another width, or a value outside ks 3/5/7, e 3/4/6, d 2/3/4.
     """
-    r = np.atleast_2d(np.asarray(rows, np.int64))
-    require(r.shape[1] == 46, "HELP OFA rows", r.shape, "(N, 46): ks_20, e_20, d_5, resolution")
-    ks = np.searchsorted(KS, r[:, :20])
-    e = np.searchsorted(EXPAND, r[:, 20:40])
-    d = np.searchsorted(DEPTHS, r[:, 40:45])
-    ok = (np.asarray(KS)[np.clip(ks, 0, 2)] == r[:, :20]).all() and (np.asarray(EXPAND)[np.clip(e, 0, 2)] ==
-                                                                   r[:, 20:40]).all()
-    ok = ok and (np.asarray(DEPTHS)[np.clip(d, 0, 2)] == r[:, 40:45]).all()
-    require(bool(ok), "HELP OFA rows", "values outside ks 3/5/7, e 3/4/6, d 2/3/4", "OFA MobileNetV3 subnets")
-    return np.concatenate([3 * ks + e, d, r[:, 45:46]], 1).astype(np.int64)
-
+    return ofa_rows_to_layers(rows)
 
 def read_measured_csv(path) -> tuple[np.ndarray, np.ndarray]:
     """Measured subnet latencies: a CSV with header ``arch,resolution,latency_ms`` -> (``[N, 26]``, ``[N]`` ms).

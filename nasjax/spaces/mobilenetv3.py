@@ -106,6 +106,39 @@ def ofa_to_layers(d: dict) -> np.ndarray:
     return np.array(lay + [DEPTHS.index(x) for x in d["d"]], dtype=np.int64)
 
 
+def ofa_rows_to_layers(rows, field: str = "HELP OFA rows") -> np.ndarray:
+    """OFA vectors ``[N, 46]`` (``ks[20], e[20], d[5], resolution``, as HELP stores its subnets) ->
+    ``[N, 26]``: the ``mobilenetv3_layers`` choice vector and the resolution.
+
+    layer choice = 3 * ks_index + e_index (20 layers), then depth_index per stage (5), then the resolution
+
+    Args:
+      rows: ``[46]`` or ``[N, 46]`` integer values (kernel sizes, expand ratios, depths, pixels).
+      field: the name used in error messages.
+
+    Returns:
+      int64 ``[N, 26]``.
+
+    Raises:
+      NasjaxInputError: another shape, a non-integer value, or a value outside ks 3/5/7, e 3/4/6, d 2/3/4
+        (naming the row, the part and the index).
+    """
+    a = np.atleast_2d(np.asarray(rows))
+    if a.ndim != 2 or a.shape[1] != 2 * NUM_LAYERS + NUM_STAGES + 1 or a.dtype.kind not in "iuf" or (
+            a.dtype.kind == "f" and not np.all(a == np.round(a))):
+        raise NasjaxInputError(f"{field}: got shape {a.shape} ({a.dtype}), expected [N, 46] integers: ks[20], "
+                               "e[20], d[5], resolution")
+    a = a.astype(np.int64)
+    parts = (("ks", a[:, :20], KS), ("e", a[:, 20:40], EXPAND), ("d", a[:, 40:45], DEPTHS))
+    for name, v, allowed in parts:
+        ok = np.isin(v, allowed)
+        if not ok.all():
+            i, j = np.argwhere(~ok)[0]
+            raise NasjaxInputError(f"{field}[{i}].{name}[{j}]: got {int(v[i, j])}, expected one of {list(allowed)}")
+    ks, e, d = (np.searchsorted(allowed, v) for _, v, allowed in parts)
+    return np.concatenate([3 * ks + e, d, a[:, 45:46]], 1).astype(np.int64)
+
+
 def layers_to_ofa(arch) -> dict[str, list[int]]:
     """``mobilenetv3_layers`` choice vector ``[25]`` -> OFA dict (the inverse of :func:`ofa_to_layers`).
 

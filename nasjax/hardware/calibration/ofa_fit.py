@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nasjax.errors import require
-from nasjax.spaces.mobilenetv3 import DEPTHS, EXPAND, KS, MAX_DEPTH, NUM_LAYERS, NUM_STAGES
+from nasjax.spaces.mobilenetv3 import DEPTHS, EXPAND, KS, MAX_DEPTH, NUM_LAYERS, NUM_STAGES, ofa_rows_to_layers
 
 REFERENCE_RESOLUTION = 224
 _CHOICES = len(KS) * len(EXPAND)
@@ -27,19 +27,11 @@ _CHOICES = len(KS) * len(EXPAND)
 
 def live_layers(archs) -> tuple[np.ndarray, np.ndarray]:
     """``(choice [N, 20] with -1 for inactive layers, rho [N])`` of HELP OFA vectors ``[N, 46]``."""
-    a = np.atleast_2d(np.asarray(archs))
-    require(a.ndim == 2 and a.shape[1] == 2 * NUM_LAYERS + NUM_STAGES + 1 and a.dtype.kind in "iu", "archs", a.shape,
-            "[N, 46] integers: ks[20], e[20], d[5], resolution")
-    ks, e, d, r = a[:, :20], a[:, 20:40], a[:, 40:45], a[:, 45]
-    for name, v, allowed in (("ks", ks, KS), ("e", e, EXPAND), ("d", d, DEPTHS)):
-        ok = np.isin(v, allowed)
-        if not ok.all():
-            i, j = np.argwhere(~ok)[0]
-            require(False, f"archs[{i}].{name}[{j}]", int(v[i, j]), f"one of {list(allowed)}")
+    la = ofa_rows_to_layers(archs, field="archs")
+    c, d, r = la[:, :NUM_LAYERS], np.asarray(DEPTHS)[la[:, NUM_LAYERS:NUM_LAYERS + NUM_STAGES]], la[:, -1]
     require(bool(np.all(r >= 32)), "archs resolution", int(r.min()), "at least 32 pixels")
-    c = 3 * np.searchsorted(KS, ks) + np.searchsorted(EXPAND, e)
     active = np.arange(MAX_DEPTH)[None, None, :] < d[:, :, None]  # [N, 5, 4]
-    c = np.where(active.reshape(len(a), NUM_LAYERS), c, -1)
+    c = np.where(active.reshape(len(la), NUM_LAYERS), c, -1)
     return c, (r / REFERENCE_RESOLUTION) ** 2
 
 
