@@ -441,7 +441,9 @@ def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int 
     """Time :data:`CALIBRATION_ARCHS` end to end in the table's runtime and scale the table to this machine.
 
     ``scale = median_r (m_r / p_r)`` over the reference subnets ``r`` (measured ``m_r``, table ``p_r``);
-    the calibrated table is ``lat'(a) = scale * lat(a)``.
+    the calibrated table is ``lat'(a) = scale * lat(a)``. The references are timed in rounds until two
+    agree (:func:`nasjax.hardware.lut_validate.measure_until_stable`), so that a few seconds of interference
+    at start do not set the scale.
 
     Args:
         default: :func:`load_default`'s result.
@@ -465,14 +467,15 @@ def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int 
     lspace = lb.lut_space("mobilenetv3", default["state"], default["config"], default["block_set"])
     refs = np.array(CALIBRATION_ARCHS)
     pred = lat_t.predict(refs)
-    meas = lv.measure_archs(lspace, runtime, refs, batch_size=ls["batch_size"], resolution=man["resolution"],
-                            warmup=warmup or rec["latency_warmup"], repeats=repeats or rec["latency_repeats"],
-                            progress=progress)
+    meas, rounds = lv.measure_until_stable(lambda: lv.measure_archs(
+        lspace, runtime, refs, batch_size=ls["batch_size"], resolution=man["resolution"],
+        warmup=warmup or rec["latency_warmup"], repeats=repeats or rec["latency_repeats"], progress=progress))
     scale = lv.calibrate_scale(pred, meas)
     cal = replace(lat_t, values=lat_t.values * scale, base=lat_t.base * scale,
                   provenance=dict(lat_t.provenance, calibration_scale=scale))
     return {"scale": scale, "table": cal, "runtime": runtime, "lspace": lspace, "settings": ls,
-            "reference_archs": refs, "reference_measured_ms": meas, "reference_predicted_ms": pred}
+            "reference_archs": refs, "reference_measured_ms": meas, "reference_predicted_ms": pred,
+            "timing_rounds": rounds}
 
 
 def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR, rebuild: bool = False,
@@ -561,10 +564,10 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
     # change of the machine's speed since the calibration shows (``speed_change``) instead of passing for
     # a prediction error
     refs = np.array(CALIBRATION_ARCHS)
-    both = lv.measure_archs(lspace, runtime, np.concatenate([refs, uniq]), batch_size=ls["batch_size"],
-                            resolution=man["resolution"], warmup=man["recipe"]["latency_warmup"],
-                            repeats=man["recipe"]["latency_repeats"], progress=progress,
-                            chunk_size=len(refs) + len(uniq))
+    both, _ = lv.measure_until_stable(lambda: lv.measure_archs(
+        lspace, runtime, np.concatenate([refs, uniq]), batch_size=ls["batch_size"], resolution=man["resolution"],
+        warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"], progress=progress,
+        chunk_size=len(refs) + len(uniq)))
     lat_meas = both[len(refs):][inv]
     speed_change = None
     if cal is not None:

@@ -71,6 +71,30 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
     return out
 
 
+def measure_until_stable(measure, *, tolerance: float = 0.05, max_rounds: int = 4) -> tuple[np.ndarray, int]:
+    """Repeat a timing until two consecutive rounds agree, for short timings on a machine shared with others.
+
+    Interference (another job, a neighbour on the same host) only ever slows a program down, and on this
+    kind of machine it can last seconds, longer than one round of a few subnets. Rounds are repeated until
+    ``median_i |m_i^(t) / m_i^(t-1) - 1| <= tolerance`` or ``max_rounds`` is reached; the result is the
+    elementwise minimum over the rounds.
+
+    Args:
+      measure: a zero-argument callable returning ``[N]`` latencies (ms), e.g. a :func:`measure_archs` call.
+      tolerance: relative agreement of two consecutive rounds that ends the repetition.
+      max_rounds: at most this many rounds (>= 1).
+
+    Returns:
+      ``(latencies [N], rounds)``.
+    """
+    require(isinstance(max_rounds, int) and max_rounds >= 1, "max_rounds", max_rounds, "a positive integer")
+    rounds = [np.asarray(measure(), np.float64)]
+    while len(rounds) < max_rounds and (len(rounds) < 2 or
+                                        np.median(np.abs(rounds[-1] / rounds[-2] - 1.0)) > tolerance):
+        rounds.append(np.asarray(measure(), np.float64))
+    return np.min(rounds, axis=0), len(rounds)
+
+
 def calibrate_scale(predicted, measured) -> float:
     """``median_r (measured_r / predicted_r)``: the factor that moves a table to this machine's speed."""
     p, m = np.asarray(predicted, float), np.asarray(measured, float)
