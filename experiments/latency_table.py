@@ -35,6 +35,7 @@ class LatencyTableConfig:
     weights: str = cli.option("random", help="random | default (the embedded default) | a weights directory.")
     warmup: int = cli.option(5, help="Untimed rounds per chunk.")
     repeats: int = cli.option(30, help="Timed interleaved rounds per chunk.")
+    context_subnets: int = cli.option(24, help="Random subnets timed end to end for the in-network fit (0: none).")
     out: str = cli.option("", help="Output file (default: luts/<space>[_w<width>]/<device>-...json).")
     progress: bool = cli.option(True, help="Progress bars.")
 
@@ -83,6 +84,7 @@ def build(cfg: LatencyTableConfig):
     cli.check_output_dir(out.parent, "out")
     table = lb.build_table(lspace, runtime, batch_size=cfg.batch_size, resolution=cfg.resolution,
                            warmup=cfg.warmup, repeats=cfg.repeats, out=out, progress=cfg.progress,
+                           context_subnets=cfg.context_subnets,
                            extra_provenance={"weights": cfg.weights, "width": scfg.width_mult})
     return table, out
 
@@ -103,6 +105,12 @@ def main() -> None:
     table, out = build(cfg)
     print(f"wrote {out}: {table.space} {table.provenance['runtime']} threads={table.provenance['threads']} "
           f"base {table.base:.4f} ms, o {table.provenance['per_program_overhead_ms_o']:.4f} ms")
+    fit = table.provenance.get("in_network_fit")
+    if fit:
+        print(f"in-network fit on {fit['n_subnets']} subnets: alpha {fit['alpha']:.4f}, beta {fit['beta_ms']:.4f} ms, "
+              f"gamma {fit['gamma_ms_per_mparam']:.4f} ms/M params; in-sample MAPE "
+              f"{fit['in_sample_plain']['mape_percent']:.2f} -> {fit['in_sample_fitted']['mape_percent']:.2f} %, tau "
+              f"{fit['in_sample_plain']['kendall_tau']:.3f} -> {fit['in_sample_fitted']['kendall_tau']:.3f}")
 
 
 if __name__ == "__main__":

@@ -31,13 +31,16 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from nasjax import metrics
-from nasjax.benchmarks.latency_sets import load_help_ofa
-from nasjax.errors import NasjaxInputError
-from nasjax.hardware.calibration import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nasjax import metrics  # noqa: E402
+from nasjax.benchmarks.latency_sets import load_help_ofa  # noqa: E402
+from nasjax.errors import NasjaxInputError  # noqa: E402
+from nasjax.hardware.calibration import (  # noqa: E402
     METHODS,
     calibrate,
     design_from_candidates,
@@ -203,6 +206,115 @@ def machine_part(args) -> dict:
             "mean_ms_batch1": round(float(y1.mean()), 4), "mean_ms_target": round(float(yb[10:].mean()), 4)}
 
 
+def _table_files(luts: Path, width: float) -> list[Path]:
+    """The builder's OFA layer-view tables at ``width`` (224 px, batch 1) under ``luts``, any device."""
+    sub = luts / ("mobilenetv3_layers" if width == 1.0 else f"mobilenetv3_layers_w{width:g}")
+    return sorted(p for p in sub.glob("cpu-*-224px-b1*.json") if not p.name.startswith("."))
+
+
+def _move_kind(src: dict, tgt: dict) -> str | None:
+    """How a source table differs from the target (one thing at a time), or ``None`` (not a single move)."""
+    same = {k: src[k] == tgt[k] for k in ("device", "runtime", "threads")}
+    if all(same.values()):
+        return "own_table"
+    if sum(not v for v in same.values()) != 1:
+        return None
+    return {"device": "other_machine", "runtime": "other_runtime", "threads": "other_threads"}[
+        next(k for k, v in same.items() if not v)]
+
+
+def tables_target(args) -> dict:
+    """In this process (its XLA threads already set): time the evaluation subnets and every source's designed
+    references end to end in the target runtime, and calibrate each source table to them."""
+    from experiments.latency_table import supernet
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.hardware.lut_validate import measure_archs
+    from nasjax.hardware.runtimes import device_name, get_runtime
+    from nasjax.io import enable_jax_cache
+    from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
+    from nasjax.tables import Table
+
+    rt, threads, width = args.tables_target.split(":")
+    threads, width = int(threads), float(width)
+    tgt = {"device": device_name(), "runtime": rt, "threads": threads}
+    sources = {}
+    for p in _table_files(Path(args.luts_dir), width):
+        t = Table.load(p)
+        d = {"device": t.provenance.get("device", t.device), "runtime": t.provenance["runtime"],
+             "threads": int(t.provenance["threads"])}
+        kind = _move_kind(d, tgt)
+        if kind is not None:
+            sources[p.name] = (kind, t)
+    space = mobilenetv3_layers_space()
+    evals = space.random(args.seed + 1, args.table_eval_subnets)
+    pool = space.random(args.seed + 2, 300)
+    designs = {n: pool[design_from_candidates(t, pool, max(KS))] for n, (_, t) in sources.items()}
+    archs = np.unique(np.concatenate([evals] + list(designs.values())), axis=0)
+    enable_jax_cache()
+    state, cfg, bs = supernet("random", width)
+    lspace = lb.lut_space("mobilenetv3_layers", state, cfg, bs)
+    runtime = get_runtime(rt, threads)
+    load0 = os.getloadavg()
+    y = measure_archs(lspace, runtime, archs, batch_size=1, resolution=224, warmup=args.warmup,
+                      repeats=args.repeats, progress=True)
+    row = {a.tobytes(): v for a, v in zip(archs.astype(np.int64), y)}
+    meas = lambda A: np.array([row[a.tobytes()] for a in np.asarray(A, np.int64)])  # noqa: E731
+    ye = meas(evals)
+    out = {"target": tgt | {"width": width, "clock": runtime.clock}, "eval_subnets": len(evals),
+           "mean_measured_ms": round(float(ye.mean()), 4), "load_average": [list(load0), list(os.getloadavg())],
+           "moves": {}}
+    for n, (kind, t) in sources.items():
+        r = {"kind": kind}
+        for k in KS:
+            c = calibrate(t, designs[n][:k], meas(designs[n][:k]))
+            r[f"k{k}"] = _m(ye, c.predict(evals)) | {"method": c.method}
+        g = calibrate(t, designs[n], meas(designs[n]), method="global_scale")
+        r["k10_global_scale"] = _m(ye, g.predict(evals))
+        out["moves"][n] = r
+    return out
+
+
+def tables_part(args) -> dict:
+    """Every target (runtime x threads, width 1.0, this machine) in its own subprocess (XLA's thread flags)."""
+    import subprocess
+    import tempfile
+
+    from nasjax.hardware.runtimes import xla_thread_env
+
+    targets = [t for t in args.tables_targets.split(",") if t]
+    res = {}
+    print("4. moves between the full-size OFA MobileNetV3 tables (224 px, batch 1) and this machine, error vs k "
+          "on the evaluation subnets (MAPE % / tau / within 10 %):")
+    for t in targets:
+        rt, threads, _ = t.split(":")
+        env = xla_thread_env(1 if rt == "xla" and int(threads) == 1 else 0)
+        with tempfile.TemporaryDirectory() as td:
+            f = Path(td) / "target.json"
+            cmd = [sys.executable, __file__, f"--tables_target={t}", f"--tables_out={f}"] + [
+                a for a in sys.argv[1:] if not a.startswith("--tables_targets")]
+            rc = subprocess.call(cmd, env=env)
+            if rc != 0:
+                raise NasjaxInputError(f"tables_targets: measuring target {t!r} failed with exit code {rc}")
+            r = json.loads(f.read_text())
+        res[t] = r
+        print(f"   target {t} (mean {r['mean_measured_ms']:.3f} ms, {r['eval_subnets']} subnets, load "
+              f"{[round(x, 2) for x in r['load_average'][1]]}):")
+        for n, m in r["moves"].items():
+            row = " | ".join(f"k{k} {m[f'k{k}']['mape_percent']:5.1f}/{m[f'k{k}']['kendall_tau']:.3f}/"
+                             f"{m[f'k{k}']['within_10_percent']:.2f}" for k in KS)
+            g = m["k10_global_scale"]
+            print(f"     {m['kind']:14s} {n:52s} {row} [{m['k10']['method']}] global {g['mape_percent']:.1f}/"
+                  f"{g['kendall_tau']:.3f}{'  MEETS' if _meets(m['k10']) else ''}")
+    moves = [m | {"target": t, "source": n} for t, r in res.items() for n, m in r["moves"].items()]
+    summary = {kind: {"n": sum(m["kind"] == kind for m in moves),
+                      "k10_meets_goal": [f"{m['source']}->{m['target']}" for m in moves
+                                         if m["kind"] == kind and _meets(m["k10"])],
+                      "k10_mean_mape": round(float(np.mean([m["k10"]["mape_percent"] for m in moves
+                                                            if m["kind"] == kind] or [np.nan])), 3)}
+               for kind in ("own_table", "other_machine", "other_runtime", "other_threads")}
+    return {"targets": res, "summary": summary}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0)
@@ -215,7 +327,17 @@ def main() -> int:
     ap.add_argument("--eval_subnets", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--skip_tables", action="store_true", help="skip part 4 (moves between the full-size tables)")
+    ap.add_argument("--tables_targets", default="onnxruntime:1:1.0,xla:1:1.0,onnxruntime:0:1.0,xla:0:1.0",
+                    help="part 4 targets, runtime:threads:width, comma-separated")
+    ap.add_argument("--table_eval_subnets", type=int, default=100)
+    ap.add_argument("--luts_dir", default=str(Path(__file__).resolve().parents[1] / "luts"))
+    ap.add_argument("--tables_target", default="", help=argparse.SUPPRESS)  # internal: one target, JSON to --tables_out
+    ap.add_argument("--tables_out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.tables_target:
+        Path(args.tables_out).write_text(json.dumps(tables_target(args)))
+        return 0
     if args.target_batch < 1 or args.eval_subnets < 5 or args.repeats < 1 or args.resolution < 0:
         print("error: target_batch >= 1, eval_subnets >= 5, repeats >= 1, resolution >= 0 expected", file=sys.stderr)
         return 2
@@ -227,6 +349,8 @@ def main() -> int:
             result.update(help_part(args.seed, args.per_method))
         if not args.skip_machine:
             result["machine_move"] = machine_part(args)
+        if not args.skip_tables:
+            result["table_moves"] = tables_part(args)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -42,6 +42,16 @@ def shipped_tables(luts_root: Path, filters: list[str]) -> list[Path]:
     return out
 
 
+def split_by_device(tables: list[Path], device: str) -> tuple[list[Path], list[Path]]:
+    """``(tables built on device, tables built elsewhere)``: another machine's table is not validated against
+    this one's timing (``scripts/bench_calibration.py`` moves it here from k measurements)."""
+    here, other = [], []
+    for p in tables:
+        d = json.loads(p.read_text())
+        (here if d.get("device", d["provenance"].get("device")) == device else other).append(p)
+    return here, other
+
+
 def validate_one(path: Path, args) -> dict:
     """In this process: load the table, rebuild its supernet, time subnets, write CSV/JSON, return figures."""
     from experiments.latency_table import supernet
@@ -105,6 +115,7 @@ def main():
     ap.add_argument("--luts_dir", default=str(ROOT / "luts"))
     ap.add_argument("--out_dir", default=str(ROOT / "results" / "validate_lut"))
     ap.add_argument("--noprogress", action="store_true")
+    ap.add_argument("--any_device", action="store_true", help="Also validate tables built on other machines.")
     ap.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: validate this file, JSON to --one_out
     ap.add_argument("--one_out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -120,8 +131,16 @@ def main():
         from nasjax.hardware.runtimes import xla_thread_env
 
         tables = shipped_tables(Path(args.luts_dir), [f for f in args.tables.split(",") if f])
+        if not args.any_device:
+            from nasjax.hardware.runtimes import device_name
+
+            tables, other = split_by_device(tables, device_name())
+            for p in other:
+                print(f"[validate_lut] {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: built on another "
+                      f"machine, not {device_name()}; skipped (--any_device validates it here anyway)", flush=True)
         if not tables:
-            raise NasjaxInputError(f"tables: no builder table under {args.luts_dir!r} matches {args.tables!r}")
+            raise NasjaxInputError(f"tables: no builder table of this machine under {args.luts_dir!r} matches "
+                                   f"{args.tables!r} (--any_device for other machines' tables)")
         rows = []
         for p in tables:
             prov = json.loads(p.read_text())["provenance"]

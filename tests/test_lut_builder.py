@@ -68,12 +68,41 @@ def test_resume_equals_one_shot(tiny, tmp_path, monkeypatch, space):
     assert 0 < len(done) < len(ls.cell_chunks()) + 2
     r2 = FakeRuntime()
     again = lb.build_table(ls, r2, resolution=16, out=out, progress=False)
-    total = sum(len(c.pieces) for c in ls.cell_chunks()) + 2 + len(ls.reference_archs()) + 1  # + the anchor
+    total = (sum(len(c.pieces) for c in ls.cell_chunks()) + 2 + len(ls.reference_archs())
+             + len(ls.context_archs(lb.CONTEXT_SUBNETS)) + 1)  # + the anchor
     assert r2.prepared == total - sum(len(c["keys"]) for c in done.values())  # finished chunks were not re-timed
     assert not lb.partial_path(out).exists()
     np.testing.assert_array_equal(one.values, again.values)
     assert one.base == again.base
     np.testing.assert_array_equal(Table.load(out).values, again.values)
+
+
+@pytest.mark.parametrize("space", ["mobilenetv3", "mobilenetv3_layers"])
+def test_in_network_fit_recovers_a_known_context_effect(tiny, space):
+    """End-to-end times that are alpha * (table sum) + gamma * (active parameters) + beta: the fit finds the
+    three numbers and the shipped (rewritten) table predicts those times exactly."""
+    state, cfg, bs = tiny
+    ls = lb.lut_space(space, state, cfg, bs)
+    sp = ls.space()
+    rng = np.random.default_rng(0)
+    mask = sp.mask
+    vals = np.where(mask, rng.uniform(0.1, 1.0, mask.shape), 0.0)
+    if space == "mobilenetv3_layers":
+        vals[20:] = 0.0  # depth positions have no program
+    archs = np.concatenate([ls.reference_archs(), ls.context_archs(20)])
+    w = np.where(mask, ls.cell_params(), 0.0)
+    assert w[: (20 if space == "mobilenetv3_layers" else 5)].min() > 0
+    rows, act = np.arange(sp.num_positions)[None, :], ls.active(archs)
+    lat0 = 0.7 + (vals[rows, archs] * act).sum(1)
+    measured = 0.4 + 1.15 * lat0 + 0.25 * (w[rows, archs] * act).sum(1)
+    fit = lb._in_network_fit(ls, vals, 0.7, mask, archs, measured)
+    assert fit["alpha"] == pytest.approx(1.15) and fit["beta_ms"] == pytest.approx(0.4)
+    assert fit["gamma_ms_per_mparam"] == pytest.approx(0.25)
+    table = Table(np.where(mask, fit["alpha"] * vals + fit["gamma_ms_per_mparam"] * fit["_w"], 0.0), mask, "latency",
+                  "ms", fit["alpha"] * 0.7 + fit["beta_ms"], 1, "cpu-test", space, {"model": ls.model})
+    np.testing.assert_allclose(ls.predict(table, archs), measured, rtol=1e-9)
+    assert fit["in_sample_fitted"]["mape_percent"] < 1e-6 < fit["in_sample_plain"]["mape_percent"]
+    assert lb._in_network_fit(ls, vals, 0.7, mask, archs[:lb.MIN_FIT_SUBNETS - 1], measured[:7]) is None
 
 
 def test_schema_units_provenance_ort(tiny, tmp_path):
@@ -89,8 +118,11 @@ def test_schema_units_provenance_ort(tiny, tmp_path):
     p = d["provenance"]
     for k in ("cpu_model", "cpu_count", "threads", "onnxruntime", "onnx", "numpy", "date", "command", "warmup",
               "repeats", "batch_size", "resolution", "runtime", "median_ms", "spread_ms", "unit", "formula",
-              "per_program_overhead_ms_o", "load_average"):
+              "per_program_overhead_ms_o", "load_average", "in_network_fit", "raw_values", "context_archs"):
         assert k in p, k
+    fit = p["in_network_fit"]
+    assert fit["n_subnets"] == len(ls.reference_archs()) + lb.CONTEXT_SUBNETS == len(p["context_archs"]) + 6
+    assert fit["in_sample_fitted"]["mape_percent"] <= fit["in_sample_plain"]["mape_percent"] + 1e-9
     assert p["threads"] == 1 and p["batch_size"] == 2 and p["resolution"] == 16 and p["repeats"] == 3
     assert set(p["median_ms"]) == set(p["spread_ms"]) and "stem" in p["median_ms"]
     loaded = Table.load(out)

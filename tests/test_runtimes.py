@@ -17,7 +17,17 @@ def test_interleaved_order_and_shapes():
     np.testing.assert_allclose(t.medians_ms, np.median(t.raw_ms, axis=0))
 
 
+def test_interleaved_warm_calls_run_each_program_right_before_its_timing():
+    log = []
+    calls = [lambda n=n: log.append(n) for n in "AB"]
+    t = rt.time_interleaved(calls, warmup=1, repeats=2, warm_calls=2)
+    assert "".join(log) == "AB" + "AAABBB" * 2  # still interleaved A..B..; each timed run after 2 untimed ones
+    assert t.raw_ms.shape == (2, 2)
+
+
 def test_interleaved_bad_input():
+    with pytest.raises(NasjaxInputError, match="warm_calls"):
+        rt.time_interleaved([lambda: None], warm_calls=-1)
     with pytest.raises(NasjaxInputError, match="repeats"):
         rt.time_interleaved([lambda: None], repeats=0)
     with pytest.raises(NasjaxInputError, match="warmup"):

@@ -20,6 +20,20 @@ separately timed parts pay it ``n(a)`` times. ``o`` is estimated on reference su
 largest, and a few random ones, never the validation subnets) timed end to end:
 ``o = mean_r (sum_parts t(r) - t(r)) / (n(r) - 1)``.
 
+**In-network fit.** A part timed alone runs with its weights in the CPU's caches (its chunk's few
+programs take turns); inside a network the weights of all parts stream from memory, and the whole
+network runs a little slower or faster than its parts' sum by a factor. Where the space knows each
+part's parameter count ``w(p, c)`` (:meth:`LutSpace.cell_params`), the builder also times
+``context_subnets`` random subnets end to end and fits, over them and the references (least squares)::
+
+    m(r) = beta + alpha * lat0(r) + gamma * W(r),    W(r) = sum_{p active} w(p, a_p)   (M parameters)
+
+and ships ``T'[p, c] = alpha * T[p, c] + gamma * w(p, c)``, ``base' = alpha * base + beta``: again an
+additive (depth-gated) table, so exact solvers keep working. On the Intel Xeon build machine the ONNX
+Runtime one-thread table's plain sum ran 21 % below end-to-end timing, and ``gamma`` (about 0.2 ms per
+million parameters) is the cost of streaming weights that a part timed alone finds in cache. The raw
+medians, ``o``, the fit's coefficients and its subnets are kept in the provenance.
+
 Spaces (registry :data:`LUT_SPACES`):
 
 * ``mobilenetv3`` (MathNAS's stage-block view): ``p`` = stage (5 positions x the block set's choices);
@@ -53,6 +67,10 @@ from nasjax.tables import Table
 PARTIAL_FORMAT = "nasjax.lut_partial/1"
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 NUM_RANDOM_REFS = 4
+WARM_CALLS = 1  # untimed runs of a program right before each timed run (warm caches, as deployed)
+CONTEXT_SUBNETS = 24  # random subnets timed end to end for the in-network fit (with the references)
+MIN_FIT_SUBNETS = 8  # fewer subnets (references + context): no in-network fit
+CONTEXT_SEED = 54321
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +223,20 @@ class LutSpace:
         large = [k - 1 for k in sp.num_choices]
         return np.concatenate([np.array([small, large]), sp.random(seed, NUM_RANDOM_REFS)])
 
+    def context_archs(self, n: int, seed: int = CONTEXT_SEED) -> np.ndarray:
+        """``n`` random architectures for the in-network fit (another seed than the references')."""
+        return self.space().random(seed, n) if n > 0 else np.zeros((0, self.space().num_positions), np.int64)
+
+    def cell_params(self) -> np.ndarray | None:
+        """``[P, K]`` parameters (millions) of the program behind each cell (0 where none), or ``None`` when the
+        space does not know them (then the in-network fit has no weight term)."""
+        return None
+
+    def active(self, archs) -> np.ndarray:
+        """``[N, P]`` mask of the positions that count (every position, for an additive table)."""
+        a = np.atleast_2d(np.asarray(archs, np.int64))
+        return np.ones(a.shape, bool)
+
     def anchor_arch(self) -> np.ndarray:
         """The middle choice of every position: the subnet timed in every chunk (drift correction)."""
         return np.array([(k - 1) // 2 for k in self.space().num_choices], np.int64)
@@ -245,6 +277,16 @@ class StageLut(LutSpace):
 
     def parts(self, arch) -> list[str]:
         return ["stem", "head"] + [self.cell_key(s, int(c)) for s, c in enumerate(arch)]
+
+    def cell_params(self) -> np.ndarray:
+        from nasjax.hardware.flops import stage_cost
+
+        sp = self.space()
+        out = np.zeros((sp.num_positions, max(sp.num_choices)))
+        for s, stage in enumerate(self.block_set.configs):
+            for c, b in enumerate(stage):
+                out[s, c] = stage_cost(self.config, 224, s, int(b["d"]), b["ks"], b["e"])[1] / 1e6
+        return out
 
 
 @LUT_SPACES.register("mobilenetv3_layers")
@@ -295,6 +337,16 @@ class LayerLut(LutSpace):
         act = layer_idx < np.repeat(depth, D, axis=1)
         return np.concatenate([act, np.zeros((a.shape[0], 5), bool)], axis=1)
 
+    def cell_params(self) -> np.ndarray:
+        from nasjax.hardware.flops import _specs, layer_cost
+
+        specs, D = _specs(self.config), self.config.max_depth
+        out = np.zeros((25, 9))
+        for layer in range(5 * D):
+            for c, (k, e) in enumerate(self._choices()):
+                out[layer, c] = layer_cost(specs[layer], k, e, 224, self.config.expand_list)[1] / 1e6
+        return out
+
     def parts(self, arch) -> list[str]:
         act = self.active(arch)[0]
         return ["stem", "head"] + [self.cell_key(p, int(arch[p])) for p in range(20) if act[p]]
@@ -309,6 +361,18 @@ class LayerLut(LutSpace):
 def lut_space(name: str, state, config, block_set=None) -> LutSpace:
     """The registered space ``name`` (unknown -> error listing the known ones) on a supernet."""
     return LUT_SPACES.get(name)(state, config, block_set)
+
+
+def active_layers(table: Table, config=None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For a depth-gated table, the function ``archs [N, P] -> [N, P] bool`` of the positions that count
+    (:meth:`LayerLut.active`); ``None`` for an additive table (every position counts)."""
+    model = table.provenance.get("model", "additive")
+    if model == "depth_gated":
+        from nasjax.models.mobilenetv3 import SupernetConfig
+
+        return LayerLut(None, config or SupernetConfig()).active
+    require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
+    return None
 
 
 def predict_latency(table: Table, archs, config=None) -> np.ndarray:
@@ -373,7 +437,8 @@ def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, 
     The anchor (one fixed program, prepared once) is timed in every chunk, so chunks timed minutes apart
     can be brought to one machine speed: ``t' = t * anchor_ref / anchor_chunk`` (:func:`drift_factors`).
     """
-    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.timer_clock)
+    t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.timer_clock,
+                         warm_calls=WARM_CALLS)
     from nasjax.hardware.runtimes import Timing
 
     return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats),
@@ -399,9 +464,36 @@ def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int
             "spread_ms": [float(v) for v in t.spread_ms], "anchor_ms": a}
 
 
+def _in_network_fit(lspace: LutSpace, vals, base: float, mask, archs, measured) -> dict | None:
+    """Least-squares ``m = beta + alpha * lat0 + gamma * W`` over ``archs`` (module docstring); ``None`` with
+    fewer than :data:`MIN_FIT_SUBNETS` subnets. ``_w`` (the ``[P, K]`` parameters) is returned for the caller."""
+    if len(archs) < MIN_FIT_SUBNETS:
+        return None
+    a = np.asarray(archs, np.int64)
+    rows = np.arange(a.shape[1])[None, :]
+    act = lspace.active(a)
+    lat0 = base + (vals[rows, a] * act).sum(1)
+    w = lspace.cell_params()
+    cols = [np.ones(len(a)), lat0]
+    if w is not None:
+        w = np.where(mask, w, 0.0)
+        cols.append((w[rows, a] * act).sum(1))
+    X = np.column_stack(cols)
+    coef, *_ = np.linalg.lstsq(X, measured, rcond=None)
+    from nasjax.metrics import latency_metrics
+
+    plain, fitted = latency_metrics(measured, lat0), latency_metrics(measured, X @ coef)
+    keep = ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent")
+    return {"beta_ms": float(coef[0]), "alpha": float(coef[1]),
+            "gamma_ms_per_mparam": float(coef[2]) if w is not None else 0.0, "n_subnets": int(len(a)),
+            "in_sample_plain": {k: float(plain[k]) for k in keep},
+            "in_sample_fitted": {k: float(fitted[k]) for k in keep},
+            "_w": w if w is not None else np.zeros_like(vals)}
+
+
 def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
                 warmup: int = 5, repeats: int = 30, out=None, progress: bool = True,
-                extra_provenance: dict | None = None) -> Table:
+                extra_provenance: dict | None = None, context_subnets: int = CONTEXT_SUBNETS) -> Table:
     """Measure ``lspace``'s latency table in ``runtime`` (see the module docstring for the formula).
 
     Args:
@@ -415,6 +507,8 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
             with the same settings continues), the table is written atomically and the partial file removed.
         progress: tqdm bars.
         extra_provenance: merged into the table's provenance (e.g. the command's settings).
+        context_subnets: random subnets timed end to end for the in-network fit (module docstring); 0 with
+            the references alone.
 
     Returns:
         The table (unit ms, ``device`` = this machine, ``space`` = the space's name).
@@ -424,10 +518,13 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
             "a positive integer")
     require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
+    require(isinstance(context_subnets, (int, np.integer)) and context_subnets >= 0, "context_subnets",
+            context_subnets, "a non-negative integer")
     settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
                 "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),
                 "repeats": int(repeats), "supernet_config": lspace.config.to_dict(),
-                "block_set": lspace.block_set.to_dict() if lspace.block_set is not None else None}
+                "block_set": lspace.block_set.to_dict() if lspace.block_set is not None else None,
+                "context_subnets": int(context_subnets)}
     ppath = partial_path(out) if out is not None else None
     done = _load_partial(ppath, settings) if ppath is not None else {}
     refs = lspace.reference_archs()
@@ -435,6 +532,10 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     chunks += lspace.cell_chunks()
     chunks.append(Chunk("references", tuple(f"ref{j}" for j in range(len(refs))),
                         tuple(lspace.pieces.subnet(lspace.to_subnet(a)) for a in refs)))
+    ctx = lspace.context_archs(int(context_subnets))
+    for lo in range(0, len(ctx), 12):  # chunks of 12 subnets bound the memory of compiled programs
+        chunks.append(Chunk(f"context {lo // 12 + 1}", tuple(f"ctx{j}" for j in range(lo, min(lo + 12, len(ctx)))),
+                            tuple(lspace.pieces.subnet(lspace.to_subnet(a)) for a in ctx[lo:lo + 12])))
     todo = [c for c in chunks if c.name not in done]
     it = todo
     if progress and todo:
@@ -472,16 +573,32 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
             if key in med:
                 vals[p, c] = med[key] - o
     base = med["stem"] + med["head"] - o
+    raw_vals, raw_base = vals.copy(), float(base)
+    e2e = [med[f"ref{j}"] for j in range(len(refs))] + [med[f"ctx{j}"] for j in range(len(ctx))]
+    fit = _in_network_fit(lspace, vals, base, mask, np.concatenate([refs, ctx]), np.array(e2e))
+    if fit is not None:
+        vals = np.where(mask, fit["alpha"] * vals + fit["gamma_ms_per_mparam"] * fit.pop("_w"), 0.0)
+        base = fit["alpha"] * base + fit["beta_ms"]
     prov = {
         "method": "nasjax.hardware.lut_builder.build_table",
         "model": lspace.model,
         "formula": ("lat(a) = base + sum_{p active in a} T[p, a_p]; T[p, c] = t(p, c) - o; base = t(stem) + "
-                    "t(head) - o; o = mean_ref (sum_parts t(ref) - t(ref)) / (n_parts(ref) - 1)"),
+                    "t(head) - o; o = mean_ref (sum_parts t(ref) - t(ref)) / (n_parts(ref) - 1)"
+                    + ("; in-network fit: T' = alpha T + gamma w(p, c), base' = alpha base + beta (alpha, beta, "
+                       "gamma least squares on the references and context subnets timed end to end)"
+                       if fit is not None else "")),
+        "in_network_fit": fit,
+        "raw_values": raw_vals.tolist(), "raw_base_ms": raw_base,
+        "context_archs": ctx.tolist(),
+        "context_end_to_end_ms": [med[f"ctx{j}"] for j in range(len(ctx))],
         "unit": "ms per call of batch_size images",
         **settings,
         "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the median of {repeats} "
-                     "interleaved rounds (A B A B ...) per chunk; spread = interquartile range; an anchor subnet "
-                     "timed in every chunk brings all chunks to one machine speed (t * median anchor / chunk anchor)"),
+                     "interleaved rounds (A B A B ...) per chunk, every timed run right after "
+                     f"{WARM_CALLS} untimed run(s) of the same program (warm caches); spread = interquartile range; "
+                     "an anchor subnet timed in every chunk brings all chunks to one machine speed "
+                     "(t * median anchor / chunk anchor)"),
+        "warm_calls": WARM_CALLS,
         "anchor_arch": [int(x) for x in anchor_arch],
         "anchor_ms_per_chunk": {n: done[n]["anchor_ms"] for n in names},
         "per_program_overhead_ms_o": o, "overhead_per_reference_ms": [float(v) for v in o_each],

@@ -135,7 +135,8 @@ def resolve_clock(clock: str, threads: int) -> str:
 
 
 def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, repeats: int = 20,
-                     progress: bool = False, desc: str = "timing", clock: str = "wall") -> Timing:
+                     progress: bool = False, desc: str = "timing", clock: str = "wall",
+                     warm_calls: int = 0) -> Timing:
     """Time every call of ``calls`` interleaved: ``warmup`` untimed rounds, then ``repeats`` timed rounds
     each running ``calls[0], calls[1], ..., calls[n-1]`` once (A B A B ...), so drift cancels.
 
@@ -152,6 +153,12 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
             core, and other jobs on a shared machine do not inflate it) or ``"thread"``
             (``time.thread_time``: the calling thread's CPU time, for a runtime that computes on the
             calling thread, so that other threads of the same process do not inflate it either).
+        warm_calls: untimed runs of each call right before each of its timed runs. Interleaving alone
+            leaves a program's weights to be evicted by the other programs of the round, so the time then
+            depends on how much the others touched (on a machine whose L3 cache holds a few networks, the
+            same full-size subnet timed among 25 others ran 20-30 % slower than among 9 small layers);
+            with ``warm_calls >= 1`` every timed run finds its program warm, as a deployed network running
+            back to back does, while the rounds still interleave the programs so that drift cancels.
 
     Returns:
         :class:`Timing` with ``medians_ms[j] = median_r raw_ms[r, j]`` and
@@ -161,6 +168,8 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(len(calls) >= 1, "calls", len(calls), "at least one call to time")
     require(clock in CLOCKS, "clock", clock, "'wall', 'cpu' or 'thread'")
+    require(isinstance(warm_calls, (int, np.integer)) and warm_calls >= 0, "warm_calls", warm_calls,
+            "a non-negative integer")
     for _ in range(warmup):
         for c in calls:
             c()
@@ -173,6 +182,8 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
     now = CLOCKS[clock]
     for r in rounds:
         for j, c in enumerate(calls):
+            for _ in range(warm_calls):
+                c()
             t = now()
             c()
             raw[r, j] = now() - t

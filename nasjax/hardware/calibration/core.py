@@ -89,6 +89,9 @@ class CalibrationPriors:
 class TableSource:
     """The cell view of an additive table: ``x_0 = base``, ``x_{1 + i K + c} = coef[i, c]`` where ``a_i = c``.
 
+    A depth-gated layer table (``provenance.model == "depth_gated"``, the layer view's tables) counts a cell
+    only where its layer is active (:func:`nasjax.hardware.lut_builder.active_layers`).
+
     Args:
       table: the source table (latency, a time unit).
       stage_of_position: the group (stage, 1-based) of every position; default: positions labelled
@@ -108,8 +111,17 @@ class TableSource:
         self.groups = np.concatenate([[0], np.repeat(st.astype(np.int64), K)])
         self.group_names = ("fixed",) + tuple(f"stage {g}" for g in range(1, int(st.max()) + 1))
         self.metric, self.unit, self.device = table.metric, table.unit, table.device
-        coef = np.where(table.mask, table.coef, np.nan)
-        self.mean_value = float(table.base + np.nansum(np.nanmean(coef, 1)))
+        from nasjax.hardware.lut_builder import active_layers
+
+        self._active = active_layers(table)
+        if self._active is None:
+            coef = np.where(table.mask, table.coef, np.nan)
+            self.mean_value = float(table.base + np.nansum(np.nanmean(coef, 1)))
+        else:  # depth-gated: the mean over uniformly drawn architectures (fixed draw)
+            rng = np.random.default_rng(0)
+            valid = [np.flatnonzero(table.mask[i]) for i in range(P)]
+            draw = np.stack([rng.choice(v, 4096) for v in valid], axis=1)
+            self.mean_value = float(self.predict(draw).mean())
 
     @property
     def num_cells(self) -> int:
@@ -124,11 +136,18 @@ class TableSource:
         out = np.zeros((len(a), self.num_cells))
         out[:, 0] = self.table.base
         rows = np.arange(len(a))[:, None]
-        out[rows, 1 + np.arange(P)[None, :] * K + a] = self.table.coef[np.arange(P)[None, :], a]
+        contrib = self.table.coef[np.arange(P)[None, :], a]
+        if self._active is not None:
+            contrib = contrib * self._active(a)
+        out[rows, 1 + np.arange(P)[None, :] * K + a] = contrib
         return out
 
     def predict(self, archs):
-        return self.table.predict(archs)
+        if self._active is None:
+            return self.table.predict(archs)
+        single = np.asarray(archs).ndim == 1
+        out = self.cells(archs).sum(1)
+        return float(out[0]) if single else out
 
 
 def _default_stages(table: Table) -> np.ndarray:
