@@ -238,7 +238,9 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
         (f"- Remake from scratch: `{manifest['command']}` (resumable; about "
         f"{manifest['build_seconds'].get('total_s', 0) / 60:.0f} min on the build machine, which was shared)."
         " Or: `python -m experiments.mobilenetv3_search --flagfile=experiments/flags/quickstart.flags --rebuild`."),
-        f"- Built: {manifest['built']} on `{manifest['device']}`; seed {manifest['seed']}.",
+        (f"- Built: {manifest['built']}; seed {manifest['seed']}. Latency table measured on `{manifest['device']}`"
+         + (f" ({manifest['latency_built']}; the weights and accuracy tables are from the first build)"
+            if manifest.get("latency_built") else "") + "."),
         (f"- Data: {manifest['dataset_provenance'].get('source')}; fixed stratified split "
         f"{manifest['dataset_provenance'].get('train_size')} train / {manifest['dataset_provenance'].get('val_size')} "
         f"val (split seed {manifest['dataset_provenance'].get('split_seed')}), resized to "

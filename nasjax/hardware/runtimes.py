@@ -384,6 +384,11 @@ class OrtRuntime(Runtime):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        if self.threads != 1:
+            # Every session has its own intra-op thread pool, whose threads spin after each run; with the many
+            # sessions of an interleaved timing, the spinning pools of the others take the cores from the one
+            # being timed (a w1.2 table built that way was off by 35 %).
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         data = model if isinstance(model, bytes) else model.SerializeToString()
         return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
 
@@ -403,7 +408,8 @@ class OrtRuntime(Runtime):
         return {"runtime": "onnxruntime", "threads": self.threads, "clock": self.clock,
                 "threads_meaning": "0 = all cores",
                 "onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
-                "providers": ["CPUExecutionProvider"], "inter_op_num_threads": 1, **machine_provenance()}
+                "providers": ["CPUExecutionProvider"], "inter_op_num_threads": 1,
+                "intra_op_allow_spinning": self.threads == 1, **machine_provenance()}
 
 
 RUNTIMES: dict[str, type[Runtime]] = {"xla": XlaRuntime, "onnxruntime": OrtRuntime}
