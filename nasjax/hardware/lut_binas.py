@@ -1,0 +1,113 @@
+"""The BINAS / HardCoRe-NAS space (:mod:`nasjax.spaces.binas`) as a latency-table space of
+:mod:`nasjax.hardware.lut_builder` (registered as ``binas``).
+
+Positions are the space's 25: per stage ``s`` a depth position and 4 layer positions, each layer one of the
+12 configurations ``c = (expansion, kernel, SE)``. The table's cell ``T[(s, j), c]`` is the time of layer
+``j`` of stage ``s`` at configuration ``c`` as its own static program (the subnet's sliced weights, SE only
+where ``c`` has it, the stage's activation) at its real input shape, minus the per-program overhead ``o``;
+the depth positions' cells are 0; ``base`` is stem (stem conv, first block) + head (conv head, pool,
+feature mix, classifier) - ``o``. A subnet's latency is the depth-gated sum::
+
+    T(a) = base + sum_s sum_{j < d_s} T[(s, j), a_(s, j)]
+
+which is BINAS's ``T(alpha, beta) = T_fixed + alpha^T p + alpha^T Q_T beta``
+(:func:`nasjax.hardware.binas_latency.latency_from_table`; :meth:`BinasLut.predict` is that form's
+prediction). Layers 2..4 of a stage share their input shape (stride 1, the stage's width), so their 12
+programs are timed once: 5 stages x 2 x 12 = 120 timed layer programs.
+
+The supernet is :func:`nasjax.models.binas.binas_supernet_config` of the default structure (the
+resolution must be a multiple of the network's total stride, 32, so that every stage's feature map is an
+exact halving as the structure's per-layer resolutions state).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasjax.errors import require
+from nasjax.hardware.lut_builder import LUT_SPACES, Chunk, LutSpace
+from nasjax.spaces.binas import DEFAULT, binas_space
+from nasjax.tables import Table
+
+
+@LUT_SPACES.register("binas")
+class BinasLut(LutSpace):
+    """BINAS's space: 5 stages x (depth 2-4, 4 layers x 12 configurations), depth-gated sum."""
+
+    name = "binas"
+    model = "depth_gated"
+    structure = DEFAULT
+
+    def __init__(self, state, config, block_set=None):
+        st = self.structure
+        want = {"ks_list": tuple(sorted({c.kernel for c in st.configs})),
+                "expand_list": tuple(sorted({c.expansion for c in st.configs})), "depth_list": tuple(st.depths),
+                "se_choice": True}
+        got = {k: getattr(config, k, None) for k in want}
+        require(got == want, "supernet config", got, f"a BINAS supernet ({want}, nasjax.models.binas)")
+        super().__init__(state, config, None)
+
+    @classmethod
+    def supernet_config(cls, width_mult: float = 1.0, num_classes: int = 1000, in_channels: int = 3):
+        from nasjax.models.binas import binas_supernet_config
+
+        return binas_supernet_config(cls.structure.to_dict(), num_classes=int(num_classes),
+                                     in_channels=int(in_channels), width_mult=float(width_mult))
+
+    def total_stride(self) -> int:
+        """The stem's stride times every stage's: the input side a network output pixel spans (32)."""
+        return 2 * int(np.prod(self.config.stage_strides))
+
+    def check_resolution(self, resolution) -> int:
+        r = super().check_resolution(resolution)
+        s = self.total_stride()
+        require(r % s == 0, "resolution", r, f"a multiple of {s} (the BINAS network's total stride) for space "
+                f"{self.name!r}, e.g. 32 or 224")
+        return r
+
+    def space(self):
+        return binas_space(self.structure)
+
+    def _timed_position(self, position: int) -> int | None:
+        """The layer position whose program times ``position`` (layers 2.. share layer 2's); None for a depth."""
+        st = self.structure
+        s, j = divmod(int(position), 1 + st.max_depth)
+        return None if j == 0 else st.layer_position(s, min(j - 1, 1))
+
+    def cell_key(self, position: int, choice: int) -> str:
+        p = self._timed_position(position)
+        return f"{position if p is None else p}:{choice}"
+
+    def cell_chunks(self) -> list[Chunk]:
+        st = self.structure
+        out = []
+        for s in range(st.num_stages):
+            for j in (0, 1):
+                p = st.layer_position(s, j)
+                keys = tuple(self.cell_key(p, c) for c in range(st.num_configs))
+                pieces = tuple(self.pieces.layer(s, j, cfg.kernel, cfg.expansion, int(cfg.se > 0))
+                               for cfg in st.configs)
+                out.append(Chunk(f"stage {s + 1} layer {'1' if j == 0 else '2-4'}", keys, pieces))
+        return out
+
+    def to_subnet(self, arch) -> dict:
+        from nasjax.models.binas import binas_subnets
+        from nasjax.models.mobilenetv3 import subnet_to_ofa
+
+        return subnet_to_ofa(binas_subnets(np.asarray(arch, np.int64), self.structure.to_dict()))
+
+    def parts(self, arch) -> list[str]:
+        from nasjax.spaces.binas import active
+
+        st = self.structure
+        a = np.asarray(arch, np.int64)
+        act = active(a, st)[0]
+        return ["stem", "head"] + [self.cell_key(p, int(a[p])) for p, on in zip(st.layer_positions, act) if on]
+
+    def predict(self, table: Table, archs) -> np.ndarray:
+        """``T(a)`` of ``archs [N, 25]`` in the table's unit: BINAS's bilinear latency model of the table."""
+        from nasjax.hardware.binas_latency import latency_from_table
+
+        a = np.atleast_2d(np.asarray(archs, np.int64))
+        table.predict(a)  # validates the shape and the choice indices
+        return np.atleast_1d(latency_from_table(table, self.structure).predict(a))
