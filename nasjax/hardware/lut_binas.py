@@ -111,3 +111,69 @@ class BinasLut(LutSpace):
         a = np.atleast_2d(np.asarray(archs, np.int64))
         table.predict(a)  # validates the shape and the choice indices
         return np.atleast_1d(latency_from_table(table, self.structure).predict(a))
+
+
+_NOT_GEOMETRY = ("dropout_rate", "bn_momentum", "bn_eps")  # do not change a program's shape or its work
+
+
+def _geometry(config) -> dict:
+    return {k: v for k, v in config.to_dict().items() if k not in _NOT_GEOMETRY}
+
+
+def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: int = 20, chunk_size: int = 25,
+                  progress: bool = False) -> dict:
+    """End-to-end latency of BINAS architectures next to ``table``'s prediction, in the table's runtime.
+
+    Every architecture runs as one static program (:meth:`MobileNetV3Pieces.subnet`: only its weights, its SE
+    and activations) at the table's batch size, resolution, thread count and clock, timed interleaved with
+    the others (:func:`nasjax.hardware.lut_validate.measure_archs`), rounds repeated until two agree
+    (:func:`~nasjax.hardware.lut_validate.measure_until_stable`).
+
+    Args:
+      table: a ``binas`` latency table made by :func:`nasjax.hardware.lut_builder.build_table` (unit ms).
+      archs: ``[N, 25]`` BINAS choice vectors.
+      state: the supernet whose subnets are timed (``ModelState`` or module); ``None``: random weights of the
+        table's supernet (latency does not depend on the weights). Its shapes must be the table's.
+      warmup, repeats, chunk_size, progress: as :func:`~nasjax.hardware.lut_validate.measure_archs`.
+
+    Returns:
+      ``{"measured_ms" [N], "predicted_ms" [N], "error_percent" [N] = 100 (predicted - measured) / measured,
+      "rounds", "runtime", "threads", "clock", "batch_size", "resolution", "unit": "ms per call of batch_size
+      images"}``.
+    """
+    from nasjax.hardware.lut_validate import measure_archs, measure_until_stable
+    from nasjax.hardware.runtimes import get_runtime, xla_threads_ready
+    from nasjax.models.mobilenetv3 import OFAMobileNetV3, SupernetConfig, split_model
+
+    prov = table.provenance
+    require(table.space == BinasLut.name and prov.get("method") == "nasjax.hardware.lut_builder.build_table",
+            "latency_table", f"space {table.space!r}, method {prov.get('method')!r}",
+            "a binas table made by nasjax.hardware.lut_builder.build_table (python -m experiments.latency_table "
+            "--space=binas)")
+    require(table.unit == "ms", "latency_table unit", table.unit, "ms")
+    config = SupernetConfig.from_dict(prov["supernet_config"])
+    if state is None:
+        from flax import nnx
+
+        state = split_model(OFAMobileNetV3(config, rngs=nnx.Rngs(0)))
+    else:
+        from nasjax.export.static import supernet_of
+
+        got = supernet_of(state).config
+        require(_geometry(got) == _geometry(config), "supernet config", _geometry(got),
+                f"the latency table's supernet {_geometry(config)}")
+    if prov["runtime"] == "xla":
+        require(xla_threads_ready(1 if int(prov["threads"]) == 1 else 0), "XLA_FLAGS", prov["threads"],
+                "this process started with the table's XLA thread count (nasjax.hardware.runtimes.xla_thread_env)")
+    runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "auto"))
+    ls = BinasLut(state, config)
+    a = np.atleast_2d(np.asarray(archs, np.int64))
+    ls.space().validate(a)
+    bs, res = int(prov["batch_size"]), int(prov["resolution"])
+    meas, rounds = measure_until_stable(lambda: measure_archs(ls, runtime, a, batch_size=bs, resolution=res,
+                                                              warmup=warmup, repeats=repeats,
+                                                              chunk_size=chunk_size, progress=progress))
+    pred = ls.predict(table, a)
+    return {"measured_ms": meas, "predicted_ms": pred, "error_percent": 100.0 * (pred - meas) / meas,
+            "rounds": int(rounds), "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
+            "batch_size": bs, "resolution": res, "unit": "ms per call of batch_size images"}
