@@ -153,3 +153,85 @@ def test_command_bad_resolution_exit_2(tmp_path):
     last = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
     assert "resolution" in last and "multiple of 32" in last and "Traceback" not in p.stderr
     assert not out.exists() and not lb.partial_path(out).exists() and not list(tmp_path.iterdir())
+
+
+class OrtNamedFake(FakeRuntime):
+    """Fake timings under ONNX Runtime's name, 1 thread: a table the scripts then measure in real ONNX Runtime."""
+
+    def __init__(self):
+        super().__init__()
+        self.name, self.threads, self.clock = "onnxruntime", 1, rt.resolve_clock("auto", 1)
+
+    def prepare(self, piece, batch_size, resolution):
+        call = super().prepare(piece, batch_size, resolution)
+        if piece.name.startswith("subnet"):  # a whole subnet about as long as its parts: positive cells
+            call.cost = 15.0
+        return call
+
+    def provenance(self):
+        return {"runtime": self.name, "threads": 1, "clock": self.clock, **rt.machine_provenance()}
+
+
+@pytest.fixture(scope="module")
+def ort_table(tiny, tmp_path_factory):
+    state, cfg = tiny
+    mp = pytest.MonkeyPatch()
+    mp.setattr(lb, "time_interleaved", _fake_timing)
+    try:
+        out = tmp_path_factory.mktemp("lut") / "binas.json"
+        lb.build_table(lb.lut_space("binas", state, cfg), OrtNamedFake(), batch_size=2, resolution=32, warmup=1,
+                       repeats=2, out=out, progress=False, extra_provenance={"weights": "random", "width": 0.25})
+    finally:
+        mp.undo()
+    return out
+
+
+def test_measure_found(tiny, ort_table):
+    from nasjax.hardware.lut_binas import measure_found
+    from nasjax.models.mobilenetv3 import SupernetConfig
+
+    table = Table.load(ort_table)
+    archs = binas_space().random(3, 2)
+    m = measure_found(table, archs, repeats=3)
+    assert m["runtime"] == "onnxruntime" and m["threads"] == 1 and m["batch_size"] == 2 and m["resolution"] == 32
+    assert m["measured_ms"].shape == (2,) and np.all(m["measured_ms"] > 0)
+    np.testing.assert_allclose(m["predicted_ms"], lb.predict_latency(table, archs))
+    from nasjax.train.trainer import init_state
+
+    other = init_state(lb.LUT_SPACES.get("binas").supernet_config(0.5, 10, 1), 0)
+    with pytest.raises(NasjaxInputError, match="supernet config"):
+        measure_found(table, archs, other)
+    with pytest.raises(NasjaxInputError, match="binas table"):
+        measure_found(Table(np.ones((2, 2)), None, "latency", "ms", 0.0, 1, "x", "toy"), archs)
+    assert SupernetConfig.from_dict(table.provenance["supernet_config"]) == tiny[1]
+
+
+def _script(*args, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_bench_binas_measures_found_latency(ort_table):
+    p = _script("scripts/bench_binas.py", f"--latency_table={ort_table}", "--repeats=1", "--evo_generations=3")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "measured vs predicted latency of the found architectures" in p.stdout
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert all(r["unit"] == "ms" and r["measured_latency"] > 0 for r in res["budgets"])
+    assert res["goals_met"]["measured_latency_within_10pct"] in (True, False)
+
+
+def test_binas_af_table_with_latency_table_random_weights(ort_table, tmp_path):
+    p = _script("scripts/bench_binas.py", f"--write_synthetic={tmp_path}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    (tmp_path / "measured_fit.json").rename(tmp_path / "fit_subnets.json")
+    (tmp_path / "measured_test.json").rename(tmp_path / "test_subnets.json")
+    p = _script("scripts/binas_af_table.py", f"--measure_dir={tmp_path}", "--weights=random",
+                f"--latency_table={ort_table}", "--val_images=64", "--calib_images=16", "--latency_repeats=3")
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["cost"] == "latency" and res["latency_measurement"]["runtime"] == "onnxruntime"
+    assert len(res["rows"]) == 12 and all(r["measured_cost"] > 0 and 0 <= r["measured_accuracy"] <= 100
+                                          for r in res["rows"])
+    assert "| predicted / measured cost |" in p.stdout
+    p = _script("scripts/binas_af_table.py", f"--measure_dir={tmp_path}", "--weights=random", "--cost=latency")
+    assert p.returncode == 2 and "latency_table" in p.stderr.splitlines()[-1]
