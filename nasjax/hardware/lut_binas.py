@@ -18,6 +18,12 @@ programs are timed once: 5 stages x 2 x 12 = 120 timed layer programs.
 The supernet is :func:`nasjax.models.binas.binas_supernet_config` of the default structure (the
 resolution must be a multiple of the network's total stride, 32, so that every stage's feature map is an
 exact halving as the structure's per-layer resolutions state).
+
+:func:`measure_found` times architectures (e.g. those a search found) end to end as static programs in a
+table's runtime, batch size, resolution and threads, next to the table's prediction.
+
+    python -m experiments.latency_table --space=binas --runtime=onnxruntime --threads=1 --width=0.25 \\
+        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=64
 """
 
 from __future__ import annotations
