@@ -7,7 +7,7 @@ Examples (full-size OFA MobileNetV3 with random weights, and the embedded defaul
     python -m experiments.latency_table --space=mobilenetv3 --weights=default --runtime=onnxruntime \\
         --threads=1 --resolution=16 --batch_size=256
     python -m experiments.latency_table --space=binas --runtime=onnxruntime --threads=1 --width=0.25 \\
-        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=64
+        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=256
 
 Writes ``luts/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (or
 ``--out``) atomically; finished chunks are kept in a partial file next to it, so a rerun continues. The

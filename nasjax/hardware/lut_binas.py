@@ -23,7 +23,7 @@ exact halving as the structure's per-layer resolutions state).
 table's runtime, batch size, resolution and threads, next to the table's prediction.
 
     python -m experiments.latency_table --space=binas --runtime=onnxruntime --threads=1 --width=0.25 \\
-        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=64
+        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=256
 """
 
 from __future__ import annotations
