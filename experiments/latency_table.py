@@ -6,6 +6,8 @@ Examples (full-size OFA MobileNetV3 with random weights, and the embedded defaul
         --width=1.0 --resolution=224 --batch_size=1
     python -m experiments.latency_table --space=mobilenetv3 --weights=default --runtime=onnxruntime \\
         --threads=1 --resolution=16 --batch_size=256
+    python -m experiments.latency_table --space=binas --runtime=onnxruntime --threads=1 --width=0.25 \\
+        --num_classes=10 --in_channels=1 --resolution=32 --batch_size=256
 
 Writes ``luts/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (or
 ``--out``) atomically; finished chunks are kept in a partial file next to it, so a rerun continues. The
@@ -25,13 +27,16 @@ from nasjax.errors import require
 
 @dataclass(frozen=True)
 class LatencyTableConfig:
-    space: str = cli.option("mobilenetv3_layers", help="Space: mobilenetv3 (stage blocks) | mobilenetv3_layers.")
+    space: str = cli.option("mobilenetv3_layers",
+                            help="Space: mobilenetv3 (stage blocks) | mobilenetv3_layers | binas (HardCoRe-NAS).")
     runtime: str = cli.option("xla", help="Runtime: xla | onnxruntime.")
     resolution: int = cli.option(224, help="Input resolution (pixels).")
     batch_size: int = cli.option(1, help="Images per call.")
     threads: int = cli.option(0, help="CPU threads (0 = all cores).")
     clock: str = cli.option("auto", help="auto (process CPU time for 1 thread, else wall time) | wall | cpu.")
     width: float = cli.option(1.0, help="Width multiplier of a randomly initialised supernet (--weights=random).")
+    num_classes: int = cli.option(1000, help="Classes of a randomly initialised supernet (--weights=random).")
+    in_channels: int = cli.option(3, help="Input channels of a randomly initialised supernet (--weights=random).")
     weights: str = cli.option("random", help="random | default (the embedded default) | a weights directory.")
     warmup: int = cli.option(5, help="Untimed rounds per chunk.")
     repeats: int = cli.option(30, help="Timed interleaved rounds per chunk.")
@@ -43,16 +48,18 @@ class LatencyTableConfig:
 CONFIG_FLAGS = cli.define_config_flags(LatencyTableConfig)
 
 
-def supernet(weights: str, width: float):
-    """``(state, config, block_set)``: random weights at ``width`` (ImageNet shapes), the embedded default,
-    or a weights directory (``nasjax.train.trainer.save_weights``)."""
+def supernet(weights: str, width: float, space: str = "mobilenetv3_layers", num_classes: int = 1000,
+             in_channels: int = 3, config=None):
+    """``(state, config, block_set)``: random weights of ``space``'s supernet at ``width`` (ImageNet shapes by
+    default; ``config``, a ``SupernetConfig``, overrides the shape), the embedded default, or a weights
+    directory (``nasjax.train.trainer.save_weights``)."""
     from nasjax.profiling.contributions import nasjax_block_set
 
     if weights == "random":
-        from nasjax.models.mobilenetv3 import SupernetConfig
+        from nasjax.hardware.lut_builder import LUT_SPACES
         from nasjax.train.trainer import init_state
 
-        cfg = SupernetConfig(width_mult=float(width))
+        cfg = config or LUT_SPACES.get(space).supernet_config(width, num_classes, in_channels)
         return init_state(cfg, 0), cfg, nasjax_block_set()
     if weights == "default":
         from nasjax.default import load_default
@@ -75,7 +82,7 @@ def build(cfg: LatencyTableConfig):
     require(cfg.weights in ("random", "default") or Path(cfg.weights).is_dir(), "weights", cfg.weights,
             "random, default or a weights directory")
     enable_jax_cache()
-    state, scfg, bs = supernet(cfg.weights, cfg.width)
+    state, scfg, bs = supernet(cfg.weights, cfg.width, cfg.space, cfg.num_classes, cfg.in_channels)
     lspace = lb.lut_space(cfg.space, state, scfg, bs)
     lspace.check_resolution(cfg.resolution)
     width = scfg.width_mult if cfg.weights == "random" else None

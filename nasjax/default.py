@@ -293,28 +293,49 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
     atomic_write_text(luts_dir.parent / "PROVENANCE.md", "\n".join(lines))
 
 
+_TABLE_FAMILIES = {
+    "mobilenetv3_layers*": (
+        "`mobilenetv3_layers*/`: full-size OFA MobileNetV3 latency tables",
+        "OFA MobileNetV3 (`ofa_mbv3_d234_e346_k357`, 1000 classes, 3 channels) with randomly initialised "
+        "weights (latency does not depend on their values); OFA's layer view (20 layers x 9 kernel/expand "
+        "choices + 5 depths), predicted as a depth-gated sum with the builder's in-network fit "
+        "(`nasjax.hardware.lut_builder`). Remake all: `python scripts/build_luts.py` (resumable); check: "
+        "`python scripts/validate_lut.py` (figures in docs/latency_tables.md)."),
+    "binas*": (
+        "`binas*/`: the BINAS (HardCoRe-NAS) supernet of the CPU recipe",
+        "The supernet of `nasjax.models.binas` (5 stages, depth 2-4, 12 configurations per layer = expansion "
+        "3/4/6 x kernel 3/5 x SE off/0.25, ReLU in stages 1-2, h-swish after) at the geometry of "
+        "`experiments/flags/binas_train_clutter.flags` (width 0.25, 32x32 input, 1 channel, 10 classes), randomly "
+        "initialised. Layer view (per stage a depth and 4 layers x 12 configurations), depth-gated sum, read by "
+        "`nasjax.hardware.binas_latency.latency_from_table` as BINAS's `T(alpha, beta)` in ms "
+        "(`nasjax.hardware.lut_binas`). Batch 256 was chosen with `python scripts/lut_batch_scaling.py`: from "
+        "batch 64 on the time per image of the smallest, anchor and largest subnets changes by less than 8 %, "
+        "so the network, not the call, sets the time. Remake with the command in the table; check: "
+        "`python scripts/validate_lut.py --tables=binas` (figures in docs/latency_tables.md)."),
+}
+
+
 def shipped_tables_section(luts_root) -> list[str]:
     """PROVENANCE.md lines for the latency tables of ``luts_root/<space>*/`` made by the table builder."""
     from nasjax.tables import Table
 
-    files = sorted(p for p in Path(luts_root).glob("mobilenetv3_layers*/*.json") if not p.name.startswith("."))
-    if not files:
-        return []
-    lines = ["## `mobilenetv3_layers*/`: full-size OFA MobileNetV3 latency tables", "",
-             "OFA MobileNetV3 (`ofa_mbv3_d234_e346_k357`, 1000 classes, 3 channels) with randomly initialised "
-             "weights (latency does not depend on their values); OFA's layer view (20 layers x 9 kernel/expand "
-             "choices + 5 depths), predicted as a depth-gated sum (`nasjax.hardware.lut_builder`). Remake all: "
-             "`python scripts/build_luts.py` (resumable); check: `python scripts/validate_lut.py` "
-             "(figures in docs/latency_tables.md).", "",
-             "| file | runtime | threads | width | base ms | o ms | built | load average | command |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for p in files:
-        t = Table.load(p)
-        pv = t.provenance
-        lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
-                     f"{pv.get('width')} | {t.base:.3f} | {pv.get('per_program_overhead_ms_o', 0):.3f} | "
-                     f"{pv.get('date')} | {pv.get('load_average')} | `{pv.get('command')}` |")
-    return lines + [""]
+    lines = []
+    for pattern, (title, intro) in _TABLE_FAMILIES.items():
+        files = sorted(p for p in Path(luts_root).glob(f"{pattern}/*.json") if not p.name.startswith("."))
+        if not files:
+            continue
+        lines += [f"## {title}", "", intro, "",
+                  "| file | runtime | threads | width | px | batch | base ms | o ms | built | load average | command |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for p in files:
+            t = Table.load(p)
+            pv = t.provenance
+            lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
+                         f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | {t.base:.3f} | "
+                         f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "
+                         f"{pv.get('load_average')} | `{pv.get('command')}` |")
+        lines.append("")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,12 +5,17 @@ optimum against BCFW and evolution.
     python scripts/bench_binas.py --fit_subnets=F --test_subnets=T --contributions=C --lut_filename=L \\
         [--measured_latency=M]                          # the model side's files
     python scripts/bench_binas.py --write_synthetic=DIR # write the synthetic files (experiment inputs)
+    python scripts/bench_binas.py --latency_table=luts/binas_w0.25/...json  # a measured table as the cost
 
 Data (the model side provides these files; without them a synthetic stand-in is used, see below):
 measured subnets for fitting and for testing (nasjax JSON or BINAS's accuracy LUT pickle), the estimator's
 measured contributions (JSON, :func:`nasjax.predictors.bilinear.read_contributions`), a latency model (BINAS
 LUT pickle in seconds, or a nasjax latency table), and optionally measured latencies of found
-architectures (JSON ``{binas string: ms}``).
+architectures (JSON ``{binas string: ms}``). With a measured latency table (``--latency_table``, made by
+``python -m experiments.latency_table --space=binas``) and no ``--measured_latency``, the found
+architectures are timed end to end as static programs in the table's runtime, batch size, resolution and
+threads (:func:`nasjax.hardware.lut_binas.measure_found`, random weights of the table's supernet), and the
+measured vs predicted latency of each is reported (``--no_measure_latency`` skips it).
 
 Synthetic stand-in (no supernet yet): a "true" accuracy ``80 - 30 exp(-capacity / 18)`` of a capacity that
 adds per active layer ``w_s log(e) + 0.4 [k = 5] + 0.5 [SE]`` (``w_s`` growing with the stage and larger
@@ -143,6 +148,8 @@ def main():
     ap.add_argument("--cost_table", help="a cost model of the supernet instead of a latency one: JSON {unit, fixed, "
                     "layers [L][K]} (experiments.binas_measure writes flops_table.json)")
     ap.add_argument("--measured_latency")
+    ap.add_argument("--no_measure_latency", action="store_true",
+                    help="with --latency_table: do not time the found architectures end to end")
     ap.add_argument("--write_synthetic")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--evo_generations", type=int, default=500)
@@ -159,7 +166,8 @@ def main():
     if args.lut_filename:
         lat = latency_from_lut(args.lut_filename, structure=ST).to_unit("ms")
     elif args.latency_table:
-        lat = latency_from_table(Table.load(args.latency_table), ST)
+        lat_table = Table.load(args.latency_table)
+        lat = latency_from_table(lat_table, ST)
     elif args.cost_table:
         ct = json.loads(Path(args.cost_table).read_text())
         lat = latency_model(float(ct["fixed"]), np.asarray(ct["layers"], np.float64), str(ct["unit"]), structure=ST,
@@ -206,7 +214,7 @@ def main():
         print(f"wrote {args.picture}")
     lo, hi = lat.bounds()
     budgets = [lo + f * (hi - lo) for f in (0.1, 0.2, 0.3, 0.45, 0.6, 0.8)]
-    rows = []
+    rows, found = [], []
     evo_cfg = binas_evolution(epochs=args.evo_generations)
     for obj_name in ("estimator", "bilinear"):
         obj = models[obj_name]
@@ -228,9 +236,21 @@ def main():
             if synthetic:
                 row["true_accuracy"] = float(synthetic_truth(ex.arch)[0])
             rows.append(row)
+            found.append(np.asarray(ex.arch, np.int64))
             print(f"{obj_name:9s} budget {b:6.2f} {lat.unit}: exact {ex.objective:.3f} ({t_ex:.1f} ms) milp "
                   f"{mi.objective:.3f} ({t_mi:.0f} ms) bcfw {bc.objective:.3f} (gap {row['bcfw_gap']:.3f}, "
                   f"{t_bc:.0f} ms) evo {ev.objective:.3f} (gap {row['evo_gap']:.3f}, {t_ev:.0f} ms)")
+    if args.latency_table and not args.measured_latency and not args.no_measure_latency:
+        from nasjax.hardware.lut_binas import measure_found
+
+        uniq, inv = np.unique(np.stack(found), axis=0, return_inverse=True)
+        m = measure_found(lat_table, uniq)
+        print(f"measured vs predicted latency of the found architectures ({m['runtime']}, {m['threads']} thread(s), "
+              f"batch {m['batch_size']}, {m['resolution']} px, ms per call):")
+        for r, j in zip(rows, np.ravel(inv)):
+            r["measured_latency"] = float(m["measured_ms"][j])
+            print(f"  {r['objective']:9s} budget {r['budget']:8.3f}: predicted {r['predicted_latency']:8.3f} "
+                  f"measured {r['measured_latency']:8.3f} ({m['error_percent'][j]:+.1f} %)")
     with_meas = [r for r in rows if r["measured_latency"] is not None]
     goals = {"exact_le_50ms": all(r["exact_ms"] <= 50 for r in rows),
              "milp_le_1s": all(r["milp_ms"] <= 1000 for r in rows),

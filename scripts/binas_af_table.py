@@ -1,16 +1,29 @@
 """BINAS A-F-style result table on nasjax's trained BINAS supernet, and the estimator's coefficient picture.
 
     python scripts/binas_af_table.py --measure_dir=results/binas_measure --weights=results/binas_train/out/weights \\
-        --picture=docs/img/binas_coefficients.png
+        --latency_table=luts/binas_w0.25/<device>-onnxruntime-32px-b<batch>-t1.json \\
+        [--picture=docs/img/binas_coefficients.png]
 
-Reads the files of ``experiments.binas_measure`` (fit / test subnets, contributions, the supernet's FLOPs
-table). For six budgets spread over the cost range it finds the certified optimum (``binas-exact``) of
-the contribution estimator and of the stage-coupled bilinear predictor under the budget, and measures
-the found architectures on the supernet (batched evaluation, BN recalibrated, the 2,000 validation
-images). The cost model is the supernet's MFLOPs per image (``nasjax.hardware.flops.binas_flops``),
-a stand-in for a measured latency table: predicted and counted cost agree by construction (the FLOPs of
-a subnet are exactly additive over its active layers). Prints the table (markdown), the insight figures,
-and as the last line one JSON object.
+Reads the files of ``experiments.binas_measure`` (fit / test subnets, contributions, and for the MFLOPs cost
+the supernet's FLOPs table). For six budgets spread over the cost range it finds the certified optimum
+(``binas-exact``) of the contribution estimator and of the stage-coupled bilinear predictor under the
+budget, and measures the found architectures: accuracy on the supernet (batched evaluation, BN
+recalibrated, ``--val_images`` validation images) and cost.
+
+The cost (``--cost``):
+
+* ``latency`` (the default when ``--latency_table`` is given): a measured latency table of the supernet
+  (``python -m experiments.latency_table --space=binas``) read as BINAS's latency model
+  ``T(alpha, beta)`` in ms per call of the table's batch size
+  (:func:`nasjax.hardware.binas_latency.latency_from_table`); every found architecture is then timed end to
+  end as its own static program in the table's runtime, batch size, resolution and threads
+  (:func:`nasjax.hardware.lut_binas.measure_found`), next to the prediction;
+* ``mflops``: the supernet's MFLOPs per image (``nasjax.hardware.flops.binas_flops``, ``flops_table.json``);
+  predicted and counted cost agree by construction (exactly additive over the active layers).
+
+``--weights=random`` runs everything on a randomly initialised supernet (the latency table's geometry, or
+the CPU recipe's: width 0.25, 10 classes, 1 channel), for trying the script out. Prints the table
+(markdown), the insight figures, the load average and as the last line one JSON object.
 """
 
 from __future__ import annotations
@@ -27,28 +40,75 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nasjax import metrics  # noqa: E402
 from nasjax.constraints import Constraint  # noqa: E402
-from nasjax.hardware.binas_latency import latency_model  # noqa: E402
+from nasjax.errors import NasjaxInputError, require  # noqa: E402
+from nasjax.hardware.binas_latency import latency_from_table, latency_model  # noqa: E402
 from nasjax.predictors.bilinear import fit_bilinear, read_contributions, read_measured  # noqa: E402
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients  # noqa: E402
 from nasjax.search import SearchProblem, run_search  # noqa: E402
 from nasjax.spaces.binas import DEFAULT, active, binas_space, layer_choices, to_string  # noqa: E402
+from nasjax.tables import Table  # noqa: E402
+
+
+def _supernet(weights: str, table):
+    """``(state, config)``: the trained supernet, or random weights of the table's (or the CPU recipe's) shape."""
+    if weights != "random":
+        from nasjax.train.trainer import load_weights
+
+        state, sc, _ = load_weights(weights)
+        return state, sc
+    from nasjax.hardware.lut_builder import LUT_SPACES
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.train.trainer import init_state
+
+    sc = (SupernetConfig.from_dict(table.provenance["supernet_config"]) if table is not None
+          else LUT_SPACES.get("binas").supernet_config(0.25, 10, 1))
+    return init_state(sc, 0), sc
+
+
+def _blocks(a) -> str:
+    return " / ".join(
+        ",".join(f"e{c.expansion}k{c.kernel}" + ("s" if c.se else "")
+                 for c in (DEFAULT.configs[int(a[DEFAULT.layer_position(s, j)])]
+                           for j in range(DEFAULT.depths[int(a[DEFAULT.depth_position(s)])])))
+        for s in range(DEFAULT.num_stages))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--measure_dir", required=True)
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", required=True, help="the trained supernet's weights directory, or 'random'")
+    ap.add_argument("--latency_table", help="a binas latency table (luts/binas_w*/...json) as the cost")
+    ap.add_argument("--cost", choices=("latency", "mflops"), help="default: latency with --latency_table, else "
+                    "mflops")
     ap.add_argument("--dataset", default="mnist_clutter")
     ap.add_argument("--picture")
     ap.add_argument("--val_images", type=int, default=2000)
     ap.add_argument("--calib_images", type=int, default=128)
+    ap.add_argument("--latency_repeats", type=int, default=20, help="timed rounds per end-to-end measurement")
     args = ap.parse_args()
+    try:
+        run(args)
+    except NasjaxInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run(args):
+    cost_kind = args.cost or ("latency" if args.latency_table else "mflops")
+    require(cost_kind == "mflops" or bool(args.latency_table), "latency_table", args.latency_table,
+            "a binas latency table file with --cost=latency")
     d = Path(args.measure_dir)
     fit, test = read_measured(d / "fit_subnets.json"), read_measured(d / "test_subnets.json")
     est = read_contributions(d / "contributions.json")
-    cost = json.loads((d / "flops_table.json").read_text())
-    lat = latency_model(float(cost["fixed"]), np.asarray(cost["layers"]), cost["unit"],
-                        provenance={"source": "supernet FLOPs (nasjax.hardware.flops.binas_flops)"})
+    table = Table.load(args.latency_table) if args.latency_table else None
+    if cost_kind == "latency":
+        lat = latency_from_table(table)
+        cost_label = f"latency, ms per call of {table.provenance['batch_size']} images"
+    else:
+        cost = json.loads((d / "flops_table.json").read_text())
+        lat = latency_model(float(cost["fixed"]), np.asarray(cost["layers"]), cost["unit"],
+                            provenance={"source": "supernet FLOPs (nasjax.hardware.flops.binas_flops)"})
+        cost_label = "MFLOPs per image"
     bil = fit_bilinear(*fit)
     ranking = {}
     for name, m in (("estimator", est), ("bilinear", bil)):
@@ -74,41 +134,55 @@ def main():
     import jax.numpy as jnp
 
     from nasjax.data.datasets import eval_batches, load_dataset
-    from nasjax.hardware.flops import binas_flops
     from nasjax.train.binas import measure_archs
-    from nasjax.train.trainer import load_weights
 
-    state, sc, _ = load_weights(args.weights)
+    state, sc = _supernet(args.weights, table)
     ds = load_dataset(args.dataset)
     val = [(jnp.asarray(x), jnp.asarray(y)) for x, y in eval_batches(ds.val, 500, args.val_images)]
     idx = np.random.default_rng(1).permutation(len(ds.train))[:args.calib_images]
     calib = [jnp.asarray(ds.train.get(idx[i:i + 256])[0]) for i in range(0, len(idx), 256)]
     acc = measure_archs(state, DEFAULT.to_dict(), np.stack(archs), val, calib, progress=False)
-    fixed, layers = binas_flops(sc, ds.image_shape[0], DEFAULT.to_dict()["configs"])
-    for r, a, m in zip(rows, archs, acc):
+    if cost_kind == "latency":
+        from nasjax.hardware.lut_binas import measure_found
+
+        uniq, inv = np.unique(np.stack(archs), axis=0, return_inverse=True)
+        found = measure_found(table, uniq, state, repeats=args.latency_repeats)
+        counted = found["measured_ms"][np.ravel(inv)]
+        latency_info = {k: found[k] for k in ("runtime", "threads", "clock", "batch_size", "resolution", "rounds",
+                                              "unit")}
+    else:
+        from nasjax.hardware.flops import binas_flops
+
+        fixed, layers = binas_flops(sc, ds.image_shape[0], DEFAULT.to_dict()["configs"])
+        counted = [fixed + sum(layers[lay, c] for lay, (c, on) in enumerate(zip(layer_choices(a)[0], active(a)[0]))
+                               if on) for a in archs]
+        latency_info = None
+    for r, m, c in zip(rows, acc, counted):
         r["measured_accuracy"] = float(m)
-        act = active(a)[0]
-        lc = layer_choices(a)[0]
-        r["counted_cost"] = float(fixed + sum(layers[lay, lc[lay]] for lay in range(len(lc)) if act[lay]))
-    print("| objective | budget (MFLOPs) | stages (layer: expansion e, kernel k, s = SE) | predicted / counted MFLOPs "
+        r["measured_cost" if cost_kind == "latency" else "counted_cost"] = float(c)
+        r["cost_error_percent"] = 100.0 * (r["predicted_cost"] - float(c)) / float(c)
+    what = "measured" if cost_kind == "latency" else "counted"
+    print(f"cost: {cost_label}" + (f" ({latency_info['runtime']}, {latency_info['threads']} thread(s), "
+                                   f"{latency_info['resolution']} px)" if latency_info else ""))
+    print(f"| objective | budget | stages (layer: expansion e, kernel k, s = SE) | predicted / {what} cost "
           "| predicted / measured acc. (%) |")
     print("| --- | --- | --- | --- | --- |")
     for r, a in zip(rows, archs):
-        blocks = " / ".join(
-            ",".join(f"e{c.expansion}k{c.kernel}" + ("s" if c.se else "")
-                     for c in (DEFAULT.configs[int(a[DEFAULT.layer_position(s, j)])]
-                               for j in range(DEFAULT.depths[int(a[DEFAULT.depth_position(s)])])))
-            for s in range(DEFAULT.num_stages))
-        print(f"| {r['objective']} | {r['budget']:.2f} | {blocks} | {r['predicted_cost']:.2f} / "
-              f"{r['counted_cost']:.2f} | {r['predicted_accuracy']:.2f} / {r['measured_accuracy']:.2f} |")
+        print(f"| {r['objective']} | {r['budget']:.3f} | {_blocks(a)} | {r['predicted_cost']:.3f} / "
+              f"{r[what + '_cost']:.3f} ({r['cost_error_percent']:+.1f} %) | {r['predicted_accuracy']:.2f} / "
+              f"{r['measured_accuracy']:.2f} |")
     corr = {o: metrics.spearman([r["measured_accuracy"] for r in rows if r["objective"] == o],
                                 [r["predicted_accuracy"] for r in rows if r["objective"] == o])
             for o in ("estimator", "bilinear")}
+    within = float(np.mean([abs(r["cost_error_percent"]) <= 10.0 for r in rows]))
     print(f"ranking on the held-out subnets: {ranking}")
     print(f"insight: {insight}")
+    print(f"found architectures with predicted cost within 10 % of the {what} one: {100 * within:.0f} %; "
+          f"worst {max(abs(r['cost_error_percent']) for r in rows):.1f} %")
     print(f"load average {os.getloadavg()}")
-    print(json.dumps({"rows": rows, "ranking": ranking, "insight": insight, "found_spearman": corr,
-                      "load_average": list(os.getloadavg())}, default=float))
+    print(json.dumps({"cost": cost_kind, "cost_label": cost_label, "latency_measurement": latency_info,
+                      "rows": rows, "ranking": ranking, "insight": insight, "found_spearman": corr,
+                      "cost_within_10_percent": within, "load_average": list(os.getloadavg())}, default=float))
 
 
 if __name__ == "__main__":

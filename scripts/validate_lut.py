@@ -65,7 +65,10 @@ def validate_one(path: Path, args) -> dict:
     prov = table.provenance
     runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
     enable_jax_cache()
-    state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0))
+    from nasjax.models.mobilenetv3 import SupernetConfig
+
+    shape = SupernetConfig.from_dict(prov["supernet_config"]) if prov.get("supernet_config") else None
+    state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0), prov["space"], config=shape)
     if prov.get("block_set"):
         from nasjax.spaces.mobilenetv3 import BlockSet
 

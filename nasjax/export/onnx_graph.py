@@ -1,5 +1,6 @@
-"""One subnet of the elastic OFA MobileNetV3 supernet (Cai et al., ICLR 2020) as a standalone ONNX model,
-built with the ``onnx`` package's graph helpers from the weights :mod:`nasjax.export.static` cuts out.
+"""One subnet of the elastic MobileNetV3 supernet (OFA's, Cai et al., ICLR 2020, or BINAS's of
+:mod:`nasjax.models.binas`) as a standalone ONNX model, built with the ``onnx`` package's graph helpers
+from the weights :mod:`nasjax.export.static` cuts out.
 
 Layout: ONNX is NCHW. The model's input ``input`` is ``float32 [N, C, H, W]`` (an NHWC batch ``x`` of the
 supernet is ``x.transpose(0, 3, 1, 2)``); a whole subnet outputs ``logits [N, classes]``, the pieces output
@@ -13,9 +14,10 @@ Graph (opset 17):
   no ``BatchNormalization`` node remains;
 * h-swish is ``HardSwish`` (``x * max(0, min(1, x / 6 + 1 / 2))``), ReLU is ``Relu``;
 * squeeze-excite: ``GlobalAveragePool -> Conv 1x1 (+b) -> Relu -> Conv 1x1 (+b) -> HardSigmoid(1/6, 1/2)
-  -> Mul``; identity residuals are ``Add``;
-* head: final expand ``Conv`` + ``HardSwish``, ``GlobalAveragePool``, ``Flatten``, ``Gemm`` (feature mix, no
-  bias) + ``HardSwish``, ``Gemm`` (classifier).
+  -> Mul`` (only in layers that have one: every layer of an SE stage, or where an elective SE is on);
+  identity residuals are ``Add``;
+* head: final expand ``Conv`` + ``HardSwish``, ``GlobalAveragePool``, ``Flatten``, ``Gemm`` (feature mix, with
+  a bias when the supernet has one) + ``HardSwish``, ``Gemm`` (classifier).
 
 Every built model passes ``onnx.checker.check_model(model, full_check=True)``. :func:`save_onnx` writes
 atomically (temporary file, then rename).
@@ -47,7 +49,7 @@ from nasjax.export.static import (
     supernet_of,
 )
 from nasjax.io import atomic_path
-from nasjax.models.mobilenetv3 import NUM_STAGES, STAGE_STRIDES
+from nasjax.models.mobilenetv3 import NUM_STAGES
 
 __all__ = ["OPSET", "IR_VERSION", "subnet_onnx", "stage_onnx", "layer_onnx", "stem_onnx", "head_onnx",
            "save_onnx"]
@@ -115,7 +117,7 @@ def _depthwise(w: np.ndarray) -> np.ndarray:
 def _stem(g: _Graph, x: str, w: StemWeights) -> str:
     x = g.conv_bn(x, _hwio(w.w_conv), w.bn_conv, STEM_STRIDE, 1, w.conv_act, "stem.conv")
     c = w.w_dw.shape[-1]
-    h = g.conv_bn(x, _depthwise(w.w_dw), w.bn_dw, STAGE_STRIDES[0], c, w.block_act, "first_block.dw")
+    h = g.conv_bn(x, _depthwise(w.w_dw), w.bn_dw, w.block_stride, c, w.block_act, "first_block.dw")
     y = g.conv_bn(h, _dense(w.w_pw), w.bn_pw, 1, 1, None, "first_block.pw")
     return g.op("Add", [x, y], "first_block.add") if w.residual else y
 
@@ -138,7 +140,8 @@ def _layer(g: _Graph, x: str, w: LayerWeights) -> str:
 def _head(g: _Graph, x: str, w: HeadWeights) -> str:
     x = g.conv_bn(x, _dense(w.w_expand), w.bn_expand, 1, 1, "h_swish", "head.final_expand")
     v = g.op("Flatten", [g.op("GlobalAveragePool", [x], "head.pool")], "head.flatten", axis=1)
-    v = g.op("Gemm", [v, g.const("head.mix.w", w.w_mix)], "head.mix")
+    mix = [v, g.const("head.mix.w", w.w_mix)] + ([g.const("head.mix.b", w.b_mix)] if w.b_mix is not None else [])
+    v = g.op("Gemm", mix, "head.mix")
     v = g.op("HardSwish", [v], "head.mix.h_swish")
     return g.op("Gemm", [v, g.const("head.classifier.w", w.w_cls), g.const("head.classifier.b", w.b_cls)],
                 "head.classifier")
@@ -214,9 +217,9 @@ def subnet_onnx(model_state: Any, subnet: Any, *, batch_size: int | None, resolu
             x = _layer(g, x, lw)
         return _head(g, x, w.head)
 
-    arch = ",".join(f"{k}={w.subnet[k]}" for k in ("ks", "e", "d"))
+    arch = ",".join(f"{k}={w.subnet[k]}" for k in ("ks", "e", "d", "se") if k in w.subnet)
     return _build(model_state, batch_size, resolution, "subnet", (-1, 0), _LOGITS, body,
-                  f"OFA MobileNetV3 subnet {arch}")
+                  f"elastic MobileNetV3 subnet {arch}")
 
 
 def stem_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:
@@ -234,8 +237,8 @@ def stem_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> o
                   lambda g, m: _stem(g, "input", _stem_weights(m)), "stem")
 
 
-def stage_onnx(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: Sequence[int], *,
-               batch_size: int | None, resolution: int) -> onnx.ModelProto:
+def stage_onnx(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: Sequence[int],
+               ses: Sequence[int] | None = None, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:
     """Stage ``stage`` at depth ``depth`` (kernels ``ks``, expand ratios ``es``; the first ``depth`` used) at its
     real input shape.
 
@@ -247,11 +250,12 @@ def stage_onnx(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: 
       depth: active layers, from ``config.depth_list``.
       ks: kernel sizes per layer.
       es: expand ratios per layer.
+      ses: squeeze-excite 0/1 per layer for a supernet with an elective one (BINAS); else ``None``.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    layers = _stage_layers(supernet_of(model_state), stage, depth, ks, es)
+    layers = _stage_layers(supernet_of(model_state), stage, depth, ks, es, ses)
 
     def body(g, _model):
         x = "input"
@@ -261,11 +265,12 @@ def stage_onnx(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: 
 
     d = int(depth)
     return _build(model_state, batch_size, resolution, f"stage{int(stage)}", (int(stage), 0), int(stage) + 1, body,
-                  f"stage {int(stage)} depth {d} ks={list(ks)[:d]} e={list(es)[:d]}")
+                  f"stage {int(stage)} depth {d} ks={list(ks)[:d]} e={list(es)[:d]}"
+                  + ("" if ses is None else f" se={list(ses)[:d]}"))
 
 
-def layer_onnx(model_state: Any, stage: int, layer: int, k: int, e: int, *, batch_size: int | None,
-               resolution: int) -> onnx.ModelProto:
+def layer_onnx(model_state: Any, stage: int, layer: int, k: int, e: int, se: int | None = None, *,
+               batch_size: int | None, resolution: int) -> onnx.ModelProto:
     """One layer at ``(k, e)`` at its real input shape (every layer outputs its stage's output shape).
 
     Args:
@@ -276,14 +281,15 @@ def layer_onnx(model_state: Any, stage: int, layer: int, k: int, e: int, *, batc
       layer: 0-based index within the stage.
       k: kernel size.
       e: expand ratio.
+      se: squeeze-excite 0/1 for a supernet with an elective one (BINAS); else ``None``.
 
     Returns:
       A checked ``onnx.ModelProto``.
     """
-    lw = layer_weights(model_state, stage, layer, k, e)
+    lw = layer_weights(model_state, stage, layer, k, e, se)
     return _build(model_state, batch_size, resolution, f"stage{lw.stage}_layer{lw.index}", (lw.stage, lw.index),
                   lw.stage + 1, lambda g, m: _layer(g, "input", lw),
-                  f"stage {lw.stage} layer {lw.index} k={lw.k} e={lw.e}")
+                  f"stage {lw.stage} layer {lw.index} k={lw.k} e={lw.e}" + ("" if se is None else f" se={int(se)}"))
 
 
 def head_onnx(model_state: Any, *, batch_size: int | None, resolution: int) -> onnx.ModelProto:

@@ -1,5 +1,6 @@
-"""One subnet of the elastic OFA MobileNetV3 supernet (Cai et al., "Once-for-All", ICLR 2020) as a static
-network that holds only its own weights.
+"""One subnet of the elastic MobileNetV3 supernet -- OFA's (Cai et al., "Once-for-All", ICLR 2020) or the
+BINAS / HardCoRe-NAS one of :mod:`nasjax.models.binas` (elective squeeze-excite, per-stage activations) -- as a
+static network that holds only its own weights.
 
 This module is the one place where a subnet's weights are cut out of the supernet
 (:func:`layer_weights`, :func:`stem_weights`, :func:`head_weights`, :func:`subnet_weights`); the static
@@ -9,8 +10,12 @@ returns. For layer ``l`` with kernel ``k`` and expand ratio ``e``:
 * depthwise kernel: OFA's kernel transformation, ``W_k`` of :meth:`ElasticMBConv.kernels` (centre crop of
   the stored largest kernel, then the learnt matrices ``T``), first ``mid(e)`` channels;
 * expand / project 1x1 convs: the first ``mid(e)`` output / input channels, BN statistics of those
-  channels; SE: the first ``make_divisible(mid(e) // 4, 8)`` hidden units and ``mid(e)`` channels;
-* layers ``i >= d_s`` of stage ``s`` are dropped.
+  channels; SE: the first ``make_divisible(mid(e) // 4, 8)`` hidden units and ``mid(e)`` channels, in a layer
+  whose stage has SE or, with an elective SE (``config.se_choice``, BINAS), where the subnet's ``se[l]`` is 1
+  (a layer without it holds no SE weights);
+* layers ``i >= d_s`` of stage ``s`` are dropped;
+* activations and strides are the config's (``stage_acts``, ``stage_strides``), the head's feature mix has a
+  bias when the config has one (``head_bias``, BINAS's conv head).
 
 The static modules are plain Flax NNX modules with no masks: ``module(x)`` with ``x`` NHWC float32 at any
 batch size, eval mode (running BN statistics), the supernet's depthwise formulation
@@ -106,7 +111,7 @@ class LayerWeights:
 @dataclass(frozen=True)
 class StemWeights:
     """Stem ``3x3 conv [2] -> BN -> h-swish`` (``w_conv [3, 3, in, c0]``), then the first block
-    ``3x3 depthwise -> BN -> act -> 1x1 -> BN`` (``w_dw [3, 3, c0]``, ``w_pw [c0, c1]``)."""
+    ``3x3 depthwise [block_stride] -> BN -> act -> 1x1 -> BN`` (``w_dw [3, 3, c0]``, ``w_pw [c0, c1]``)."""
 
     w_conv: np.ndarray
     bn_conv: BNWeights
@@ -117,18 +122,21 @@ class StemWeights:
     w_pw: np.ndarray
     bn_pw: BNWeights
     residual: bool
+    block_stride: int = STAGE_STRIDES[0]
 
 
 @dataclass(frozen=True)
 class HeadWeights:
     """Final expand ``1x1 conv -> BN -> h-swish`` (``w_expand [c, cf]``), global average pool, feature mix
-    ``h-swish(v @ w_mix)`` (``[cf, cm]``, no bias), classifier ``v @ w_cls + b_cls``."""
+    ``h-swish(v @ w_mix [+ b_mix])`` (``[cf, cm]``; ``b_mix`` ``None`` without a bias), classifier
+    ``v @ w_cls + b_cls``."""
 
     w_expand: np.ndarray
     bn_expand: BNWeights
     w_mix: np.ndarray
     w_cls: np.ndarray
     b_cls: np.ndarray
+    b_mix: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +176,7 @@ def supernet_of(model_state: Any) -> OFAMobileNetV3:
                            "(nasjax.models.split_model) or an OFAMobileNetV3")
 
 
-def _check_position(cfg: SupernetConfig, stage, layer=None, k=None, e=None) -> None:
+def _check_position(cfg: SupernetConfig, stage, layer=None, k=None, e=None, se=None, *, layer_given=False) -> None:
     require(isinstance(stage, (int, np.integer)) and 0 <= stage < NUM_STAGES, "stage", stage,
             f"an integer in [0, {NUM_STAGES})")
     if layer is not None:
@@ -179,16 +187,25 @@ def _check_position(cfg: SupernetConfig, stage, layer=None, k=None, e=None) -> N
     if e is not None:
         require(isinstance(e, (int, np.integer)) and int(e) in cfg.expand_list, "e", e,
                 f"one of {list(cfg.expand_list)}")
+    if layer_given:
+        if cfg.se_choice:
+            require(isinstance(se, (int, np.integer, bool)) and int(se) in (0, 1), "se", se,
+                    "0 or 1 (the supernet's squeeze-excite is elective: off / on)")
+        else:
+            require(se is None, "se", se, "None (this supernet's squeeze-excite is fixed per stage, not elective)")
 
 
-def _layer_weights(model: OFAMobileNetV3, stage: int, layer: int, k: int, e: int) -> LayerWeights:
+def _layer_weights(model: OFAMobileNetV3, stage: int, layer: int, k: int, e: int, se: int | None = None
+                   ) -> LayerWeights:
+    """``se`` (0/1) chooses the squeeze-excite of a supernet with an elective one; ``None`` otherwise."""
     cfg = model.config
     blk = model.blocks[stage * cfg.max_depth + layer]
     spec = blk.spec
     j = cfg.expand_list.index(int(e))
     mid = spec.mid[j]
+    use_se = blk.se is not None and (not cfg.se_choice or bool(se))
     se = None
-    if blk.se is not None:
+    if use_se:
         h = spec.se_hidden[j]
         se = (_np(blk.se.w_reduce)[:mid, :h], _np(blk.se.b_reduce)[:h], _np(blk.se.w_expand)[:h, :mid],
               _np(blk.se.b_expand)[:mid])
@@ -202,7 +219,7 @@ def _layer_weights(model: OFAMobileNetV3, stage: int, layer: int, k: int, e: int
     )
 
 
-def layer_weights(model_state: Any, stage: int, layer: int, k: int, e: int) -> LayerWeights:
+def layer_weights(model_state: Any, stage: int, layer: int, k: int, e: int, se: int | None = None) -> LayerWeights:
     """Weights of layer ``layer`` of stage ``stage`` cut to kernel ``k`` and expand ratio ``e``.
 
     Args:
@@ -211,19 +228,21 @@ def layer_weights(model_state: Any, stage: int, layer: int, k: int, e: int) -> L
       layer: 0-based index within the stage.
       k: kernel size from ``config.ks_list``.
       e: expand ratio from ``config.expand_list``.
+      se: with an elective squeeze-excite (``config.se_choice``, BINAS) 0 (off) or 1 (on); else ``None``.
 
     Returns:
       A :class:`LayerWeights` with only the channels the layer uses.
     """
     model = supernet_of(model_state)
-    _check_position(model.config, stage, layer, k, e)
-    return _layer_weights(model, int(stage), int(layer), int(k), int(e))
+    _check_position(model.config, stage, layer, k, e, se, layer_given=True)
+    return _layer_weights(model, int(stage), int(layer), int(k), int(e), None if se is None else int(se))
 
 
 def _stem_weights(model: OFAMobileNetV3) -> StemWeights:
     fc, fb = model.first_conv, model.first_block
     return StemWeights(w_conv=_np(fc.w), bn_conv=_bn(fc.bn), conv_act=fc.act, w_dw=_np(fb.w_dw), bn_dw=_bn(fb.bn_dw),
-                       block_act=fb.act, w_pw=_np(fb.w_pw)[0, 0], bn_pw=_bn(fb.bn_pw), residual=bool(fb.residual))
+                       block_act=fb.act, w_pw=_np(fb.w_pw)[0, 0], bn_pw=_bn(fb.bn_pw), residual=bool(fb.residual),
+                       block_stride=int(fb.stride))
 
 
 def stem_weights(model_state: Any) -> StemWeights:
@@ -241,7 +260,7 @@ def stem_weights(model_state: Any) -> StemWeights:
 def _head_weights(model: OFAMobileNetV3) -> HeadWeights:
     fe = model.final_expand
     return HeadWeights(w_expand=_np(fe.w)[0, 0], bn_expand=_bn(fe.bn), w_mix=_np(model.w_mix), w_cls=_np(model.w_cls),
-                       b_cls=_np(model.b_cls))
+                       b_cls=_np(model.b_cls), b_mix=None if model.b_mix is None else _np(model.b_mix))
 
 
 def head_weights(model_state: Any) -> HeadWeights:
@@ -261,8 +280,9 @@ def subnet_weights(model_state: Any, subnet: Any) -> SubnetWeights:
 
     Args:
       model_state: the supernet (``ModelState`` or ``OFAMobileNetV3``).
-      subnet: OFA dict ``{"ks": [L], "e": [L], "d": [S]}`` (lists or arrays) with values from the
-        config's lists; a malformed one raises ``NasjaxInputError`` naming the field.
+      subnet: OFA dict ``{"ks": [L], "e": [L], "d": [S]}`` (plus ``"se": [L]`` 0/1 for a supernet with an
+        elective squeeze-excite, e.g. ``nasjax.models.binas.binas_subnets``) with values from the config's
+        lists; a malformed one raises ``NasjaxInputError`` naming the field.
 
     Returns:
       A :class:`SubnetWeights`.
@@ -271,7 +291,9 @@ def subnet_weights(model_state: Any, subnet: Any) -> SubnetWeights:
     cfg = model.config
     sub = validate_subnet(subnet, cfg)
     D = cfg.max_depth
-    layers = tuple(_layer_weights(model, s, i, sub["ks"][s * D + i], sub["e"][s * D + i])
+    se = sub.get("se")
+    layers = tuple(_layer_weights(model, s, i, sub["ks"][s * D + i], sub["e"][s * D + i],
+                                  None if se is None else se[s * D + i])
                    for s in range(NUM_STAGES) for i in range(sub["d"][s]))
     return SubnetWeights(cfg, sub, _stem_weights(model), layers, _head_weights(model))
 
@@ -300,16 +322,17 @@ def feature_shape(config: SupernetConfig, resolution: int, stage: int, layer: in
     if stage == -1:
         return int(resolution), config.in_channels
     w = config.widths()
-    h = _out(_out(int(resolution), STEM_STRIDE), STAGE_STRIDES[0])
+    strides = config.stage_strides
+    h = _out(_out(int(resolution), STEM_STRIDE), strides[0])
     for s in range(stage):
-        h = _out(h, STAGE_STRIDES[s + 1])
+        h = _out(h, strides[s + 1])
     if stage == NUM_STAGES:
         return h, w["stages"][-1]
     require(isinstance(layer, (int, np.integer)) and 0 <= layer < config.max_depth, "layer", layer,
             f"an integer in [0, {config.max_depth})")
     if layer == 0:
         return h, (w["first_block"] if stage == 0 else w["stages"][stage - 1])
-    return _out(h, STAGE_STRIDES[stage + 1]), w["stages"][stage]
+    return _out(h, strides[stage + 1]), w["stages"][stage]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -347,10 +370,11 @@ class StaticStem(nnx.Module):
         self.w_pw = _param(w.w_pw)
         self.bn_pw = _bn_module(w.bn_pw)
         self.conv_act, self.block_act, self.residual, self.impl = w.conv_act, w.block_act, w.residual, impl
+        self.block_stride = w.block_stride
 
     def __call__(self, x):
         x = ACTIVATIONS[self.conv_act](self.bn_conv(conv2d(x, self.w_conv[...], STEM_STRIDE)))
-        h = ACTIVATIONS[self.block_act](self.bn_dw(depthwise_conv(x, self.w_dw[...], STAGE_STRIDES[0], self.impl)))
+        h = ACTIVATIONS[self.block_act](self.bn_dw(depthwise_conv(x, self.w_dw[...], self.block_stride, self.impl)))
         y = self.bn_pw(conv2d(h, self.w_pw[...][None, None]))
         return x + y if self.residual else y
 
@@ -399,13 +423,17 @@ class StaticHead(nnx.Module):
         self.w_expand = _param(w.w_expand)
         self.bn_expand = _bn_module(w.bn_expand)
         self.w_mix = _param(w.w_mix)
+        self.b_mix = None if w.b_mix is None else _param(w.b_mix)
         self.w_cls = _param(w.w_cls)
         self.b_cls = _param(w.b_cls)
 
     def __call__(self, x):
         hs = ACTIVATIONS["h_swish"]
         v = jnp.mean(hs(self.bn_expand(conv2d(x, self.w_expand[...][None, None]))), axis=(1, 2))
-        return hs(v @ self.w_mix[...]) @ self.w_cls[...] + self.b_cls[...]
+        v = v @ self.w_mix[...]
+        if self.b_mix is not None:
+            v = v + self.b_mix[...]
+        return hs(v) @ self.w_cls[...] + self.b_cls[...]
 
 
 class StaticSubnet(nnx.Module):
@@ -474,23 +502,30 @@ def stem(model_state: Any) -> StaticStem:
     return StaticStem(_stem_weights(model), model.config.depthwise_impl)
 
 
-def _stage_layers(model: OFAMobileNetV3, stage, depth, ks, es) -> list[LayerWeights]:
+def _stage_layers(model: OFAMobileNetV3, stage, depth, ks, es, ses=None) -> list[LayerWeights]:
     cfg = model.config
     _check_position(cfg, stage)
     require(isinstance(depth, (int, np.integer)) and int(depth) in cfg.depth_list, "depth", depth,
             f"one of {list(cfg.depth_list)}")
-    for name, v in (("ks", ks), ("es", es)):
+    lists = [("ks", ks, cfg.ks_list), ("es", es, cfg.expand_list)]
+    if cfg.se_choice:
+        lists.append(("ses", ses, (0, 1)))
+    else:
+        require(ses is None, "ses", ses, "None (this supernet's squeeze-excite is fixed per stage, not elective)")
+    for name, v, _ in lists:
         require(isinstance(v, (list, tuple, np.ndarray)) and len(v) in (int(depth), cfg.max_depth), name, v,
                 f"a list of {int(depth)} (or {cfg.max_depth}) values")
     for i in range(int(depth)):
-        for name, v, allowed in (("ks", ks, cfg.ks_list), ("es", es, cfg.expand_list)):
+        for name, v, allowed in lists:
             x = v[i]
             require(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and int(x) in allowed,
                     f"{name}[{i}]", x, f"one of {list(allowed)}")
-    return [_layer_weights(model, int(stage), i, int(ks[i]), int(es[i])) for i in range(int(depth))]
+    return [_layer_weights(model, int(stage), i, int(ks[i]), int(es[i]), None if ses is None else int(ses[i]))
+            for i in range(int(depth))]
 
 
-def stage_block(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: Sequence[int]) -> StaticStage:
+def stage_block(model_state: Any, stage: int, depth: int, ks: Sequence[int], es: Sequence[int],
+                ses: Sequence[int] | None = None) -> StaticStage:
     """Stage ``stage`` at depth ``depth`` with kernels ``ks`` and expand ratios ``es`` (only the first ``depth``
     entries are used) as a static module; input ``[N, side, side, c]`` from :func:`feature_shape`.
 
@@ -500,15 +535,16 @@ def stage_block(model_state: Any, stage: int, depth: int, ks: Sequence[int], es:
       depth: number of active layers, from ``config.depth_list``.
       ks: kernel sizes per layer.
       es: expand ratios per layer.
+      ses: squeeze-excite on (1) / off (0) per layer for a supernet with an elective one; else ``None``.
 
     Returns:
       A :class:`StaticStage`.
     """
     model = supernet_of(model_state)
-    return StaticStage(_stage_layers(model, stage, depth, ks, es), model.config.depthwise_impl)
+    return StaticStage(_stage_layers(model, stage, depth, ks, es, ses), model.config.depthwise_impl)
 
 
-def layer_block(model_state: Any, stage: int, layer: int, k: int, e: int) -> StaticStage:
+def layer_block(model_state: Any, stage: int, layer: int, k: int, e: int, se: int | None = None) -> StaticStage:
     """One layer at ``(k, e)`` as a static module; input ``feature_shape(config, R, stage, layer)``.
 
     Args:
@@ -517,12 +553,13 @@ def layer_block(model_state: Any, stage: int, layer: int, k: int, e: int) -> Sta
       layer: 0-based index within the stage.
       k: kernel size.
       e: expand ratio.
+      se: squeeze-excite 0/1 for a supernet with an elective one (BINAS); else ``None``.
 
     Returns:
       A :class:`StaticStage` of that one layer.
     """
     model = supernet_of(model_state)
-    return StaticStage([layer_weights(model, stage, layer, k, e)], model.config.depthwise_impl)
+    return StaticStage([layer_weights(model, stage, layer, k, e, se)], model.config.depthwise_impl)
 
 
 def head(model_state: Any) -> StaticHead:

@@ -57,14 +57,13 @@ def layer_cost(spec, k: int, e: int, h_in: int, expand_list=EXPAND) -> tuple[int
 
 def stage_inputs(config, resolution: int) -> list[int]:
     """Spatial size of the input of each of the 5 elastic stages for a ``resolution`` input."""
-    from nasjax.models.mobilenetv3 import STAGE_STRIDES
-
+    strides = config.stage_strides
     h = _out(resolution, 2)  # stem
-    h = _out(h, STAGE_STRIDES[0])  # first block
+    h = _out(h, strides[0])  # first block
     out = []
     for s in range(5):
         out.append(h)
-        h = _out(h, STAGE_STRIDES[s + 1])
+        h = _out(h, strides[s + 1])
     return out + [h]
 
 

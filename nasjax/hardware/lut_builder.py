@@ -42,6 +42,9 @@ Spaces (registry :data:`LUT_SPACES`):
   plus 5 stage-depth positions whose cells are 0; layer ``i`` of stage ``s`` counts only if
   ``i < d_s`` (a *depth-gated* sum, :func:`predict_latency`); ``n(a) = 2 + sum_s d_s``. Layers 2..4 of a
   stage have the same input shape, so their (kernel, expand) programs are identical and are timed once.
+* ``binas`` (HardCoRe-NAS / BINAS, :mod:`nasjax.hardware.lut_binas`): 5 x (depth + 4 layers x 12
+  (expansion, kernel, SE) configurations), the same depth-gated sum; its supernet is
+  :mod:`nasjax.models.binas`'s.
 
 Output: ``luts/<space>/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (a nasjax
 :class:`~nasjax.tables.Table` in ms, provenance with the machine, runtime, libraries, protocol, raw
@@ -142,8 +145,9 @@ class MobileNetV3Pieces:
                      lambda b, r: _onnx_builders().stage_onnx(self.state, stage, depth, ks, es, batch_size=b,
                                                               resolution=r))
 
-    def layer(self, stage: int, layer: int, k: int, e: int) -> Piece:
-        """Layer ``layer`` (0-based, within the stage) of stage ``stage`` with kernel ``k``, expand ``e``."""
+    def layer(self, stage: int, layer: int, k: int, e: int, se: int | None = None) -> Piece:
+        """Layer ``layer`` (0-based, within the stage) of stage ``stage`` with kernel ``k``, expand ``e`` (and,
+        for a supernet with an elective squeeze-excite, ``se`` 0/1)."""
         from nasjax.export import static
 
         D = self.config.max_depth
@@ -155,14 +159,16 @@ class MobileNetV3Pieces:
                 h = self.shapes(b, r)[stage + 1][1]
             return (n, h, h, spec.cin)
 
-        return Piece(f"stage {stage + 1} layer {layer + 1} k{k} e{e}", shape,
-                     self._jit(lambda: static.layer_block(self.state, stage, layer, int(k), int(e))),
-                     lambda b, r: _onnx_builders().layer_onnx(self.state, stage, layer, int(k), int(e),
+        se = None if se is None else int(se)
+        return Piece(f"stage {stage + 1} layer {layer + 1} k{k} e{e}" + ("" if se is None else f" se{se}"), shape,
+                     self._jit(lambda: static.layer_block(self.state, stage, layer, int(k), int(e), se)),
+                     lambda b, r: _onnx_builders().layer_onnx(self.state, stage, layer, int(k), int(e), se,
                                                               batch_size=b, resolution=r))
 
     def subnet(self, subnet: dict) -> Piece:
-        """A whole subnet (OFA dict ``ks[20], e[20], d[5]``) as one static program."""
-        sub = {k: [int(x) for x in np.asarray(subnet[k]).reshape(-1)] for k in ("ks", "e", "d")}
+        """A whole subnet (OFA dict ``ks[20], e[20], d[5]``, plus ``se[20]`` with an elective squeeze-excite) as
+        one static program."""
+        sub = {k: [int(x) for x in np.asarray(subnet[k]).reshape(-1)] for k in ("ks", "e", "d", "se") if k in subnet}
         cin = self.config.in_channels
         from nasjax.export import static
 
@@ -192,6 +198,14 @@ class LutSpace:
     def __init__(self, state, config, block_set=None):
         self.state, self.config, self.block_set = state, config, block_set
         self.pieces = MobileNetV3Pieces(state, config)
+
+    @classmethod
+    def supernet_config(cls, width_mult: float = 1.0, num_classes: int = 1000, in_channels: int = 3):
+        """The ``SupernetConfig`` of this space's supernet (OFA MobileNetV3 unless a subclass says otherwise)."""
+        from nasjax.models.mobilenetv3 import SupernetConfig
+
+        return SupernetConfig(width_mult=float(width_mult), num_classes=int(num_classes),
+                              in_channels=int(in_channels))
 
     def check_resolution(self, resolution) -> int:
         ok = isinstance(resolution, (int, np.integer)) and not isinstance(resolution, bool)
@@ -368,21 +382,20 @@ def active_layers(table: Table, config=None) -> Callable[[np.ndarray], np.ndarra
     (:meth:`LayerLut.active`); ``None`` for an additive table (every position counts)."""
     model = table.provenance.get("model", "additive")
     if model == "depth_gated":
-        from nasjax.models.mobilenetv3 import SupernetConfig
-
-        return LayerLut(None, config or SupernetConfig()).active
+        cls = LUT_SPACES.get(table.space) if table.space in LUT_SPACES else LayerLut
+        return cls(None, config or cls.supernet_config()).active
     require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
     return None
 
 
 def predict_latency(table: Table, archs, config=None) -> np.ndarray:
     """Latency of ``archs`` with a table made by :func:`build_table` (its provenance names the model:
-    ``additive`` = :meth:`Table.predict`, ``depth_gated`` = only active layers count)."""
+    ``additive`` = :meth:`Table.predict`, ``depth_gated`` = only active layers count, by the space the table
+    names)."""
     model = table.provenance.get("model", "additive")
     if model == "depth_gated":
-        from nasjax.models.mobilenetv3 import SupernetConfig
-
-        return LayerLut(None, config or SupernetConfig()).predict(table, archs)
+        cls = LUT_SPACES.get(table.space) if table.space in LUT_SPACES else LayerLut
+        return cls(None, config or cls.supernet_config()).predict(table, archs)
     require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
     return np.atleast_1d(table.predict(archs))
 
@@ -615,3 +628,6 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         if ppath.exists():
             os.unlink(ppath)
     return table
+
+
+from nasjax.hardware import lut_binas  # noqa: E402, F401  (registers the "binas" space)
