@@ -162,7 +162,8 @@ class SequenceLatencyPredictor:
     def predict_all(self, archs, batch: int = 1024) -> np.ndarray:
         """``[N, O]`` latency (ms) of ``[N, 26]`` architectures.
 
-        L_o(a) = exp(mu_o + sd_o * f_o(a)), f the standardised output; batches are padded to powers of two from 64 up to ``batch`` rows,
+        L_o(a) = exp(mu_o + sd_o * f_o(a)), f the standardised output; batches are padded to powers of two
+        from 64 up to ``batch`` rows,
         so a few compiled shapes serve any ``N``.
 
         Args:
