@@ -163,8 +163,7 @@ class SequenceLatencyPredictor:
         """``[N, O]`` latency (ms) of ``[N, 26]`` architectures.
 
         L_o(a) = exp(mu_o + sd_o * f_o(a)), f the standardised output; batches are padded to powers of two
-        from 64 up to ``batch`` rows,
-        so a few compiled shapes serve any ``N``.
+        from 64 up to ``batch`` rows, so a few compiled shapes serve any ``N``.
 
         Args:
           archs: ``[N, 26]``: 25 ``mobilenetv3_layers`` choice indices and the resolution (pixels).
