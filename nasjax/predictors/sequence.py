@@ -12,10 +12,14 @@ there). With ``r = sigma(W_r x + U_r h)``, ``z = sigma(W_z x + U_z h)``,
 * ``"last"`` -- the original's: both directions' outputs at the last valid step ``L``,
   ``g = [h^f_L ; h^b_L]``; the backward half has then seen only block ``L``;
 * ``"ends"`` -- each direction's final state, ``g = [h^f_L ; h^b_1]`` (both have seen every block);
-* ``"mean"`` -- the mean over valid steps of ``[h^f_t ; h^b_t]``.
+* ``"mean"`` -- the mean over valid steps of ``[h^f_t ; h^b_t]``;
+* ``"sum"`` -- latency as a sum of per-block costs that depend on the block's context: each step's
+  ``[h^f_t ; h^b_t]`` goes through the ReLU layer and head to ``O`` costs ``c_t = softplus(.)``, and
+  ``S = (softplus(b_0) + sum_t c_t) / T`` with a learnt fixed cost ``b_0`` per output; the output is
+  ``log S / sd_o``, so ``exp(mu_o) S`` is the latency in ms.
 
-A ReLU layer and a linear head map ``g`` to ``O`` outputs (one per device setting, trained jointly): the
-standardised log latency ``(log y_o - mu_o) / sd_o``. The loss is the mean squared error over the finite
+For the first three a ReLU layer and a linear head map ``g`` to ``O`` outputs (one per device setting, trained
+jointly): the standardised log latency ``(log y_o - mu_o) / sd_o``. The loss is the mean squared error over the finite
 targets; training is minibatch AdamW, keeping the parameters of the epoch with the lowest loss on a
 held-out dev split. Predictions are ``exp(mu_o + sd_o f_o)`` in ms.
 """
@@ -34,7 +38,7 @@ from nasjax.errors import require
 from nasjax.hardware.model_io import load_nnx, save_nnx
 from nasjax.predictors.sequence_data import NUM_OPS, NUM_SHAPE, OFASequenceEncoder
 
-READOUTS = ("last", "ends", "mean")
+READOUTS = ("last", "ends", "mean", "sum")
 KIND = "nasjax.sequence_latency"
 
 
@@ -111,11 +115,19 @@ class BiGRURegressor(nnx.Module):
         self.bwd = _GRU(d, c.hidden, rngs=rngs)
         self.mid = nnx.Linear(2 * c.hidden, c.hidden, rngs=rngs)
         self.out = nnx.Linear(c.hidden, num_outputs, rngs=rngs)
+        if c.readout == "sum":
+            self.base = nnx.Param(jnp.zeros((num_outputs,), jnp.float32))
 
     def __call__(self, ops: jax.Array, shapes: jax.Array, mask: jax.Array) -> jax.Array:
+        """``[N, O]``: standardised log latency, or for ``"sum"`` ``log S`` (module docstring)."""
         x = jnp.concatenate([self.embed(ops), self.shape(shapes)], -1)
         hf = self.fwd.run(x, mask, reverse=False)
         hb = self.bwd.run(x, mask, reverse=True)
+        if self.readout == "sum":
+            m = mask[..., None].astype(x.dtype)
+            c = jax.nn.softplus(self.out(nnx.relu(self.mid(jnp.concatenate([hf, hb], -1)))))  # [N, T, O]
+            total = jax.nn.softplus(self.base[...])[None, :] + jnp.sum(c * m, 1)
+            return jnp.log(total / ops.shape[1])
         last = jnp.maximum(jnp.sum(mask, 1) - 1, 0)
         rows = jnp.arange(ops.shape[0])
         if self.readout == "last":
@@ -150,8 +162,8 @@ class SequenceLatencyPredictor:
     def predict_all(self, archs, batch: int = 1024) -> np.ndarray:
         """``[N, O]`` latency (ms) of ``[N, 26]`` architectures.
 
-        L_o(a) = exp(mu_o + sd_o * model(a)_o); batches are padded to powers of two from 64 up to ``batch`` rows,
-        so a few compiled shapes serve any ``N``.
+        L_o(a) = exp(mu_o + sd_o * f_o(a)), f the standardised output; batches are padded to powers of two
+        from 64 up to ``batch`` rows, so a few compiled shapes serve any ``N``.
 
         Args:
           archs: ``[N, 26]``: 25 ``mobilenetv3_layers`` choice indices and the resolution (pixels).
@@ -171,7 +183,7 @@ class SequenceLatencyPredictor:
             size = max(64, 1 << (n - 1).bit_length())
             part = [_pad_rows(x[s:s + n], size) for x in (ops, shapes, mask)]
             outs.append(np.asarray(_apply(graphdef, params, *part))[:n])
-        f = np.concatenate(outs, 0).astype(np.float64)
+        f = np.concatenate(outs, 0).astype(np.float64) * _output_scale(self.config.readout, self.sd)[None, :]
         return np.exp(self.mu[None, :] + self.sd[None, :] * f)
 
     def model_for(self, output: str, resolution: int = 224) -> OutputModel:
@@ -262,6 +274,11 @@ class OutputModel:
         return self.predictor.predict_all(full)[:, self.index]
 
 
+def _output_scale(readout: str, sd: np.ndarray) -> np.ndarray:
+    """``[O]`` factor taking the network's output to the standardised log latency (``1 / sd`` for ``"sum"``)."""
+    return (1.0 / sd if readout == "sum" else np.ones_like(sd)).astype(np.float32)
+
+
 def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
 
@@ -313,8 +330,10 @@ def fit_sequence_predictor(archs, latency_ms, outputs, config: SequenceConfig = 
                      weight_decay=config.weight_decay)
     opt = tx.init(params)
 
+    scale = jnp.asarray(_output_scale(config.readout, sd))
+
     def loss_fn(p, o, s, m, tt, ww):
-        f = nnx.merge(graphdef, p)(o, s, m)
+        f = nnx.merge(graphdef, p)(o, s, m) * scale
         return jnp.sum(ww * (f - tt) ** 2) / jnp.maximum(jnp.sum(ww), 1.0)
 
     @jax.jit

@@ -1,21 +1,40 @@
 """Insight-reduced design spaces (Mills et al., CIKM 2021): drop the blocks whose latency is not repaid in accuracy.
 
-From a profile, each block ``b`` of a group ``G`` (the choices of one position, or of one unit pooled over
-its layers) has a mean accuracy ``acc(b)`` and a mean latency ``lat(b)`` over the networks containing it.
-``b`` is **dominated** when another block of its group is at least as accurate and at least as fast, one of
-the two strictly (with a relative tolerance ``tol`` on latency)::
+Two rules decide which blocks of a group ``G`` (the choices of one position, or of one unit pooled over its
+layers) are removed.
+
+**Front dominance** (:func:`reduce_space_by_fronts`, the default of the benchmarks). Each block ``b`` has
+samples ``S_b`` -- the (accuracy, latency) of the profiled networks containing it -- and its own front
+``F_b``, the samples no other sample of ``S_b`` dominates. ``b`` is **dominated** by ``b'`` of its group when
+every point of ``b``'s front has a point of ``b'`` that is better by a margin in both objectives::
+
+    for all (a, l) in F_b  exists (a', l') in S_b':  a' >= a + m_a  and  log l' <= log l - m_l
+    m_a = z sqrt(sd_a(b)^2 / n_b + sd_a(b')^2 / n_b'),  m_l the same of log latency
+
+``sd / sqrt(n)`` is the standard error of the profile's mean, so ``m`` is ``z`` standard errors of the
+difference between the two blocks: a small sampled profile (wide spread, few networks) needs a clear
+difference before a block goes, an exhaustive one (every cell of a tabular benchmark) only a small one.
+Comparing fronts, not means, is what makes the rule sound for a search: the networks a block is needed for
+are the accurate-for-their-latency ones, not the average one. A block that is cheap *on average* may still
+be the only way to the low-latency end, and one with a poor mean may hold a few front networks; neither is
+removed. A group keeps every block no other block dominates (so at least one), and a profile with nothing
+dominated leaves the full space.
+
+**Statistic dominance** (:func:`reduce_space`). Each block has summary statistics ``acc(b)`` and
+``lat(b)`` (e.g. the mean and 95 % quantile of accuracy, the mean and 5 % quantile of latency); ``b`` is
+dominated when another block of its group is no worse in every column and better in one (a relative
+tolerance ``tol`` on latency)::
 
     exists b' in G:  acc(b') >= acc(b)  and  lat(b') <= lat(b) (1 + tol),  one strict
 
-Several statistics can be compared at once (``acc [B, k]``, ``lat [B, k]``: every column must be no worse),
-e.g. the mean and the 95 % quantile of accuracy with the mean and the 5 % quantile of latency: a block
-whose cheapest networks are cheaper than any other block's is then kept, because the low-latency end of
-the front needs it even when its average is dominated.
+This compares marginal summaries and so does not see interactions: on NAS-Bench-201 it removes ``none``
+(a cut edge, on average no cheaper than ``skip_connect`` on GPUs) although cells with ``none`` sit on the
+true front.
 
-The reduced space keeps every non-dominated block (so each group keeps at least one). Its control is a
-random subset of the same size: per position, as many choices as the reduced space keeps there, drawn
-uniformly (the original's random-subspace comparison). A reduced space is an ``allowed [P, K]`` mask over
-the full space's indices, which :func:`nasjax.search.pareto_mutation.mutation_search` takes.
+The control is a random subset of the same size: per position, as many choices as the reduced space keeps
+there, drawn uniformly (the original's random-subspace comparison). A reduced space is an
+``allowed [P, K]`` mask over the full space's indices, which
+:func:`nasjax.search.pareto_mutation.mutation_search` takes.
 """
 
 from __future__ import annotations
@@ -60,7 +79,7 @@ def _groups(blocks: Sequence[Block], level: str) -> dict[tuple, list[int]]:
 
 def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level: str = "position",
                  tol: float = 0.0, name: str = "reduced") -> ReducedSpace:
-    """The reduced space of a profile (module docstring).
+    """The reduced space of a profile by statistic dominance (module docstring).
 
     Args:
       space: the full space.
@@ -93,6 +112,84 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
                 no_worse = np.all(a[other] >= a[lab]) and np.all(t[other] <= t[lab] * (1 + tol))
                 strict = np.any(a[other] > a[lab]) or np.any(t[other] < t[lab])
                 if no_worse and strict:
+                    for i in members[lab]:
+                        allowed[blocks[i].position, blocks[i].choice] = False
+                        removed[blocks[i].key] = blocks[members[other][0]].key
+                    break
+    return ReducedSpace(name, allowed, removed)
+
+
+def _front(a: np.ndarray, ll: np.ndarray) -> np.ndarray:
+    """The rows ``[F, 2]`` (accuracy, log latency) of the samples no other sample dominates."""
+    from nasjax.search.pareto_mutation import nondominated
+
+    keep = nondominated(np.stack([-a, ll], 1))
+    return np.unique(np.stack([a[keep], ll[keep]], 1), axis=0)
+
+
+def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0) -> bool:
+    """Whether block ``b``'s samples are front-dominated by block ``o``'s (module docstring).
+
+    for all (a, l) in F_b  exists (a', l') in S_o:  a' >= a + m_a  and  log l' <= log l - m_l
+
+    Args:
+      acc_b, lat_b: ``[n_b]`` accuracy and latency (> 0) of the networks containing ``b``.
+      acc_o, lat_o: ``[n_o]`` the same for the other block.
+      z: the margin in standard errors of the difference of the two blocks' means.
+
+    Returns:
+      True when every point of ``b``'s front has a point of ``o``'s samples better by the margins in both.
+    """
+    ab, lb = np.asarray(acc_b, np.float64), np.log(np.asarray(lat_b, np.float64))
+    ao, lo = np.asarray(acc_o, np.float64), np.log(np.asarray(lat_o, np.float64))
+    m_a = z * np.sqrt(ab.var() / ab.size + ao.var() / ao.size)
+    m_l = z * np.sqrt(lb.var() / lb.size + lo.var() / lo.size)
+    fb, fo = _front(ab, lb), _front(ao, lo)  # a point dominating with margins implies one on o's front does
+    ok = (fo[None, :, 0] >= fb[:, None, 0] + m_a) & (fo[None, :, 1] <= fb[:, None, 1] - m_l)
+    ok &= (fo[None, :, 0] > fb[:, None, 0]) | (fo[None, :, 1] < fb[:, None, 1])  # strict (matters at z = 0)
+    return bool(np.all(ok.any(1)))
+
+
+def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level: str = "position",
+                           z: float = 1.0, name: str = "reduced") -> ReducedSpace:
+    """The reduced space of a profile by front dominance (module docstring).
+
+    Args:
+      space: the full space.
+      blocks: the profiled blocks.
+      acc: per block, the ``[n_b]`` accuracy of its sampled networks (higher is better).
+      lat: per block, the ``[n_b]`` latency (> 0) of the same networks.
+      level: ``"position"`` (compare the choices of each position) or ``"unit"`` (pool each block label's
+        samples over the layers of a unit, as the original's stage-level candidate sets; depths apart).
+      z: the margin in standard errors (0: plain dominance of the sampled fronts).
+      name: the reduced space's name.
+
+    Returns:
+      The :class:`ReducedSpace` (``removed`` maps each removed block to one that dominates it); positions
+      without profiled blocks keep every choice.
+
+    Raises:
+      NasjaxInputError: on a length mismatch, an empty or non-finite sample, a latency <= 0, or ``z < 0``.
+    """
+    require(len(acc) == len(lat) == len(blocks), "acc/lat", (len(acc), len(lat)), f"{len(blocks)} samples each")
+    require(z >= 0, "z", z, "a margin >= 0 (standard errors)")
+    acc = [np.asarray(x, np.float64).reshape(-1) for x in acc]
+    lat = [np.asarray(x, np.float64).reshape(-1) for x in lat]
+    for i, (x, y) in enumerate(zip(acc, lat)):
+        require(x.size >= 1 and x.size == y.size and bool(np.all(np.isfinite(x))), f"acc[{i}]", x.size,
+                f"finite values, one per latency ({y.size})")
+        require(bool(np.all(np.isfinite(y) & (y > 0))), f"lat[{i}]", float(y.min()) if y.size else None,
+                "finite latencies > 0")
+    allowed = space.mask.copy()
+    removed = {}
+    for idx in _groups(blocks, level).values():
+        labels = list(dict.fromkeys(blocks[i].label for i in idx))
+        members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
+        a = {lab: np.concatenate([acc[i] for i in m]) for lab, m in members.items()}
+        t = {lab: np.concatenate([lat[i] for i in m]) for lab, m in members.items()}
+        for lab in labels:
+            for other in labels:
+                if other != lab and front_dominated(a[lab], t[lab], a[other], t[other], z):
                     for i in members[lab]:
                         allowed[blocks[i].position, blocks[i].choice] = False
                         removed[blocks[i].key] = blocks[members[other][0]].key
