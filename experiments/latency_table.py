@@ -116,8 +116,8 @@ def main() -> None:
     if fit:
         print(f"in-network fit on {fit['n_subnets']} subnets: alpha {fit['alpha']:.4f}, beta {fit['beta_ms']:.4f} ms, "
               f"gamma {fit['gamma_ms_per_mparam']:.4f} ms/M params; in-sample MAPE "
-              f"{fit['in_sample_plain']['mape_percent']:.2f} -> {fit['in_sample_fitted']['mape_percent']:.2f} %, tau "
-              f"{fit['in_sample_plain']['kendall_tau']:.3f} -> {fit['in_sample_fitted']['kendall_tau']:.3f}")
+              f"{fit['in_sample_plain']['mape_percent']} -> {fit['in_sample_fitted']['mape_percent']} %, tau "
+              f"{fit['in_sample_plain']['kendall_tau']} -> {fit['in_sample_fitted']['kendall_tau']}")
 
 
 if __name__ == "__main__":

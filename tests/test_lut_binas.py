@@ -59,8 +59,11 @@ def test_schema_units_provenance(tiny, tmp_path, monkeypatch):
     out = lb.table_path(tmp_path, "binas", r.name, r.threads, 32, 4, width=0.25)
     assert out.parent.name == "binas_w0.25" and out.name.endswith("-fake-32px-b4.json")
     t = lb.build_table(ls, r, batch_size=4, resolution=32, warmup=1, repeats=2, out=out, progress=False)
-    # 120 layer programs (layers 2-4 of a stage share one shape), stem, head, 6 references, the anchor
-    assert len(r.names) == 5 * 2 * 12 + 2 + 6 + 1 and len(set(r.names)) == len(r.names)
+    # 120 layer programs (layers 2-4 of a stage share one shape), stem, head, 6 references, the context subnets
+    # of the in-network fit, the anchor
+    assert len(r.names) == 5 * 2 * 12 + 2 + 6 + lb.CONTEXT_SUBNETS + 1
+    parts = [n for n in r.names if not n.startswith("subnet")]
+    assert len(parts) == 5 * 2 * 12 + 2 and len(set(parts)) == len(parts)
     assert any("se1" in n for n in r.names) and any("se0" in n for n in r.names)
     d = json.loads(out.read_text())
     assert d["format"] == "nasjax.table/1" and d["unit"] == "ms" and d["metric"] == "latency"
@@ -69,8 +72,10 @@ def test_schema_units_provenance(tiny, tmp_path, monkeypatch):
     assert p["model"] == "depth_gated" and p["unit"] == "ms per call of batch_size images"
     assert p["batch_size"] == 4 and p["resolution"] == 32 and p["supernet_config"]["se_choice"] is True
     for k in ("cpu_model", "date", "median_ms", "spread_ms", "formula", "per_program_overhead_ms_o",
-              "reference_archs", "anchor_arch"):
+              "reference_archs", "anchor_arch", "in_network_fit", "context_archs"):
         assert k in p, k
+    fit = p["in_network_fit"]  # fake timings: whole subnets unrelated to their parts, so no usable fit (None)
+    assert fit is None or fit["gamma_ms_per_mparam"] == 0.0  # no parameter counts for this space: affine only
     loaded = Table.load(out)
     assert loaded.shape == (25, 12) and loaded.mask.sum(1).tolist() == [3, 12, 12, 12, 12] * 5
     assert np.all(loaded.values[DEFAULT.depth_positions] == 0)
@@ -180,7 +185,8 @@ def ort_table(tiny, tmp_path_factory):
     try:
         out = tmp_path_factory.mktemp("lut") / "binas.json"
         lb.build_table(lb.lut_space("binas", state, cfg), OrtNamedFake(), batch_size=2, resolution=32, warmup=1,
-                       repeats=2, out=out, progress=False, extra_provenance={"weights": "random", "width": 0.25})
+                       repeats=2, out=out, progress=False, extra_provenance={"weights": "random", "width": 0.25},
+                       context_subnets=0)  # fake timings of whole subnets are unrelated to their parts: no fit
     finally:
         mp.undo()
     return out

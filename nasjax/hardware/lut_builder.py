@@ -495,12 +495,17 @@ def _in_network_fit(lspace: LutSpace, vals, base: float, mask, archs, measured) 
     coef, *_ = np.linalg.lstsq(X, measured, rcond=None)
     from nasjax.metrics import latency_metrics
 
+    if not np.all(np.isfinite(coef)) or coef[1] <= 0:  # a network is never faster for slower parts
+        return None
     plain, fitted = latency_metrics(measured, lat0), latency_metrics(measured, X @ coef)
     keep = ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent")
+
+    def finite(m):  # a rank correlation of tied values is undefined: recorded as null
+        return {k: float(m[k]) if np.isfinite(m[k]) else None for k in keep}
+
     return {"beta_ms": float(coef[0]), "alpha": float(coef[1]),
             "gamma_ms_per_mparam": float(coef[2]) if w is not None else 0.0, "n_subnets": int(len(a)),
-            "in_sample_plain": {k: float(plain[k]) for k in keep},
-            "in_sample_fitted": {k: float(fitted[k]) for k in keep},
+            "in_sample_plain": finite(plain), "in_sample_fitted": finite(fitted),
             "_w": w if w is not None else np.zeros_like(vals)}
 
 
