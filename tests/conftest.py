@@ -9,10 +9,13 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
     os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
+import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from nasjax.hardware import runtimes as _rt  # noqa: E402
 from nasjax.io import enable_jax_cache, shared_data_dir  # noqa: E402
 
 enable_jax_cache()
@@ -36,3 +39,38 @@ def require_shared(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"reference data {p} is absent; skipping")
     return p
+
+
+class FakeRuntime(_rt.Runtime):
+    """Deterministic 'timings' from the piece names, no compilation (for the latency-table builder's tests);
+    records the names of the pieces it prepared; ``fail_after`` interrupts the build like a kill."""
+
+    def __init__(self, fail_after: int | None = None):
+        super().__init__(0)
+        self.name = "fake"
+        self.names = []
+        self.fail_after = fail_after
+
+    @property
+    def prepared(self) -> int:
+        return len(self.names)
+
+    def prepare(self, piece, batch_size, resolution):
+        if self.fail_after is not None and len(self.names) >= self.fail_after:
+            raise KeyboardInterrupt  # an interrupted build
+        self.names.append(piece.name)
+        call = lambda: None  # noqa: E731
+        call.cost = 0.1 + (zlib.crc32(piece.name.encode()) % 1000) / 1000.0
+        return call
+
+    def provenance(self):
+        return {"runtime": "fake", "threads": 0, **_rt.machine_provenance()}
+
+
+def fake_timing(calls, *, warmup, repeats, anchor_drift: bool = False, **_):
+    """Stand-in for ``time_interleaved``: each call's ``cost`` as its median (with ``anchor_drift``, the first
+    call -- the builder's anchor -- drifts with the chunk's size, which the drift correction must undo)."""
+    med = np.array([c.cost for c in calls])
+    if anchor_drift:
+        med[0] *= 1.0 + 0.01 * len(calls)
+    return _rt.Timing(med, 0.01 * med, np.tile(med, (repeats, 1)), warmup, repeats)

@@ -4,11 +4,11 @@ its pieces run in ONNX Runtime at their real shapes, and a resolution the space 
 import json
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FakeRuntime, fake_timing
 
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import lut_builder as lb
@@ -28,27 +28,7 @@ def tiny():
     return init_state(cfg, 0), cfg
 
 
-class FakeRuntime(rt.Runtime):
-    """Deterministic 'timings' from the piece names (no compilation)."""
-
-    def __init__(self):
-        super().__init__(0)
-        self.name = "fake"
-        self.names = []
-
-    def prepare(self, piece, batch_size, resolution):
-        self.names.append(piece.name)
-        call = lambda: None
-        call.cost = 0.1 + (zlib.crc32(piece.name.encode()) % 1000) / 1000.0
-        return call
-
-    def provenance(self):
-        return {"runtime": "fake", "threads": 0, **rt.machine_provenance()}
-
-
-def _fake_timing(calls, *, warmup, repeats, **_):
-    med = np.array([c.cost for c in calls])
-    return rt.Timing(med, 0.01 * med, np.tile(med, (repeats, 1)), warmup, repeats)
+_fake_timing = fake_timing
 
 
 def test_schema_units_provenance(tiny, tmp_path, monkeypatch):

@@ -3,11 +3,11 @@
 import json
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FakeRuntime, fake_timing
 
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import lut_builder as lb
@@ -27,31 +27,8 @@ def tiny():
     return init_state(cfg, 0), cfg, nasjax_block_set()
 
 
-class FakeRuntime(rt.Runtime):
-    """Deterministic 'timings' from the piece names (no compilation)."""
-
-    def __init__(self, fail_after: int | None = None):
-        super().__init__(0)
-        self.name = "fake"
-        self.prepared = 0
-        self.fail_after = fail_after
-
-    def prepare(self, piece, batch_size, resolution):
-        self.prepared += 1
-        if self.fail_after is not None and self.prepared > self.fail_after:
-            raise KeyboardInterrupt  # an interrupted build
-        call = lambda: None
-        call.cost = 0.1 + (zlib.crc32(piece.name.encode()) % 1000) / 1000.0
-        return call
-
-    def provenance(self):
-        return {"runtime": "fake", "threads": 0, **rt.machine_provenance()}
-
-
-def _fake_timing(calls, *, warmup, repeats, **_):
-    med = np.array([c.cost for c in calls])
-    med[0] *= 1.0 + 0.01 * len(calls)  # the anchor (first) drifts between chunks: corrected for
-    return rt.Timing(med, 0.01 * med, np.tile(med, (repeats, 1)), warmup, repeats)
+def _fake_timing(calls, **kw):
+    return fake_timing(calls, anchor_drift=True, **kw)
 
 
 @pytest.mark.parametrize("space", ["mobilenetv3", "mobilenetv3_layers"])
