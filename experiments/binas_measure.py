@@ -81,6 +81,40 @@ class BinasMeasureConfig:
 cli.define_config_flags(BinasMeasureConfig)
 
 
+def _repeat_noise(cfg: BinasMeasureConfig, state, sd: dict, test_archs, test_acc, ds, val, calib, work: Path
+                  ) -> dict:
+    """The first ``noise_subnets`` held-out subnets measured again with another BN calibration draw and on the
+    next validation images (module docstring); the held-out measurements serve as the base when present."""
+    n = cfg.noise_subnets
+    sub, base = test_archs[:n], np.asarray(test_acc[:n])
+    if np.isnan(base).any() and (work / "test.npy").exists():
+        done = np.load(work / "test.npy")
+        base = done[:n] if len(done) >= n else base
+    if np.isnan(base).any():
+        base = measure_archs(state, sd, sub, val, calib, chunk_size=cfg.chunk_size, resume=work / "noise_base.npy")
+    other_val = validation_batches(ds.val, cfg.val_images, offset=cfg.val_images, batch_size=cfg.batch_size)
+    other_calib = calibration_batches(ds.train, cfg.calib_images, cfg.calib_seed + 1)
+    m = {name: measure_archs(state, sd, sub, v, c, chunk_size=cfg.chunk_size, resume=work / f"noise_{name}.npy")
+         for name, v, c in (("other_calib", val, other_calib), ("other_images", other_val, calib))}
+    population = test_acc if not np.isnan(test_acc).any() else None
+    if population is None and (work / "test.npy").exists():
+        done = np.load(work / "test.npy")
+        population = done if len(done) == len(test_archs) and not np.isnan(done).any() else None
+    noise = repeat_noise(base, m["other_calib"], m["other_images"], cfg.val_images, population=population)
+    noise.update({"format": "nasjax.binas.noise/1", "unit": "%", "calib_images": int(cfg.calib_images),
+                  "calib_seed": cfg.calib_seed, "other_calib_seed": cfg.calib_seed + 1,
+                  "other_images": [cfg.val_images, 2 * cfg.val_images],
+                  "accuracy": {"base": base.tolist(), **{k: v.tolist() for k, v in m.items()}}})
+    msg = (f"repeat noise ({n} subnets, {cfg.val_images} images, {cfg.calib_images} calibration images): "
+           f"calibration draw {noise['calib_sd']:.3f}, image sample {noise['images_sd']:.3f}, together "
+           f"{noise['repeat_sd']:.3f} points (binomial {noise['binomial_sd']:.3f})")
+    if population is not None:
+        msg += (f"; held-out sd {noise['population_sd']:.2f}: Kendall tau ceiling {noise['ceiling']['kendall']:.3f} "
+                f"(calibration noise alone {noise['ceiling_calib_only']['kendall']:.3f})")
+    print(msg, flush=True)
+    return noise
+
+
 def main() -> None:
     cfg = cli.config_from_flags(BinasMeasureConfig)
     out = cli.check_output_dir(cfg.save_path, "save_path")
@@ -100,10 +134,11 @@ def main() -> None:
         if not 3 <= cfg.noise_subnets <= cfg.num_test:
             cli.fail(f"noise_subnets: got {cfg.noise_subnets}, expected 0 or 3..num_test ({cfg.num_test})")
     space = binas_space()
-    archs = canonical(space.random(np.random.default_rng(cfg.seed), cfg.num_fit + cfg.num_test))
+    # one stream: the held-out subnets first, then the fit subnets (a larger --num_fit extends the fit set)
+    archs = canonical(space.random(np.random.default_rng(cfg.seed), cfg.num_test + cfg.num_fit))
     print(f"load average {os.getloadavg()}", flush=True)
     sd = DEFAULT.to_dict()
-    fit, test = slice(0, cfg.num_fit), slice(cfg.num_fit, cfg.num_fit + cfg.num_test)
+    test, fit = slice(0, cfg.num_test), slice(cfg.num_test, cfg.num_test + cfg.num_fit)
     t0 = time.perf_counter()
     acc = np.full(len(archs), np.nan)
     for part, sl in (("fit", fit), ("test", test)):
@@ -117,17 +152,13 @@ def main() -> None:
         con = contribution_accuracies(state, sd, val[:n_batches], cfg.seed, resume=work / "contributions.npz")
     t_con = time.perf_counter() - t0
     t0 = time.perf_counter()
-    noise_acc = None
+    noise = None
     if cfg.noise_subnets and cfg.only in ("all", "noise"):
-        sub = archs[test][:cfg.noise_subnets]
-        other_val = validation_batches(ds.val, cfg.val_images, offset=cfg.val_images, batch_size=cfg.batch_size)
-        other_calib = calibration_batches(ds.train, cfg.calib_images, cfg.calib_seed + 1)
-        noise_acc = {name: measure_archs(state, sd, sub, v, c, chunk_size=cfg.chunk_size,
-                                         resume=work / f"noise_{name}.npy")
-                     for name, v, c in (("base", val, calib), ("other_calib", val, other_calib),
-                                        ("other_images", other_val, calib))}
+        noise = _repeat_noise(cfg, state, sd, archs[test], acc[test], ds, val, calib, work)
     t_noise = time.perf_counter() - t0
     if cfg.only != "all":
+        if noise is not None:
+            write_json(work / "noise.json", noise)
         print(f"measured {cfg.only} into {work} in {t_sub + t_con + t_noise:.0f} s; load average {os.getloadavg()}")
         return
     fixed, layers = binas_flops(sc, ds.image_shape[0], sd["configs"])
@@ -148,18 +179,9 @@ def main() -> None:
             "format": "nasjax.binas.contributions/1", "unit": "%", "base": con["base"],
             "layers": con["layers"].tolist(), "depths": con["depths"].tolist(),
             "layers_forced": con["forced"].tolist(), "provenance": prov})
-        if noise_acc is not None:
-            noise = repeat_noise(noise_acc["base"], noise_acc["other_calib"], noise_acc["other_images"],
-                                 prov["val_images"], population=acc[test])
-            noise.update({"format": "nasjax.binas.noise/1", "unit": "%", "calib_images": int(cfg.calib_images),
-                          "seconds": t_noise, "base_equals_test": bool(np.array_equal(
-                              noise_acc["base"], acc[test][:cfg.noise_subnets])),
-                          "accuracy": {k: v.tolist() for k, v in noise_acc.items()}, "provenance": prov})
+        if noise is not None:
+            noise["provenance"] = prov
             write_json(rs.path("noise.json"), noise)
-            print(f"repeat noise ({cfg.noise_subnets} subnets): calibration {noise['calib_sd']:.2f}, images "
-                  f"{noise['images_sd']:.2f}, together {noise['repeat_sd']:.2f} points (binomial "
-                  f"{noise['binomial_sd']:.2f}); held-out sd {noise['population_sd']:.2f}: Kendall tau ceiling "
-                  f"{noise['ceiling']['kendall']:.3f}", flush=True)
         write_json(rs.path("flops_table.json"), {"unit": "MFLOPs", "resolution": ds.image_shape[0],
                                                  "fixed": fixed, "layers": layers.tolist()})
         rs.summary.update({"provenance": prov, "seconds_subnets": t_sub, "seconds_contributions": t_con,

@@ -54,6 +54,20 @@ def test_calibration_batch_is_fixed_and_shared(setup):
         calibration_batches(ds.train, len(ds.train) + 1, 0)
 
 
+def test_resume_extends_a_finished_measurement(setup, tmp_path):
+    ds, state, archs = setup
+    sd, val, calib = ST.to_dict(), validation_batches(ds.val, 60), calibration_batches(ds.train, 16, 0)
+    straight = measure_archs(state, sd, archs, val, calib, chunk_size=1, progress=False)
+    first = measure_archs(state, sd, archs[:4], val, calib, chunk_size=1, progress=False, resume=tmp_path / "a.npy")
+    np.testing.assert_array_equal(first, straight[:4])
+    np.save(tmp_path / "a.npy", np.concatenate([[-1.0], first[1:]]))  # a resumed result is kept, not re-measured
+    more = measure_archs(state, sd, archs, val, calib, chunk_size=1, progress=False, resume=tmp_path / "a.npy")
+    assert more[0] == -1.0
+    np.testing.assert_array_equal(more[1:], straight[1:])
+    with pytest.raises(NasjaxInputError, match="resume file"):
+        measure_archs(state, sd, archs[:2], val, calib, progress=False, resume=tmp_path / "a.npy")
+
+
 def test_validation_blocks_are_disjoint_slices(setup):
     ds = setup[0]
     first, second = validation_batches(ds.val, 100, batch_size=30), validation_batches(ds.val, 100, offset=100)

@@ -48,14 +48,21 @@ def measure_archs(state: ModelState, structure: dict, archs: np.ndarray, data: S
     Args:
       state: the supernet; structure: ``BinasStructure.to_dict()``; data: ``(images, labels)`` batches;
       calib: calibration image batches; chunk_size: subnets per vmapped call.
-      resume: an ``.npy`` file of partial results, updated after every group of chunks and resumed from.
+      resume: an ``.npy`` file of partial results, updated after every group of chunks and resumed from;
+        a file of fewer results is taken as those of the first subnets (more subnets drawn from the same
+        stream extend a finished measurement).
 
     Returns:
       ``[N]`` accuracies (``nasjax.train.evaluate.evaluate_subnets``).
     """
     archs = np.asarray(archs)
     path = None if resume is None else Path(resume)
-    acc = np.load(path) if path is not None and path.exists() else np.full(len(archs), np.nan)
+    acc = np.full(len(archs), np.nan)
+    if path is not None and path.exists():
+        done = np.load(path)
+        require(done.ndim == 1 and len(done) <= len(archs), f"resume file {str(path)!r}", done.shape,
+                f"at most {len(archs)} results (the subnets measured so far)")
+        acc[:len(done)] = done
     subs = binas_subnets(archs, structure)
     group = 4 * chunk_size
     bar = _bar(len(archs), "subnets", progress)
