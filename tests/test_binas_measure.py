@@ -20,6 +20,20 @@ from nasjax.train.binas import (
 )
 
 ST = BinasStructure(depths=(1, 2), configs=(LayerConfig(3, 3, 0.0), LayerConfig(6, 3, 0.25)))
+# one chunk size and one image batch shape throughout, so that every measurement reuses one compiled program
+CHUNK, VAL_BATCH, CAL_BATCH = 2, 40, 16
+
+
+def _val(split, n, offset=0):
+    return validation_batches(split, n, offset=offset, batch_size=VAL_BATCH)
+
+
+def _calib(split, seed):
+    return calibration_batches(split, 32, seed, batch_size=CAL_BATCH)
+
+
+def _measure(state, archs, val, calib, **kw):
+    return measure_archs(state, ST.to_dict(), archs, val, calib, chunk_size=CHUNK, progress=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +41,7 @@ def setup():
     ds = load_dataset("digits")
     cfg = binas_supernet_config(ST.to_dict(), num_classes=10, in_channels=1, width_mult=0.1, dropout_rate=0.0)
     state = split_model(OFAMobileNetV3(cfg, rngs=nnx.Rngs(0)))
-    archs = canonical(binas_space(ST).random(np.random.default_rng(0), 6), ST)
+    archs = canonical(binas_space(ST).random(np.random.default_rng(0), 10), ST)
     return ds, state, archs
 
 
@@ -39,16 +53,14 @@ def test_calibration_batch_is_fixed_and_shared(setup):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     other = np.concatenate([np.asarray(x) for x in calibration_batches(ds.train, 40, 4)])
     assert not np.array_equal(np.concatenate([np.asarray(x) for x in a]), other)
-    val = validation_batches(ds.val, 120, batch_size=50)
-    sd = ST.to_dict()
-    together = measure_archs(state, sd, archs, val, a, chunk_size=4, progress=False)
+    val = _val(ds.val, 120)
+    together = _measure(state, archs, val, _calib(ds.train, 3))
     # the same calibration batch for every subnet: a subnet's accuracy does not depend on its neighbours
-    alone = [measure_archs(state, sd, archs[i:i + 1], val, a, chunk_size=4, progress=False)[0] for i in (0, 5)]
-    assert alone == [together[0], together[5]]
-    again = measure_archs(state, sd, archs, val, b, chunk_size=2, progress=False)
-    np.testing.assert_array_equal(together, again)  # same seed, same numbers
-    moved = measure_archs(state, sd, archs, val, calibration_batches(ds.train, 40, 4), chunk_size=4,
-                          progress=False)
+    alone = [_measure(state, archs[i:i + 1], val, _calib(ds.train, 3))[0] for i in (0, 9)]
+    assert alone == [together[0], together[9]]
+    again = _measure(state, archs[::-1], val, _calib(ds.train, 3))[::-1]
+    np.testing.assert_array_equal(together, again)  # same seed, same numbers, whatever the order
+    moved = _measure(state, archs, val, _calib(ds.train, 4))
     assert not np.array_equal(together, moved)  # another draw of the batch recalibrates differently
     with pytest.raises(NasjaxInputError, match="calib_images"):
         calibration_batches(ds.train, len(ds.train) + 1, 0)
@@ -56,16 +68,16 @@ def test_calibration_batch_is_fixed_and_shared(setup):
 
 def test_resume_extends_a_finished_measurement(setup, tmp_path):
     ds, state, archs = setup
-    sd, val, calib = ST.to_dict(), validation_batches(ds.val, 60), calibration_batches(ds.train, 16, 0)
-    straight = measure_archs(state, sd, archs, val, calib, chunk_size=1, progress=False)
-    first = measure_archs(state, sd, archs[:4], val, calib, chunk_size=1, progress=False, resume=tmp_path / "a.npy")
-    np.testing.assert_array_equal(first, straight[:4])
+    val, calib = _val(ds.val, 80), _calib(ds.train, 0)
+    straight = _measure(state, archs, val, calib)
+    first = _measure(state, archs[:8], val, calib, resume=tmp_path / "a.npy")  # one group: 4 chunks of 2
+    np.testing.assert_array_equal(first, straight[:8])
     np.save(tmp_path / "a.npy", np.concatenate([[-1.0], first[1:]]))  # a resumed result is kept, not re-measured
-    more = measure_archs(state, sd, archs, val, calib, chunk_size=1, progress=False, resume=tmp_path / "a.npy")
+    more = _measure(state, archs, val, calib, resume=tmp_path / "a.npy")
     assert more[0] == -1.0
     np.testing.assert_array_equal(more[1:], straight[1:])
     with pytest.raises(NasjaxInputError, match="resume file"):
-        measure_archs(state, sd, archs[:2], val, calib, progress=False, resume=tmp_path / "a.npy")
+        _measure(state, archs[:2], val, calib, resume=tmp_path / "a.npy")
 
 
 def test_validation_blocks_are_disjoint_slices(setup):
@@ -105,13 +117,11 @@ def test_repeat_noise_recovers_its_sources():
 
 def test_repeat_noise_on_the_supernet(setup):
     ds, state, archs = setup
-    sd = ST.to_dict()
-    val, other = validation_batches(ds.val, 80), validation_batches(ds.val, 80, offset=80)
-    calib, calib2 = calibration_batches(ds.train, 32, 1), calibration_batches(ds.train, 32, 2)
-    m = [measure_archs(state, sd, archs, v, c, chunk_size=6, progress=False)
-         for v, c in ((val, calib), (val, calib2), (other, calib))]
+    val, other = _val(ds.val, 80), _val(ds.val, 80, offset=80)
+    calib, calib2 = _calib(ds.train, 1), _calib(ds.train, 2)
+    m = [_measure(state, archs, v, c) for v, c in ((val, calib), (val, calib2), (other, calib))]
     r = repeat_noise(*m, 80)
-    assert r["subnets"] == 6 and r["val_images"] == 80
+    assert r["subnets"] == 10 and r["val_images"] == 80
     assert np.isfinite(r["repeat_sd"]) and r["repeat_sd"] ** 2 == pytest.approx(r["calib_sd"] ** 2
                                                                                 + r["images_sd"] ** 2)
     none = repeat_noise(m[0], m[0], m[0], 80)
