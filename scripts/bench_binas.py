@@ -150,6 +150,8 @@ def main():
     ap.add_argument("--measured_latency")
     ap.add_argument("--no_measure_latency", action="store_true",
                     help="with --latency_table: do not time the found architectures end to end")
+    ap.add_argument("--noise", help="the measurements' repeat noise (noise.json of experiments.binas_measure): "
+                    "prints the Kendall tau ceiling it sets beside the predictors'")
     ap.add_argument("--write_synthetic")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--evo_generations", type=int, default=500)
@@ -181,6 +183,16 @@ def main():
     print(f"data: {'synthetic stand-in' if synthetic else 'model side files'}; {len(fit[0])} fit / {len(test[0])} "
           f"test subnets; accuracy span of all measured {np.ptp(np.concatenate([fit[1], test[1]])):.2f} points; "
           f"latency model {lat.unit}, range {lat.bounds()[0]:.2f}..{lat.bounds()[1]:.2f}")
+    test_span = float(np.ptp(test[1]))
+    print(f"held-out subnets: {test[1].min():.2f}..{test[1].max():.2f} (span {test_span:.2f} points, sd "
+          f"{np.std(test[1], ddof=1):.2f})")
+    noise = json.loads(Path(args.noise).read_text()) if args.noise else None
+    if noise is not None:
+        print(f"repeat noise of a measurement ({noise['subnets']} subnets, {noise['val_images']} images, "
+              f"{noise['calib_images']} calibration images): BN calibration draw {noise['calib_sd']:.3f}, "
+              f"image sample {noise['images_sd']:.3f}, together {noise['repeat_sd']:.3f} points (binomial "
+              f"{noise['binomial_sd']:.3f}); ceiling of a noiseless predictor: Kendall tau "
+              f"{noise['ceiling']['kendall']:.3f}, Pearson {noise['ceiling']['pearson']:.3f}")
 
     models, fit_ms = {"estimator": est}, {}
     for name, fn in (("bilinear", lambda: fit_bilinear(*fit, ST)),
@@ -261,7 +273,9 @@ def main():
     load = os.getloadavg()[0]
     print(f"goals: {goals}; load average {load:.2f}")
     print(json.dumps({"data": "synthetic" if synthetic else "model side", "ranking": ranking, "insight": insight,
-                      "accuracy_span": float(np.ptp(np.concatenate([fit[1], test[1]]))), "budgets": rows,
+                      "accuracy_span": float(np.ptp(np.concatenate([fit[1], test[1]]))), "test_span": test_span,
+                      "noise": None if noise is None else {k: noise[k] for k in (
+                          "calib_sd", "images_sd", "repeat_sd", "binomial_sd", "ceiling")}, "budgets": rows,
                       "goals_met": goals, "load_average": load}))
 
 

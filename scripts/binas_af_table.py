@@ -8,7 +8,8 @@ Reads the files of ``experiments.binas_measure`` (fit / test subnets, contributi
 the supernet's FLOPs table). For six budgets spread over the cost range it finds the certified optimum
 (``binas-exact``) of the contribution estimator and of the stage-coupled bilinear predictor under the
 budget, and measures the found architectures: accuracy on the supernet (batched evaluation, BN
-recalibrated, ``--val_images`` validation images) and cost.
+recalibrated, with the validation images, BN calibration batch and dataset options recorded in
+``test_subnets.json``'s provenance unless given: as the held-out subnets were measured) and cost.
 
 The cost (``--cost``):
 
@@ -82,8 +83,8 @@ def main():
                     "mflops")
     ap.add_argument("--dataset", default="mnist_clutter")
     ap.add_argument("--picture")
-    ap.add_argument("--val_images", type=int, default=2000)
-    ap.add_argument("--calib_images", type=int, default=128)
+    ap.add_argument("--val_images", type=int, help="default: as the held-out subnets were measured")
+    ap.add_argument("--calib_images", type=int, help="default: as the held-out subnets were measured")
     ap.add_argument("--latency_repeats", type=int, default=20, help="timed rounds per end-to-end measurement")
     args = ap.parse_args()
     try:
@@ -98,6 +99,11 @@ def run(args):
     require(cost_kind == "mflops" or bool(args.latency_table), "latency_table", args.latency_table,
             "a binas latency table file with --cost=latency")
     d = Path(args.measure_dir)
+    prov = json.loads((d / "test_subnets.json").read_text()).get("provenance", {})
+    val_images = args.val_images or int(prov.get("val_images", 2000))
+    calib_images = args.calib_images or int(prov.get("calib_images", 128))
+    calib_seed = int(prov.get("calib_seed", prov.get("seed", 1)))
+    ds_opts = {"val_copies": int(prov["val_copies"])} if "val_copies" in prov else {}
     fit, test = read_measured(d / "fit_subnets.json"), read_measured(d / "test_subnets.json")
     est = read_contributions(d / "contributions.json")
     table = Table.load(args.latency_table) if args.latency_table else None
@@ -131,16 +137,16 @@ def run(args):
                          "predicted_accuracy": float(r.objective),
                          "predicted_cost": float(r.resources["latency"])})
     # measure the found architectures on the supernet
-    import jax.numpy as jnp
 
-    from nasjax.data.datasets import eval_batches, load_dataset
-    from nasjax.train.binas import measure_archs
+    from nasjax.data.datasets import load_dataset
+    from nasjax.train.binas import calibration_batches, measure_archs, validation_batches
 
     state, sc = _supernet(args.weights, table)
-    ds = load_dataset(args.dataset)
-    val = [(jnp.asarray(x), jnp.asarray(y)) for x, y in eval_batches(ds.val, 500, args.val_images)]
-    idx = np.random.default_rng(1).permutation(len(ds.train))[:args.calib_images]
-    calib = [jnp.asarray(ds.train.get(idx[i:i + 256])[0]) for i in range(0, len(idx), 256)]
+    ds = load_dataset(args.dataset, **ds_opts)
+    val = validation_batches(ds.val, val_images)
+    calib = calibration_batches(ds.train, calib_images, calib_seed)
+    print(f"measuring on {val_images} validation images {ds_opts}, BN calibration on {calib_images} training "
+          f"images (seed {calib_seed})", flush=True)
     acc = measure_archs(state, DEFAULT.to_dict(), np.stack(archs), val, calib, progress=False)
     if cost_kind == "latency":
         from nasjax.hardware.lut_binas import measure_found

