@@ -114,10 +114,13 @@ def main() -> None:
           f"base {table.base:.4f} ms, o {table.provenance['per_program_overhead_ms_o']:.4f} ms")
     fit = table.provenance.get("in_network_fit")
     if fit:
+        def f(v, d):
+            return "n/a" if v is None else f"{v:.{d}f}"
+
         print(f"in-network fit on {fit['n_subnets']} subnets: alpha {fit['alpha']:.4f}, beta {fit['beta_ms']:.4f} ms, "
               f"gamma {fit['gamma_ms_per_mparam']:.4f} ms/M params; in-sample MAPE "
-              f"{fit['in_sample_plain']['mape_percent']} -> {fit['in_sample_fitted']['mape_percent']} %, tau "
-              f"{fit['in_sample_plain']['kendall_tau']} -> {fit['in_sample_fitted']['kendall_tau']}")
+              f"{f(fit['in_sample_plain']['mape_percent'], 2)} -> {f(fit['in_sample_fitted']['mape_percent'], 2)} %, "
+              f"tau {f(fit['in_sample_plain']['kendall_tau'], 3)} -> {f(fit['in_sample_fitted']['kendall_tau'], 3)}")
 
 
 if __name__ == "__main__":
