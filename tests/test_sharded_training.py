@@ -42,8 +42,11 @@ def init_leaves():
     return _leaves(init_state(TINY, TC.seed))
 
 
-def _assert_close(a_state, b_state, init, tol=2e-3):
-    """Equal to float tolerance: per leaf, ``max |a - b| <= tol * max |a - a_init|`` (the training update)."""
+def _assert_close(a_state, b_state, init, tol=5e-3):
+    """Equal to float tolerance: per leaf, ``max |a - b| <= tol * max |a - a_init|`` (the training update).
+
+    Eight devices sum the batch in another order than one; on an Intel Xeon host a batch-norm scale of the
+    tiny model then differed by 0.24 % of its movement over the run (0.1 % on an AMD EPYC one)."""
     for a, b, a0 in zip(_leaves(a_state), _leaves(b_state), init, strict=True):
         moved = float(np.max(np.abs(a - a0))) if a.size else 0.0
         np.testing.assert_allclose(a, b, rtol=0, atol=tol * moved + 1e-7)
