@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -330,10 +331,11 @@ def shipped_tables_section(luts_root) -> list[str]:
         for p in files:
             t = Table.load(p)
             pv = t.provenance
+            cmd = re.sub(r"--out=\S*/luts/", "--out=luts/", str(pv.get("command")))  # the checkout's own path
             lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
                          f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | {t.base:.3f} | "
                          f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "
-                         f"{pv.get('load_average')} | `{pv.get('command')}` |")
+                         f"{pv.get('load_average')} | `{cmd}` |")
         lines.append("")
     return lines
 
