@@ -276,10 +276,7 @@ def tables_target(args) -> dict:
 
 def tables_part(args) -> dict:
     """Every target (runtime x threads, width 1.0, this machine) in its own subprocess (XLA's thread flags)."""
-    import subprocess
-    import tempfile
-
-    from nasjax.hardware.runtimes import xla_thread_env
+    from nasjax.hardware.runtimes import run_json_with_threads
 
     targets = [t for t in args.tables_targets.split(",") if t]
     res = {}
@@ -287,15 +284,10 @@ def tables_part(args) -> dict:
           "on the evaluation subnets (MAPE % / tau / within 10 %):")
     for t in targets:
         rt, threads, _ = t.split(":")
-        env = xla_thread_env(1 if rt == "xla" and int(threads) == 1 else 0)
-        with tempfile.TemporaryDirectory() as td:
-            f = Path(td) / "target.json"
-            cmd = [sys.executable, __file__, f"--tables_target={t}", f"--tables_out={f}"] + [
-                a for a in sys.argv[1:] if not a.startswith("--tables_targets")]
-            rc = subprocess.call(cmd, env=env)
-            if rc != 0:
-                raise NasjaxInputError(f"tables_targets: measuring target {t!r} failed with exit code {rc}")
-            r = json.loads(f.read_text())
+        rc, r = run_json_with_threads(rt, int(threads), [__file__, f"--tables_target={t}"] + [
+            a for a in sys.argv[1:] if not a.startswith("--tables_targets")], "tables_out")
+        if rc != 0:
+            raise NasjaxInputError(f"tables_targets: measuring target {t!r} failed with exit code {rc}")
         res[t] = r
         print(f"   target {t} (mean {r['mean_measured_ms']:.3f} ms, {r['eval_subnets']} subnets, load "
               f"{[round(x, 2) for x in r['load_average'][1]]}):")

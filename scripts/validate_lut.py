@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +129,7 @@ def main():
         if args.one:
             Path(args.one_out).write_text(json.dumps(validate_one(Path(args.one), args)))
             return
-        from nasjax.hardware.runtimes import xla_thread_env
+        from nasjax.hardware.runtimes import run_json_with_threads
 
         tables = shipped_tables(Path(args.luts_dir), [f for f in args.tables.split(",") if f])
         if not args.any_device:
@@ -147,18 +145,13 @@ def main():
         rows = []
         for p in tables:
             prov = json.loads(p.read_text())["provenance"]
-            env = xla_thread_env(1 if prov["runtime"] == "xla" and int(prov["threads"]) == 1 else 0)
-            with tempfile.TemporaryDirectory() as td:
-                res_file = Path(td) / "row.json"
-                cmd = [sys.executable, __file__, f"--one={p}", f"--one_out={res_file}"] + [
-                    a for a in sys.argv[1:] if not a.startswith("--tables")]
-                print(f"[validate_lut] {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: load average "
-                      f"{os.getloadavg()}", flush=True)
-                rc = subprocess.call(cmd, env=env)
-                if rc != 0:
-                    print(f"[validate_lut] {p}: failed with exit code {rc}", file=sys.stderr)
-                    continue
-                row = json.loads(res_file.read_text())
+            print(f"[validate_lut] {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: load average "
+                  f"{os.getloadavg()}", flush=True)
+            rc, row = run_json_with_threads(prov["runtime"], int(prov["threads"]), [__file__, f"--one={p}"] + [
+                a for a in sys.argv[1:] if not a.startswith("--tables")], "one_out")
+            if rc != 0:
+                print(f"[validate_lut] {p}: failed with exit code {rc}", file=sys.stderr)
+                continue
             rows.append(row)
             ch, cb = row["corrected_held_out"], row["calibrated_held_out"]
             print(f"{row['space']:>18} {row['runtime']:>11} w{row['width']} {row['resolution']}px b{row['batch']} "

@@ -67,19 +67,19 @@ def test_in_network_fit_recovers_a_known_context_effect(tiny, space):
     if space == "mobilenetv3_layers":
         vals[20:] = 0.0  # depth positions have no program
     archs = np.concatenate([ls.reference_archs(), ls.context_archs(20)])
-    w = np.where(mask, ls.cell_params(), 0.0)
+    w = lb._cell_weights(ls, mask)
     assert w[: (20 if space == "mobilenetv3_layers" else 5)].min() > 0
     rows, act = np.arange(sp.num_positions)[None, :], ls.active(archs)
     lat0 = 0.7 + (vals[rows, archs] * act).sum(1)
     measured = 0.4 + 1.15 * lat0 + 0.25 * (w[rows, archs] * act).sum(1)
-    fit = lb._in_network_fit(ls, vals, 0.7, mask, archs, measured)
+    fit = lb._in_network_fit(ls, vals, 0.7, w, archs, measured)
     assert fit["alpha"] == pytest.approx(1.15) and fit["beta_ms"] == pytest.approx(0.4)
     assert fit["gamma_ms_per_mparam"] == pytest.approx(0.25)
-    table = Table(np.where(mask, fit["alpha"] * vals + fit["gamma_ms_per_mparam"] * fit["_w"], 0.0), mask, "latency",
-                  "ms", fit["alpha"] * 0.7 + fit["beta_ms"], 1, "cpu-test", space, {"model": ls.model})
+    cells, base = lb._apply_in_network_fit(vals, 0.7, mask, w, fit)
+    table = Table(cells, mask, "latency", "ms", base, 1, "cpu-test", space, {"model": ls.model})
     np.testing.assert_allclose(ls.predict(table, archs), measured, rtol=1e-9)
     assert fit["in_sample_fitted"]["mape_percent"] < 1e-6 < fit["in_sample_plain"]["mape_percent"]
-    assert lb._in_network_fit(ls, vals, 0.7, mask, archs[:lb.MIN_FIT_SUBNETS - 1], measured[:7]) is None
+    assert lb._in_network_fit(ls, vals, 0.7, w, archs[:lb.MIN_FIT_SUBNETS - 1], measured[:7]) is None
 
 
 def test_schema_units_provenance_ort(tiny, tmp_path):

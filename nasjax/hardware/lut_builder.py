@@ -377,27 +377,30 @@ def lut_space(name: str, state, config, block_set=None) -> LutSpace:
     return LUT_SPACES.get(name)(state, config, block_set)
 
 
+def _gated_space(table: Table, config=None) -> LutSpace | None:
+    """The space (without weights) whose depth gating a ``depth_gated`` table follows, by the space it names;
+    ``None`` for an additive table."""
+    model = table.provenance.get("model", "additive")
+    require(model in ("additive", "depth_gated"), "table.provenance.model", model, "'additive' or 'depth_gated'")
+    if model == "additive":
+        return None
+    cls = LUT_SPACES.get(table.space) if table.space in LUT_SPACES else LayerLut
+    return cls(None, config or cls.supernet_config())
+
+
 def active_layers(table: Table, config=None) -> Callable[[np.ndarray], np.ndarray] | None:
     """For a depth-gated table, the function ``archs [N, P] -> [N, P] bool`` of the positions that count
     (:meth:`LayerLut.active`); ``None`` for an additive table (every position counts)."""
-    model = table.provenance.get("model", "additive")
-    if model == "depth_gated":
-        cls = LUT_SPACES.get(table.space) if table.space in LUT_SPACES else LayerLut
-        return cls(None, config or cls.supernet_config()).active
-    require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
-    return None
+    space = _gated_space(table, config)
+    return None if space is None else space.active
 
 
 def predict_latency(table: Table, archs, config=None) -> np.ndarray:
     """Latency of ``archs`` with a table made by :func:`build_table` (its provenance names the model:
     ``additive`` = :meth:`Table.predict`, ``depth_gated`` = only active layers count, by the space the table
     names)."""
-    model = table.provenance.get("model", "additive")
-    if model == "depth_gated":
-        cls = LUT_SPACES.get(table.space) if table.space in LUT_SPACES else LayerLut
-        return cls(None, config or cls.supernet_config()).predict(table, archs)
-    require(model == "additive", "table.provenance.model", model, "'additive' or 'depth_gated'")
-    return np.atleast_1d(table.predict(archs))
+    space = _gated_space(table, config)
+    return np.atleast_1d(table.predict(archs)) if space is None else space.predict(table, archs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,19 +480,24 @@ def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int
             "spread_ms": [float(v) for v in t.spread_ms], "anchor_ms": a}
 
 
-def _in_network_fit(lspace: LutSpace, vals, base: float, mask, archs, measured) -> dict | None:
-    """Least-squares ``m = beta + alpha * lat0 + gamma * W`` over ``archs`` (module docstring); ``None`` with
-    fewer than :data:`MIN_FIT_SUBNETS` subnets. ``_w`` (the ``[P, K]`` parameters) is returned for the caller."""
+def _cell_weights(lspace: LutSpace, mask) -> np.ndarray | None:
+    """``[P, K]`` parameters (M) of the cells, 0 outside ``mask``; ``None`` when the space does not know them."""
+    w = lspace.cell_params()
+    return None if w is None else np.where(mask, w, 0.0)
+
+
+def _in_network_fit(lspace: LutSpace, vals, base: float, w, archs, measured) -> dict | None:
+    """Least-squares ``m = beta + alpha * lat0 + gamma * W`` over ``archs`` (module docstring), ``w`` the
+    cells' parameters (:func:`_cell_weights`; ``None``: no weight term); ``None`` with fewer than
+    :data:`MIN_FIT_SUBNETS` subnets or a meaningless fit."""
     if len(archs) < MIN_FIT_SUBNETS:
         return None
     a = np.asarray(archs, np.int64)
     rows = np.arange(a.shape[1])[None, :]
     act = lspace.active(a)
     lat0 = base + (vals[rows, a] * act).sum(1)
-    w = lspace.cell_params()
     cols = [np.ones(len(a)), lat0]
     if w is not None:
-        w = np.where(mask, w, 0.0)
         cols.append((w[rows, a] * act).sum(1))
     X = np.column_stack(cols)
     coef, *_ = np.linalg.lstsq(X, measured, rcond=None)
@@ -505,8 +513,13 @@ def _in_network_fit(lspace: LutSpace, vals, base: float, mask, archs, measured) 
 
     return {"beta_ms": float(coef[0]), "alpha": float(coef[1]),
             "gamma_ms_per_mparam": float(coef[2]) if w is not None else 0.0, "n_subnets": int(len(a)),
-            "in_sample_plain": finite(plain), "in_sample_fitted": finite(fitted),
-            "_w": w if w is not None else np.zeros_like(vals)}
+            "in_sample_plain": finite(plain), "in_sample_fitted": finite(fitted)}
+
+
+def _apply_in_network_fit(vals, base: float, mask, w, fit: dict) -> tuple[np.ndarray, float]:
+    """The shipped cells and base of a fit: ``T' = alpha T + gamma w``, ``base' = alpha base + beta``."""
+    cells = fit["alpha"] * vals + (0.0 if w is None else fit["gamma_ms_per_mparam"] * w)
+    return np.where(mask, cells, 0.0), fit["alpha"] * base + fit["beta_ms"]
 
 
 def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
@@ -593,10 +606,10 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     base = med["stem"] + med["head"] - o
     raw_vals, raw_base = vals.copy(), float(base)
     e2e = [med[f"ref{j}"] for j in range(len(refs))] + [med[f"ctx{j}"] for j in range(len(ctx))]
-    fit = _in_network_fit(lspace, vals, base, mask, np.concatenate([refs, ctx]), np.array(e2e))
+    w = _cell_weights(lspace, mask)
+    fit = _in_network_fit(lspace, vals, base, w, np.concatenate([refs, ctx]), np.array(e2e))
     if fit is not None:
-        vals = np.where(mask, fit["alpha"] * vals + fit["gamma_ms_per_mparam"] * fit.pop("_w"), 0.0)
-        base = fit["alpha"] * base + fit["beta_ms"]
+        vals, base = _apply_in_network_fit(vals, base, mask, w, fit)
     prov = {
         "method": "nasjax.hardware.lut_builder.build_table",
         "model": lspace.model,

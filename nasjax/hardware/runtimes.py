@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,6 +299,21 @@ def relaunch_with_threads(threads: int, argv: Sequence[str] | None = None) -> in
     argv = list(sys.argv if argv is None else argv)
     cmd = [sys.executable] + (["-m", _module_of_main()] + argv[1:] if _module_of_main() else argv)
     return subprocess.call(cmd, env=xla_thread_env(threads))
+
+
+def run_json_with_threads(runtime: str, threads: int, argv: Sequence[str], out_flag: str) -> tuple[int, Any]:
+    """Run ``python <argv> --<out_flag>=FILE`` in a subprocess started with the XLA thread flags that
+    ``runtime`` at ``threads`` needs (one thread for one-thread XLA, XLA's default otherwise), for timings of
+    several thread settings from one command. Returns ``(exit code, the JSON the child wrote to FILE or None)``."""
+    import json
+    import subprocess
+    import tempfile
+
+    env = xla_thread_env(1 if runtime == "xla" and int(threads) == 1 else 0)
+    with tempfile.TemporaryDirectory() as td:
+        out = Path(td) / "out.json"
+        rc = subprocess.call([sys.executable, *argv, f"--{out_flag}={out}"], env=env)
+        return rc, (json.loads(out.read_text()) if rc == 0 and out.is_file() else None)
 
 
 def _module_of_main() -> str | None:
