@@ -41,7 +41,11 @@ class LatencyTableConfig:
     warmup: int = cli.option(5, help="Untimed rounds per chunk.")
     repeats: int = cli.option(30, help="Timed interleaved rounds per chunk.")
     context_subnets: int = cli.option(24, help="Random subnets timed end to end for the in-network fit (0: none).")
+    statistic: str = cli.option("q10", help="Each program's time over the timed rounds: q10 (10th percentile) | "
+                                "q25 | median | min.")
     out: str = cli.option("", help="Output file (default: luts/<space>[_w<width>]/<device>-...json).")
+    refit: str = cli.option("", help="A table file made by this command: re-derive its model (o, in-network fit) "
+                            "from the medians it stores, no timing; written to --out or back to the file.")
     progress: bool = cli.option(True, help="Progress bars.")
 
 
@@ -72,6 +76,35 @@ def supernet(weights: str, width: float, space: str = "mobilenetv3_layers", num_
     return state, cfg, nasjax_block_set()
 
 
+def table_lut_space(table):
+    """The latency-table space of a builder table, on a supernet of its shapes (weights as its provenance
+    says: random weights are re-drawn, latency does not depend on them)."""
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.models.mobilenetv3 import SupernetConfig
+
+    prov = table.provenance
+    shape = SupernetConfig.from_dict(prov["supernet_config"]) if prov.get("supernet_config") else None
+    state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0), prov["space"], config=shape)
+    if prov.get("block_set"):
+        from nasjax.spaces.mobilenetv3 import BlockSet
+
+        bs = BlockSet.from_dict(prov["block_set"])
+    return lb.lut_space(prov["space"], state, cfg, bs)
+
+
+def refit(cfg: LatencyTableConfig):
+    """Re-derive the table ``cfg.refit`` from its stored medians; returns ``(table, path)``."""
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.tables import Table
+
+    src = Path(cfg.refit)
+    require(src.is_file(), "refit", cfg.refit, "an existing table file")
+    table = Table.load(src)
+    out = Path(cfg.out) if cfg.out else src
+    cli.check_output_dir(out.parent, "out")
+    return lb.refit_table(table, table_lut_space(table), out=out), out
+
+
 def build(cfg: LatencyTableConfig):
     """Build (or resume) the table of ``cfg``; returns ``(table, path)``."""
     from nasjax.hardware import lut_builder as lb
@@ -91,7 +124,7 @@ def build(cfg: LatencyTableConfig):
     cli.check_output_dir(out.parent, "out")
     table = lb.build_table(lspace, runtime, batch_size=cfg.batch_size, resolution=cfg.resolution,
                            warmup=cfg.warmup, repeats=cfg.repeats, out=out, progress=cfg.progress,
-                           context_subnets=cfg.context_subnets,
+                           context_subnets=cfg.context_subnets, statistic=cfg.statistic,
                            extra_provenance={"weights": cfg.weights, "width": scfg.width_mult})
     return table, out
 
@@ -109,7 +142,7 @@ def get_runtime_or_relaunch(name: str, threads: int, clock: str = "auto"):
 
 def main() -> None:
     cfg = cli.config_from_flags(LatencyTableConfig)
-    table, out = build(cfg)
+    table, out = refit(cfg) if cfg.refit else build(cfg)
     print(f"wrote {out}: {table.space} {table.provenance['runtime']} threads={table.provenance['threads']} "
           f"base {table.base:.4f} ms, o {table.provenance['per_program_overhead_ms_o']:.4f} ms")
     fit = table.provenance.get("in_network_fit")
@@ -117,8 +150,10 @@ def main() -> None:
         def f(v, d):
             return "n/a" if v is None else f"{v:.{d}f}"
 
+        terms = fit.get("terms", {"params_m": fit.get("gamma_ms_per_mparam", 0.0)})
+        gam = ", ".join(f"gamma_{k} {v:.4f}" for k, v in terms.items()) or "no feature terms"
         print(f"in-network fit on {fit['n_subnets']} subnets: alpha {fit['alpha']:.4f}, beta {fit['beta_ms']:.4f} ms, "
-              f"gamma {fit['gamma_ms_per_mparam']:.4f} ms/M params; in-sample MAPE "
+              f"{gam}; in-sample MAPE "
               f"{f(fit['in_sample_plain']['mape_percent'], 2)} -> {f(fit['in_sample_fitted']['mape_percent'], 2)} %, "
               f"tau {f(fit['in_sample_plain']['kendall_tau'], 3)} -> {f(fit['in_sample_fitted']['kendall_tau'], 3)}")
 

@@ -52,8 +52,7 @@ def split_by_device(tables: list[Path], device: str) -> tuple[list[Path], list[P
 
 def validate_one(path: Path, args) -> dict:
     """In this process: load the table, rebuild its supernet, time subnets, write CSV/JSON, return figures."""
-    from experiments.latency_table import supernet
-    from nasjax.hardware import lut_builder as lb
+    from experiments.latency_table import table_lut_space
     from nasjax.hardware import lut_validate as lv
     from nasjax.hardware.runtimes import get_runtime
     from nasjax.io import enable_jax_cache, write_csv, write_json
@@ -63,15 +62,7 @@ def validate_one(path: Path, args) -> dict:
     prov = table.provenance
     runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
     enable_jax_cache()
-    from nasjax.models.mobilenetv3 import SupernetConfig
-
-    shape = SupernetConfig.from_dict(prov["supernet_config"]) if prov.get("supernet_config") else None
-    state, cfg, bs = supernet(prov.get("weights", "random"), prov.get("width", 1.0), prov["space"], config=shape)
-    if prov.get("block_set"):
-        from nasjax.spaces.mobilenetv3 import BlockSet
-
-        bs = BlockSet.from_dict(prov["block_set"])
-    lspace = lb.lut_space(prov["space"], state, cfg, bs)
+    lspace = table_lut_space(table)
     load0 = os.getloadavg()
     res = lv.validate_table(lspace, runtime, table, num_subnets=args.num_subnets, seed=args.seed,
                             warmup=args.warmup, repeats=args.repeats, chunk_size=args.chunk_size,

@@ -61,7 +61,7 @@ def test_measure_table_protocol(state):
     bs = BlockSet("test-2", ((SMALL, BIG),) + ((SMALL,),) * 4)
     t = lat.measure_stage_block_table(state, CFG, bs, RES, warmup=1, repeats=3, progress=False)
     assert t.unit == "ms" and t.metric == "latency" and t.sign == 1 and t.space == "mobilenetv3"
-    assert t.device == lat.device_name() and re.fullmatch(r"cpu-[a-z0-9-]+-\d+c", t.device)
+    assert t.device == lat.device_name() and re.fullmatch(r"cpu-[a-z0-9-]+-\d+c(-\d+mib)?", t.device)
     assert t.mask.sum(1).tolist() == [2, 1, 1, 1, 1] and t.base > 0
     assert {"protocol", "per_program_overhead_ms_o", "median_ms", "date", "block_set"} <= set(t.provenance)
     meas = lat.measure_subnets(state, CFG, [bs.to_ofa([0, 0, 0, 0, 0])], RES, warmup=1, repeats=3, progress=False)

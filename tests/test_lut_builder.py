@@ -56,8 +56,9 @@ def test_resume_equals_one_shot(tiny, tmp_path, monkeypatch, space):
 
 @pytest.mark.parametrize("space", ["mobilenetv3", "mobilenetv3_layers"])
 def test_in_network_fit_recovers_a_known_context_effect(tiny, space):
-    """End-to-end times that are alpha * (table sum) + gamma * (active parameters) + beta: the fit finds the
-    three numbers and the shipped (rewritten) table predicts those times exactly."""
+    """End-to-end times that are alpha * (table sum) + gamma_io * (boundary elements) + gamma_w * (active
+    parameters) + beta, plus a little noise: the leave-one-out selection keeps exactly those two features,
+    the fit finds the numbers and the shipped (rewritten) table predicts the noiseless times."""
     state, cfg, bs = tiny
     ls = lb.lut_space(space, state, cfg, bs)
     sp = ls.space()
@@ -66,20 +67,57 @@ def test_in_network_fit_recovers_a_known_context_effect(tiny, space):
     vals = np.where(mask, rng.uniform(0.1, 1.0, mask.shape), 0.0)
     if space == "mobilenetv3_layers":
         vals[20:] = 0.0  # depth positions have no program
-    archs = np.concatenate([ls.reference_archs(), ls.context_archs(20)])
-    w = lb._cell_weights(ls, mask)
-    assert w[: (20 if space == "mobilenetv3_layers" else 5)].min() > 0
+    archs = np.concatenate([ls.reference_archs(), ls.context_archs(40)])
+    feats = lb._cell_features(ls, mask, 256, 16)
+    assert set(feats) == {"programs", "io_melements", "params_m"}
+    n_prog = 20 if space == "mobilenetv3_layers" else 5
+    assert feats["params_m"][:n_prog].min() > 0 and feats["io_melements"][:n_prog].min() > 0
+    assert np.all(feats["programs"][:n_prog] == 1) and np.all(feats["programs"][n_prog:] == 0)
     rows, act = np.arange(sp.num_positions)[None, :], ls.active(archs)
-    lat0 = 0.7 + (vals[rows, archs] * act).sum(1)
-    measured = 0.4 + 1.15 * lat0 + 0.25 * (w[rows, archs] * act).sum(1)
-    fit = lb._in_network_fit(ls, vals, 0.7, w, archs, measured)
-    assert fit["alpha"] == pytest.approx(1.15) and fit["beta_ms"] == pytest.approx(0.4)
-    assert fit["gamma_ms_per_mparam"] == pytest.approx(0.25)
-    cells, base = lb._apply_in_network_fit(vals, 0.7, mask, w, fit)
+
+    def total(f):
+        return (f[rows, archs] * act).sum(1)
+
+    lat0 = 0.7 + total(vals)
+    truth = 0.4 + 1.15 * lat0 - 0.8 * total(feats["io_melements"]) + 0.25 * total(feats["params_m"])
+    measured = truth * (1 + 1e-4 * rng.standard_normal(len(truth)))
+    fit = lb._in_network_fit(ls, vals, 0.7, feats, archs, measured)
+    if space == "mobilenetv3_layers":  # depth varies, so io and params are separable from the intercept
+        assert set(fit["terms"]) == {"io_melements", "params_m"}
+        assert fit["terms"]["io_melements"] == pytest.approx(-0.8, rel=0.05)
+    assert fit["alpha"] == pytest.approx(1.15, rel=1e-2) and fit["terms"]["params_m"] == pytest.approx(0.25, rel=0.05)
+    assert fit["loo_mape_percent"] < 0.05 < fit["selection"]["loo_mape_percent"]["affine"]
+    cells, base = lb._apply_in_network_fit(vals, 0.7, mask, feats, fit)
     table = Table(cells, mask, "latency", "ms", base, 1, "cpu-test", space, {"model": ls.model})
-    np.testing.assert_allclose(ls.predict(table, archs), measured, rtol=1e-9)
-    assert fit["in_sample_fitted"]["mape_percent"] < 1e-6 < fit["in_sample_plain"]["mape_percent"]
-    assert lb._in_network_fit(ls, vals, 0.7, w, archs[:lb.MIN_FIT_SUBNETS - 1], measured[:7]) is None
+    np.testing.assert_allclose(ls.predict(table, archs), truth, rtol=1e-3)
+    assert fit["in_sample_fitted"]["mape_percent"] < 0.05 < fit["in_sample_plain"]["mape_percent"]
+    assert lb._in_network_fit(ls, vals, 0.7, feats, archs[:lb.MIN_FIT_SUBNETS - 1], measured[:7]) is None
+
+
+def test_loo_mape_equals_explicit_refits():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([np.ones(15), rng.uniform(1, 2, 15), rng.uniform(0, 1, 15)])
+    y = X @ [0.5, 2.0, -0.3] + 0.05 * rng.standard_normal(15)
+    errs = []
+    for i in range(15):
+        keep = np.arange(15) != i
+        c, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
+        errs.append(abs(X[i] @ c - y[i]) / abs(y[i]))
+    assert lb._loo_mape(X, y) == pytest.approx(100 * np.mean(errs), rel=1e-9)
+
+
+def test_refit_reproduces_the_build(tiny, tmp_path, monkeypatch):
+    """A table re-derived from its stored medians equals the one the build wrote."""
+    monkeypatch.setattr(lb, "time_interleaved", _fake_timing)
+    state, cfg, bs = tiny
+    ls = lb.lut_space("mobilenetv3_layers", state, cfg, bs)
+    built = lb.build_table(ls, FakeRuntime(), resolution=16, out=tmp_path / "t.json", progress=False)
+    again = lb.refit_table(Table.load(tmp_path / "t.json"), ls, out=tmp_path / "r.json")
+    np.testing.assert_allclose(again.values, built.values, rtol=1e-12)
+    assert again.base == pytest.approx(built.base)
+    assert "refit" in Table.load(tmp_path / "r.json").provenance
+    with pytest.raises(NasjaxInputError, match="median_ms"):
+        lb.refit_table(Table(built.values, built.mask, "latency", "ms", 0.0, 1, "x", ls.name, {}), ls)
 
 
 def test_schema_units_provenance_ort(tiny, tmp_path):
@@ -101,7 +139,8 @@ def test_schema_units_provenance_ort(tiny, tmp_path):
     assert fit["n_subnets"] == len(ls.reference_archs()) + lb.CONTEXT_SUBNETS == len(p["context_archs"]) + 6
     assert fit["in_sample_fitted"]["mape_percent"] <= fit["in_sample_plain"]["mape_percent"] + 1e-9
     assert p["threads"] == 1 and p["batch_size"] == 2 and p["resolution"] == 16 and p["repeats"] == 3
-    assert set(p["median_ms"]) == set(p["spread_ms"]) and "stem" in p["median_ms"]
+    assert set(p["median_ms"]) == set(p["spread_ms"]) == set(p["time_ms"]) and "stem" in p["median_ms"]
+    assert p["statistic"] == rt.TIMING_STATISTIC and all(p["time_ms"][k] <= p["median_ms"][k] for k in p["time_ms"])
     loaded = Table.load(out)
     assert loaded.shape == (5, 5) and np.all(np.isfinite(loaded.values))
     assert np.allclose(ls.predict(loaded, [[0] * 5, [4] * 5]), t.predict(np.array([[0] * 5, [4] * 5])))

@@ -25,7 +25,17 @@ def test_interleaved_warm_calls_run_each_program_right_before_its_timing():
     assert t.raw_ms.shape == (2, 2)
 
 
+@pytest.mark.parametrize("statistic,q", [("median", 50), ("q10", 10), ("min", 0)])
+def test_interleaved_statistic(statistic, q):
+    t = rt.time_interleaved([lambda: None, lambda: sum(range(2000))], warmup=0, repeats=15, statistic=statistic)
+    assert t.statistic == statistic
+    np.testing.assert_allclose(t.times_ms, np.percentile(t.raw_ms, q, axis=0))
+    np.testing.assert_allclose(t.medians_ms, np.median(t.raw_ms, axis=0))
+
+
 def test_interleaved_bad_input():
+    with pytest.raises(NasjaxInputError, match="statistic"):
+        rt.time_interleaved([lambda: None], statistic="mean")
     with pytest.raises(NasjaxInputError, match="warm_calls"):
         rt.time_interleaved([lambda: None], warm_calls=-1)
     with pytest.raises(NasjaxInputError, match="repeats"):

@@ -96,6 +96,14 @@ class BinasLut(LutSpace):
                 out.append(Chunk(f"stage {s + 1} layer {'1' if j == 0 else '2-4'}", keys, pieces))
         return out
 
+    def cell_io(self, batch_size: int, resolution: int) -> np.ndarray:
+        st = self.structure
+        out = np.zeros((self.space().num_positions, st.num_configs))
+        for s in range(st.num_stages):
+            for j in range(st.max_depth):
+                out[st.layer_position(s, j)] = self.pieces.layer_io(s, j, batch_size, resolution)
+        return out
+
     def to_subnet(self, arch) -> dict:
         from nasjax.models.binas import binas_subnets
         from nasjax.models.mobilenetv3 import subnet_to_ofa
@@ -156,7 +164,7 @@ def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: 
       "rounds", "runtime", "threads", "clock", "batch_size", "resolution", "unit": "ms per call of batch_size
       images"}``.
     """
-    from nasjax.hardware.lut_validate import measure_archs, measure_until_stable
+    from nasjax.hardware.lut_validate import measure_archs, measure_until_stable, table_statistic
     from nasjax.hardware.runtimes import get_runtime, xla_threads_ready
     from nasjax.models.mobilenetv3 import OFAMobileNetV3, SupernetConfig, split_model
 
@@ -185,10 +193,12 @@ def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: 
     a = np.atleast_2d(np.asarray(archs, np.int64))
     ls.space().validate(a)
     bs, res = int(prov["batch_size"]), int(prov["resolution"])
+    stat = table_statistic(table)
     meas, rounds = measure_until_stable(lambda: measure_archs(ls, runtime, a, batch_size=bs, resolution=res,
-                                                              warmup=warmup, repeats=repeats,
-                                                              chunk_size=chunk_size, progress=progress))
+                                                              warmup=warmup, repeats=repeats, chunk_size=chunk_size,
+                                                              progress=progress, statistic=stat))
     pred = ls.predict(table, a)
     return {"measured_ms": meas, "predicted_ms": pred, "error_percent": 100.0 * (pred - meas) / meas,
-            "rounds": int(rounds), "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
+            "rounds": int(rounds), "statistic": stat, "runtime": runtime.name, "threads": runtime.threads,
+            "clock": runtime.clock,
             "batch_size": bs, "resolution": res, "unit": "ms per call of batch_size images"}

@@ -20,19 +20,27 @@ separately timed parts pay it ``n(a)`` times. ``o`` is estimated on reference su
 largest, and a few random ones, never the validation subnets) timed end to end:
 ``o = mean_r (sum_parts t(r) - t(r)) / (n(r) - 1)``.
 
-**In-network fit.** A part timed alone runs with its weights in the CPU's caches (its chunk's few
-programs take turns); inside a network the weights of all parts stream from memory, and the whole
-network runs a little slower or faster than its parts' sum by a factor. Where the space knows each
-part's parameter count ``w(p, c)`` (:meth:`LutSpace.cell_params`), the builder also times
-``context_subnets`` random subnets end to end and fits, over them and the references (least squares)::
+**In-network fit.** A part timed alone differs from the same part inside a network in three ways the
+plain sum misses: it reads its input from and writes its output to memory, where inside a network the
+activation passes between layers in cache; it finds its weights in cache (its chunk's few programs take
+turns), where inside a network the weights of all parts stream from memory; and ``o`` is one mean over
+programs of very different sizes. The builder therefore also times ``context_subnets`` random subnets end to
+end and fits, over them and the references (least squares)::
 
-    m(r) = beta + alpha * lat0(r) + gamma * W(r),    W(r) = sum_{p active} w(p, a_p)   (M parameters)
+    m(r) = beta + alpha * lat0(r) + sum_f gamma_f * F_f(r),    F_f(r) = sum_{p active} f(p, a_p)
 
-and ships ``T'[p, c] = alpha * T[p, c] + gamma * w(p, c)``, ``base' = alpha * base + beta``: again an
-additive (depth-gated) table, so exact solvers keep working. On the Intel Xeon build machine the ONNX
-Runtime one-thread table's plain sum ran 21 % below end-to-end timing, and ``gamma`` (about 0.2 ms per
-million parameters) is the cost of streaming weights that a part timed alone finds in cache. The raw
-medians, ``o``, the fit's coefficients and its subnets are kept in the provenance.
+with the cell features ``f`` the space knows (:meth:`LutSpace.cell_features`): ``programs`` (1 per
+separately timed part: a per-part share of ``o`` that differs from the mean), ``io_melements`` (millions of
+activation elements a part's program reads and writes at its boundary, at the table's batch size and
+resolution) and ``params_m`` (millions of parameters of the part). Which features enter is chosen by
+leave-one-out error over the fitted subnets: of every subset of the features, the smallest whose
+leave-one-out MAPE is within 2 % of the lowest. The builder ships ``T'[p, c] = alpha * T[p, c] + sum_f
+gamma_f * f(p, c)``, ``base' = alpha * base + beta``: again an additive (depth-gated) table, so exact solvers
+keep working. On the Intel Xeon build machines ``gamma_io`` comes out near -1 ms per million elements (a
+part timed alone pays its boundary traffic, a part in a network does not) and ``gamma_programs`` near +0.1
+ms. The raw medians, ``o``, the fit's coefficients, every candidate's leave-one-out error and the fitted
+subnets are kept in the provenance, so :func:`refit_table` re-derives a table from its stored measurements
+when the model changes (``python -m experiments.latency_table --refit=FILE``).
 
 Spaces (registry :data:`LUT_SPACES`):
 
@@ -62,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.hardware.runtimes import Piece, Runtime, device_name, time_interleaved
+from nasjax.hardware.runtimes import STATISTICS, TIMING_STATISTIC, Piece, Runtime, device_name, time_interleaved
 from nasjax.io import read_json, write_json
 from nasjax.registry import Registry
 from nasjax.tables import Table
@@ -106,6 +114,19 @@ class MobileNetV3Pieces:
         w = self.config.widths()
         chans = [w["first_block"]] + list(w["stages"])
         return [(batch_size, h, h, c) for h, c in zip(stage_inputs(self.config, resolution), chans)]
+
+    def layer_io(self, stage: int, layer: int, batch_size: int, resolution: int) -> float:
+        """Millions of elements of layer ``layer`` of stage ``stage``'s input plus output tensors."""
+        sh = self.shapes(batch_size, resolution)
+        spec = self.config.layer_specs()[stage * self.config.max_depth + layer]
+        h_in = sh[stage][1] if layer == 0 else sh[stage + 1][1]
+        h_out = sh[stage + 1][1]
+        return batch_size * (h_in * h_in * spec.cin + h_out * h_out * spec.cout) / 1e6
+
+    def stage_io(self, stage: int, batch_size: int, resolution: int) -> float:
+        """Millions of elements of stage ``stage``'s input plus output tensors."""
+        sh = self.shapes(batch_size, resolution)
+        return (int(np.prod(sh[stage])) + int(np.prod(sh[stage + 1]))) / 1e6
 
     def _jit(self, build: Callable[[], Callable]) -> Callable[[], Callable]:
         """``() -> jax.jit(x -> module(x))`` for a static module from :mod:`nasjax.export.static` (its weights
@@ -246,6 +267,21 @@ class LutSpace:
         space does not know them (then the in-network fit has no weight term)."""
         return None
 
+    def cell_io(self, batch_size: int, resolution: int) -> np.ndarray:
+        """``[P, K]`` millions of activation elements the program behind each cell reads (its input) and
+        writes (its output) at ``batch_size`` and ``resolution``; 0 where no program stands behind a cell."""
+        raise NotImplementedError
+
+    def cell_features(self, batch_size: int, resolution: int) -> dict[str, np.ndarray]:
+        """The in-network fit's candidate cell features (module docstring), each ``[P, K]``, 0 where no
+        program stands behind a cell: ``programs``, ``io_melements`` and, where known, ``params_m``."""
+        io = np.asarray(self.cell_io(batch_size, resolution), float)
+        out = {"programs": (io > 0).astype(float), "io_melements": io}
+        w = self.cell_params()
+        if w is not None:
+            out["params_m"] = np.asarray(w, float)
+        return out
+
     def active(self, archs) -> np.ndarray:
         """``[N, P]`` mask of the positions that count (every position, for an additive table)."""
         a = np.atleast_2d(np.asarray(archs, np.int64))
@@ -300,6 +336,13 @@ class StageLut(LutSpace):
         for s, stage in enumerate(self.block_set.configs):
             for c, b in enumerate(stage):
                 out[s, c] = stage_cost(self.config, 224, s, int(b["d"]), b["ks"], b["e"])[1] / 1e6
+        return out
+
+    def cell_io(self, batch_size: int, resolution: int) -> np.ndarray:
+        sp = self.space()
+        out = np.zeros((sp.num_positions, max(sp.num_choices)))
+        for s in range(sp.num_positions):
+            out[s, : sp.num_choices[s]] = self.pieces.stage_io(s, batch_size, resolution)
         return out
 
 
@@ -359,6 +402,13 @@ class LayerLut(LutSpace):
         for layer in range(5 * D):
             for c, (k, e) in enumerate(self._choices()):
                 out[layer, c] = layer_cost(specs[layer], k, e, 224, self.config.expand_list)[1] / 1e6
+        return out
+
+    def cell_io(self, batch_size: int, resolution: int) -> np.ndarray:
+        D = self.config.max_depth
+        out = np.zeros((25, 9))
+        for layer in range(5 * D):
+            out[layer] = self.pieces.layer_io(layer // D, layer % D, batch_size, resolution)
         return out
 
     def parts(self, arch) -> list[str]:
@@ -438,27 +488,29 @@ def _load_partial(path: Path, settings: dict) -> dict:
         ok = (isinstance(c, dict) and isinstance(c.get("keys"), list)
               and all(isinstance(c.get(f), list) and len(c[f]) == len(c["keys"])
                       and all(isinstance(v, (int, float)) and np.isfinite(v) for v in c[f])
-                      for f in ("median_ms", "spread_ms"))
+                      for f in ("time_ms", "median_ms", "spread_ms"))
               and isinstance(c.get("anchor_ms"), (int, float)) and np.isfinite(c["anchor_ms"]) and c["anchor_ms"] > 0)
         if not ok:
             raise NasjaxInputError(f"partial table file {str(path)!r}: chunk {name!r} is damaged; expected keys, "
-                                   "median_ms and spread_ms lists of equal length and a positive anchor_ms (delete "
-                                   "the file to start afresh)")
+                                   "time_ms, median_ms and spread_ms lists of equal length and a positive anchor_ms "
+                                   "(delete the file to start afresh)")
     return d["chunks"]
 
 
-def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, *, warmup: int, repeats: int):
-    """Time ``[anchor] + calls`` interleaved; returns ``(Timing of calls, anchor median ms)``.
+def time_with_anchor(runtime: Runtime, anchor: Callable[[], None], calls: list, *, warmup: int, repeats: int,
+                     statistic: str = "median"):
+    """Time ``[anchor] + calls`` interleaved; returns ``(Timing of calls, anchor's ms)`` (``statistic`` of the
+    rounds, :data:`nasjax.hardware.runtimes.STATISTICS`).
 
     The anchor (one fixed program, prepared once) is timed in every chunk, so chunks timed minutes apart
     can be brought to one machine speed: ``t' = t * anchor_ref / anchor_chunk`` (:func:`drift_factors`).
     """
     t = time_interleaved([anchor] + list(calls), warmup=warmup, repeats=repeats, clock=runtime.timer_clock,
-                         warm_calls=WARM_CALLS)
+                         warm_calls=WARM_CALLS, statistic=statistic)
     from nasjax.hardware.runtimes import Timing
 
-    return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats),
-            float(t.medians_ms[0]))
+    return (Timing(t.medians_ms[1:], t.spread_ms[1:], t.raw_ms[:, 1:], t.warmup, t.repeats, t.times_ms[1:],
+                   t.statistic), float(t.times_ms[0]))
 
 
 def drift_factors(anchor_ms) -> np.ndarray:
@@ -468,63 +520,168 @@ def drift_factors(anchor_ms) -> np.ndarray:
 
 
 def _time_chunk(runtime: Runtime, chunk: Chunk, batch_size: int, resolution: int, warmup: int, repeats: int,
-                progress: bool, anchor: Callable[[], None]) -> dict:
+                progress: bool, anchor: Callable[[], None], statistic: str) -> dict:
     it = chunk.pieces
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc=f"{chunk.name}: compiling", unit="program", dynamic_ncols=True, leave=False)
     calls = [runtime.prepare(p, batch_size, resolution) for p in it]
-    t, a = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
-    return {"keys": list(chunk.keys), "median_ms": [float(v) for v in t.medians_ms],
-            "spread_ms": [float(v) for v in t.spread_ms], "anchor_ms": a}
+    t, a = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats, statistic=statistic)
+    return {"keys": list(chunk.keys), "time_ms": [float(v) for v in t.times_ms],
+            "median_ms": [float(v) for v in t.medians_ms], "spread_ms": [float(v) for v in t.spread_ms],
+            "anchor_ms": a}
 
 
-def _cell_weights(lspace: LutSpace, mask) -> np.ndarray | None:
-    """``[P, K]`` parameters (M) of the cells, 0 outside ``mask``; ``None`` when the space does not know them."""
-    w = lspace.cell_params()
-    return None if w is None else np.where(mask, w, 0.0)
+FIT_TERM_UNITS = {"programs": "ms per separately timed part", "io_melements": "ms per million activation elements "
+                  "at a part's boundary", "params_m": "ms per million parameters"}
+LOO_TOLERANCE = 0.02  # a larger term set must lower the leave-one-out MAPE by more than this share
 
 
-def _in_network_fit(lspace: LutSpace, vals, base: float, w, archs, measured) -> dict | None:
-    """Least-squares ``m = beta + alpha * lat0 + gamma * W`` over ``archs`` (module docstring), ``w`` the
-    cells' parameters (:func:`_cell_weights`; ``None``: no weight term); ``None`` with fewer than
-    :data:`MIN_FIT_SUBNETS` subnets or a meaningless fit."""
+def _cell_features(lspace: LutSpace, mask, batch_size: int, resolution: int) -> dict[str, np.ndarray]:
+    """The space's cell features (:meth:`LutSpace.cell_features`), 0 outside ``mask``."""
+    return {k: np.where(mask, v, 0.0) for k, v in lspace.cell_features(batch_size, resolution).items()}
+
+
+def _loo_mape(X: np.ndarray, y: np.ndarray) -> float:
+    """Leave-one-out MAPE (%) of the least-squares fit ``y ~ X`` (residual / (1 - leverage), no refits)."""
+    hat = X @ np.linalg.pinv(X)
+    r = y - hat @ y
+    lev = np.clip(np.diag(hat), None, 1.0 - 1e-9)
+    return float(100.0 * np.mean(np.abs(r / (1.0 - lev)) / np.abs(y)))
+
+
+def _in_network_fit(lspace: LutSpace, vals, base: float, feats: dict[str, np.ndarray], archs, measured) -> dict | None:
+    """Least-squares ``m = beta + alpha * lat0 + sum_f gamma_f F_f`` over ``archs`` (module docstring), the
+    features ``f`` (:func:`_cell_features`) a subset of ``feats`` chosen by leave-one-out MAPE; ``None`` with
+    fewer than :data:`MIN_FIT_SUBNETS` subnets or when no candidate is meaningful (``alpha <= 0``)."""
     if len(archs) < MIN_FIT_SUBNETS:
         return None
+    from itertools import combinations
+
+    from nasjax.metrics import latency_metrics
+
     a = np.asarray(archs, np.int64)
+    y = np.asarray(measured, float)
     rows = np.arange(a.shape[1])[None, :]
     act = lspace.active(a)
     lat0 = base + (vals[rows, a] * act).sum(1)
-    cols = [np.ones(len(a)), lat0]
-    if w is not None:
-        cols.append((w[rows, a] * act).sum(1))
-    X = np.column_stack(cols)
-    coef, *_ = np.linalg.lstsq(X, measured, rcond=None)
-    from nasjax.metrics import latency_metrics
-
-    if not np.all(np.isfinite(coef)) or coef[1] <= 0:  # a network is never faster for slower parts
+    F = {k: (v[rows, a] * act).sum(1) for k, v in sorted(feats.items())}
+    names = [k for k in F if np.ptp(F[k]) > 0]  # a feature constant over the subnets is the intercept's
+    cands = []
+    for r in range(len(names) + 1):
+        for terms in combinations(names, r):
+            if len(a) <= len(terms) + 3:  # at least two residual degrees of freedom
+                continue
+            X = np.column_stack([np.ones(len(a)), lat0] + [F[k] for k in terms])
+            coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+            if not np.all(np.isfinite(coef)) or coef[1] <= 0:  # a network is never faster for slower parts
+                continue
+            cands.append((terms, coef, X, _loo_mape(X, y)))
+    if not cands:
         return None
-    plain, fitted = latency_metrics(measured, lat0), latency_metrics(measured, X @ coef)
+    best = min(c[3] for c in cands)
+    terms, coef, X, loo = next(c for c in cands if c[3] <= best * (1.0 + LOO_TOLERANCE))
+    plain, fitted = latency_metrics(y, lat0), latency_metrics(y, X @ coef)
     keep = ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent")
 
     def finite(m):  # a rank correlation of tied values is undefined: recorded as null
         return {k: float(m[k]) if np.isfinite(m[k]) else None for k in keep}
 
     return {"beta_ms": float(coef[0]), "alpha": float(coef[1]),
-            "gamma_ms_per_mparam": float(coef[2]) if w is not None else 0.0, "n_subnets": int(len(a)),
-            "in_sample_plain": finite(plain), "in_sample_fitted": finite(fitted)}
+            "terms": {k: float(g) for k, g in zip(terms, coef[2:])},
+            "term_units": {k: FIT_TERM_UNITS[k] for k in terms}, "n_subnets": int(len(a)),
+            "selection": {"rule": f"smallest term set within {100 * LOO_TOLERANCE:g} % of the lowest "
+                          "leave-one-out MAPE", "loo_mape_percent": {"+".join(c[0]) or "affine": round(c[3], 4)
+                                                                      for c in cands}},
+            "loo_mape_percent": float(loo), "in_sample_plain": finite(plain), "in_sample_fitted": finite(fitted)}
 
 
-def _apply_in_network_fit(vals, base: float, mask, w, fit: dict) -> tuple[np.ndarray, float]:
-    """The shipped cells and base of a fit: ``T' = alpha T + gamma w``, ``base' = alpha base + beta``."""
-    cells = fit["alpha"] * vals + (0.0 if w is None else fit["gamma_ms_per_mparam"] * w)
+def _apply_in_network_fit(vals, base: float, mask, feats: dict[str, np.ndarray], fit: dict) -> tuple[np.ndarray, float]:
+    """The shipped cells and base of a fit: ``T' = alpha T + sum_f gamma_f f``, ``base' = alpha base + beta``."""
+    cells = fit["alpha"] * vals
+    for k, g in fit["terms"].items():
+        cells = cells + g * feats[k]
     return np.where(mask, cells, 0.0), fit["alpha"] * base + fit["beta_ms"]
+
+
+def _assemble(lspace: LutSpace, med: dict[str, float], refs, ctx, batch_size: int,
+              resolution: int) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Cells, mask and base of a table from the parts' and subnets' median times ``med`` (keys as the chunks'),
+    and the model's provenance (``o``, raw cells, in-network fit; module docstring)."""
+    o_each = []
+    for j, a in enumerate(refs):
+        parts = lspace.parts(a)
+        o_each.append((sum(med[k] for k in parts) - med[f"ref{j}"]) / (len(parts) - 1))
+    o = float(np.mean(o_each))
+    sp = lspace.space()
+    K = max(sp.num_choices)
+    vals = np.zeros((sp.num_positions, K))
+    mask = np.zeros((sp.num_positions, K), bool)
+    for p in range(sp.num_positions):
+        for c in range(sp.num_choices[p]):
+            mask[p, c] = True
+            key = lspace.cell_key(p, c)
+            if key in med:
+                vals[p, c] = med[key] - o
+    base = med["stem"] + med["head"] - o
+    raw_vals, raw_base = vals.copy(), float(base)
+    e2e = [med[f"ref{j}"] for j in range(len(refs))] + [med[f"ctx{j}"] for j in range(len(ctx))]
+    feats = _cell_features(lspace, mask, batch_size, resolution)
+    fit = _in_network_fit(lspace, vals, base, feats, np.concatenate([refs, ctx]), np.array(e2e))
+    if fit is not None:
+        vals, base = _apply_in_network_fit(vals, base, mask, feats, fit)
+    formula = ("lat(a) = base + sum_{p active in a} T[p, a_p]; T[p, c] = t(p, c) - o; base = t(stem) + t(head) - o; "
+               "o = mean_ref (sum_parts t(ref) - t(ref)) / (n_parts(ref) - 1)")
+    if fit is not None:
+        formula += ("; in-network fit: T' = alpha T + sum_f gamma_f f(p, c), base' = alpha base + beta (alpha, "
+                    "beta, gamma least squares on the references and context subnets timed end to end; the "
+                    "features f chosen by leave-one-out error)")
+    model = {"formula": formula, "in_network_fit": fit, "raw_values": raw_vals.tolist(), "raw_base_ms": raw_base,
+             "per_program_overhead_ms_o": o, "overhead_per_reference_ms": [float(v) for v in o_each]}
+    return vals, mask, float(base), model
+
+
+def refit_table(table: Table, lspace: LutSpace, out=None) -> Table:
+    """``table`` re-derived from the medians its provenance keeps (no timing): the current model of
+    :func:`build_table` (``o``, the in-network fit) applied to the same measurements.
+
+    Args:
+      table: a table made by :func:`build_table` (its provenance has ``median_ms``, the reference and context
+        architectures).
+      lspace: its space on the table's supernet (shapes only).
+      out: if given, the refitted table is written there (atomically).
+
+    Returns:
+      The table; its provenance is the original's with the model's fields replaced and ``refit`` (date,
+      command) added.
+    """
+    prov = dict(table.provenance)
+    require(prov.get("method") == "nasjax.hardware.lut_builder.build_table" and "median_ms" in prov,
+            "table provenance", sorted(prov)[:8], "a table written by nasjax.hardware.lut_builder.build_table "
+            "(method and median_ms in its provenance)")
+    # tables built before the statistic was a setting hold medians only
+    times = prov.get("time_ms", prov["median_ms"])
+    refs = np.asarray(prov["reference_archs"], np.int64)
+    ctx = np.asarray(prov.get("context_archs", []), np.int64).reshape(-1, refs.shape[1])
+    med = {k: float(v) for k, v in times.items()}
+    vals, mask, base, model = _assemble(lspace, med, refs, ctx, int(prov["batch_size"]), int(prov["resolution"]))
+    from nasjax.hardware.runtimes import machine_provenance
+
+    mp = machine_provenance()
+    prov.update(model)
+    prov["refit"] = {"date": mp["date"], "command": mp["command"],
+                     "what": "the model (o, in-network fit) re-derived from the stored medians; no new timing"}
+    t = Table(vals, mask, "latency", "ms", base, 1, table.device, table.space, prov)
+    if out is not None:
+        t.save(out)
+    return t
 
 
 def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
                 warmup: int = 5, repeats: int = 30, out=None, progress: bool = True,
-                extra_provenance: dict | None = None, context_subnets: int = CONTEXT_SUBNETS) -> Table:
+                extra_provenance: dict | None = None, context_subnets: int = CONTEXT_SUBNETS,
+                statistic: str = TIMING_STATISTIC) -> Table:
     """Measure ``lspace``'s latency table in ``runtime`` (see the module docstring for the formula).
 
     Args:
@@ -540,6 +697,8 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         extra_provenance: merged into the table's provenance (e.g. the command's settings).
         context_subnets: random subnets timed end to end for the in-network fit (module docstring); 0 with
             the references alone.
+        statistic: the estimate of each program's time over the timed rounds
+            (:data:`nasjax.hardware.runtimes.STATISTICS`; module docstring).
 
     Returns:
         The table (unit ms, ``device`` = this machine, ``space`` = the space's name).
@@ -551,11 +710,12 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(isinstance(context_subnets, (int, np.integer)) and context_subnets >= 0, "context_subnets",
             context_subnets, "a non-negative integer")
+    require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
     settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
                 "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),
                 "repeats": int(repeats), "supernet_config": lspace.config.to_dict(),
                 "block_set": lspace.block_set.to_dict() if lspace.block_set is not None else None,
-                "context_subnets": int(context_subnets)}
+                "context_subnets": int(context_subnets), "statistic": statistic}
     ppath = partial_path(out) if out is not None else None
     done = _load_partial(ppath, settings) if ppath is not None else {}
     refs = lspace.reference_archs()
@@ -579,52 +739,24 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     for c in it:
         if anchor is None:
             anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(anchor_arch)), batch_size, resolution)
-        done[c.name] = _time_chunk(runtime, c, batch_size, resolution, warmup, repeats, progress, anchor)
+        done[c.name] = _time_chunk(runtime, c, batch_size, resolution, warmup, repeats, progress, anchor, statistic)
         if ppath is not None:
             write_json(ppath, {"format": PARTIAL_FORMAT, "settings": settings, "chunks": done})
     names = [c.name for c in chunks]
     drift = dict(zip(names, drift_factors([done[n]["anchor_ms"] for n in names])))
-    times = {k: (m * drift[n], s * drift[n]) for n in names
-             for k, m, s in zip(done[n]["keys"], done[n]["median_ms"], done[n]["spread_ms"])}
+    times = {k: (t * drift[n], m * drift[n], s * drift[n]) for n in names
+             for k, t, m, s in zip(done[n]["keys"], done[n]["time_ms"], done[n]["median_ms"], done[n]["spread_ms"])}
     med = {k: v[0] for k, v in times.items()}
-    # per-program overhead o from the references
-    o_each = []
-    for j, a in enumerate(refs):
-        parts = lspace.parts(a)
-        o_each.append((sum(med[k] for k in parts) - med[f"ref{j}"]) / (len(parts) - 1))
-    o = float(np.mean(o_each))
-    sp = lspace.space()
-    K = max(sp.num_choices)
-    vals = np.zeros((sp.num_positions, K))
-    mask = np.zeros((sp.num_positions, K), bool)
-    for p in range(sp.num_positions):
-        for c in range(sp.num_choices[p]):
-            mask[p, c] = True
-            key = lspace.cell_key(p, c)
-            if key in med:
-                vals[p, c] = med[key] - o
-    base = med["stem"] + med["head"] - o
-    raw_vals, raw_base = vals.copy(), float(base)
-    e2e = [med[f"ref{j}"] for j in range(len(refs))] + [med[f"ctx{j}"] for j in range(len(ctx))]
-    w = _cell_weights(lspace, mask)
-    fit = _in_network_fit(lspace, vals, base, w, np.concatenate([refs, ctx]), np.array(e2e))
-    if fit is not None:
-        vals, base = _apply_in_network_fit(vals, base, mask, w, fit)
+    vals, mask, base, model = _assemble(lspace, med, refs, ctx, int(batch_size), resolution)
     prov = {
         "method": "nasjax.hardware.lut_builder.build_table",
         "model": lspace.model,
-        "formula": ("lat(a) = base + sum_{p active in a} T[p, a_p]; T[p, c] = t(p, c) - o; base = t(stem) + "
-                    "t(head) - o; o = mean_ref (sum_parts t(ref) - t(ref)) / (n_parts(ref) - 1)"
-                    + ("; in-network fit: T' = alpha T + gamma w(p, c), base' = alpha base + beta (alpha, beta, "
-                       "gamma least squares on the references and context subnets timed end to end)"
-                       if fit is not None else "")),
-        "in_network_fit": fit,
-        "raw_values": raw_vals.tolist(), "raw_base_ms": raw_base,
+        **model,
         "context_archs": ctx.tolist(),
         "context_end_to_end_ms": [med[f"ctx{j}"] for j in range(len(ctx))],
         "unit": "ms per call of batch_size images",
         **settings,
-        "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the median of {repeats} "
+        "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the {statistic} of {repeats} "
                      "interleaved rounds (A B A B ...) per chunk, every timed run right after "
                      f"{WARM_CALLS} untimed run(s) of the same program (warm caches); spread = interquartile range; "
                      "an anchor subnet timed in every chunk brings all chunks to one machine speed "
@@ -632,11 +764,11 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         "warm_calls": WARM_CALLS,
         "anchor_arch": [int(x) for x in anchor_arch],
         "anchor_ms_per_chunk": {n: done[n]["anchor_ms"] for n in names},
-        "per_program_overhead_ms_o": o, "overhead_per_reference_ms": [float(v) for v in o_each],
         "reference_archs": refs.tolist(),
         "reference_end_to_end_ms": [med[f"ref{j}"] for j in range(len(refs))],
-        "median_ms": {k: v[0] for k, v in sorted(times.items())},
-        "spread_ms": {k: v[1] for k, v in sorted(times.items())},
+        "time_ms": {k: v[0] for k, v in sorted(times.items())},
+        "median_ms": {k: v[1] for k, v in sorted(times.items())},
+        "spread_ms": {k: v[2] for k, v in sorted(times.items())},
         **runtime.provenance(),
         **(extra_provenance or {}),
     }

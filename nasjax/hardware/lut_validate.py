@@ -18,7 +18,7 @@ import numpy as np
 
 from nasjax.errors import require
 from nasjax.hardware.lut_builder import LutSpace, drift_factors, time_with_anchor
-from nasjax.hardware.runtimes import Runtime
+from nasjax.hardware.runtimes import TIMING_STATISTIC, Runtime
 from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
 
@@ -27,7 +27,8 @@ CALIBRATION_K = 5  # subnets of the fit half whose measured/predicted ratio resc
 
 
 def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int, resolution: int, warmup: int = 5,
-                  repeats: int = 20, chunk_size: int = 25, progress: bool = True) -> np.ndarray:
+                  repeats: int = 20, chunk_size: int = 25, progress: bool = True,
+                  statistic: str = TIMING_STATISTIC) -> np.ndarray:
     """End-to-end latency (ms per call) of each architecture as its own static program in ``runtime``.
 
     Args:
@@ -38,9 +39,11 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         warmup, repeats: per chunk, as in :func:`time_interleaved`.
         chunk_size: subnets compiled and timed together (bounds memory).
         progress: a tqdm bar over the subnets.
+        statistic: the estimate over the timed rounds (:data:`nasjax.hardware.runtimes.STATISTICS`); a
+            table's validation uses the table's own.
 
     Returns:
-        ``[N]`` medians in ms; with more than one chunk, each chunk is brought to the median machine speed
+        ``[N]`` estimates in ms; with more than one chunk, each chunk is brought to the median machine speed
         with the anchor subnet timed in every chunk (:func:`nasjax.hardware.lut_builder.drift_factors`).
     """
     archs = np.atleast_2d(np.asarray(archs, np.int64))
@@ -60,8 +63,8 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
             calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
             if bar is not None:
                 bar.update(1)
-        t, a_ms = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats)
-        out[lo:lo + len(calls)] = t.medians_ms
+        t, a_ms = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats, statistic=statistic)
+        out[lo:lo + len(calls)] = t.times_ms
         anchors.append((lo, lo + len(calls), a_ms))
         del calls
     for (lo, hi, _), f in zip(anchors, drift_factors([a for _, _, a in anchors])):
@@ -126,6 +129,12 @@ def meets_goals(metrics: dict) -> bool:
             and metrics["within_10_percent"] >= GOALS["within_10_percent"])
 
 
+def table_statistic(table: Table) -> str:
+    """The timing statistic a builder table was measured with (tables built before it was a setting: the
+    median)."""
+    return table.provenance.get("statistic", "median")
+
+
 def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnets: int = 100, seed: int = 1,
                    warmup: int = 5, repeats: int = 20, chunk_size: int = 25, progress: bool = True) -> dict:
     """Time ``num_subnets`` random subnets end to end and compare with ``table``'s predictions.
@@ -146,7 +155,7 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     archs = lspace.space().random(seed, num_subnets)
     pred = lspace.predict(table, archs)
     meas = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup, repeats=repeats,
-                         chunk_size=chunk_size, progress=progress)
+                         chunk_size=chunk_size, progress=progress, statistic=table_statistic(table))
     metrics = latency_metrics(meas, pred)
     idx = np.arange(num_subnets)
     corr = linear_correction(pred, meas, idx[0::2], idx[1::2])

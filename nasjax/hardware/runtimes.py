@@ -59,17 +59,40 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_cache_kb() -> int | None:
+    """The CPU's cache size (KB) as /proc/cpuinfo's ``cache size`` reports it (the last-level cache on x86),
+    or ``None`` where it is not reported."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("cache size"):
+                    m = re.search(r"(\d+)\s*([KMG]?)B", line.split(":", 1)[1], re.I)
+                    if m:
+                        return int(m.group(1)) * {"": 1, "K": 1, "M": 1024, "G": 1024 ** 2}[m.group(2).upper()]
+    except OSError:
+        pass
+    return None
+
+
 def device_name() -> str:
-    """A stable name for this machine's CPU: ``cpu-<model slug>-<n>c``."""
+    """A stable name for this machine's CPU: ``cpu-<model slug>-<n>c[-<cache>mib]``.
+
+    Virtual machines of one cloud often report the same model string for different host CPUs (an Intel Xeon
+    host with 480 MiB and one with 260 MiB of last-level cache both say "Intel(R) Xeon(R) Processor"; one BINAS
+    subnet took 13.1-13.7 ms of CPU time on the first and 16-26 ms on the second), so the cache size, where
+    /proc/cpuinfo reports it, is part of the name:
+    a table is this machine's only if it was measured on a CPU of the same model, cores and cache.
+    """
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower().replace("(r)", "").replace("(tm)", "")).strip("-")
     slug = re.sub(r"-?cpu-?", "-", slug).strip("-")
-    return f"cpu-{slug}-{os.cpu_count()}c"
+    kb = cpu_cache_kb()
+    return f"cpu-{slug}-{os.cpu_count()}c" + ("" if kb is None else f"-{round(kb / 1024)}mib")
 
 
 def machine_provenance() -> dict:
     """CPU model, core count, load average, Python and platform, UTC date and the running command."""
     return {
-        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "device": device_name(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_cache_kb": cpu_cache_kb(), "device": device_name(),
         "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
         "platform": platform.platform(),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -115,13 +138,31 @@ class Piece:
 
 @dataclass(frozen=True)
 class Timing:
-    """Result of :func:`time_interleaved`: per call, median and interquartile range (ms) and raw times."""
+    """Result of :func:`time_interleaved`: per call, median, interquartile range, the estimate of the chosen
+    statistic (ms) and the raw times."""
 
     medians_ms: np.ndarray  # [n]
     spread_ms: np.ndarray  # [n], 75th - 25th percentile
     raw_ms: np.ndarray  # [repeats, n]
     warmup: int
     repeats: int
+    estimates_ms: np.ndarray | None = None  # [n], the ``statistic`` of raw_ms (None: the medians)
+    statistic: str = "median"
+
+    @property
+    def times_ms(self) -> np.ndarray:
+        """Per call, the estimate of :attr:`statistic` (the medians unless another statistic was asked for)."""
+        return self.medians_ms if self.estimates_ms is None else self.estimates_ms
+
+
+STATISTICS = {"median": 50.0, "q25": 25.0, "q10": 10.0, "min": 0.0}  # percentile of the timed rounds
+TIMING_STATISTIC = "q10"  # what tables and their validation use (module docstring of nasjax.hardware.lut_builder)
+
+
+def timing_estimate(raw_ms, statistic: str) -> np.ndarray:
+    """Per column of ``raw_ms [repeats, n]``, the percentile :data:`STATISTICS` names."""
+    require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
+    return np.percentile(np.asarray(raw_ms, float), STATISTICS[statistic], axis=0)
 
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time, "thread": time.thread_time}
@@ -137,7 +178,7 @@ def resolve_clock(clock: str, threads: int) -> str:
 
 def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, repeats: int = 20,
                      progress: bool = False, desc: str = "timing", clock: str = "wall",
-                     warm_calls: int = 0) -> Timing:
+                     warm_calls: int = 0, statistic: str = "median") -> Timing:
     """Time every call of ``calls`` interleaved: ``warmup`` untimed rounds, then ``repeats`` timed rounds
     each running ``calls[0], calls[1], ..., calls[n-1]`` once (A B A B ...), so drift cancels.
 
@@ -160,11 +201,14 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
             same full-size subnet timed among 25 others ran 20-30 % slower than among 9 small layers);
             with ``warm_calls >= 1`` every timed run finds its program warm, as a deployed network running
             back to back does, while the rounds still interleave the programs so that drift cancels.
+        statistic: the estimate :attr:`Timing.times_ms` holds (:data:`STATISTICS`: ``median``, ``q25``,
+            ``q10``, ``min`` of the rounds).
 
     Returns:
-        :class:`Timing` with ``medians_ms[j] = median_r raw_ms[r, j]`` and
-        ``spread_ms[j] = q75_r - q25_r`` of ``raw_ms[:, j]``.
+        :class:`Timing` with ``medians_ms[j] = median_r raw_ms[r, j]``,
+        ``spread_ms[j] = q75_r - q25_r`` of ``raw_ms[:, j]`` and ``estimates_ms`` the ``statistic``.
     """
+    require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
     require(isinstance(repeats, (int, np.integer)) and repeats >= 1, "repeats", repeats, "a positive integer")
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(len(calls) >= 1, "calls", len(calls), "at least one call to time")
@@ -190,7 +234,7 @@ def time_interleaved(calls: Sequence[Callable[[], Any]], *, warmup: int = 3, rep
             raw[r, j] = now() - t
     raw *= 1e3
     q25, med, q75 = np.percentile(raw, [25, 50, 75], axis=0)
-    return Timing(med, q75 - q25, raw, int(warmup), int(repeats))
+    return Timing(med, q75 - q25, raw, int(warmup), int(repeats), timing_estimate(raw, statistic), statistic)
 
 
 def time_calls(calls: list[tuple[Callable, tuple]], *, warmup: int = 3, repeats: int = 20) -> np.ndarray:
