@@ -69,3 +69,14 @@ def test_validate_table_reports_calibrated_held_out(monkeypatch):
     assert r["metrics"]["mape_percent"] == pytest.approx(100 / 3) and not r["meets_goals"]
     assert r["calibrated"]["scale"] == pytest.approx(1.5) and r["calibrated"]["held_out"]["mape_percent"] < 1e-9
     assert r["calibrated_meets_goals"] and r["corrected_meets_goals"]
+    rep = r["repeatability"]  # the fake machine repeats itself exactly
+    assert rep["n"] == lv.REPEAT_SUBNETS if lv.REPEAT_SUBNETS <= 20 else rep["n"] == 20
+    assert rep["kendall_tau"] == pytest.approx(1.0) and rep["mape_percent"] == pytest.approx(0.0)
+
+
+def test_repeatability_separates_speed_change_from_noise():
+    a = np.linspace(5, 10, 30)
+    b = 1.1 * a
+    rep = lv.repeatability(a, b)
+    assert rep["speed_ratio"] == pytest.approx(1.1) and rep["mape_percent"] == pytest.approx(10.0)
+    assert rep["mape_after_speed_percent"] == pytest.approx(0.0, abs=1e-9) and rep["kendall_tau"] == pytest.approx(1.0)

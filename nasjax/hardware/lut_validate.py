@@ -135,9 +135,28 @@ def table_statistic(table: Table) -> str:
     return table.provenance.get("statistic", "median")
 
 
+REPEAT_SUBNETS = 25  # validation subnets timed a second time: the measurement's own repeatability
+
+
+def repeatability(first, second) -> dict:
+    """How well two measurements of the same subnets agree (the ceiling any latency model can reach on this
+    machine): Kendall tau and MAPE between them, and the median ratio second / first (a change of the
+    machine's speed between the two)."""
+    a, b = np.asarray(first, float), np.asarray(second, float)
+    m = latency_metrics(a, b)
+    return {"n": int(len(a)), "kendall_tau": float(m["kendall_tau"]), "mape_percent": float(m["mape_percent"]),
+            "speed_ratio": float(np.median(b / a)),
+            "mape_after_speed_percent": float(latency_metrics(a, b / np.median(b / a))["mape_percent"])}
+
+
 def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnets: int = 100, seed: int = 1,
-                   warmup: int = 5, repeats: int = 20, chunk_size: int = 25, progress: bool = True) -> dict:
+                   warmup: int = 5, repeats: int = 20, chunk_size: int = 25, progress: bool = True,
+                   repeat_subnets: int = REPEAT_SUBNETS) -> dict:
     """Time ``num_subnets`` random subnets end to end and compare with ``table``'s predictions.
+
+    After them, the first ``repeat_subnets`` are timed once more (one chunk) and :func:`repeatability`
+    compares the two measurements: on a machine whose speed wanders, the measurement does not agree with
+    itself, and no table can rank better than that.
 
     The batch size and resolution are the table's (its provenance). Returns ``metrics`` (plain sum, all
     subnets), ``corrected`` (:func:`linear_correction`, fit on the even-indexed subnets, metrics on the
@@ -157,6 +176,13 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     meas = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup, repeats=repeats,
                          chunk_size=chunk_size, progress=progress, statistic=table_statistic(table))
     metrics = latency_metrics(meas, pred)
+    rep = None
+    if repeat_subnets:
+        k = min(int(repeat_subnets), num_subnets)
+        again = measure_archs(lspace, runtime, archs[:k], batch_size=bs, resolution=res, warmup=warmup,
+                              repeats=repeats, chunk_size=chunk_size, progress=progress,
+                              statistic=table_statistic(table))
+        rep = repeatability(meas[:k], again)
     idx = np.arange(num_subnets)
     corr = linear_correction(pred, meas, idx[0::2], idx[1::2])
     ref = idx[0::2][:CALIBRATION_K]
@@ -167,7 +193,7 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
             "resolution": res, "metrics": metrics, "meets_goals": meets_goals(metrics), "corrected": corr,
             "corrected_meets_goals": meets_goals(corr["held_out"]), "calibrated": cal,
             "calibrated_meets_goals": meets_goals(cal["held_out"]), "archs": archs, "predicted_ms": pred,
-            "measured_ms": meas, "seed": seed}
+            "measured_ms": meas, "seed": seed, "repeatability": rep}
 
 
 def measurements_csv_rows(archs, resolution: int, measured_ms) -> list[list]:
