@@ -316,6 +316,14 @@ _TABLE_FAMILIES = {
 }
 
 
+def _fit_terms(fit) -> str:
+    """The in-network fit's feature terms, as PROVENANCE.md lists them."""
+    if not fit:
+        return "none"
+    terms = fit.get("terms", {"params_m": fit.get("gamma_ms_per_mparam", 0.0)})
+    return "affine" + "".join(f" + {k}" for k in terms)
+
+
 def shipped_tables_section(luts_root) -> list[str]:
     """PROVENANCE.md lines for the latency tables of ``luts_root/<space>*/`` made by the table builder."""
     from nasjax.tables import Table
@@ -326,14 +334,16 @@ def shipped_tables_section(luts_root) -> list[str]:
         if not files:
             continue
         lines += [f"## {title}", "", intro, "",
-                  "| file | runtime | threads | width | px | batch | base ms | o ms | built | load average | command |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| file | runtime | threads | width | px | batch | statistic | fit terms | base ms | o ms | built | "
+                  "load average | command |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for p in files:
             t = Table.load(p)
             pv = t.provenance
             cmd = re.sub(r"--out=\S*/luts/", "--out=luts/", str(pv.get("command")))  # the checkout's own path
             lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
-                         f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | {t.base:.3f} | "
+                         f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | "
+                         f"{pv.get('statistic', 'median')} | {_fit_terms(pv.get('in_network_fit'))} | {t.base:.3f} | "
                          f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "
                          f"{pv.get('load_average')} | `{cmd}` |")
         lines.append("")
