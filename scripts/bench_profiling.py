@@ -164,8 +164,11 @@ def _summary(r: dict, keys, variants=("full", "reduced", "random")) -> dict:
 
 def _paired(r: dict, key: str, scale: float = 1.0) -> dict:
     """Paired differences over seeds (the same seed's runs share their random numbers): ``[mean, se]`` of
-    ``reduced - full`` and of ``random - reduced``, ``se = sd / sqrt(S)`` (``ddof = 1``), in units of ``scale``."""
-    out = {}
+    ``reduced - full`` and of ``random - reduced``, ``se = sd / sqrt(S)`` (``ddof = 1``), in units of ``scale``;
+    ``r_full_reduced``: the correlation over seeds of the full and reduced scores (what the pairing gains)."""
+    f, r_ = np.asarray(r[key]["full"]), np.asarray(r[key]["reduced"])
+    ok = f.size > 2 and f.std() > 0 and r_.std() > 0
+    out = {"r_full_reduced": round(float(np.corrcoef(f, r_)[0, 1]), 3) if ok else None}
     for name, (a, b) in {"d_reduced_full": ("reduced", "full"), "d_random_reduced": ("random", "reduced")}.items():
         d = (np.asarray(r[key][a]) - np.asarray(r[key][b])) / scale
         se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
