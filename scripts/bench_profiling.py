@@ -1,7 +1,8 @@
 """Benchmark of block profiling (not a test): the sequence latency predictor and insight-reduced spaces.
 
     NASJAX_SHARED_DATA=../shared/data python scripts/bench_profiling.py [--epochs 40] [--hidden 64] [--seeds 3]
-        [--readouts last,ends,mean,sum] [--rule fronts|stats] [--z 1.0] [--parts help,machine,nb201,ofa]
+        [--readouts last,ends,mean,sum] [--rule fronts|stats] [--z 1.0] [--tol 0.001]
+        [--parts help,machine,nb201,ofa]
         [--machine_latency FILE.csv] [--save_predictor FILE.npz] [--out_dir DIR]
 
 1. Sequence predictor (bidirectional GRU, read-outs ``last`` = the original's, ``ends``, ``mean``, ``sum``)
@@ -18,8 +19,12 @@
    NAS-Bench-201 for each HELP device (true front known: HV / HV(true), IGD, and how many true-front cells
    the reduction removed), and on OFA MobileNetV3 for each HELP GPU setting (the default supernet's accuracy
    table, the sequence predictor's latency at 224 px). The reduction (``--rule``) is front dominance with a
-   margin of ``--z`` standard errors (``nasjax.profiling.reduce``) or the older statistic dominance; a device
-   whose profile marks nothing dominated keeps the full space and is not searched or counted.
+   margin of ``--z`` standard errors (``nasjax.profiling.reduce``; with the finite-population correction, so
+   NAS-Bench-201's exhaustive profiles have margin 0) or the older statistic dominance; a device whose profile
+   marks nothing dominated keeps the full space and is not searched or counted. The variants of a seed share
+   their random numbers, so each device also gets the paired differences over seeds (``d_reduced_full``,
+   ``d_random_reduced``: mean and standard error) and the goal counts a 2-standard-error test and a
+   non-inferiority test with tolerance ``--tol`` (``_goal``).
 
 The last line is one JSON object with every figure.
 """
@@ -147,13 +152,28 @@ def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None)
 
     if rule == "fronts":
         return reduce_space_by_fronts(space, prof.blocks, [x[:, 0] for x in prof.samples],
-                                      [x[:, 1] for x in prof.samples], level=level, z=z, name=name)
+                                      [x[:, 1] for x in prof.samples], level=level, z=z,
+                                      population=prof.population, name=name)
     return reduce_space(space, prof.blocks, *stats, level=level, name=name)
 
 
 def _summary(r: dict, keys, variants=("full", "reduced", "random")) -> dict:
     return {f"{k}_{v}": [round(float(np.mean(r[k][v])), 5), round(float(np.std(r[k][v])), 5)]
             for k in keys for v in variants}
+
+
+def _paired(r: dict, key: str, scale: float = 1.0) -> dict:
+    """Paired differences over seeds (the same seed's runs share their random numbers): ``[mean, se]`` of
+    ``reduced - full`` and of ``random - reduced``, ``se = sd / sqrt(S)`` (``ddof = 1``), in units of ``scale``;
+    ``r_full_reduced``: the correlation over seeds of the full and reduced scores (what the pairing gains)."""
+    f, r_ = np.asarray(r[key]["full"]), np.asarray(r[key]["reduced"])
+    ok = f.size > 2 and f.std() > 0 and r_.std() > 0
+    out = {"r_full_reduced": round(float(np.corrcoef(f, r_)[0, 1]), 3) if ok else None}
+    for name, (a, b) in {"d_reduced_full": ("reduced", "full"), "d_random_reduced": ("random", "reduced")}.items():
+        d = (np.asarray(r[key][a]) - np.asarray(r[key][b])) / scale
+        se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+        out[name] = [round(float(d.mean()), 6), round(se, 6)]
+    return out
 
 
 def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: float = 1.0) -> dict:
@@ -181,6 +201,7 @@ def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: flo
         if red.num_removed:  # nothing dominated: the reduced space is the full space, nothing to compare
             r = compare_spaces(prob, red, seeds, ref, num_random=num_random, true=tf, ideal=ideal)
             row.update(_summary(r, ("hv_ratio", "igd")))
+            row.update(_paired(r, "hv_ratio"))
             row["evaluations"] = {v: float(np.mean(r["evaluations"][v])) for v in r["evaluations"]}
         res[dev] = row
     return res
@@ -214,17 +235,36 @@ def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "
             full = float(np.mean(r["hv"]["full"]))
             row.update({f"hv_{v}": [round(float(np.mean(r["hv"][v])) / full, 5),
                                     round(float(np.std(r["hv"][v])) / full, 5)] for v in ("full", "reduced", "random")})
+            row.update(_paired(r, "hv", full))
         res[name] = row
     return res
 
 
-def _goal(rows: dict, key: str) -> dict:
-    """Counts of the reduced-space goals over the devices whose profile marks a block as dominated."""
+def _goal(rows: dict, key: str, tol: float) -> dict:
+    """Counts of the reduced-space goals over the devices whose profile marks a block as dominated.
+
+    ``reduced_ge_full`` / ``random_below_reduced`` compare the means over seeds (the goals as stated). With the
+    paired difference ``d = reduced - full`` (mean and standard error over seeds, :func:`_paired`):
+    ``reduced_above_full_2se`` counts ``mean(d) - 2 se > 0`` and ``reduced_below_full_2se`` (named)
+    ``mean(d) + 2 se < 0`` (a significant gain or loss at about 5 %); ``reduced_noninferior`` counts the
+    tolerance test ``mean(d) - 2 se >= -tol`` (no loss larger than ``tol`` of the score, at about 2.5 % one-sided);
+    ``random_below_reduced_2se`` counts ``mean(random - reduced) + 2 se < 0``.
+    """
     dom = {k: v for k, v in rows.items() if v["removed"] > 0}
-    return {"devices": len(rows), "with_dominated_block": len(dom),
+
+    def lo(v, d):
+        return v[d][0] - 2 * v[d][1]
+
+    def hi(v, d):
+        return v[d][0] + 2 * v[d][1]
+    return {"devices": len(rows), "with_dominated_block": len(dom), "tol": tol,
             "reduced_ge_full": sum(v[f"{key}_reduced"][0] >= v[f"{key}_full"][0] for v in dom.values()),
             "random_below_reduced": sum(v[f"{key}_random"][0] < v[f"{key}_reduced"][0] for v in dom.values()),
-            "reduced_below_full": sorted(k for k, v in dom.items() if v[f"{key}_reduced"][0] < v[f"{key}_full"][0])}
+            "reduced_below_full": sorted(k for k, v in dom.items() if v[f"{key}_reduced"][0] < v[f"{key}_full"][0]),
+            "reduced_above_full_2se": sum(lo(v, "d_reduced_full") > 0 for v in dom.values()),
+            "reduced_below_full_2se": sorted(k for k, v in dom.items() if hi(v, "d_reduced_full") < 0),
+            "reduced_noninferior": sum(lo(v, "d_reduced_full") >= -tol for v in dom.values()),
+            "random_below_reduced_2se": sum(hi(v, "d_random_reduced") < 0 for v in dom.values())}
 
 
 def main(argv=None) -> dict:
@@ -236,6 +276,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--num_random", type=int, default=3)
     ap.add_argument("--rule", default="fronts", choices=("fronts", "stats"), help="the reduction rule")
     ap.add_argument("--z", type=float, default=1.0, help="front rule margin, in standard errors")
+    ap.add_argument("--tol", type=float, default=0.001,
+                    help="tolerance of the non-inferiority test (fraction of the true front's HV, or of the full "
+                         "space's mean HV on OFA)")
     ap.add_argument("--parts", default="help,machine,nb201,ofa",
                     help="comma list of help (HELP OFA predictors), machine, nb201, ofa (the OFA search needs help)")
     ap.add_argument("--machine_latency", default="", help="CSV arch,resolution,latency_ms measured on this machine")
@@ -253,7 +296,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     result: dict = {"load_average_start": [round(x, 2) for x in os.getloadavg()],
                     "config": {"epochs": args.epochs, "hidden": args.hidden, "readouts": readouts, "rule": args.rule,
-                               "z": args.z, "seeds": args.seeds, "num_random": args.num_random}}
+                               "z": args.z, "tol": args.tol, "seeds": args.seeds, "num_random": args.num_random}}
     best = None
     if "help" in parts:
         from nasjax.benchmarks import latency_sets as ls
@@ -299,10 +342,10 @@ def main(argv=None) -> dict:
     if "nb201" in parts:
         result["nb201_devices"], dp, acc, lats = nb201_devices(args.out_dir)
         result["nb201_reduced"] = nb201_reduced(dp, acc, lats, seeds, args.num_random, args.rule, args.z)
-        result["nb201_goal"] = _goal(result["nb201_reduced"], "hv_ratio")
+        result["nb201_goal"] = _goal(result["nb201_reduced"], "hv_ratio", args.tol)
     if "ofa" in parts and not args.skip_ofa_search:
         result["ofa_reduced"] = ofa_reduced(models[best], seeds, args.num_random, rule=args.rule, z=args.z)
-        result["ofa_goal"] = _goal(result["ofa_reduced"], "hv")
+        result["ofa_goal"] = _goal(result["ofa_reduced"], "hv", args.tol)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result))

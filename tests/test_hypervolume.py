@@ -108,3 +108,23 @@ def test_registered_searcher_returns_the_front():
     assert nondominated(np.stack([-acc, lat], 1)).all()
     with pytest.raises(NasjaxInputError, match="allowed"):
         run_search("pareto-mutation", problem, 0, allowed=np.ones((3, 3), bool))
+
+
+def test_coupled_draws_are_uniform_on_the_subset_and_share_the_full_spaces():
+    full = np.ones((3, 5), bool)
+    sub = full.copy()
+    sub[0, [1, 3]] = False  # position 0 keeps 0, 2, 4
+    mf, ms = Mutator(full), Mutator(sub, full=full)
+    a, b = mf.random(np.random.default_rng(7), 3000), ms.random(np.random.default_rng(7), 3000)
+    assert sub[np.arange(3), b].all()
+    inside = sub[np.arange(3), a].all(1)
+    np.testing.assert_array_equal(a[inside], b[inside])  # the full space's starts wherever they are allowed
+    counts = np.bincount(b[:, 0], minlength=5)[[0, 2, 4]]
+    assert np.all(np.abs(counts / 3000 - 1 / 3) < 0.03)  # uniform over the kept choices
+    rf, rs = np.random.default_rng(3), np.random.default_rng(3)
+    x = np.array([0, 0, 0])
+    same = [(mf.draw(rf, 0, exclude=0), ms.draw(rs, 0, exclude=0)) for _ in range(2000)]
+    got = np.array([s for _, s in same])
+    assert set(got) == {2, 4} and abs(np.mean(got == 2) - 0.5) < 0.04  # uniform over allowed others
+    assert all(s == f for f, s in same if sub[0, f])
+    assert ms.mutate(np.random.default_rng(0), x).shape == (3,)

@@ -58,6 +58,21 @@ def test_dominated_block_is_removed_and_margin_keeps_close_ones():
     assert "cell/layer 1/d" in red.removed and not red.allowed[0, 3]
     assert red.allowed[1:].all()  # nothing else is dominated
     assert not reduce_space_by_fronts(*args, z=1e4).removed  # a huge margin keeps everything: the full space
+    # every cell containing a block profiled: no sampling error, so no margin whatever z
+    exhaustive = reduce_space_by_fronts(*args, z=1e4, population=prof.population)
+    np.testing.assert_array_equal(exhaustive.allowed, reduce_space_by_fronts(*args, z=0.0).allowed)
+    assert prof.population == [float(s.shape[0]) for s in prof.samples] == [16.0] * 12
+    with pytest.raises(NasjaxInputError, match="population"):
+        reduce_space_by_fronts(*args, population=[1.0] * 12)
+
+
+def test_finite_population_correction_of_the_margin():
+    rng = np.random.default_rng(0)
+    a, lat = rng.random(50), 1 + rng.random(50)
+    o_a, o_l = a + 0.05, lat * 0.97  # better by less than one standard error of the means
+    assert not front_dominated(a, lat, o_a, o_l, z=1.0)
+    assert front_dominated(a, lat, o_a, o_l, z=1.0, population=(50, 50))  # the whole population: exact
+    assert not front_dominated(a, lat, o_a, o_l, z=1.0, population=(1e6, 1e6))  # a tiny sample of it
 
 
 def test_identical_blocks_do_not_remove_each_other():

@@ -2,7 +2,9 @@
 
 For each seed the random-mutation Pareto search (:mod:`nasjax.search.pareto_mutation`) runs in the full space,
 the reduced space and ``num_random`` random subsets of the reduced space's size (seeded
-``[seed, 1000 + k]``), with the same evaluation budget. Each front (costs ``(-acc, lat)``) is scored by its
+``[seed, 1000 + k]``), with the same evaluation budget and the same seed: the searches' draws are coupled
+(common random numbers, :mod:`nasjax.search.pareto_mutation`), so a seed's scores are paired across
+variants and their differences are compared over seeds. Each front (costs ``(-acc, lat)``) is scored by its
 hypervolume against one reference point ``r`` shared by every run of the problem. When the true front ``T``
 is known (a tabular benchmark) the score is also normalised, ``HV / HV(T)``, and the distance to it is the
 inverted generational distance in objectives scaled to ``[0, 1]`` between the ideal point ``u`` and ``r``::

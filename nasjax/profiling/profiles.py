@@ -82,6 +82,8 @@ class BlockProfile:
       samples: per block, ``[n_b, M]`` values (n_b is ``num_archs``, or the cell count over measured cells).
       baseline: ``[n_0, M]`` values of the unconstrained samples.
       archs: per block, the ``[n_b, P]`` sampled architectures (``baseline_archs`` for the baseline).
+      population: per block, how many architectures its samples were drawn from without replacement (the
+        measured cells containing it); ``inf`` for samples drawn with replacement from the space.
     """
 
     space: str
@@ -92,6 +94,7 @@ class BlockProfile:
     baseline: np.ndarray
     archs: list[np.ndarray] = field(default_factory=list)
     baseline_archs: np.ndarray | None = None
+    population: list[float] = field(default_factory=list)
 
     def metric_index(self, metric: str) -> int:
         """The column of ``metric`` in the samples.
@@ -226,7 +229,8 @@ def profile_blocks(space: SearchSpace, sources: Sequence, num_archs: int, *, blo
     allv = _evaluate(sources, np.concatenate(parts + [base], 0))
     n = int(num_archs)
     samples = [allv[i * n:(i + 1) * n] for i in range(len(blocks))]
-    return BlockProfile(space.name, blocks, labels, units, samples, allv[len(blocks) * n:], parts, base)
+    return BlockProfile(space.name, blocks, labels, units, samples, allv[len(blocks) * n:], parts, base,
+                        [np.inf] * len(blocks))
 
 
 def profile_cells(space: SearchSpace, cells: np.ndarray, sources: Sequence, *, num_archs: int | None = None,
@@ -261,5 +265,6 @@ def profile_cells(space: SearchSpace, cells: np.ndarray, sources: Sequence, *, n
     vals = _evaluate(sources, cells)
     rows = [cells_with_block(cells, st, b, num_archs, seed) for b in blocks]
     base = cells_baseline(cells.shape[0], num_archs, seed)
+    pop = [float(cells_with_block(cells, st, b, None, seed).size) for b in blocks]
     return BlockProfile(space.name, blocks, labels, units, [vals[r] for r in rows], vals[base],
-                        [cells[r] for r in rows], cells[base])
+                        [cells[r] for r in rows], cells[base], pop)

@@ -11,9 +11,19 @@ every point of ``b``'s front has a point of ``b'`` that is better by a margin in
     for all (a, l) in F_b  exists (a', l') in S_b':  a' >= a + m_a  and  log l' <= log l - m_l
     m_a = z sqrt(sd_a(b)^2 / n_b + sd_a(b')^2 / n_b'),  m_l the same of log latency
 
-``sd / sqrt(n)`` is the standard error of the profile's mean, so ``m`` is ``z`` standard errors of the
-difference between the two blocks: a small sampled profile (wide spread, few networks) needs a clear
-difference before a block goes, an exhaustive one (every cell of a tabular benchmark) only a small one.
+``m`` is ``z`` standard errors of the difference between the two blocks' profile means. A block's ``n_b``
+networks are drawn from the ``N_b`` networks of the space containing it, so its standard error carries the
+finite-population correction of sampling without replacement::
+
+    se_a(b)^2 = sd_a(b)^2 / n_b * (N_b - n_b) / (N_b - 1)        (N_b = inf: sampling with replacement)
+
+A small sampled profile (wide spread, few networks) needs a clear difference before a block goes; an
+exhaustive one (every cell of a tabular benchmark containing the block, ``n_b = N_b``) has no sampling error,
+its margin is 0 whatever ``z``, and the rule is plain dominance of the blocks' exact fronts. That is sound for
+a search of that table: each cell containing a removed ``b`` is weakly dominated by a point of ``F_b``, which a
+cell containing ``b'`` strictly dominates; following such a chain through the removed blocks (finite, strict)
+ends at a kept cell that dominates it, so no cell of the true front is removed and the reduced space's front is
+the full space's.
 Comparing fronts, not means, is what makes the rule sound for a search: the networks a block is needed for
 are the accurate-for-their-latency ones, not the average one. A block that is cheap *on average* may still
 be the only way to the low-latency end, and one with a poor mean may hold a few front networks; neither is
@@ -127,7 +137,14 @@ def _front(a: np.ndarray, ll: np.ndarray) -> np.ndarray:
     return np.unique(np.stack([a[keep], ll[keep]], 1), axis=0)
 
 
-def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0) -> bool:
+def _var_of_mean(x: np.ndarray, population: float) -> float:
+    """``sd(x)^2 / n * (N - n) / (N - 1)``: the squared standard error of a sample mean (module docstring)."""
+    n = x.size
+    fpc = 1.0 if not np.isfinite(population) else max(0.0, (population - n) / max(population - 1.0, 1.0))
+    return float(x.var() / n * fpc)
+
+
+def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0, population=(np.inf, np.inf)) -> bool:
     """Whether block ``b``'s samples are front-dominated by block ``o``'s (module docstring).
 
     for all (a, l) in F_b  exists (a', l') in S_o:  a' >= a + m_a  and  log l' <= log l - m_l
@@ -136,14 +153,17 @@ def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0) -> bool:
       acc_b, lat_b: ``[n_b]`` accuracy and latency (> 0) of the networks containing ``b``.
       acc_o, lat_o: ``[n_o]`` the same for the other block.
       z: the margin in standard errors of the difference of the two blocks' means.
+      population: ``(N_b, N_o)``, how many networks of the space contain each block (the samples' finite
+        population; ``inf``: drawn with replacement, no correction).
 
     Returns:
       True when every point of ``b``'s front has a point of ``o``'s samples better by the margins in both.
     """
     ab, lb = np.asarray(acc_b, np.float64), np.log(np.asarray(lat_b, np.float64))
     ao, lo = np.asarray(acc_o, np.float64), np.log(np.asarray(lat_o, np.float64))
-    m_a = z * np.sqrt(ab.var() / ab.size + ao.var() / ao.size)
-    m_l = z * np.sqrt(lb.var() / lb.size + lo.var() / lo.size)
+    nb, no = (float(x) for x in population)
+    m_a = z * np.sqrt(_var_of_mean(ab, nb) + _var_of_mean(ao, no))
+    m_l = z * np.sqrt(_var_of_mean(lb, nb) + _var_of_mean(lo, no))
     fb, fo = _front(ab, lb), _front(ao, lo)  # a point dominating with margins implies one on o's front does
     ok = (fo[None, :, 0] >= fb[:, None, 0] + m_a) & (fo[None, :, 1] <= fb[:, None, 1] - m_l)
     ok &= (fo[None, :, 0] > fb[:, None, 0]) | (fo[None, :, 1] < fb[:, None, 1])  # strict (matters at z = 0)
@@ -151,7 +171,7 @@ def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0) -> bool:
 
 
 def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level: str = "position",
-                           z: float = 1.0, name: str = "reduced") -> ReducedSpace:
+                           z: float = 1.0, population=None, name: str = "reduced") -> ReducedSpace:
     """The reduced space of a profile by front dominance (module docstring).
 
     Args:
@@ -162,6 +182,8 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
       level: ``"position"`` (compare the choices of each position) or ``"unit"`` (pool each block label's
         samples over the layers of a unit, as the original's stage-level candidate sets; depths apart).
       z: the margin in standard errors (0: plain dominance of the sampled fronts).
+      population: per block, how many networks of the space contain it (``N_b``, e.g. the profile's
+        ``population``; ``inf`` or ``None``: sampled with replacement, no finite-population correction).
       name: the reduced space's name.
 
     Returns:
@@ -169,10 +191,13 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
       without profiled blocks keep every choice.
 
     Raises:
-      NasjaxInputError: on a length mismatch, an empty or non-finite sample, a latency <= 0, or ``z < 0``.
+      NasjaxInputError: on a length mismatch, an empty or non-finite sample, a latency <= 0, ``z < 0``, or a
+        population smaller than its sample.
     """
     require(len(acc) == len(lat) == len(blocks), "acc/lat", (len(acc), len(lat)), f"{len(blocks)} samples each")
     require(z >= 0, "z", z, "a margin >= 0 (standard errors)")
+    pop = np.full(len(blocks), np.inf) if population is None else np.asarray(population, np.float64).reshape(-1)
+    require(pop.shape == (len(blocks),), "population", pop.shape, f"({len(blocks)},), one per block")
     acc = [np.asarray(x, np.float64).reshape(-1) for x in acc]
     lat = [np.asarray(x, np.float64).reshape(-1) for x in lat]
     for i, (x, y) in enumerate(zip(acc, lat)):
@@ -180,6 +205,7 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
                 f"finite values, one per latency ({y.size})")
         require(bool(np.all(np.isfinite(y) & (y > 0))), f"lat[{i}]", float(y.min()) if y.size else None,
                 "finite latencies > 0")
+        require(bool(pop[i] >= x.size), f"population[{i}]", float(pop[i]), f">= its sample size {x.size}")
     allowed = space.mask.copy()
     removed = {}
     for idx in _groups(blocks, level).values():
@@ -187,9 +213,10 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
         members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
         a = {lab: np.concatenate([acc[i] for i in m]) for lab, m in members.items()}
         t = {lab: np.concatenate([lat[i] for i in m]) for lab, m in members.items()}
+        n = {lab: float(pop[m].sum()) for lab, m in members.items()}  # a pooled sample's population: the sum
         for lab in labels:
             for other in labels:
-                if other != lab and front_dominated(a[lab], t[lab], a[other], t[other], z):
+                if other != lab and front_dominated(a[lab], t[lab], a[other], t[other], z, (n[lab], n[other])):
                     for i in members[lab]:
                         allowed[blocks[i].position, blocks[i].choice] = False
                         removed[blocks[i].key] = blocks[members[other][0]].key

@@ -16,9 +16,23 @@ least one) and applies one of its valid moves, drawn uniformly:
 * an ungated position (a NAS-Bench-201 edge) is a unit of its own: **swap** only.
 
 The space can be restricted by ``allowed [P, K]`` (a reduced space: same indexing, fewer choices).
+
 Architectures are kept canonical: a layer its depth switches off holds its lowest allowed choice, so two
 vectors of one network are one architecture. Gates come in as data (``gate_position``,
 ``gate_min_choice``: see :mod:`nasjax.profiling.structure`).
+
+**Common random numbers.** Searches of one seed in different subspaces (full, reduced, random subsets) use
+coupled draws so that their differences come from the spaces, not from unrelated random streams. The random
+starts and the mutations have separate streams (``SeedSequence(seed).spawn(2)``), so how many start draws a
+space needs does not shift its mutations. Every draw "uniform from the allowed choices ``S`` of a position"
+(``S`` a subset of the full space's choices ``F``, both without the current choice for a swap) takes exactly
+two uniforms ``u_1, u_2`` and is the maximal coupling of the two uniform distributions::
+
+    c = F[floor(u_1 |F|)];  if c not in S:  c = S[floor(u_2 |S|)]
+
+``P(c) = 1/|F| + (1 - |S|/|F|) / |S| = 1/|S|`` for every ``c`` in ``S``: uniform on ``S``, as a direct draw,
+and equal to the full space's draw whenever that one is allowed (a reduced space's random starts are the
+full space's wherever they lie in it). The stream position of a draw does not depend on ``|S|``.
 
 Hypervolume of a front ``Y`` (minimised) against a reference point ``r``: the measure of
 ``{z : exists y in Y, y <= z <= r}``; in 2-D, with the non-dominated points sorted by ``y_0`` ascending,
@@ -158,18 +172,25 @@ class Mutator:
       gate_position: ``[P]`` the depth position gating each position (``-1``: ungated), or ``None``.
       gate_min_choice: ``[P]`` smallest gate choice at which each position runs, or ``None``.
       unit_prob: the probability of picking each unit, in (0, 1].
+      full: bool ``[P, K]``: the full space's mask the draws are coupled to (module docstring), a superset
+        of ``allowed``; default ``allowed``.
 
     Raises:
       NasjaxInputError: on a position without an allowed choice, gates of another length, a bad
-        ``unit_prob``, or no mutable position.
+        ``unit_prob``, a ``full`` mask not containing ``allowed``, or no mutable position.
     """
 
-    def __init__(self, allowed: np.ndarray, gate_position=None, gate_min_choice=None, unit_prob: float = 0.5):
+    def __init__(self, allowed: np.ndarray, gate_position=None, gate_min_choice=None, unit_prob: float = 0.5,
+                 full: np.ndarray | None = None):
         self.allowed = np.asarray(allowed, bool)
         P = self.allowed.shape[0]
+        full = self.allowed if full is None else np.asarray(full, bool)
+        require(full.shape == self.allowed.shape and not np.any(self.allowed & ~full), "full", full.shape,
+                f"a mask {self.allowed.shape} containing allowed")
         self.units = Units.build(P, gate_position, gate_min_choice)
         self.gmin = np.zeros(P, np.int64) if gate_min_choice is None else np.asarray(gate_min_choice, np.int64)
         self.choices = [np.flatnonzero(self.allowed[p]) for p in range(P)]
+        self.full_choices = [np.flatnonzero(full[p]) for p in range(P)]
         for p, ch in enumerate(self.choices):
             require(ch.size >= 1, f"allowed[{p}]", "no choice", "at least one allowed choice per position")
         require(0.0 < unit_prob <= 1.0, "unit_prob", unit_prob, "a probability in (0, 1]")
@@ -216,8 +237,32 @@ class Mutator:
         Returns:
           int64 ``[n, P]``.
         """
-        cols = [rng.choice(ch, size=n) for ch in self.choices]
+        u = rng.random((n, len(self.choices), 2))
+        cols = []
+        for p, (ch, fu) in enumerate(zip(self.choices, self.full_choices)):
+            c = fu[(u[:, p, 0] * fu.size).astype(np.int64)]
+            cols.append(np.where(self.allowed[p, c], c, ch[(u[:, p, 1] * ch.size).astype(np.int64)]))
         return self.canonical(np.stack(cols, 1))
+
+    def draw(self, rng: np.random.Generator, p: int, exclude: int | None = None) -> int | None:
+        """One allowed choice of position ``p`` (not ``exclude``), coupled to the full space's (module docstring).
+
+        Args:
+          rng: the generator (exactly two uniforms are taken, whatever the sets).
+          p: the position.
+          exclude: a choice not to return (the current one of a swap), or ``None``.
+
+        Returns:
+          The choice, uniform over the allowed ones other than ``exclude``; ``None`` when there is none.
+        """
+        u1, u2 = rng.random(2)
+        fu, ch = self.full_choices[p], self.choices[p]
+        if exclude is not None:
+            fu, ch = fu[fu != exclude], ch[ch != exclude]
+        if ch.size == 0:
+            return None
+        c = int(fu[int(u1 * fu.size)])
+        return c if self.allowed[p, c] else int(ch[int(u2 * ch.size)])
 
     def _stage(self, rng, a: np.ndarray, g: int, layers) -> None:
         depths = self.choices[g]
@@ -238,21 +283,18 @@ class Mutator:
         if move == "swap":
             idx = [i for i in range(n) if self.choices[layers[i]].size > 1]
             i = idx[rng.integers(len(idx))]
-            p = layers[i]
-            other = self.choices[p][self.choices[p] != blocks[i]]
-            blocks[i] = int(other[rng.integers(other.size)])
+            blocks[i] = self.draw(rng, layers[i], exclude=blocks[i])
         else:
             a[g] = int(up[0]) if move == "add" else int(down[-1])
             n_new = self.n_active(a, g, layers)
             while len(blocks) < n_new:
                 slot = int(rng.integers(len(blocks) + 1))
-                ch = self.choices[layers[min(slot, len(layers) - 1)]]
-                blocks.insert(slot, int(ch[rng.integers(ch.size)]))
+                blocks.insert(slot, self.draw(rng, layers[min(slot, len(layers) - 1)]))
             while len(blocks) > n_new:
                 blocks.pop(int(rng.integers(len(blocks))))
         for i, p in enumerate(layers[:len(blocks)]):
             b = blocks[i]
-            a[p] = b if self.allowed[p, b] else int(self.choices[p][rng.integers(self.choices[p].size)])
+            a[p] = b if self.allowed[p, b] else self.draw(rng, p)
 
     def mutate(self, rng: np.random.Generator, arch: np.ndarray) -> np.ndarray:
         """One stage-level mutation of ``arch`` (module docstring): every unit picked with probability ``unit_prob``
@@ -276,9 +318,9 @@ class Mutator:
                 self._stage(rng, a, g, layers)
             else:
                 p = self.units.free[u - ns]
-                other = self.choices[p][self.choices[p] != a[p]]
-                if other.size:
-                    a[p] = int(other[rng.integers(other.size)])
+                c = self.draw(rng, p, exclude=int(a[p]))
+                if c is not None:
+                    a[p] = c
         return self.canonical(a)
 
 
@@ -382,15 +424,15 @@ def mutation_search(problem: SearchProblem, seed: int, *, allowed=None, gate_pos
     sizes = (("init_size", init_size, 1), ("iterations", iterations, 0), ("per_iteration", per_iteration, 1))
     for name, v, lo in sizes:
         require(isinstance(v, (int, np.integer)) and v >= lo, name, v, f"an integer >= {lo}")
-    mut = Mutator(mask, gate_position, gate_min_choice, unit_prob)
-    rng = np.random.default_rng(seed)
+    mut = Mutator(mask, gate_position, gate_min_choice, unit_prob, full=space.mask)
+    rng_start, rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     budget = problem.query_budget if problem.query_budget is not None else init_size + iterations * per_iteration
     pool = _Pool(problem)
     for _ in range(max_attempts):
         need = min(init_size, budget) - pool.size
         if need <= 0:
             break
-        cands = {a.tobytes(): a for a in mut.random(rng, 2 * need) if pool.fresh(a)}
+        cands = {a.tobytes(): a for a in mut.random(rng_start, 2 * need) if pool.fresh(a)}
         pool.add(list(cands.values())[:need], 0)
     for i in range(1, iterations + 1):
         A, C, _ = pool.arrays()
