@@ -12,7 +12,8 @@
    log ms). Each read-out is trained plain and, for each ``--bases`` entry other than ``none``, as the residual
    over a table the predictor fits inside (``SequenceConfig.base``: ``sequence_<readout>_<base>``). The variant
    the goals are counted for is the one with the lowest ``dev_score`` (dev-split log-latency error, one scale
-   for every read-out and base) on the training subnets' dev split, never chosen on the held-out subnets.
+   for every read-out and base) on the training subnets' dev split, never chosen on the held-out subnets;
+   ``per_setting`` counts them for each setting's own lowest-dev-score variant.
    ``help_ofa_noise``: where the residual comes from (measurement drift, shared or not with the
    other GPUs). ``--machine_latency`` (a CSV ``arch,resolution,latency_ms`` of subnets measured on this
    machine, ``scripts/measure_subnets.py``) adds the same comparison for this machine (80 / 20 split).
@@ -81,6 +82,8 @@ def sequence_vs_additive(archs, lat, names, train, test, epochs: int, readouts, 
             out[key]["_best_epoch"] = p.info["best_epoch"]
             out[key]["_dev_loss"] = round(p.info["dev_loss"], 5)
             out[key]["_dev_score"] = round(p.info["dev_score"], 5)
+            for j, n in enumerate(names):
+                out[key][n]["dev_score"] = round(p.info["dev_score_per_output"][j], 5)
     add, add_log = {}, {}
     for j, n in enumerate(names):
         ok = np.isfinite(lat[train, j])
@@ -95,12 +98,13 @@ def sequence_vs_additive(archs, lat, names, train, test, epochs: int, readouts, 
 
 def goal_counts(scores: dict, names) -> dict:
     """The sequence predictor's goals for the variant with the lowest dev score (training subnets' dev split),
-    counted over the settings ``names``; also the lowest-dev-score plain (no base) variant's counts."""
+    counted over the settings ``names``; ``plain``: the same for the lowest-dev-score variant without a base;
+    ``per_setting``: each setting's own lowest-dev-score variant (still chosen on the dev split only)."""
     keys = [k for k, v in scores.items() if k.startswith("sequence_")]
 
-    def counts(key):
-        seq = scores[key]
-        return {"variant": key, "dev_score": seq["_dev_score"], "settings": len(names),
+    def counts(pick: dict) -> dict:
+        seq = {n: scores[pick[n]][n] for n in names}
+        return {"settings": len(names),
                 "lower_mape_than_additive": sum(seq[n]["mape"] < scores["additive"][n]["mape"] for n in names),
                 "lower_mape_than_additive_log": sum(seq[n]["mape"] < scores["additive_log"][n]["mape"]
                                                     for n in names),
@@ -108,13 +112,16 @@ def goal_counts(scores: dict, names) -> dict:
                                                                  scores["additive_log"][n]["mape"]) for n in names),
                 "within10_ge_95": sum(seq[n]["within10"] >= 0.95 for n in names)}
 
-    def by_dev(ks):
-        return min(ks, key=lambda k: scores[k]["_dev_score"])
+    def one(ks) -> dict:
+        k = min(ks, key=lambda k: scores[k]["_dev_score"])
+        return {"variant": k, "dev_score": scores[k]["_dev_score"], **counts(dict.fromkeys(names, k))}
 
-    out = counts(by_dev(keys))
+    out = one(keys)
     plain = [k for k in keys if k.count("_") == 1]
     if plain and out["variant"] not in plain:
-        out["plain"] = counts(by_dev(plain))
+        out["plain"] = one(plain)
+    pick = {n: min(keys, key=lambda k: scores[k][n]["dev_score"]) for n in names}
+    out["per_setting"] = {"variants": pick, **counts(pick)}
     return out
 
 

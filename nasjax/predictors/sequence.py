@@ -405,7 +405,7 @@ def fit_sequence_predictor(archs, latency_ms, outputs, config: SequenceConfig = 
       The trained :class:`SequenceLatencyPredictor`. ``info`` has the dev loss curve (in the network's
       standardised target), the chosen epoch, and ``dev_score``: the dev split's mean squared error of log
       latency with each output scaled by its training log-latency sd -- comparable across read-outs and
-      bases (with no base it is the dev loss).
+      bases (with no base it is the dev loss) -- and ``dev_score_per_output``, the same per output.
     """
     enc = encoder or OFASequenceEncoder()
     y = np.asarray(latency_ms, np.float64)
@@ -475,6 +475,7 @@ def fit_sequence_predictor(archs, latency_ms, outputs, config: SequenceConfig = 
     sd_y = np.maximum(np.nanstd(logy[tr], 0), 1e-6)
     err = np.where(fin[dev], (pred.log_predict_all(np.asarray(archs)[dev]) - logy[dev]) / sd_y, 0.0)
     info["dev_score"] = float(np.sum(err ** 2) / max(1, int(fin[dev].sum())))
+    info["dev_score_per_output"] = [float(x) for x in np.sum(err ** 2, 0) / np.maximum(1, fin[dev].sum(0))]
     if tables:  # selection done: the stored tables are refitted on every row (module docstring)
         pred.tables = _fit_tables(config.base, a_all, y, perm)
     return pred
