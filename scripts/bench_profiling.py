@@ -1,7 +1,8 @@
 """Benchmark of block profiling (not a test): the sequence latency predictor and insight-reduced spaces.
 
     NASJAX_SHARED_DATA=../shared/data python scripts/bench_profiling.py [--epochs 40] [--hidden 64] [--seeds 3]
-        [--readouts last,ends,mean,sum] [--rule fronts|stats] [--z 1.0] [--tol 0.001]
+        [--readouts last,ends,mean,sum] [--bases none,additive_log,additive_ms] [--rule fronts|stats] [--z 1.0]
+        [--tol 0.001]
         [--parts help,machine,nb201,ofa]
         [--machine_latency FILE.csv] [--save_predictor FILE.npz] [--out_dir DIR]
 
@@ -9,8 +10,12 @@
    trained on 4,000 of HELP's 5,000 OFA MobileNetV3 subnets (12 GPU settings jointly), scored on the 1,000
    held out (MAPE, Spearman, share within +-10 %, top-50 overlap of the fastest), next to the gated
    least-squares additive table fitted on the same 4,000 training subnets (in ms, the table's form, and in
-   log ms). The read-out the goals are counted for is the one with the lowest loss on the training subnets'
-   dev split. ``help_ofa_noise``: where the residual comes from (measurement drift, shared or not with the
+   log ms). Each read-out is trained plain and, for each ``--bases`` entry other than ``none``, as the residual
+   over a table the predictor fits inside (``SequenceConfig.base``: ``sequence_<readout>_<base>``). The variant
+   the goals are counted for is the one with the lowest ``dev_score`` (dev-split log-latency error, one scale
+   for every read-out and base) on the training subnets' dev split, never chosen on the held-out subnets;
+   ``per_setting`` counts them for each setting's own lowest-dev-score variant.
+   ``help_ofa_noise``: where the residual comes from (measurement drift, shared or not with the
    other GPUs). ``--machine_latency`` (a CSV ``arch,resolution,latency_ms`` of subnets measured on this
    machine, ``scripts/measure_subnets.py``) adds the same comparison for this machine (80 / 20 split).
 2. NAS-Bench-201 across HELP's 27 and OneProxy's devices: the device groups of the block profiles.
@@ -56,37 +61,73 @@ def _scores(y, p) -> dict:
             "top50": round(metrics.topk_overlap(y, p, TOPK, largest=False), 3)}
 
 
-def sequence_vs_additive(archs, lat, names, train, test, epochs: int, readouts, seed: int = 0,
-                         hidden: int = 64) -> tuple[dict, dict]:
-    from nasjax.predictors.additive_fit import fit_additive
-    from nasjax.predictors.sequence import SequenceConfig, fit_sequence_predictor
-    from nasjax.profiling.structure import structure_of
+def variant(readout: str, base: str = "none") -> str:
+    """The bench's name of a sequence predictor: ``sequence_<readout>`` or ``sequence_<readout>_<base>``."""
+    return f"sequence_{readout}" + ("" if base == "none" else f"_{base}")
 
-    space = get_space("mobilenetv3_layers")
-    st = structure_of(space)
+
+def sequence_vs_additive(archs, lat, names, train, test, epochs: int, readouts, seed: int = 0,
+                         hidden: int = 64, bases=("none",)) -> tuple[dict, dict]:
+    """Held-out scores of every (read-out, base) sequence predictor and of both tables, and the predictors."""
+    from nasjax.predictors.sequence import SequenceConfig, fit_layer_table, fit_sequence_predictor, layer_table_predict
+
     out, models = {}, {}
-    for ro in readouts:
-        t0 = time.perf_counter()
-        p = fit_sequence_predictor(archs[train], lat[train], names,
-                                   SequenceConfig(readout=ro, epochs=epochs, batch_size=128, seed=seed, hidden=hidden))
-        pred = p.predict_all(archs[test])
-        models[ro] = p
-        out[f"sequence_{ro}"] = {n: _scores(lat[test, j], pred[:, j]) for j, n in enumerate(names)}
-        out[f"sequence_{ro}"]["_train_seconds"] = round(time.perf_counter() - t0, 1)
-        out[f"sequence_{ro}"]["_best_epoch"] = p.info["best_epoch"]
-        out[f"sequence_{ro}"]["_dev_loss"] = round(p.info["dev_loss"], 5)
+    for base in bases:
+        for ro in readouts:
+            if base != "none" and ro == "sum":  # a base takes last / ends / mean (SequenceConfig)
+                continue
+            t0 = time.perf_counter()
+            p = fit_sequence_predictor(archs[train], lat[train], names, SequenceConfig(
+                readout=ro, base=base, epochs=epochs, batch_size=128, seed=seed, hidden=hidden))
+            pred = p.predict_all(archs[test])
+            key = variant(ro, base)
+            models[key] = p
+            out[key] = {n: _scores(lat[test, j], pred[:, j]) for j, n in enumerate(names)}
+            out[key]["_train_seconds"] = round(time.perf_counter() - t0, 1)
+            out[key]["_best_epoch"] = p.info["best_epoch"]
+            out[key]["_dev_loss"] = round(p.info["dev_loss"], 5)
+            out[key]["_dev_score"] = round(p.info["dev_score"], 5)
+            for j, n in enumerate(names):
+                out[key][n]["dev_score"] = round(p.info["dev_score_per_output"][j], 5)
     add, add_log = {}, {}
     for j, n in enumerate(names):
         ok = np.isfinite(lat[train, j])
         a_tr, y_tr = archs[train][ok], lat[train, j][ok]
-        gates = {"gate_position": st.gate_position, "gate_min_choice": st.gate_min_choice}
-        f = fit_additive(a_tr[:, :25], y_tr, space.num_choices, **gates, extra=a_tr[:, 25:])
-        add[n] = _scores(lat[test, j], f.predict(archs[test, :25], archs[test, 25:]))
-        g = fit_additive(a_tr[:, :25], np.log(y_tr), space.num_choices, **gates, extra=a_tr[:, 25:])
-        add_log[n] = _scores(lat[test, j], np.exp(g.predict(archs[test, :25], archs[test, 25:])))
+        add[n] = _scores(lat[test, j], layer_table_predict(fit_layer_table(a_tr, y_tr), archs[test]))
+        add_log[n] = _scores(lat[test, j], np.exp(layer_table_predict(fit_layer_table(a_tr, np.log(y_tr)),
+                                                                      archs[test])))
     out["additive"] = add  # the project's table form: ms add up over blocks, resolution an additive term
     out["additive_log"] = add_log  # the same fit of log ms: block costs and resolution multiply
     return out, models
+
+
+def goal_counts(scores: dict, names) -> dict:
+    """The sequence predictor's goals for the variant with the lowest dev score (training subnets' dev split),
+    counted over the settings ``names``; ``plain``: the same for the lowest-dev-score variant without a base;
+    ``per_setting``: each setting's own lowest-dev-score variant (still chosen on the dev split only)."""
+    keys = [k for k, v in scores.items() if k.startswith("sequence_")]
+
+    def counts(pick: dict) -> dict:
+        seq = {n: scores[pick[n]][n] for n in names}
+        return {"settings": len(names),
+                "lower_mape_than_additive": sum(seq[n]["mape"] < scores["additive"][n]["mape"] for n in names),
+                "lower_mape_than_additive_log": sum(seq[n]["mape"] < scores["additive_log"][n]["mape"]
+                                                    for n in names),
+                "lower_mape_than_both": sum(seq[n]["mape"] < min(scores["additive"][n]["mape"],
+                                                                 scores["additive_log"][n]["mape"]) for n in names),
+                "within10_ge_95": sum(seq[n]["within10"] >= 0.95 for n in names)}
+
+    def one(ks) -> dict:
+        k = min(ks, key=lambda k: scores[k]["_dev_score"])
+        return {"variant": k, "dev_score": scores[k]["_dev_score"], **counts(dict.fromkeys(names, k))}
+
+    out = one(keys)
+    plain = [k for k in keys if k.count("_") == 1]
+    if plain and out["variant"] not in plain:
+        out["plain"] = one(plain)
+    pick = {n: min(keys, key=lambda k: scores[k][n]["dev_score"]) for n in names}
+    out["per_setting"] = {"variants": pick, **counts(pick)}
+    return out
 
 
 def noise_diagnosis(archs, lat, names, train, test) -> dict:
@@ -99,16 +140,12 @@ def noise_diagnosis(archs, lat, names, train, test) -> dict:
     within +-10 % after subtracting the median residual of the 10 rows measured before and after each row
     (neighbours' labels, so it is the ceiling a drift-free measurement would allow, not a prediction).
     """
-    from nasjax.predictors.additive_fit import fit_additive
-    from nasjax.profiling.structure import structure_of
+    from nasjax.predictors.sequence import fit_layer_table, layer_table_predict
 
-    space = get_space("mobilenetv3_layers")
-    st = structure_of(space)
     res = {}
     for j, n in enumerate(names):
-        g = fit_additive(archs[train, :25], np.log(lat[train, j]), space.num_choices, gate_position=st.gate_position,
-                         gate_min_choice=st.gate_min_choice, extra=archs[train, 25:])
-        res[n] = np.log(lat[:, j]) - g.predict(archs[:, :25], archs[:, 25:])
+        g = fit_layer_table(archs[train], np.log(lat[train, j]))
+        res[n] = np.log(lat[:, j]) - layer_table_predict(g, archs)
     out = {}
     for n, r in res.items():
         k = 10
@@ -272,6 +309,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--readouts", default="last,ends,mean,sum")
+    ap.add_argument("--bases", default="none,additive_log,additive_ms",
+                    help="comma list of SequenceConfig.base values (none = the plain GRU)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--num_random", type=int, default=3)
     ap.add_argument("--rule", default="fronts", choices=("fronts", "stats"), help="the reduction rule")
@@ -282,7 +321,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", default="help,machine,nb201,ofa",
                     help="comma list of help (HELP OFA predictors), machine, nb201, ofa (the OFA search needs help)")
     ap.add_argument("--machine_latency", default="", help="CSV arch,resolution,latency_ms measured on this machine")
-    ap.add_argument("--save_predictor", default="", help="write the chosen read-out's HELP predictor here (.npz)")
+    ap.add_argument("--save_predictor", default="", help="write the chosen variant's HELP predictor here (.npz)")
     ap.add_argument("--out_dir", default="", help="write the NB201 cross-device CSV and picture here")
     ap.add_argument("--skip_ofa_search", action="store_true")
     args = ap.parse_args(argv)
@@ -293,10 +332,12 @@ def main(argv=None) -> dict:
             "nb201, ofa")
     require("ofa" not in parts or "help" in parts, "--parts", args.parts, "help with ofa (its latency predictor)")
     readouts = [r for r in args.readouts.split(",") if r]
+    bases = [b for b in args.bases.split(",") if b]
     t0 = time.perf_counter()
     result: dict = {"load_average_start": [round(x, 2) for x in os.getloadavg()],
-                    "config": {"epochs": args.epochs, "hidden": args.hidden, "readouts": readouts, "rule": args.rule,
-                               "z": args.z, "tol": args.tol, "seeds": args.seeds, "num_random": args.num_random}}
+                    "config": {"epochs": args.epochs, "hidden": args.hidden, "readouts": readouts, "bases": bases,
+                               "rule": args.rule, "z": args.z, "tol": args.tol, "seeds": args.seeds,
+                               "num_random": args.num_random}}
     best = None
     if "help" in parts:
         from nasjax.benchmarks import latency_sets as ls
@@ -307,18 +348,11 @@ def main(argv=None) -> dict:
         perm = np.random.default_rng(0).permutation(len(archs))
         test, train = perm[:1000], perm[1000:]
         help_scores, models = sequence_vs_additive(archs, lat, help_set.devices, train, test, args.epochs, readouts,
-                                                   hidden=args.hidden)
+                                                   hidden=args.hidden, bases=bases)
         result["help_ofa"] = help_scores
-        # the read-out is chosen on the training subnets' dev split, never on the held-out ones
-        best = min(readouts, key=lambda r: help_scores[f"sequence_{r}"]["_dev_loss"])
-        seq = help_scores[f"sequence_{best}"]
-        result["help_ofa_goal"] = {
-            "readout": best, "settings": len(help_set.devices),
-            "lower_mape_than_additive": sum(seq[n]["mape"] < help_scores["additive"][n]["mape"]
-                                            for n in help_set.devices),
-            "lower_mape_than_additive_log": sum(seq[n]["mape"] < help_scores["additive_log"][n]["mape"]
-                                                for n in help_set.devices),
-            "within10_ge_95": sum(seq[n]["within10"] >= 0.95 for n in help_set.devices)}
+        # the variant is chosen on the training subnets' dev split, never on the held-out ones
+        result["help_ofa_goal"] = goal_counts(help_scores, help_set.devices)
+        best = result["help_ofa_goal"]["variant"]
         result["help_ofa_noise"] = noise_diagnosis(archs, lat, help_set.devices, train, test)
         if args.save_predictor:
             models[best].save(args.save_predictor)
@@ -329,9 +363,9 @@ def main(argv=None) -> dict:
             a, y = read_measured_csv(args.machine_latency)
             p = np.random.default_rng(0).permutation(len(a))
             k = max(1, len(a) // 5)
-            m_scores, m_models = sequence_vs_additive(a, y[:, None], ("this_machine",), p[k:], p[:k], args.epochs,
-                                                      readouts, hidden=args.hidden)
-            m_scores["readout_by_dev_loss"] = min(readouts, key=lambda r: m_scores[f"sequence_{r}"]["_dev_loss"])
+            m_scores, _ = sequence_vs_additive(a, y[:, None], ("this_machine",), p[k:], p[:k], args.epochs,
+                                               readouts, hidden=args.hidden, bases=bases)
+            result["machine_goal"] = goal_counts(m_scores, ("this_machine",))
             m_scores["train_rows"], m_scores["test_rows"] = int(len(a) - k), int(k)
             result["machine"] = m_scores
         else:

@@ -6,7 +6,14 @@ from flax import nnx
 
 from nasjax.errors import NasjaxInputError
 from nasjax.predictors.additive_fit import fit_additive
-from nasjax.predictors.sequence import BiGRURegressor, SequenceConfig, SequenceLatencyPredictor, fit_sequence_predictor
+from nasjax.predictors.sequence import (
+    BiGRURegressor,
+    SequenceConfig,
+    SequenceLatencyPredictor,
+    fit_layer_table,
+    fit_sequence_predictor,
+    layer_table_predict,
+)
 from nasjax.predictors.sequence_data import OFASequenceEncoder, help_ofa_archs, read_measured_csv
 from nasjax.profiling.structure import structure_of
 from nasjax.spaces import get_space
@@ -68,22 +75,49 @@ def test_last_readout_backward_half_sees_only_the_last_block():
     np.testing.assert_allclose(hb[np.arange(3), mask.sum(1) - 1], first[:, 0], atol=1e-6)
 
 
-def test_save_reload_identical_predictions(tmp_path):
+@pytest.mark.parametrize("base", ["none", "additive_log", "additive_ms"])
+def test_save_reload_identical_predictions(tmp_path, base):
     archs, lat = _data()
-    p = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), TINY)
+    cfg = SequenceConfig(embed=4, shape_embed=4, hidden=8, epochs=2, batch_size=16, eval_every=1, base=base)
+    p = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), cfg)
     f = p.predict_all(archs)
     assert f.shape == (len(archs), 2) and np.all(f > 0)
+    assert len(p.tables) == (0 if base == "none" else 2)
     p.save(tmp_path / "seq.npz")
     q = SequenceLatencyPredictor.load(tmp_path / "seq.npz")
     np.testing.assert_array_equal(q.predict_all(archs), f)
-    assert q.outputs == ("dev_a", "dev_b") and q.config == TINY
+    assert q.outputs == ("dev_a", "dev_b") and q.config == cfg
     m = q.model_for("dev_b", resolution=192)
     assert m.metric == "latency" and m.unit == "ms" and m.device == "dev_b"
     sub = archs[:5].copy()
     sub[:, 25] = 192
     np.testing.assert_array_equal(m.predict(sub[:, :25]), q.predict_all(sub)[:, 1])
-    p2 = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), TINY)
+    p2 = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), cfg)
     np.testing.assert_array_equal(p2.predict_all(archs), f)  # the same seed trains the same model
+
+
+@pytest.mark.parametrize("base", ["additive_log", "additive_ms"])
+def test_residual_base_table_and_untrained_network(base):
+    """The stored base tables are the tables of all rows; the untrained residual network (epoch 0) predicts
+    the table times exp(mu); the dev score is on one scale with the plain GRU's dev loss."""
+    archs, lat = _data(80)
+    cfg = SequenceConfig(embed=4, shape_embed=4, hidden=8, epochs=1, batch_size=16, eval_every=1, base=base)
+    p = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), cfg)
+    rows = np.random.default_rng(cfg.seed).permutation(len(archs))
+    for o, tab in enumerate(p.tables):
+        y = np.log(lat[rows, o]) if base == "additive_log" else lat[rows, o]
+        np.testing.assert_array_equal(tab.values, fit_layer_table(archs[rows], y).values)
+    t = np.stack([layer_table_predict(tab, archs) for tab in p.tables], 1)
+    t = np.exp(t) if base == "additive_log" else t
+    q = SequenceLatencyPredictor(BiGRURegressor(2, cfg, rngs=nnx.Rngs(3)), cfg, p.outputs, p.mu, p.sd, p.encoder, {},
+                                 p.tables)
+    np.testing.assert_allclose(q.predict_all(archs), t * np.exp(p.mu)[None, :], rtol=1e-9)
+    assert [e for e, _ in p.info["dev_curve"]] == [0, 1] and p.info["dev_score"] >= 0
+    with pytest.raises(NasjaxInputError, match="readout"):
+        SequenceConfig(readout="sum", base=base)
+    plain = fit_sequence_predictor(archs, lat, ("dev_a", "dev_b"), SequenceConfig(
+        embed=4, shape_embed=4, hidden=8, epochs=1, batch_size=16, eval_every=1))
+    assert plain.info["dev_score"] == pytest.approx(plain.info["dev_loss"], rel=1e-4)
 
 
 def test_measured_csv_hook(tmp_path):

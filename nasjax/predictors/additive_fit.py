@@ -57,6 +57,29 @@ class FittedAdditive:
                 out = out + val[np.abs(e[:, j, None] - lev[None, :]).argmin(1)]
         return out
 
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The fit as named arrays (``prefix`` + ``values``, ``base``, the gates, ``levels<j>`` / ``extra<j>``),
+        e.g. to store it in a model file; :meth:`from_arrays` reads them back."""
+        out = {"values": self.values, "base": np.asarray(self.base, np.float64),
+               "gate_position": self.gate_position, "gate_min_choice": self.gate_min_choice}
+        for j, (lev, val) in enumerate(zip(self.levels, self.extra_values)):
+            out[f"levels{j}"], out[f"extra{j}"] = lev, val
+        return {prefix + k: np.asarray(v) for k, v in out.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str = "") -> FittedAdditive:
+        """The fit stored by :meth:`to_arrays` under ``prefix`` in ``arrays`` (a mapping of names to arrays).
+
+        Raises:
+          KeyError: when an array of the fit is missing.
+        """
+        J = sum(1 for k in arrays if k.startswith(prefix + "levels"))
+        return cls(np.asarray(arrays[prefix + "values"], np.float64), float(arrays[prefix + "base"]),
+                   np.asarray(arrays[prefix + "gate_position"], np.int64),
+                   np.asarray(arrays[prefix + "gate_min_choice"], np.int64),
+                   tuple(np.asarray(arrays[f"{prefix}levels{j}"], np.float64) for j in range(J)),
+                   tuple(np.asarray(arrays[f"{prefix}extra{j}"], np.float64) for j in range(J)))
+
 
 def fit_additive(archs, y, num_choices, *, gate_position=None, gate_min_choice=None, extra=None,
                  ridge: float = 1e-6) -> FittedAdditive:
