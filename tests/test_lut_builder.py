@@ -211,3 +211,18 @@ def test_command_damaged_partial_exit_2(tmp_path):
     p = _cmd("--space=mobilenetv3", "--runtime=onnxruntime", "--width=0.25", "--resolution=16", f"--out={out}")
     assert p.returncode == 2 and "partial" in p.stderr.splitlines()[-1], p.stderr[-2000:]
     assert not out.exists()
+
+
+def test_shipped_tables_equal_their_refit():
+    """Every shipped table built with the current model (it records its timing statistic) is what
+    ``refit_table`` derives from its own stored timings: the files are the code's output, not edited."""
+    from experiments.latency_table import table_lut_space
+
+    files = [p for p in sorted((ROOT / "luts").glob("*/*.json"))
+             if json.loads(p.read_text()).get("provenance", {}).get("statistic")]
+    assert files, "no shipped table records its statistic"
+    for p in files:
+        t = Table.load(p)
+        again = lb.refit_table(t, table_lut_space(t))
+        np.testing.assert_allclose(again.values, t.values, rtol=1e-9, atol=1e-12, err_msg=str(p))
+        assert again.base == pytest.approx(t.base, rel=1e-9)
