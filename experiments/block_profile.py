@@ -67,8 +67,8 @@ def main() -> None:
     from nasjax.profiling.profiles import profile_blocks
     from nasjax.profiling.sampling import all_blocks, parse_blocks
     from nasjax.profiling.sources import build_sources
-    from nasjax.profiling.structure import structure_of
     from nasjax.spaces import get_space
+    from nasjax.spaces.structure import structure_of
 
     cfg = cli.config_from_flags(BlockProfileConfig)
     require(cfg.all != bool(cfg.blocks), "blocks/all", (list(cfg.blocks), cfg.all), "--all or --blocks, one of them")

@@ -248,7 +248,7 @@ def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "
     from nasjax.default import load_default
     from nasjax.profiling.compare import compare_spaces, reference_point
     from nasjax.profiling.profiles import profile_blocks
-    from nasjax.profiling.structure import structure_of
+    from nasjax.spaces.structure import structure_of
 
     space = get_space("mobilenetv3_layers")
     st = structure_of(space)

@@ -7,10 +7,10 @@ import pytest
 
 from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
-from nasjax.profiling.structure import structure_of
 from nasjax.search import FunctionModel, SearchProblem, run_search
 from nasjax.search.pareto_mutation import Mutator, hypervolume, mutation_search, nondominated
 from nasjax.spaces import get_space
+from nasjax.spaces.structure import structure_of
 
 
 def brute_hv(costs, ref):

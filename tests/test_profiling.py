@@ -8,9 +8,9 @@ import pytest
 from nasjax.errors import NasjaxInputError
 from nasjax.profiling.profiles import STATS, profile_blocks, profile_cells, summarize
 from nasjax.profiling.sampling import all_blocks, parse_blocks, sample_with_block
-from nasjax.profiling.structure import structure_of
 from nasjax.search.base import FunctionModel
 from nasjax.spaces import get_space, product_space
+from nasjax.spaces.structure import structure_of
 
 
 def _binas_like():

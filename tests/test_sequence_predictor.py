@@ -15,9 +15,9 @@ from nasjax.predictors.sequence import (
     layer_table_predict,
 )
 from nasjax.predictors.sequence_data import OFASequenceEncoder, help_ofa_archs, read_measured_csv
-from nasjax.profiling.structure import structure_of
 from nasjax.spaces import get_space
 from nasjax.spaces.mobilenetv3 import layers_to_ofa
+from nasjax.spaces.structure import structure_of
 
 TINY = SequenceConfig(embed=4, shape_embed=4, hidden=8, epochs=2, batch_size=16, eval_every=1)
 

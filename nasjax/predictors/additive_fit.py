@@ -6,7 +6,7 @@ categorical input (e.g. the resolution)::
     f(a, r) = b + sum_{p active in a} V[p, a_p] + sum_j R_j[r_j]
 
 where position ``p`` is active unless its depth gate is below its threshold (``gate_position``,
-``gate_min_choice``, see :mod:`nasjax.profiling.structure`; a layer a stage skips costs nothing). The
+``gate_min_choice``, see :mod:`nasjax.spaces.structure`; a layer a stage skips costs nothing). The
 terms minimise ``sum_n (f(a_n, r_n) - y_n)^2 + lambda ||theta||^2`` (a small ridge ``lambda`` makes the
 fit unique where one-hot columns are collinear). An unseen level of an extra input takes the nearest
 seen level.

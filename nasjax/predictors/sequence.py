@@ -325,7 +325,7 @@ class OutputModel:
 def fit_layer_table(archs, y) -> FittedAdditive:
     """The depth-gated least-squares additive table (:func:`nasjax.predictors.additive_fit.fit_additive`) of
     ``[N, 26]`` architectures: the 25 ``mobilenetv3_layers`` choices gated by their stage depths
-    (:func:`nasjax.profiling.structure.structure_of`), the resolution a categorical term.
+    (:func:`nasjax.spaces.structure.structure_of`), the resolution a categorical term.
 
     Args:
       archs: ``[N, 26]`` layer-view choice indices and resolution.
@@ -334,8 +334,8 @@ def fit_layer_table(archs, y) -> FittedAdditive:
     Returns:
       The :class:`~nasjax.predictors.additive_fit.FittedAdditive`; :func:`layer_table_predict` applies it.
     """
-    from nasjax.profiling.structure import structure_of
     from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
+    from nasjax.spaces.structure import structure_of
 
     a = np.atleast_2d(np.asarray(archs, np.int64))
     space = mobilenetv3_layers_space()

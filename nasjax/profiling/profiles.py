@@ -30,8 +30,8 @@ from nasjax.profiling.sampling import (
     sample_baseline,
     sample_with_block,
 )
-from nasjax.profiling.structure import SpaceStructure, structure_of
 from nasjax.spaces.base import SearchSpace
+from nasjax.spaces.structure import SpaceStructure, structure_of
 
 QUANTILES = (0.01, 0.05, 0.95, 0.99)
 STATS = ("mean", "std", "q01", "q05", "q95", "q99", "min", "max")
@@ -215,7 +215,7 @@ def profile_blocks(space: SearchSpace, sources: Sequence, num_archs: int, *, blo
       num_archs: samples per block and for the baseline.
       blocks: the blocks to profile (:func:`~nasjax.profiling.sampling.parse_blocks`), default all.
       seed: the profile's seed (per-block streams, see :mod:`nasjax.profiling.sampling`).
-      structure: the space's structure (default :func:`~nasjax.profiling.structure.structure_of`).
+      structure: the space's structure (default :func:`~nasjax.spaces.structure.structure_of`).
 
     Returns:
       The :class:`BlockProfile`.
@@ -249,7 +249,7 @@ def profile_cells(space: SearchSpace, cells: np.ndarray, sources: Sequence, *, n
       num_archs: samples per block and for the baseline, or ``None`` for all.
       blocks: the blocks to profile, default all.
       seed: the profile's seed.
-      structure: the space's structure (default :func:`~nasjax.profiling.structure.structure_of`).
+      structure: the space's structure (default :func:`~nasjax.spaces.structure.structure_of`).
 
     Returns:
       The :class:`BlockProfile`.

@@ -3,7 +3,7 @@
 A *block* is one (position, choice) of a space. For block ``(p, c)`` the sampler draws ``N`` architectures
 uniformly from the space **conditioned on** ``a_p = c`` **and on position p being active**: every other
 position is drawn uniformly, and when ``p`` is a layer gated by a depth position ``g`` (see
-:mod:`nasjax.profiling.structure`) the depth is drawn uniformly among the choices under which ``p`` runs,
+:mod:`nasjax.spaces.structure`) the depth is drawn uniformly among the choices under which ``p`` runs,
 ``a_g ~ U{gate_min_choice[p], ..., K_g - 1}``. (The original forced ``d = layer`` when ``d < layer``;
 with 0-based layers that leaves the last layer of a stage inactive in about two thirds of its samples.)
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.profiling.structure import SpaceStructure
 from nasjax.spaces.base import SearchSpace
+from nasjax.spaces.structure import SpaceStructure
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def block_of(space: SearchSpace, structure: SpaceStructure, p: int, c: int) -> B
 
     Args:
       space: the search space.
-      structure: its :class:`~nasjax.profiling.structure.SpaceStructure`.
+      structure: its :class:`~nasjax.spaces.structure.SpaceStructure`.
       p: the position index.
       c: the choice index.
 
@@ -63,7 +63,7 @@ def all_blocks(space: SearchSpace, structure: SpaceStructure) -> list[Block]:
 
     Args:
       space: the search space.
-      structure: its :class:`~nasjax.profiling.structure.SpaceStructure`.
+      structure: its :class:`~nasjax.spaces.structure.SpaceStructure`.
 
     Returns:
       ``sum_p K_p`` blocks.

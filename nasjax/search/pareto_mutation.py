@@ -19,7 +19,7 @@ The space can be restricted by ``allowed [P, K]`` (a reduced space: same indexin
 
 Architectures are kept canonical: a layer its depth switches off holds its lowest allowed choice, so two
 vectors of one network are one architecture. Gates come in as data (``gate_position``,
-``gate_min_choice``: see :mod:`nasjax.profiling.structure`).
+``gate_min_choice``: see :mod:`nasjax.spaces.structure`).
 
 **Common random numbers.** Searches of one seed in different subspaces (full, reduced, random subsets) use
 coupled draws so that their differences come from the spaces, not from unrelated random streams. The random
