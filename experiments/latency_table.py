@@ -41,11 +41,12 @@ class LatencyTableConfig:
     warmup: int = cli.option(5, help="Untimed rounds per chunk.")
     repeats: int = cli.option(30, help="Timed interleaved rounds per chunk.")
     context_subnets: int = cli.option(24, help="Random subnets timed end to end for the in-network fit (0: none).")
-    statistic: str = cli.option("q10", help="Each program's time over the timed rounds: q10 (10th percentile) | "
-                                "q25 | median | min.")
+    statistic: str = cli.option("", help="Each program's time over the timed rounds: median | q25 | q10 (10th "
+                                "percentile) | min; empty: the runtime's default for a build (q10 for onnxruntime, "
+                                "median for xla), the table's own for --refit (which can also turn it into median).")
     out: str = cli.option("", help="Output file (default: luts/<space>[_w<width>]/<device>-...json).")
     refit: str = cli.option("", help="A table file made by this command: re-derive its model (o, in-network fit) "
-                            "from the medians it stores, no timing; written to --out or back to the file.")
+                            "from the times it stores, no timing; written to --out or back to the file.")
     progress: bool = cli.option(True, help="Progress bars.")
 
 
@@ -93,7 +94,8 @@ def table_lut_space(table):
 
 
 def refit(cfg: LatencyTableConfig):
-    """Re-derive the table ``cfg.refit`` from its stored medians; returns ``(table, path)``."""
+    """Re-derive the table ``cfg.refit`` from its stored times (``cfg.statistic``: keep or median); returns
+    ``(table, path)``."""
     from nasjax.hardware import lut_builder as lb
     from nasjax.tables import Table
 
@@ -102,7 +104,7 @@ def refit(cfg: LatencyTableConfig):
     table = Table.load(src)
     out = Path(cfg.out) if cfg.out else src
     cli.check_output_dir(out.parent, "out")
-    return lb.refit_table(table, table_lut_space(table), out=out), out
+    return lb.refit_table(table, table_lut_space(table), out=out, statistic=cfg.statistic or None), out
 
 
 def build(cfg: LatencyTableConfig):
@@ -124,7 +126,7 @@ def build(cfg: LatencyTableConfig):
     cli.check_output_dir(out.parent, "out")
     table = lb.build_table(lspace, runtime, batch_size=cfg.batch_size, resolution=cfg.resolution,
                            warmup=cfg.warmup, repeats=cfg.repeats, out=out, progress=cfg.progress,
-                           context_subnets=cfg.context_subnets, statistic=cfg.statistic,
+                           context_subnets=cfg.context_subnets, statistic=cfg.statistic or None,
                            extra_provenance={"weights": cfg.weights, "width": scfg.width_mult})
     return table, out
 

@@ -120,6 +120,28 @@ def test_refit_reproduces_the_build(tiny, tmp_path, monkeypatch):
         lb.refit_table(Table(built.values, built.mask, "latency", "ms", 0.0, 1, "x", ls.name, {}), ls)
 
 
+def test_refit_to_median_equals_a_median_build(tiny, tmp_path, monkeypatch):
+    """A table built with a low quantile refits to the table a median build gives from the same rounds."""
+    def low_quantile(calls, *, statistic="median", **kw):
+        t = fake_timing(calls, anchor_drift=True, **kw)
+        est = None if statistic == "median" else 0.9 * t.medians_ms * (1.0 + 0.05 * np.arange(len(calls)) % 3)
+        return rt.Timing(t.medians_ms, t.spread_ms, t.raw_ms, t.warmup, t.repeats, est, statistic)
+
+    monkeypatch.setattr(lb, "time_interleaved", low_quantile)
+    state, cfg, bs = tiny
+    ls = lb.lut_space("mobilenetv3_layers", state, cfg, bs)
+    q10 = lb.build_table(ls, FakeRuntime(), resolution=16, out=tmp_path / "q.json", progress=False, statistic="q10")
+    med = lb.build_table(ls, FakeRuntime(), resolution=16, out=tmp_path / "m.json", progress=False)
+    assert not np.allclose(q10.values, med.values)
+    again = lb.refit_table(Table.load(tmp_path / "q.json"), ls, out=tmp_path / "r.json", statistic="median")
+    np.testing.assert_allclose(again.values, med.values, rtol=1e-12)
+    assert again.base == pytest.approx(med.base)
+    p = Table.load(tmp_path / "r.json").provenance
+    assert p["statistic"] == "median" and p["time_ms"] == p["median_ms"] and "the median of" in p["protocol"]
+    with pytest.raises(NasjaxInputError, match="statistic"):
+        lb.refit_table(Table.load(tmp_path / "q.json"), ls, statistic="min")
+
+
 def test_schema_units_provenance_ort(tiny, tmp_path):
     state, cfg, bs = tiny
     ls = lb.lut_space("mobilenetv3", state, cfg, bs)
@@ -140,7 +162,8 @@ def test_schema_units_provenance_ort(tiny, tmp_path):
     assert fit["in_sample_fitted"]["mape_percent"] <= fit["in_sample_plain"]["mape_percent"] + 1e-9
     assert p["threads"] == 1 and p["batch_size"] == 2 and p["resolution"] == 16 and p["repeats"] == 3
     assert set(p["median_ms"]) == set(p["spread_ms"]) == set(p["time_ms"]) and "stem" in p["median_ms"]
-    assert p["statistic"] == rt.TIMING_STATISTIC and all(p["time_ms"][k] <= p["median_ms"][k] for k in p["time_ms"])
+    assert p["statistic"] == rt.default_statistic("onnxruntime") == "q10"
+    assert all(p["time_ms"][k] <= p["median_ms"][k] for k in p["time_ms"])
     loaded = Table.load(out)
     assert loaded.shape == (5, 5) and np.all(np.isfinite(loaded.values))
     assert np.allclose(ls.predict(loaded, [[0] * 5, [4] * 5]), t.predict(np.array([[0] * 5, [4] * 5])))

@@ -33,6 +33,13 @@ def test_interleaved_statistic(statistic, q):
     np.testing.assert_allclose(t.medians_ms, np.median(t.raw_ms, axis=0))
 
 
+def test_default_statistic_per_runtime():
+    """A low quantile for ONNX Runtime's unimodal timings, the median for XLA's bimodal one-thread programs."""
+    assert rt.default_statistic("onnxruntime") == "q10" and rt.default_statistic("xla") == "median"
+    assert rt.default_statistic("other") == "median"
+    assert set(rt.DEFAULT_STATISTIC.values()) <= set(rt.STATISTICS)
+
+
 def test_interleaved_bad_input():
     with pytest.raises(NasjaxInputError, match="statistic"):
         rt.time_interleaved([lambda: None], statistic="mean")

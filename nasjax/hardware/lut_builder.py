@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.hardware.runtimes import STATISTICS, TIMING_STATISTIC, Piece, Runtime, device_name, time_interleaved
+from nasjax.hardware.runtimes import STATISTICS, Piece, Runtime, default_statistic, device_name, time_interleaved
 from nasjax.io import read_json, write_json
 from nasjax.registry import Registry
 from nasjax.tables import Table
@@ -642,8 +642,8 @@ def _assemble(lspace: LutSpace, med: dict[str, float], refs, ctx, batch_size: in
     return vals, mask, float(base), model
 
 
-def refit_table(table: Table, lspace: LutSpace, out=None) -> Table:
-    """``table`` re-derived from the medians its provenance keeps (no timing): the current model of
+def refit_table(table: Table, lspace: LutSpace, out=None, statistic: str | None = None) -> Table:
+    """``table`` re-derived from the times its provenance keeps (no timing): the current model of
     :func:`build_table` (``o``, the in-network fit) applied to the same measurements.
 
     Args:
@@ -651,6 +651,8 @@ def refit_table(table: Table, lspace: LutSpace, out=None) -> Table:
         architectures).
       lspace: its space on the table's supernet (shapes only).
       out: if given, the refitted table is written there (atomically).
+      statistic: ``None`` keeps the table's statistic; ``"median"`` re-derives it from the medians every table
+        stores (no other statistic can be recovered without timing again).
 
     Returns:
       The table; its provenance is the original's with the model's fields replaced and ``refit`` (date,
@@ -660,18 +662,28 @@ def refit_table(table: Table, lspace: LutSpace, out=None) -> Table:
     require(prov.get("method") == "nasjax.hardware.lut_builder.build_table" and "median_ms" in prov,
             "table provenance", sorted(prov)[:8], "a table written by nasjax.hardware.lut_builder.build_table "
             "(method and median_ms in its provenance)")
-    # tables built before the statistic was a setting hold medians only
+    own = prov.get("statistic", "median")  # tables built before the statistic was a setting hold medians only
+    require(statistic in (None, own, "median"), "statistic", statistic,
+            f"None, the table's own ({own!r}) or 'median' (the other rounds are not stored)")
+    if statistic == "median" and own != "median":
+        prov["time_ms"] = dict(prov["median_ms"])
+        prov["statistic"] = "median"
+        if "protocol" in prov:
+            prov["protocol"] = prov["protocol"].replace(f"the {own} of", "the median of")
     times = prov.get("time_ms", prov["median_ms"])
     refs = np.asarray(prov["reference_archs"], np.int64)
     ctx = np.asarray(prov.get("context_archs", []), np.int64).reshape(-1, refs.shape[1])
     med = {k: float(v) for k, v in times.items()}
+    prov["reference_end_to_end_ms"] = [med[f"ref{j}"] for j in range(len(refs))]
+    prov["context_end_to_end_ms"] = [med[f"ctx{j}"] for j in range(len(ctx))]
     vals, mask, base, model = _assemble(lspace, med, refs, ctx, int(prov["batch_size"]), int(prov["resolution"]))
     from nasjax.hardware.runtimes import machine_provenance
 
     mp = machine_provenance()
     prov.update(model)
+    stat = prov.get("statistic", "median")
     prov["refit"] = {"date": mp["date"], "command": mp["command"],
-                     "what": "the model (o, in-network fit) re-derived from the stored medians; no new timing"}
+                     "what": f"the model (o, in-network fit) re-derived from the stored {stat} times; no new timing"}
     t = Table(vals, mask, "latency", "ms", base, 1, table.device, table.space, prov)
     if out is not None:
         t.save(out)
@@ -681,7 +693,7 @@ def refit_table(table: Table, lspace: LutSpace, out=None) -> Table:
 def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, resolution: int = 224,
                 warmup: int = 5, repeats: int = 30, out=None, progress: bool = True,
                 extra_provenance: dict | None = None, context_subnets: int = CONTEXT_SUBNETS,
-                statistic: str = TIMING_STATISTIC) -> Table:
+                statistic: str | None = None) -> Table:
     """Measure ``lspace``'s latency table in ``runtime`` (see the module docstring for the formula).
 
     Args:
@@ -698,7 +710,8 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         context_subnets: random subnets timed end to end for the in-network fit (module docstring); 0 with
             the references alone.
         statistic: the estimate of each program's time over the timed rounds
-            (:data:`nasjax.hardware.runtimes.STATISTICS`; module docstring).
+            (:data:`nasjax.hardware.runtimes.STATISTICS`; module docstring); ``None``: the runtime's default
+            (:func:`nasjax.hardware.runtimes.default_statistic`).
 
     Returns:
         The table (unit ms, ``device`` = this machine, ``space`` = the space's name).
@@ -710,6 +723,7 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(isinstance(context_subnets, (int, np.integer)) and context_subnets >= 0, "context_subnets",
             context_subnets, "a non-negative integer")
+    statistic = default_statistic(runtime.name) if statistic is None else statistic
     require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
     settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
                 "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),

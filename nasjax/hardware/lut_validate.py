@@ -18,7 +18,7 @@ import numpy as np
 
 from nasjax.errors import require
 from nasjax.hardware.lut_builder import LutSpace, drift_factors, time_with_anchor
-from nasjax.hardware.runtimes import TIMING_STATISTIC, Runtime
+from nasjax.hardware.runtimes import Runtime, default_statistic
 from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
 
@@ -28,7 +28,7 @@ CALIBRATION_K = 5  # subnets of the fit half whose measured/predicted ratio resc
 
 def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int, resolution: int, warmup: int = 5,
                   repeats: int = 20, chunk_size: int = 25, progress: bool = True,
-                  statistic: str = TIMING_STATISTIC) -> np.ndarray:
+                  statistic: str | None = None) -> np.ndarray:
     """End-to-end latency (ms per call) of each architecture as its own static program in ``runtime``.
 
     Args:
@@ -40,7 +40,8 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         chunk_size: subnets compiled and timed together (bounds memory).
         progress: a tqdm bar over the subnets.
         statistic: the estimate over the timed rounds (:data:`nasjax.hardware.runtimes.STATISTICS`); a
-            table's validation uses the table's own.
+            table's validation uses the table's own; ``None``: the runtime's default
+            (:func:`nasjax.hardware.runtimes.default_statistic`).
 
     Returns:
         ``[N]`` estimates in ms; with more than one chunk, each chunk is brought to the median machine speed
@@ -48,6 +49,7 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
     """
     archs = np.atleast_2d(np.asarray(archs, np.int64))
     require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")
+    statistic = default_statistic(runtime.name) if statistic is None else statistic
     bar = None
     if progress:
         from tqdm.auto import tqdm

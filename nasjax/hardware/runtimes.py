@@ -156,7 +156,18 @@ class Timing:
 
 
 STATISTICS = {"median": 50.0, "q25": 25.0, "q10": 10.0, "min": 0.0}  # percentile of the timed rounds
-TIMING_STATISTIC = "q10"  # what tables and their validation use (module docstring of nasjax.hardware.lut_builder)
+# What tables and their validation use when no statistic is asked for, per runtime. A low quantile repeats
+# better on a host whose speed wanders (10th percentile: 3-4 % between repeated measurements against 7-11 %
+# for the median on such a host), and ONNX Runtime's programs time unimodally (the 10th percentile 0.85-0.97x
+# the median for every cell). XLA's one-thread programs time bimodally: for some cells the 10th percentile
+# was 0.34x their median, a fast mode the same cell does not keep inside a network, and a table built from
+# it ranked subnets at Kendall tau 0.55 where the median's reached 0.91 (docs/latency_tables.md).
+DEFAULT_STATISTIC = {"onnxruntime": "q10", "xla": "median"}
+
+
+def default_statistic(runtime: str) -> str:
+    """The timing statistic :data:`DEFAULT_STATISTIC` gives ``runtime`` (a runtime's name; median otherwise)."""
+    return DEFAULT_STATISTIC.get(runtime, "median")
 
 
 def timing_estimate(raw_ms, statistic: str) -> np.ndarray:
