@@ -62,7 +62,11 @@ def test_measure_table_protocol(state):
     t = lat.measure_stage_block_table(state, CFG, bs, RES, warmup=1, repeats=3, progress=False)
     assert t.unit == "ms" and t.metric == "latency" and t.sign == 1 and t.space == "mobilenetv3"
     assert t.device == lat.device_name() and re.fullmatch(r"cpu-[a-z0-9-]+-\d+c(-\d+mib)?", t.device)
-    assert t.mask.sum(1).tolist() == [2, 1, 1, 1, 1] and t.base > 0
+    # the measured fixed parts take time; the fitted base may be below 0 (on a program this small the fit's
+    # intercept absorbs what the parts' per-call costs over-count), the fitted subnets' predictions are not
+    assert t.mask.sum(1).tolist() == [2, 1, 1, 1, 1] and t.provenance["raw_base_ms"] > 0
+    fitted = np.concatenate([t.provenance["reference_archs"], t.provenance["context_archs"]])
+    assert np.all(t.predict(fitted) > 0)
     assert {"protocol", "per_program_overhead_ms_o", "median_ms", "date", "block_set"} <= set(t.provenance)
     meas = lat.measure_subnets(state, CFG, [bs.to_ofa([0, 0, 0, 0, 0])], RES, warmup=1, repeats=3, progress=False)
     assert meas.shape == (1,) and meas[0] > 0
