@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.hardware.runtimes import STATISTICS, Piece, Runtime, default_statistic, device_name, time_interleaved
+from nasjax.hardware.runtimes import Piece, Runtime, device_name, resolve_statistic, time_interleaved
 from nasjax.io import read_json, write_json
 from nasjax.registry import Registry
 from nasjax.tables import Table
@@ -642,6 +642,15 @@ def _assemble(lspace: LutSpace, med: dict[str, float], refs, ctx, batch_size: in
     return vals, mask, float(base), model
 
 
+def _protocol(warmup: int, repeats: int, statistic: str) -> str:
+    """The provenance's description of the builder's timing protocol."""
+    return (f"static subnet-shaped programs, {warmup} warm-up rounds then the {statistic} of {repeats} "
+            "interleaved rounds (A B A B ...) per chunk, every timed run right after "
+            f"{WARM_CALLS} untimed run(s) of the same program (warm caches); spread = interquartile range; "
+            "an anchor subnet timed in every chunk brings all chunks to one machine speed "
+            "(t * median anchor / chunk anchor)")
+
+
 def refit_table(table: Table, lspace: LutSpace, out=None, statistic: str | None = None) -> Table:
     """``table`` re-derived from the times its provenance keeps (no timing): the current model of
     :func:`build_table` (``o``, the in-network fit) applied to the same measurements.
@@ -665,11 +674,10 @@ def refit_table(table: Table, lspace: LutSpace, out=None, statistic: str | None 
     own = prov.get("statistic", "median")  # tables built before the statistic was a setting hold medians only
     require(statistic in (None, own, "median"), "statistic", statistic,
             f"None, the table's own ({own!r}) or 'median' (the other rounds are not stored)")
-    if statistic == "median" and own != "median":
-        prov["time_ms"] = dict(prov["median_ms"])
-        prov["statistic"] = "median"
-        if "protocol" in prov:
-            prov["protocol"] = prov["protocol"].replace(f"the {own} of", "the median of")
+    stat = statistic or own
+    if stat != own:
+        prov.update(time_ms=dict(prov["median_ms"]), statistic=stat,
+                    protocol=_protocol(prov["warmup"], prov["repeats"], stat))
     times = prov.get("time_ms", prov["median_ms"])
     refs = np.asarray(prov["reference_archs"], np.int64)
     ctx = np.asarray(prov.get("context_archs", []), np.int64).reshape(-1, refs.shape[1])
@@ -681,7 +689,6 @@ def refit_table(table: Table, lspace: LutSpace, out=None, statistic: str | None 
 
     mp = machine_provenance()
     prov.update(model)
-    stat = prov.get("statistic", "median")
     prov["refit"] = {"date": mp["date"], "command": mp["command"],
                      "what": f"the model (o, in-network fit) re-derived from the stored {stat} times; no new timing"}
     t = Table(vals, mask, "latency", "ms", base, 1, table.device, table.space, prov)
@@ -723,8 +730,7 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
     require(isinstance(warmup, (int, np.integer)) and warmup >= 0, "warmup", warmup, "a non-negative integer")
     require(isinstance(context_subnets, (int, np.integer)) and context_subnets >= 0, "context_subnets",
             context_subnets, "a non-negative integer")
-    statistic = default_statistic(runtime.name) if statistic is None else statistic
-    require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
+    statistic = resolve_statistic(statistic, runtime.name)
     settings = {"space": lspace.name, "runtime": runtime.name, "threads": runtime.threads, "clock": runtime.clock,
                 "batch_size": int(batch_size), "resolution": resolution, "warmup": int(warmup),
                 "repeats": int(repeats), "supernet_config": lspace.config.to_dict(),
@@ -770,11 +776,7 @@ def build_table(lspace: LutSpace, runtime: Runtime, *, batch_size: int = 1, reso
         "context_end_to_end_ms": [med[f"ctx{j}"] for j in range(len(ctx))],
         "unit": "ms per call of batch_size images",
         **settings,
-        "protocol": (f"static subnet-shaped programs, {warmup} warm-up rounds then the {statistic} of {repeats} "
-                     "interleaved rounds (A B A B ...) per chunk, every timed run right after "
-                     f"{WARM_CALLS} untimed run(s) of the same program (warm caches); spread = interquartile range; "
-                     "an anchor subnet timed in every chunk brings all chunks to one machine speed "
-                     "(t * median anchor / chunk anchor)"),
+        "protocol": _protocol(warmup, repeats, statistic),
         "warm_calls": WARM_CALLS,
         "anchor_arch": [int(x) for x in anchor_arch],
         "anchor_ms_per_chunk": {n: done[n]["anchor_ms"] for n in names},

@@ -18,7 +18,7 @@ import numpy as np
 
 from nasjax.errors import require
 from nasjax.hardware.lut_builder import LutSpace, drift_factors, time_with_anchor
-from nasjax.hardware.runtimes import Runtime, default_statistic
+from nasjax.hardware.runtimes import Runtime, resolve_statistic
 from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
 
@@ -49,7 +49,7 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
     """
     archs = np.atleast_2d(np.asarray(archs, np.int64))
     require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")
-    statistic = default_statistic(runtime.name) if statistic is None else statistic
+    statistic = resolve_statistic(statistic, runtime.name)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -170,6 +170,13 @@ def default_statistic(runtime: str) -> str:
     return DEFAULT_STATISTIC.get(runtime, "median")
 
 
+def resolve_statistic(statistic: str | None, runtime: str) -> str:
+    """``statistic`` checked against :data:`STATISTICS`; ``None`` -> :func:`default_statistic` of ``runtime``."""
+    statistic = default_statistic(runtime) if statistic is None else statistic
+    require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
+    return statistic
+
+
 def timing_estimate(raw_ms, statistic: str) -> np.ndarray:
     """Per column of ``raw_ms [repeats, n]``, the percentile :data:`STATISTICS` names."""
     require(statistic in STATISTICS, "statistic", statistic, f"one of {sorted(STATISTICS)}")
