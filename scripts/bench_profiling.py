@@ -4,7 +4,7 @@
         [--readouts last,ends,mean,sum] [--bases none,additive_log,additive_ms] [--rule fronts|stats] [--z 1.0]
         [--tol 0.001]
         [--parts help,machine,nb201,ofa]
-        [--machine_latency FILE.csv] [--save_predictor FILE.npz] [--out_dir DIR]
+        [--machine_latency FILE.csv [--machine_repeat AGAIN.csv]] [--save_predictor FILE.npz] [--out_dir DIR]
 
 1. Sequence predictor (bidirectional GRU, read-outs ``last`` = the original's, ``ends``, ``mean``, ``sum``)
    trained on 4,000 of HELP's 5,000 OFA MobileNetV3 subnets (12 GPU settings jointly), scored on the 1,000
@@ -17,7 +17,10 @@
    ``per_setting`` counts them for each setting's own lowest-dev-score variant.
    ``help_ofa_noise``: where the residual comes from (measurement drift, shared or not with the
    other GPUs). ``--machine_latency`` (a CSV ``arch,resolution,latency_ms`` of subnets measured on this
-   machine, ``scripts/measure_subnets.py``) adds the same comparison for this machine (80 / 20 split).
+   machine, ``scripts/measure_subnets.py``) adds the same comparison for this machine (80 / 20 split);
+   ``--machine_repeat`` (some of the same subnets timed again, ``measure_subnets.py --archs_from``) adds the
+   measurement's own repeatability on the held-out subnets it holds, beside the table's and the chosen
+   variant's error on the same subnets: the floor no predictor of one timing can go below.
 2. NAS-Bench-201 across HELP's 27 and OneProxy's devices: the device groups of the block profiles.
 3. Reduced vs full vs random-subset spaces (random-mutation Pareto search, 100 starts + 10 x 200 evaluations,
    ``--seeds`` seeds, 3 random subsets per seed) by hypervolume against a common reference point: on
@@ -56,9 +59,10 @@ TOPK = 50
 
 
 def _scores(y, p) -> dict:
+    k = min(TOPK, len(y))  # top-50 overlap of the fastest (all of them when fewer)
     return {"mape": round(metrics.mape(y, p), 3), "spearman": round(metrics.spearman(y, p), 4),
             "within10": round(metrics.within(y, p, 0.10), 4),
-            "top50": round(metrics.topk_overlap(y, p, TOPK, largest=False), 3)}
+            f"top{k}": round(metrics.topk_overlap(y, p, k, largest=False), 3)}
 
 
 def variant(readout: str, base: str = "none") -> str:
@@ -99,6 +103,34 @@ def sequence_vs_additive(archs, lat, names, train, test, epochs: int, readouts, 
     out["additive"] = add  # the project's table form: ms add up over blocks, resolution an additive term
     out["additive_log"] = add_log  # the same fit of log ms: block costs and resolution multiply
     return out, models
+
+
+def machine_repeatability(a, y, test, again_csv, models: dict, variant_name: str) -> dict:
+    """The second timing of the held-out subnets found in ``again_csv`` against the first, beside the table's
+    and ``variant_name``'s predictions of the first timing on the same subnets.
+
+    ``second_timing``: the second timing taken as a prediction of the first (MAPE, Spearman, share within
+    +-10 %); ``second_timing_scaled``: the same after one common scale (the median ratio: the machine's speed
+    moved between the two runs, which changes no ranking). A predictor fitted on first timings can do no better
+    than the first timing's own noise, which this measures (half of it is the second timing's).
+    """
+    from nasjax.predictors.sequence import fit_layer_table, layer_table_predict
+    from nasjax.predictors.sequence_data import read_measured_csv
+
+    a2, y2 = read_measured_csv(again_csv)
+    first = {tuple(r): i for i, r in enumerate(a[test].tolist())}
+    pairs = [(first[tuple(r)], j) for j, r in enumerate(a2.tolist()) if tuple(r) in first]
+    if len(pairs) < 10:
+        return {"rows": len(pairs), "skipped": "fewer than 10 held-out subnets in the repeat file"}
+    ti, tj = np.array(pairs).T
+    y1, again = y[test][ti], y2[tj]
+    train = np.setdiff1d(np.arange(len(a)), test)
+    table = layer_table_predict(fit_layer_table(a[train], y[train]), a[test][ti])
+    scale = float(np.median(y1 / again))
+    return {"rows": int(len(pairs)), "second_timing": _scores(y1, again),
+            "second_timing_scaled": {**_scores(y1, scale * again), "scale": round(scale, 4)},
+            "additive": _scores(y1, table),
+            variant_name: _scores(y1, models[variant_name].predict_all(a[test][ti])[:, 0])}
 
 
 def goal_counts(scores: dict, names) -> dict:
@@ -321,6 +353,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--parts", default="help,machine,nb201,ofa",
                     help="comma list of help (HELP OFA predictors), machine, nb201, ofa (the OFA search needs help)")
     ap.add_argument("--machine_latency", default="", help="CSV arch,resolution,latency_ms measured on this machine")
+    ap.add_argument("--machine_repeat", default="",
+                    help="CSV of some of the --machine_latency subnets timed again (measure_subnets.py --archs_from)")
     ap.add_argument("--save_predictor", default="", help="write the chosen variant's HELP predictor here (.npz)")
     ap.add_argument("--out_dir", default="", help="write the NB201 cross-device CSV and picture here")
     ap.add_argument("--skip_ofa_search", action="store_true")
@@ -363,11 +397,14 @@ def main(argv=None) -> dict:
             a, y = read_measured_csv(args.machine_latency)
             p = np.random.default_rng(0).permutation(len(a))
             k = max(1, len(a) // 5)
-            m_scores, _ = sequence_vs_additive(a, y[:, None], ("this_machine",), p[k:], p[:k], args.epochs,
-                                               readouts, hidden=args.hidden, bases=bases)
+            m_scores, m_models = sequence_vs_additive(a, y[:, None], ("this_machine",), p[k:], p[:k], args.epochs,
+                                                      readouts, hidden=args.hidden, bases=bases)
             result["machine_goal"] = goal_counts(m_scores, ("this_machine",))
             m_scores["train_rows"], m_scores["test_rows"] = int(len(a) - k), int(k)
             result["machine"] = m_scores
+            if args.machine_repeat:
+                result["machine_repeatability"] = machine_repeatability(
+                    a, y, p[:k], args.machine_repeat, m_models, result["machine_goal"]["variant"])
         else:
             result["machine"] = "skipped: no --machine_latency file (subnets measured on this machine)"
     if args.out_dir:
