@@ -489,8 +489,6 @@ def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int 
         ``{"scale", "table" (calibrated), "runtime", "lspace", "reference_archs", "reference_measured_ms",
         "reference_predicted_ms"}``.
     """
-    from dataclasses import replace
-
     from nasjax.hardware import lut_builder as lb
     from nasjax.hardware import lut_validate as lv
     from nasjax.hardware.runtimes import get_runtime
@@ -500,17 +498,10 @@ def calibrate_latency(default: dict, *, warmup: int | None = None, repeats: int 
     rec = man["recipe"]
     runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
     lspace = lb.lut_space("mobilenetv3", default["state"], default["config"], default["block_set"])
-    refs = np.array(CALIBRATION_ARCHS)
-    pred = lat_t.predict(refs)
-    meas, rounds = lv.measure_until_stable(lambda: lv.measure_archs(
-        lspace, runtime, refs, batch_size=ls["batch_size"], resolution=man["resolution"],
-        warmup=warmup or rec["latency_warmup"], repeats=repeats or rec["latency_repeats"], progress=progress))
-    scale = lv.calibrate_scale(pred, meas)
-    cal = replace(lat_t, values=lat_t.values * scale, base=lat_t.base * scale,
-                  provenance=dict(lat_t.provenance, calibration_scale=scale))
-    return {"scale": scale, "table": cal, "runtime": runtime, "lspace": lspace, "settings": ls,
-            "reference_archs": refs, "reference_measured_ms": meas, "reference_predicted_ms": pred,
-            "timing_rounds": rounds}
+    cal = lv.calibrate_table(lspace, runtime, lat_t, np.array(CALIBRATION_ARCHS), batch_size=ls["batch_size"],
+                             resolution=man["resolution"], warmup=warmup or rec["latency_warmup"],
+                             repeats=repeats or rec["latency_repeats"], progress=progress)
+    return {**cal, "runtime": runtime, "lspace": lspace, "settings": ls}
 
 
 def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR, rebuild: bool = False,

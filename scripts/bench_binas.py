@@ -15,7 +15,11 @@ architectures (JSON ``{binas string: ms}``). With a measured latency table (``--
 ``python -m experiments.latency_table --space=binas``) and no ``--measured_latency``, the found
 architectures are timed end to end as static programs in the table's runtime, batch size, resolution and
 threads (:func:`nasjax.hardware.lut_binas.measure_found`, random weights of the table's supernet), and the
-measured vs predicted latency of each is reported (``--no_measure_latency`` skips it).
+measured vs predicted latency of each is reported (``--no_measure_latency`` skips it). Before the search the
+table is calibrated to the machine's speed now from its reference subnets
+(:func:`nasjax.hardware.lut_binas.calibrate_found_table`, as the quickstart does at start; a VM's host runs
+10 % faster or slower from one hour to the next); the budgets and predictions are the calibrated table's
+(``--no_calibrate``: the table as built).
 
 Synthetic stand-in (no supernet yet): a "true" accuracy ``80 - 30 exp(-capacity / 18)`` of a capacity that
 adds per active layer ``w_s log(e) + 0.4 [k = 5] + 0.5 [SE]`` (``w_s`` growing with the stage and larger
@@ -150,6 +154,9 @@ def main():
     ap.add_argument("--measured_latency")
     ap.add_argument("--no_measure_latency", action="store_true",
                     help="with --latency_table: do not time the found architectures end to end")
+    ap.add_argument("--no_calibrate", action="store_true",
+                    help="with --latency_table: search and predict with the table as built, not calibrated to the "
+                         "machine's speed now from its reference subnets")
     ap.add_argument("--noise", help="the measurements' repeat noise (noise.json of experiments.binas_measure): "
                     "prints the Kendall tau ceiling it sets beside the predictors'")
     ap.add_argument("--write_synthetic")
@@ -165,10 +172,20 @@ def main():
     fit = data["fit"] if synthetic else read_measured(args.fit_subnets, ST)
     test = data["test"] if synthetic else read_measured(args.test_subnets, ST)
     est = (contribution_estimator(*data["contributions"], ST) if synthetic else read_contributions(args.contributions))
+    calibration = None
     if args.lut_filename:
         lat = latency_from_lut(args.lut_filename, structure=ST).to_unit("ms")
     elif args.latency_table:
         lat_table = Table.load(args.latency_table)
+        if not (args.no_calibrate or args.no_measure_latency or args.measured_latency):
+            from nasjax.hardware.lut_binas import calibrate_found_table
+
+            cal = calibrate_found_table(lat_table)
+            lat_table = cal["table"]
+            calibration = {"scale": cal["scale"], "reference_measured_ms": cal["reference_measured_ms"].tolist(),
+                           "reference_predicted_ms": cal["reference_predicted_ms"].tolist()}
+            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
+                  f"reference subnets (load average {os.getloadavg()[0]:.2f})")
         lat = latency_from_table(lat_table, ST)
     elif args.cost_table:
         ct = json.loads(Path(args.cost_table).read_text())
@@ -276,7 +293,7 @@ def main():
                       "accuracy_span": float(np.ptp(np.concatenate([fit[1], test[1]]))), "test_span": test_span,
                       "noise": None if noise is None else {k: noise[k] for k in (
                           "calib_sd", "images_sd", "repeat_sd", "binomial_sd", "ceiling")}, "budgets": rows,
-                      "goals_met": goals, "load_average": load}))
+                      "calibration": calibration, "goals_met": goals, "load_average": load}))
 
 
 if __name__ == "__main__":

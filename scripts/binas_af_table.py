@@ -18,7 +18,10 @@ The cost (``--cost``):
   ``T(alpha, beta)`` in ms per call of the table's batch size
   (:func:`nasjax.hardware.binas_latency.latency_from_table`); every found architecture is then timed end to
   end as its own static program in the table's runtime, batch size, resolution and threads
-  (:func:`nasjax.hardware.lut_binas.measure_found`), next to the prediction;
+  (:func:`nasjax.hardware.lut_binas.measure_found`), next to the prediction. Before the search the table is
+  calibrated to the machine's speed now from its reference subnets
+  (:func:`nasjax.hardware.lut_binas.calibrate_found_table`, as the quickstart does at start;
+  ``--no_calibrate``: the table as built);
 * ``mflops``: the supernet's MFLOPs per image (``nasjax.hardware.flops.binas_flops``, ``flops_table.json``);
   predicted and counted cost agree by construction (exactly additive over the active layers).
 
@@ -85,6 +88,8 @@ def main():
     ap.add_argument("--picture")
     ap.add_argument("--val_images", type=int, help="default: as the held-out subnets were measured")
     ap.add_argument("--calib_images", type=int, help="default: as the held-out subnets were measured")
+    ap.add_argument("--no_calibrate", action="store_true",
+                    help="with --cost=latency: the table as built, not calibrated to the machine's speed now")
     ap.add_argument("--latency_repeats", type=int, default=20, help="timed rounds per end-to-end measurement")
     args = ap.parse_args()
     try:
@@ -107,7 +112,17 @@ def run(args):
     fit, test = read_measured(d / "fit_subnets.json"), read_measured(d / "test_subnets.json")
     est = read_contributions(d / "contributions.json")
     table = Table.load(args.latency_table) if args.latency_table else None
+    calibration = None
     if cost_kind == "latency":
+        if not args.no_calibrate:
+            from nasjax.hardware.lut_binas import calibrate_found_table
+
+            cal = calibrate_found_table(table, repeats=args.latency_repeats)
+            table = cal["table"]
+            calibration = {"scale": cal["scale"], "reference_measured_ms": cal["reference_measured_ms"].tolist(),
+                           "reference_predicted_ms": cal["reference_predicted_ms"].tolist()}
+            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
+                  f"reference subnets (load average {os.getloadavg()[0]:.2f})", flush=True)
         lat = latency_from_table(table)
         cost_label = f"latency, ms per call of {table.provenance['batch_size']} images"
     else:
@@ -187,6 +202,7 @@ def run(args):
           f"worst {max(abs(r['cost_error_percent']) for r in rows):.1f} %")
     print(f"load average {os.getloadavg()}")
     print(json.dumps({"cost": cost_kind, "cost_label": cost_label, "latency_measurement": latency_info,
+                      "calibration": calibration,
                       "rows": rows, "ranking": ranking, "insight": insight, "found_spearman": corr,
                       "cost_within_10_percent": within, "load_average": list(os.getloadavg())}, default=float))
 

@@ -197,11 +197,28 @@ def _script(*args, timeout=600):
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
 
 
+def test_calibrate_found_table_uses_the_tables_references(tiny, ort_table):
+    from nasjax.hardware.lut_binas import calibrate_found_table
+
+    table = Table.load(ort_table)
+    cal = calibrate_found_table(table, repeats=3)
+    refs = np.asarray(table.provenance["reference_archs"])
+    np.testing.assert_array_equal(cal["reference_archs"], refs)
+    np.testing.assert_allclose(cal["reference_predicted_ms"], lb.predict_latency(table, refs))
+    assert cal["scale"] == pytest.approx(float(np.median(cal["reference_measured_ms"] / cal["reference_predicted_ms"])))
+    archs = binas_space().random(5, 3)
+    np.testing.assert_allclose(lb.predict_latency(cal["table"], archs), cal["scale"] * lb.predict_latency(table, archs))
+    with pytest.raises(NasjaxInputError, match="binas table"):
+        calibrate_found_table(Table(np.ones((2, 2)), None, "latency", "ms", 0.0, 1, "x", "toy"))
+
+
 def test_bench_binas_measures_found_latency(ort_table):
     p = _script("scripts/bench_binas.py", f"--latency_table={ort_table}", "--repeats=1", "--evo_generations=3")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "measured vs predicted latency of the found architectures" in p.stdout
+    assert "calibrated to this machine: scale" in p.stdout
     res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["calibration"]["scale"] > 0 and len(res["calibration"]["reference_measured_ms"]) >= 2
     assert all(r["unit"] == "ms" and r["measured_latency"] > 0 for r in res["budgets"])
     assert res["goals_met"]["measured_latency_within_10pct"] in (True, False)
 
@@ -216,6 +233,7 @@ def test_binas_af_table_with_latency_table_random_weights(ort_table, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert res["cost"] == "latency" and res["latency_measurement"]["runtime"] == "onnxruntime"
+    assert res["calibration"]["scale"] > 0
     assert len(res["rows"]) == 12 and all(r["measured_cost"] > 0 and 0 <= r["measured_accuracy"] <= 100
                                           for r in res["rows"])
     assert "| predicted / measured cost |" in p.stdout

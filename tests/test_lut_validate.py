@@ -80,3 +80,33 @@ def test_repeatability_separates_speed_change_from_noise():
     rep = lv.repeatability(a, b)
     assert rep["speed_ratio"] == pytest.approx(1.1) and rep["mape_percent"] == pytest.approx(10.0)
     assert rep["mape_after_speed_percent"] == pytest.approx(0.0, abs=1e-9) and rep["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_calibrate_table_recovers_a_known_slowdown_and_scales_the_whole_table(monkeypatch):
+    from nasjax.hardware import lut_builder as lb
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.tables import Table
+
+    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
+    ls = lb.lut_space("mobilenetv3_layers", None, cfg)
+    vals = np.zeros((25, 9))
+    vals[:20] = np.linspace(0.1, 0.9, 9)
+    t = Table(vals, None, "latency", "ms", 1.0, 1, "x", "mobilenetv3_layers",
+              {"model": "depth_gated", "space": "mobilenetv3_layers", "batch_size": 1, "resolution": 16})
+    seen = {}
+
+    def slower(lspace, runtime, archs, **kw):  # the machine now runs 1.25x slower than at the table's build
+        seen.update(kw)
+        return 1.25 * lspace.predict(t, archs)
+
+    monkeypatch.setattr(lv, "measure_archs", slower)
+    refs = ls.space().random(0, 4)
+    cal = lv.calibrate_table(ls, object(), t, refs, batch_size=1, resolution=16, statistic="q10")
+    assert cal["scale"] == pytest.approx(1.25) and cal["timing_rounds"] == 2
+    assert seen["statistic"] == "q10" and seen["batch_size"] == 1 and seen["resolution"] == 16
+    others = ls.space().random(1, 10)  # every subnet, not only the references, moves with the scale
+    np.testing.assert_allclose(ls.predict(cal["table"], others), 1.25 * ls.predict(t, others))
+    assert cal["table"].provenance["calibration_scale"] == pytest.approx(1.25)
+    assert "calibration_scale" not in t.provenance
+    with pytest.raises(NasjaxInputError, match="calibration scale"):
+        lv.scaled_table(t, float("nan"))

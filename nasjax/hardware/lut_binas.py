@@ -143,28 +143,11 @@ def _geometry(config) -> dict:
     return {k: v for k, v in config.to_dict().items() if k not in _NOT_GEOMETRY}
 
 
-def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: int = 20, chunk_size: int = 25,
-                  progress: bool = False) -> dict:
-    """End-to-end latency of BINAS architectures next to ``table``'s prediction, in the table's runtime.
-
-    Every architecture runs as one static program (:meth:`MobileNetV3Pieces.subnet`: only its weights, its SE
-    and activations) at the table's batch size, resolution, thread count and clock, timed interleaved with
-    the others (:func:`nasjax.hardware.lut_validate.measure_archs`), rounds repeated until two agree
-    (:func:`~nasjax.hardware.lut_validate.measure_until_stable`).
-
-    Args:
-      table: a ``binas`` latency table made by :func:`nasjax.hardware.lut_builder.build_table` (unit ms).
-      archs: ``[N, 25]`` BINAS choice vectors.
-      state: the supernet whose subnets are timed (``ModelState`` or module); ``None``: random weights of the
-        table's supernet (latency does not depend on the weights). Its shapes must be the table's.
-      warmup, repeats, chunk_size, progress: as :func:`~nasjax.hardware.lut_validate.measure_archs`.
-
-    Returns:
-      ``{"measured_ms" [N], "predicted_ms" [N], "error_percent" [N] = 100 (predicted - measured) / measured,
-      "rounds", "runtime", "threads", "clock", "batch_size", "resolution", "unit": "ms per call of batch_size
-      images"}``.
-    """
-    from nasjax.hardware.lut_validate import measure_archs, measure_until_stable, table_statistic
+def _timing_setup(table: Table, state=None):
+    """``(BinasLut, runtime, batch size, resolution, statistic)`` of a builder-made ``binas`` table: the
+    programs timed as the table was (its runtime, threads, clock, batch, resolution and statistic), on
+    ``state`` (checked against the table's supernet) or on random weights of the table's supernet."""
+    from nasjax.hardware.lut_validate import table_statistic
     from nasjax.hardware.runtimes import get_runtime, xla_threads_ready
     from nasjax.models.mobilenetv3 import OFAMobileNetV3, SupernetConfig, split_model
 
@@ -189,11 +172,70 @@ def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: 
         require(xla_threads_ready(1 if int(prov["threads"]) == 1 else 0), "XLA_FLAGS", prov["threads"],
                 "this process started with the table's XLA thread count (nasjax.hardware.runtimes.xla_thread_env)")
     runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "auto"))
-    ls = BinasLut(state, config)
+    return (BinasLut(state, config), runtime, int(prov["batch_size"]), int(prov["resolution"]),
+            table_statistic(table))
+
+
+def calibrate_found_table(table: Table, state=None, refs=None, *, warmup: int = 5, repeats: int = 20,
+                          progress: bool = False) -> dict:
+    """``table`` scaled to this machine's speed now from its reference subnets timed end to end (the start-up
+    calibration the quickstart makes, :func:`nasjax.hardware.lut_validate.calibrate_table`).
+
+    A table keeps the speed of the hour it was built; a VM's host can run 10 % faster or slower an hour later,
+    and every budget is then off by that much. Search with the calibrated table, then time the found
+    architectures (:func:`measure_found`) against it.
+
+    Args:
+      table: a ``binas`` latency table made by :func:`nasjax.hardware.lut_builder.build_table` (unit ms).
+      state: as :func:`measure_found`.
+      refs: ``[K, 25]`` reference architectures; ``None``: the builder's reference subnets of the table
+        (``provenance["reference_archs"]``: the smallest, the largest and subnets between).
+      warmup, repeats, progress: the timing protocol.
+
+    Returns:
+      :func:`~nasjax.hardware.lut_validate.calibrate_table`'s result (``scale``, ``table``, the references'
+      measured and predicted ms).
+    """
+    from nasjax.hardware.lut_validate import calibrate_table
+
+    ls, runtime, bs, res, stat = _timing_setup(table, state)
+    if refs is None:
+        require("reference_archs" in table.provenance, "latency_table provenance", "no reference_archs",
+                "the builder's reference subnets, or refs given")
+        refs = table.provenance["reference_archs"]
+    refs = np.atleast_2d(np.asarray(refs, np.int64))
+    ls.space().validate(refs)
+    return calibrate_table(ls, runtime, table, refs, batch_size=bs, resolution=res, warmup=warmup,
+                           repeats=repeats, progress=progress, statistic=stat)
+
+
+def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: int = 20, chunk_size: int = 25,
+                  progress: bool = False) -> dict:
+    """End-to-end latency of BINAS architectures next to ``table``'s prediction, in the table's runtime.
+
+    Every architecture runs as one static program (:meth:`MobileNetV3Pieces.subnet`: only its weights, its SE
+    and activations) at the table's batch size, resolution, thread count and clock, timed interleaved with
+    the others (:func:`nasjax.hardware.lut_validate.measure_archs`), rounds repeated until two agree
+    (:func:`~nasjax.hardware.lut_validate.measure_until_stable`).
+
+    Args:
+      table: a ``binas`` latency table made by :func:`nasjax.hardware.lut_builder.build_table` (unit ms), or
+        its :func:`calibrate_found_table` version.
+      archs: ``[N, 25]`` BINAS choice vectors.
+      state: the supernet whose subnets are timed (``ModelState`` or module); ``None``: random weights of the
+        table's supernet (latency does not depend on the weights). Its shapes must be the table's.
+      warmup, repeats, chunk_size, progress: as :func:`~nasjax.hardware.lut_validate.measure_archs`.
+
+    Returns:
+      ``{"measured_ms" [N], "predicted_ms" [N], "error_percent" [N] = 100 (predicted - measured) / measured,
+      "rounds", "runtime", "threads", "clock", "batch_size", "resolution", "unit": "ms per call of batch_size
+      images"}``.
+    """
+    from nasjax.hardware.lut_validate import measure_archs, measure_until_stable
+
+    ls, runtime, bs, res, stat = _timing_setup(table, state)
     a = np.atleast_2d(np.asarray(archs, np.int64))
     ls.space().validate(a)
-    bs, res = int(prov["batch_size"]), int(prov["resolution"])
-    stat = table_statistic(table)
     meas, rounds = measure_until_stable(lambda: measure_archs(ls, runtime, a, batch_size=bs, resolution=res,
                                                               warmup=warmup, repeats=repeats, chunk_size=chunk_size,
                                                               progress=progress, statistic=stat))

@@ -108,6 +108,40 @@ def calibrate_scale(predicted, measured) -> float:
     return float(np.median(m / p))
 
 
+def scaled_table(table: Table, scale: float) -> Table:
+    """``table`` moved to this machine's speed: every cell and the base times ``scale``, recorded in the
+    provenance as ``calibration_scale``."""
+    from dataclasses import replace
+
+    require(np.isfinite(scale) and scale > 0, "calibration scale", scale, "a positive finite factor")
+    return replace(table, values=table.values * scale, base=table.base * scale,
+                   provenance=dict(table.provenance, calibration_scale=float(scale)))
+
+
+def calibrate_table(lspace: LutSpace, runtime: Runtime, table: Table, refs, *, batch_size: int, resolution: int,
+                    warmup: int = 5, repeats: int = 20, progress: bool = False, statistic: str | None = None) -> dict:
+    """Time the reference subnets ``refs`` end to end and scale ``table`` to this machine (the start-up
+    calibration: ``scale = median_r (m_r / p_r)``, :func:`calibrate_scale`).
+
+    The references are timed in rounds until two agree (:func:`measure_until_stable`), so that a few seconds
+    of interference at start do not set the scale. ``statistic`` is :func:`measure_archs`' (``None``: the
+    runtime's default); use the one the subnets checked against the calibrated table will be timed with.
+
+    Returns:
+      ``{"scale", "table" (:func:`scaled_table`), "reference_archs", "reference_measured_ms",
+      "reference_predicted_ms", "timing_rounds"}``.
+    """
+    refs = np.atleast_2d(np.asarray(refs, np.int64))
+    require(len(refs) >= 1, "reference subnets", len(refs), "at least one architecture")
+    pred = lspace.predict(table, refs)
+    meas, rounds = measure_until_stable(lambda: measure_archs(
+        lspace, runtime, refs, batch_size=batch_size, resolution=resolution, warmup=warmup, repeats=repeats,
+        progress=progress, statistic=statistic))
+    scale = calibrate_scale(pred, meas)
+    return {"scale": scale, "table": scaled_table(table, scale), "reference_archs": refs,
+            "reference_measured_ms": meas, "reference_predicted_ms": pred, "timing_rounds": rounds}
+
+
 def linear_correction(predicted, measured, fit_idx, test_idx) -> dict:
     """Fit ``measured ~ alpha * predicted + beta`` (least squares) on ``fit_idx``; metrics on ``test_idx``.
 
