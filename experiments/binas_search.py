@@ -49,6 +49,9 @@ class BinasSearchConfig:
                                            "number is refused; BINAS's default 0.00125 is seconds).")
     lut_filename: str = cli.option("", help="BINAS latency LUT pickle (seconds per image).")
     latency_table: str = cli.option("", help="nasjax latency table (JSON) over the BINAS space's positions.")
+    calibrate_latency: bool = cli.option(False, help="With --latency_table of this machine: scale it to the "
+                                         "machine's speed now from its reference subnets (seconds) before the "
+                                         "search.")
     latency_unit: str = cli.option("", help="Convert the latency model to this unit first (e.g. ms for a LUT in s).")
     latency_corrective_slope: float = cli.option(1.0, help="Latency model scale (BINAS's corrective slope).")
     latency_corrective_intercept: str = cli.option("0ms", help="Added to the latency model, with its unit (BINAS's "
@@ -78,8 +81,21 @@ def latency_model(cfg: BinasSearchConfig, structure):
     if bool(cfg.lut_filename) == bool(cfg.latency_table):
         raise NasjaxInputError("lut_filename/latency_table: expected exactly one latency model "
                                f"(got lut_filename={cfg.lut_filename!r}, latency_table={cfg.latency_table!r})")
-    model = (latency_from_lut(cfg.lut_filename, structure=structure) if cfg.lut_filename
-             else latency_from_table(Table.load(cfg.latency_table), structure))
+    if cfg.calibrate_latency and not cfg.latency_table:
+        raise NasjaxInputError("calibrate_latency: set without --latency_table, expected a nasjax latency table of "
+                               "this machine to calibrate (a BINAS LUT has no reference subnets to time)")
+    if cfg.lut_filename:
+        model = latency_from_lut(cfg.lut_filename, structure=structure)
+    else:
+        table = Table.load(cfg.latency_table)
+        if cfg.calibrate_latency:
+            from nasjax.hardware.lut_binas import calibrate_found_table
+
+            cal = calibrate_found_table(table)
+            table = cal["table"]
+            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
+                  "reference subnets", flush=True)
+        model = latency_from_table(table, structure)
     if cfg.latency_unit:
         model = model.to_unit(check_unit(cfg.latency_unit, "latency_unit"))
     value, unit = quantity(cfg.latency_corrective_intercept, "latency_corrective_intercept")
@@ -116,7 +132,8 @@ def main() -> None:
            "nas_optimizer": cfg.nas_optimizer, "solver": result.solver, "certified": bool(result.certified),
            "solve_time_ms": round(result.solve_time_ms, 3), "seed": cfg.seed,
            "predictor": {"type": cfg.predictor_type, "file": cfg.predictor_ckpt_filename},
-           "latency_model": {"file": cfg.lut_filename or cfg.latency_table, "unit": latency.unit}}
+           "latency_model": {"file": cfg.lut_filename or cfg.latency_table, "unit": latency.unit,
+                             "calibration_scale": latency.provenance.get("calibration_scale")}}
     from nasjax.io import write_json
 
     with cli.ResultSet(out, manifest="summary.json") as rs:

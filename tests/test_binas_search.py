@@ -181,6 +181,7 @@ def test_experiment_end_to_end(inputs, tmp_path, opt):
     (["--inference_time_limit=45ms", "--predictor_type=quadratic"], "holds a 'nasjax.binas.bilinear' model"),
     (["--inference_time_limit=45parsecs"], "inference_time_limit unit"),
     (["--inference_time_limit=1ms"], "infeasible"),
+    (["--inference_time_limit=45ms", "--calibrate_latency"], "calibrate_latency: set without --latency_table"),
 ])
 def test_experiment_error_contract(inputs, tmp_path, args, message):
     base = [f"--predictor_ckpt_filename={inputs / 'est.npz'}", f"--lut_filename={inputs / 'LUT.pkl'}",

@@ -239,3 +239,23 @@ def test_binas_af_table_with_latency_table_random_weights(ort_table, tmp_path):
     assert "| predicted / measured cost |" in p.stdout
     p = _script("scripts/binas_af_table.py", f"--measure_dir={tmp_path}", "--weights=random", "--cost=latency")
     assert p.returncode == 2 and "latency_table" in p.stderr.splitlines()[-1]
+
+
+def test_binas_search_calibrates_a_machine_table(ort_table, tmp_path):
+    from nasjax.predictors.bilinear import contribution_estimator
+
+    rng = np.random.default_rng(0)
+    contribution_estimator(70.0, 70 + rng.uniform(0, 1, (20, 12)), 70 + rng.uniform(0, 1, (5, 3))).save(
+        tmp_path / "est.npz")
+    table = Table.load(ort_table)
+    budget = 1e4  # the fake-timed table's scale to real timings is unknown: a budget every subnet meets
+    p = _script("-m", "experiments.binas_search", f"--predictor_ckpt_filename={tmp_path / 'est.npz'}",
+                f"--latency_table={ort_table}", "--calibrate_latency", f"--inference_time_limit={budget}ms",
+                f"--save_path={tmp_path / 'out'}")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "calibrated to this machine: scale" in p.stdout
+    doc = json.loads((tmp_path / "out" / "arch.json").read_text())
+    scale = doc["latency_model"]["calibration_scale"]
+    assert scale > 0 and doc["predicted"]["latency"]["value"] <= budget + 1e-9
+    arch = np.asarray(doc["arch"])[None]
+    assert doc["predicted"]["latency"]["value"] == pytest.approx(scale * float(lb.predict_latency(table, arch)[0]))
