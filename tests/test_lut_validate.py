@@ -50,18 +50,23 @@ def test_csv_rows_are_readable_by_the_sequence_reader(tmp_path):
     assert a.shape == (3, 26) and (a[:, 25] == 224).all() and np.allclose(y, [1.5, 2.5, 3.5])
 
 
-def test_validate_table_reports_calibrated_held_out(monkeypatch):
+def _layers_table():
+    """A depth-gated toy table of the width-0.25 ``mobilenetv3_layers`` space (no weights) and that space."""
     from nasjax.hardware import lut_builder as lb
     from nasjax.models.mobilenetv3 import SupernetConfig
     from nasjax.tables import Table
 
     cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
-    ls = lb.lut_space("mobilenetv3_layers", None, cfg)
     vals = np.zeros((25, 9))
     vals[:20] = np.linspace(0.1, 0.9, 9)
     t = Table(vals, None, "latency", "ms", 1.0, 1, "x", "mobilenetv3_layers",
               {"model": "depth_gated", "space": "mobilenetv3_layers", "batch_size": 1, "resolution": 16,
                "clock": "wall"})
+    return lb.lut_space("mobilenetv3_layers", None, cfg), t
+
+
+def test_validate_table_reports_calibrated_held_out(monkeypatch):
+    ls, t = _layers_table()
     # a machine 1.5x slower than the table, no noise: the k-shot scale recovers it on the held-out half
     monkeypatch.setattr(lv, "measure_archs", lambda lspace, runtime, archs, **kw: 1.5 * lspace.predict(t, archs))
     rt = type("R", (), {"name": "fake", "threads": 0, "clock": "wall"})()
@@ -83,16 +88,7 @@ def test_repeatability_separates_speed_change_from_noise():
 
 
 def test_calibrate_table_recovers_a_known_slowdown_and_scales_the_whole_table(monkeypatch):
-    from nasjax.hardware import lut_builder as lb
-    from nasjax.models.mobilenetv3 import SupernetConfig
-    from nasjax.tables import Table
-
-    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
-    ls = lb.lut_space("mobilenetv3_layers", None, cfg)
-    vals = np.zeros((25, 9))
-    vals[:20] = np.linspace(0.1, 0.9, 9)
-    t = Table(vals, None, "latency", "ms", 1.0, 1, "x", "mobilenetv3_layers",
-              {"model": "depth_gated", "space": "mobilenetv3_layers", "batch_size": 1, "resolution": 16})
+    ls, t = _layers_table()
     seen = {}
 
     def slower(lspace, runtime, archs, **kw):  # the machine now runs 1.25x slower than at the table's build
