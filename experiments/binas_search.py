@@ -89,12 +89,11 @@ def latency_model(cfg: BinasSearchConfig, structure):
     else:
         table = Table.load(cfg.latency_table)
         if cfg.calibrate_latency:
-            from nasjax.hardware.lut_binas import calibrate_found_table
+            from nasjax.hardware.lut_binas import calibrate_found_table, report_calibration
 
             cal = calibrate_found_table(table)
             table = cal["table"]
-            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
-                  "reference subnets", flush=True)
+            report_calibration(cal)
         model = latency_from_table(table, structure)
     if cfg.latency_unit:
         model = model.to_unit(check_unit(cfg.latency_unit, "latency_unit"))

@@ -19,7 +19,8 @@ measured vs predicted latency of each is reported (``--no_measure_latency`` skip
 table is calibrated to the machine's speed now from its reference subnets
 (:func:`nasjax.hardware.lut_binas.calibrate_found_table`, as the quickstart does at start; a VM's host runs
 10 % faster or slower from one hour to the next); the budgets and predictions are the calibrated table's
-(``--no_calibrate``: the table as built).
+(``--no_calibrate``: the table as built; no calibration either when the found architectures are not timed,
+``--no_measure_latency`` or ``--measured_latency``).
 
 Synthetic stand-in (no supernet yet): a "true" accuracy ``80 - 30 exp(-capacity / 18)`` of a capacity that
 adds per active layer ``w_s log(e) + 0.4 [k = 5] + 0.5 [SE]`` (``w_s`` growing with the stage and larger
@@ -178,14 +179,11 @@ def main():
     elif args.latency_table:
         lat_table = Table.load(args.latency_table)
         if not (args.no_calibrate or args.no_measure_latency or args.measured_latency):
-            from nasjax.hardware.lut_binas import calibrate_found_table
+            from nasjax.hardware.lut_binas import calibrate_found_table, report_calibration
 
             cal = calibrate_found_table(lat_table)
             lat_table = cal["table"]
-            calibration = {"scale": cal["scale"], "reference_measured_ms": cal["reference_measured_ms"].tolist(),
-                           "reference_predicted_ms": cal["reference_predicted_ms"].tolist()}
-            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
-                  f"reference subnets (load average {os.getloadavg()[0]:.2f})")
+            calibration = report_calibration(cal)
         lat = latency_from_table(lat_table, ST)
     elif args.cost_table:
         ct = json.loads(Path(args.cost_table).read_text())

@@ -115,14 +115,11 @@ def run(args):
     calibration = None
     if cost_kind == "latency":
         if not args.no_calibrate:
-            from nasjax.hardware.lut_binas import calibrate_found_table
+            from nasjax.hardware.lut_binas import calibrate_found_table, report_calibration
 
             cal = calibrate_found_table(table, repeats=args.latency_repeats)
             table = cal["table"]
-            calibration = {"scale": cal["scale"], "reference_measured_ms": cal["reference_measured_ms"].tolist(),
-                           "reference_predicted_ms": cal["reference_predicted_ms"].tolist()}
-            print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} "
-                  f"reference subnets (load average {os.getloadavg()[0]:.2f})", flush=True)
+            calibration = report_calibration(cal)
         lat = latency_from_table(table)
         cost_label = f"latency, ms per call of {table.provenance['batch_size']} images"
     else:

@@ -209,6 +209,17 @@ def calibrate_found_table(table: Table, state=None, refs=None, *, warmup: int = 
                            repeats=repeats, progress=progress, statistic=stat)
 
 
+def report_calibration(cal: dict) -> dict:
+    """Print one line for a :func:`calibrate_found_table` result and return its JSON record (the scale and
+    the references' measured and predicted ms)."""
+    import os
+
+    print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} reference "
+          f"subnets (load average {os.getloadavg()[0]:.2f})", flush=True)
+    return {"scale": float(cal["scale"]), "reference_measured_ms": np.asarray(cal["reference_measured_ms"]).tolist(),
+            "reference_predicted_ms": np.asarray(cal["reference_predicted_ms"]).tolist()}
+
+
 def measure_found(table: Table, archs, state=None, *, warmup: int = 5, repeats: int = 20, chunk_size: int = 25,
                   progress: bool = False) -> dict:
     """End-to-end latency of BINAS architectures next to ``table``'s prediction, in the table's runtime.
