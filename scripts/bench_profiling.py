@@ -1,8 +1,8 @@
 """Benchmark of block profiling (not a test): the sequence latency predictor and insight-reduced spaces.
 
     NASJAX_SHARED_DATA=../shared/data python scripts/bench_profiling.py [--epochs 40] [--hidden 64] [--seeds 3]
-        [--readouts last,ends,mean,sum] [--bases none,additive_log,additive_ms] [--rule fronts|stats] [--z 1.0]
-        [--tol 0.001]
+        [--readouts last,ends,mean,sum] [--bases none,additive_log,additive_ms] [--rule auto|swaps|fronts|stats]
+        [--z 1.0] [--tol 0.001]
         [--parts help,machine,nb201,ofa]
         [--machine_latency FILE.csv [--machine_repeat AGAIN.csv]] [--save_predictor FILE.npz] [--out_dir DIR]
 
@@ -26,9 +26,12 @@
    ``--seeds`` seeds, 3 random subsets per seed) by hypervolume against a common reference point: on
    NAS-Bench-201 for each HELP device (true front known: HV / HV(true), IGD, and how many true-front cells
    the reduction removed), and on OFA MobileNetV3 for each HELP GPU setting (the default supernet's accuracy
-   table, the sequence predictor's latency at 224 px). The reduction (``--rule``) is front dominance with a
-   margin of ``--z`` standard errors (``nasjax.profiling.reduce``; with the finite-population correction, so
-   NAS-Bench-201's exhaustive profiles have margin 0) or the older statistic dominance; a device whose profile
+   table, the sequence predictor's latency at 224 px). The reduction (``--rule``, ``nasjax.profiling.reduce``)
+   is by default the sound rule for the profile (``reduce_profile``): front dominance for NAS-Bench-201's
+   exhaustive profiles (margin ``--z`` standard errors with the finite-population correction, so 0 there) and
+   swap dominance for OFA's sampled ones (a block goes when swapping it for another block of its group, in the
+   same profiled network, is no worse in both objectives in every profiled network); ``--rule`` forces one of
+   them or the older statistic dominance; a device whose profile
    marks nothing dominated keeps the full space and is not searched or counted. The variants of a seed share
    their random numbers, so each device also gets the paired differences over seeds (``d_reduced_full``,
    ``d_random_reduced``: mean and standard error) and the goal counts a 2-standard-error test and a
@@ -215,10 +218,15 @@ def nb201_devices(out_dir) -> tuple[dict, object, object, list]:
              "most_expensive_op": {d: sorted(v) for d, v in exp.items()}}, dp, acc, lats)
 
 
-def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None):
-    """The reduced space of a two-metric profile (accuracy, latency) by ``rule`` ("fronts" or "stats")."""
-    from nasjax.profiling.reduce import reduce_space, reduce_space_by_fronts
+def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None, sources=()):
+    """The reduced space of a two-metric profile (accuracy, latency) by ``rule`` (auto, swaps, fronts, stats);
+    ``sources``: the profile's (accuracy, latency) sources, which the swap rule evaluates swapped networks with."""
+    from nasjax.profiling.reduce import reduce_profile, reduce_space, reduce_space_by_fronts, reduce_space_by_swaps
 
+    if rule == "auto":
+        return reduce_profile(space, prof, sources, level=level, z=z, name=name)
+    if rule == "swaps":
+        return reduce_space_by_swaps(space, prof, sources, level=level, name=name)
     if rule == "fronts":
         return reduce_space_by_fronts(space, prof.blocks, [x[:, 0] for x in prof.samples],
                                       [x[:, 1] for x in prof.samples], level=level, z=z,
@@ -245,7 +253,7 @@ def _paired(r: dict, key: str, scale: float = 1.0) -> dict:
     return out
 
 
-def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: float = 1.0) -> dict:
+def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "auto", z: float = 1.0) -> dict:
     from nasjax.profiling.compare import compare_spaces, reference_point, true_front
     from nasjax.profiling.profiles import profile_cells
     from nasjax.search.base import ColumnModel
@@ -257,9 +265,9 @@ def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: flo
         if src != "HELP":  # a search needs every cell measured
             continue
         lat = lats[i]
-        prof = profile_cells(space, acc.archs, [acc, ColumnModel(space, lat.archs, lat.values, "latency", "ms", dev)],
-                             blocks=dp.blocks)
-        red = _reduce(space, prof, rule, z, "position", f"reduced/{dev}", dp.reduce_inputs(i))
+        sources = [acc, ColumnModel(space, lat.archs, lat.values, "latency", "ms", dev)]
+        prof = profile_cells(space, acc.archs, sources, blocks=dp.blocks)
+        red = _reduce(space, prof, rule, z, "position", f"reduced/{dev}", dp.reduce_inputs(i), sources)
         prob = SearchProblem(space, acc, (Constraint(lat, float(np.nanmax(lat.values)) * 2, "ms"),))
         costs = np.stack([-acc.values, lat.values], 1)
         ideal, ref = reference_point(costs)
@@ -268,7 +276,8 @@ def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: flo
         row = {"removed": red.num_removed, "removed_blocks": sorted(red.removed),
                "cells": int(kept.sum()), "true_front_cells_lost": int(np.sum(nondominated(costs) & ~kept))}
         if red.num_removed:  # nothing dominated: the reduced space is the full space, nothing to compare
-            r = compare_spaces(prob, red, seeds, ref, num_random=num_random, true=tf, ideal=ideal)
+            r = compare_spaces(prob, red, seeds, ref, num_random=num_random, true=tf, ideal=ideal,
+                               progress=f"nb201 {dev}")
             row.update(_summary(r, ("hv_ratio", "igd")))
             row.update(_paired(r, "hv_ratio"))
             row["evaluations"] = {v: float(np.mean(r["evaluations"][v])) for v in r["evaluations"]}
@@ -276,7 +285,7 @@ def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "fronts", z: flo
     return res
 
 
-def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "fronts", z: float = 1.0) -> dict:
+def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "auto", z: float = 1.0) -> dict:
     from nasjax.default import load_default
     from nasjax.profiling.compare import compare_spaces, reference_point
     from nasjax.profiling.profiles import profile_blocks
@@ -294,13 +303,14 @@ def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "
         m = prof.metrics[1]
         med = float(np.median(prof.baseline[:, 1]))
         t = np.stack([prof.stat("rel_mean", m), prof.stat("q05", m) / med], 1)
-        red = _reduce(space, prof, rule, z, "unit", f"reduced/{name}", (a, t))
-        row = {"removed": red.num_removed, "log10_size": round(red.size_log10, 2)}
+        red = _reduce(space, prof, rule, z, "unit", f"reduced/{name}", (a, t), (acc_t, lat))
+        row = {"removed": red.num_removed, "log10_size": round(red.size_log10, 2),
+               "removed_blocks": sorted(red.removed)}
         if red.num_removed:
             base = np.stack([-prof.baseline[:, 0], prof.baseline[:, 1]], 1)
             _, ref = reference_point(base)
             prob = SearchProblem(space, acc_t, (Constraint(lat, 1e9, "ms"),))
-            r = compare_spaces(prob, red, seeds, ref, num_random=num_random, gates=gates)
+            r = compare_spaces(prob, red, seeds, ref, num_random=num_random, gates=gates, progress=f"ofa {name}")
             full = float(np.mean(r["hv"]["full"]))
             row.update({f"hv_{v}": [round(float(np.mean(r["hv"][v])) / full, 5),
                                     round(float(np.std(r["hv"][v])) / full, 5)] for v in ("full", "reduced", "random")})
@@ -345,7 +355,8 @@ def main(argv=None) -> dict:
                     help="comma list of SequenceConfig.base values (none = the plain GRU)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--num_random", type=int, default=3)
-    ap.add_argument("--rule", default="fronts", choices=("fronts", "stats"), help="the reduction rule")
+    ap.add_argument("--rule", default="auto", choices=("auto", "swaps", "fronts", "stats"),
+                    help="the reduction rule (auto: fronts for an exhaustive profile, swaps for a sampled one)")
     ap.add_argument("--z", type=float, default=1.0, help="front rule margin, in standard errors")
     ap.add_argument("--tol", type=float, default=0.001,
                     help="tolerance of the non-inferiority test (fraction of the true front's HV, or of the full "

@@ -1,4 +1,4 @@
-"""Insight-reduced spaces: front dominance removes only blocks without a front network, with a margin."""
+"""Insight-reduced spaces: front and swap dominance remove only blocks without a front network."""
 
 import itertools
 
@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from nasjax.errors import NasjaxInputError
-from nasjax.profiling.profiles import profile_cells
-from nasjax.profiling.reduce import front_dominated, reduce_space_by_fronts
+from nasjax.profiling.profiles import profile_blocks, profile_cells
+from nasjax.profiling.reduce import front_dominated, reduce_profile, reduce_space_by_fronts, reduce_space_by_swaps
 from nasjax.search.base import FunctionModel
 from nasjax.search.pareto_mutation import nondominated
-from nasjax.spaces import product_space
+from nasjax.spaces import get_space, product_space
+from nasjax.spaces.structure import structure_of
 
 
 def _space():
@@ -91,3 +92,94 @@ def test_bad_inputs_name_the_field():
         reduce_space_by_fronts(sp, prof.blocks, a, [-s[:, 1] for s in prof.samples])
     with pytest.raises(NasjaxInputError, match="z"):
         reduce_space_by_fronts(sp, prof.blocks, a, [s[:, 1] for s in prof.samples], z=-1)
+
+
+def _interacting(seed):
+    rng = np.random.default_rng(seed)
+    wa, wl = rng.random((3, 4)), rng.random((3, 4)) + 0.2
+    pair = rng.random((4, 4))
+    acc = FunctionModel(lambda a: wa[np.arange(3), a].sum(1) + pair[a[:, 0], a[:, 1]], "accuracy", "%")
+    lat = FunctionModel(lambda a: wl[np.arange(3), a].sum(1) * (1 + 0.5 * pair[a[:, 1], a[:, 0]]), "latency", "ms")
+    return acc, lat
+
+
+def test_swap_rule_never_drops_a_true_front_cell_and_removes_no_more_than_fronts():
+    sp, cells = _space(), _cells()
+    total = 0
+    for seed in range(8):
+        acc, lat = _interacting(seed)
+        prof = profile_cells(sp, cells, [acc, lat])
+        red = reduce_space_by_swaps(sp, prof, [acc, lat])
+        front = nondominated(np.stack([-acc.predict(cells), lat.predict(cells)], 1))
+        kept = np.all(red.allowed[np.arange(3)[None, :], cells], 1)
+        assert np.all(kept[front])
+        fronts = reduce_space_by_fronts(sp, prof.blocks, [s[:, 0] for s in prof.samples],
+                                        [s[:, 1] for s in prof.samples], z=0.0)
+        assert set(red.removed) <= set(fronts.removed)  # exhaustive: swap dominance implies front dominance
+        for key, by in red.removed.items():  # brute force: every cell with the block loses to its swapped twin
+            b = next(x for x in prof.blocks if x.key == key)
+            o = next(x for x in prof.blocks if x.key == by)
+            mine = cells[cells[:, b.position] == b.choice]
+            twin = mine.copy()
+            twin[:, b.position] = o.choice
+            assert np.all(acc.predict(twin) >= acc.predict(mine)) and np.all(lat.predict(twin) <= lat.predict(mine))
+        total += red.num_removed
+    assert total > 0
+
+
+def test_swap_rule_on_a_sampled_profile_keeps_both_ends_of_every_stage():
+    """OFA layer view, 5 samples per block (the other 19 layers spread the networks far more than one block
+    moves them): choice 8 (least accurate, slowest) goes at every layer; every trade-off choice and depth stays."""
+    sp = get_space("mobilenetv3_layers")
+    st = structure_of(sp)
+    wa = np.arange(9, dtype=float) * 0.1
+    wl = 1.0 + np.arange(9, dtype=float) * 0.1
+    wa[8], wl[8] = -0.5, 3.0
+
+    def active(a):
+        on = np.ones(a[:, :20].shape, bool)
+        for p in range(20):
+            if st.gate_position[p] >= 0:
+                on[:, p] = a[:, st.gate_position[p]] >= st.gate_min_choice[p]
+        return on
+
+    def acc_f(a):
+        return (active(a) * wa[a[:, :20]]).sum(1)
+
+    def lat_f(a):
+        return (active(a) * wl[a[:, :20]]).sum(1)
+
+    acc = FunctionModel(acc_f, "accuracy", "%")
+    lat = FunctionModel(lat_f, "latency", "ms")
+    prof = profile_blocks(sp, [acc, lat], 5, seed=0, structure=st)
+    red = reduce_space_by_swaps(sp, prof, [acc, lat], level="unit")
+    removed = {(b.position, b.choice) for b in prof.blocks if b.key in red.removed}
+    assert removed == {(p, 8) for p in range(20)}
+    assert (red.allowed[20:] == sp.mask[20:]).all()  # depths: deeper is more accurate in most contexts, never removed
+    # a share below one removes a block that wins most (not all) of its swaps
+    assert set(reduce_space_by_swaps(sp, prof, [acc, lat], level="unit", share=0.5).removed) >= set(red.removed)
+
+
+def test_reduce_profile_takes_fronts_when_exhaustive_and_swaps_when_sampled():
+    sp, cells = _space(), _cells()
+    acc, lat = _interacting(3)
+    exhaustive = profile_cells(sp, cells, [acc, lat])
+    fronts = reduce_space_by_fronts(sp, exhaustive.blocks, [s[:, 0] for s in exhaustive.samples],
+                                    [s[:, 1] for s in exhaustive.samples], population=exhaustive.population)
+    np.testing.assert_array_equal(reduce_profile(sp, exhaustive, [acc, lat]).allowed, fronts.allowed)
+    sampled = profile_blocks(sp, [acc, lat], 6, seed=0)
+    np.testing.assert_array_equal(reduce_profile(sp, sampled, [acc, lat]).allowed,
+                                  reduce_space_by_swaps(sp, sampled, [acc, lat]).allowed)
+
+
+def test_swap_rule_bad_inputs_name_the_field():
+    sp, cells = _space(), _cells()
+    acc, lat = _interacting(0)
+    prof = profile_cells(sp, cells, [acc, lat])
+    with pytest.raises(NasjaxInputError, match="sources"):
+        reduce_space_by_swaps(sp, prof, [acc])
+    with pytest.raises(NasjaxInputError, match="share"):
+        reduce_space_by_swaps(sp, prof, [acc, lat], share=0.0)
+    prof.archs = []
+    with pytest.raises(NasjaxInputError, match="profile.archs"):
+        reduce_space_by_swaps(sp, prof, [acc, lat])

@@ -74,7 +74,8 @@ def reference_point(costs, margin: float = 0.05) -> tuple[np.ndarray, np.ndarray
 
 
 def compare_spaces(problem: SearchProblem, reduced: ReducedSpace, seeds: Sequence[int], ref, *, num_random: int = 3,
-                   gates: dict | None = None, true: np.ndarray | None = None, ideal=None, **search) -> dict:
+                   gates: dict | None = None, true: np.ndarray | None = None, ideal=None, progress: str = "",
+                   **search) -> dict:
     """Hypervolume (and with ``true``: HV ratio and IGD) of full / reduced / random-subset searches.
 
     Args:
@@ -85,6 +86,7 @@ def compare_spaces(problem: SearchProblem, reduced: ReducedSpace, seeds: Sequenc
       num_random: random subsets per seed.
       gates: ``gate_position`` / ``gate_min_choice`` of the space.
       true: the true front's costs (optional); ``ideal`` its ideal point (default: the true front's minimum).
+      progress: when given, a tqdm bar over the seeds with this label (on stderr).
       **search: options of :func:`~nasjax.search.pareto_mutation.mutation_search` (init_size, iterations...).
 
     Returns:
@@ -95,7 +97,12 @@ def compare_spaces(problem: SearchProblem, reduced: ReducedSpace, seeds: Sequenc
     out = {k: {"full": [], "reduced": [], "random": []} for k in ("hv", "evaluations", "hv_ratio", "igd")}
     hv_true = hypervolume(true, ref) if true is not None else None
     u = (np.asarray(true).min(0) if ideal is None else np.asarray(ideal)) if true is not None else None
-    for s in seeds:
+    it = seeds
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(seeds, desc=progress, unit="seed", dynamic_ncols=True)
+    for s in it:
         masks = {"full": [None], "reduced": [reduced.allowed],
                  "random": [random_subset(problem.space, reduced.allowed, [int(s), 1000 + k]).allowed
                             for k in range(num_random)]}
