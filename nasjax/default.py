@@ -64,6 +64,9 @@ RECIPE = {
 
 # Reference subnets timed at start to calibrate the latency table to this machine (smallest, middle, largest).
 CALIBRATION_ARCHS = ([0, 0, 0, 0, 0], [2, 2, 2, 2, 2], [4, 4, 4, 4, 4])
+# a change of the machine's speed between the start-up calibration and the measurement of the found subnets
+# beyond this relative amount makes :func:`search_and_measure` recalibrate and search once more
+SPEED_CHANGE_TOLERANCE = 0.05
 
 TABLE_FILES = ("accuracy_stage", "accuracy_layers", "flops_stage", "params_stage", "flops_layers",
                "params_layers", "latency_stage")
@@ -522,7 +525,10 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
         ``{"rows": [...], "infeasible": [...], "front", "default", "calibration", "device", "seconds"}``; each
         row has the budget, the found ``encodearch``, predicted and measured accuracy/latency/FLOPs and the OFA
         dict; ``speed_change`` is ``median_r m'_r / m_r`` of the reference subnets re-timed with the found ones
-        (``m'``) against their calibration timing (``m``), 1 when the machine kept its speed; ``infeasible``
+        (``m'``) against their calibration timing (``m``), 1 when the machine kept its speed. When it is off by
+        more than ``SPEED_CHANGE_TOLERANCE``, the re-timed references become the calibration and the budgets are
+        searched and measured once more (``recalibrations`` lists ``speed_change`` and ``scale_before`` of each
+        such round; the rows, ``calibration`` and ``speed_change`` are the last round's); ``infeasible``
         lists the budgets that this machine's calibrated table cannot meet, with the
         message naming the smallest achievable latency.
 
@@ -554,29 +560,6 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
     from nasjax.search.pareto import pareto_front
 
     cal = calibrate_latency(d, progress=progress) if calibrate else None
-    if cal is not None:
-        lat_t = cal["table"]
-    found, infeasible = [], []
-    for b in budgets:  # a budget this machine cannot meet is reported, not fatal, while another one can be met
-        try:
-            found.append(_solve(bs.space(), acc_t, lat_t, b, solver))
-        except InfeasibleError as e:
-            infeasible.append({"budget_ms": float(b), "message": str(e)})
-            found.append(None)
-            if len(infeasible) == len(budgets):
-                raise
-    keep = [i for i, r in enumerate(found) if r is not None]
-    budgets, found = [budgets[i] for i in keep], [found[i] for i in keep]
-    archs = np.stack([r.arch for r in found])
-    # real accuracy (BN recalibrated) with the supernet, batched over the found subnets
-    ds = load_recipe_dataset(man["recipe"])
-    data, calib = eval_data(ds, calib_size=man["recipe"]["calib_size"], calib_seed=seed)
-    uniq, inv = np.unique(archs, axis=0, return_inverse=True)
-    inv = np.asarray(inv).reshape(-1)
-    stacked = stack_subnets([{k: np.asarray(v) for k, v in bs.to_ofa(a).items() if k != "encodearch"} for a in uniq])
-    acc_meas = evaluate_archs(state, stacked, data, calib, chunk_size=len(uniq), progress=progress,
-                              desc="evaluating found subnets")[inv]
-    # real latency in the table's runtime on this machine (static subnet programs)
     ls = latency_settings(man)
     if cal is not None:
         runtime, lspace = cal["runtime"], cal["lspace"]
@@ -586,18 +569,52 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
 
         runtime = get_runtime(ls["runtime"], ls["threads"], ls["clock"])
         lspace = lb.lut_space("mobilenetv3", state, cfg, bs)
-    # the found subnets are timed in the same rounds as the calibration's reference subnets, so that a
-    # change of the machine's speed since the calibration shows (``speed_change``) instead of passing for
-    # a prediction error
     refs = np.array(CALIBRATION_ARCHS)
-    both, _ = lv.measure_until_stable(lambda: lv.measure_archs(
-        lspace, runtime, np.concatenate([refs, uniq]), batch_size=ls["batch_size"], resolution=man["resolution"],
-        warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"], progress=progress,
-        chunk_size=len(refs) + len(uniq)))
-    lat_meas = both[len(refs):][inv]
-    speed_change = None
-    if cal is not None:
+    recalibrations = []
+    for attempt in range(2):
+        lat_t = cal["table"] if cal is not None else tables["latency_stage"]
+        found, infeasible = [], []
+        for b in budgets:  # a budget this machine cannot meet is reported, not fatal, while another one can be
+            try:
+                found.append(_solve(bs.space(), acc_t, lat_t, b, solver))
+            except InfeasibleError as e:
+                infeasible.append({"budget_ms": float(b), "message": str(e)})
+                found.append(None)
+                if len(infeasible) == len(budgets):
+                    raise
+        keep = [i for i, r in enumerate(found) if r is not None]
+        kept_budgets, kept = [budgets[i] for i in keep], [found[i] for i in keep]
+        archs = np.stack([r.arch for r in kept])
+        uniq, inv = np.unique(archs, axis=0, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        # real latency in the table's runtime on this machine (static subnet programs), timed in the same rounds
+        # as the calibration's reference subnets, so that a change of the machine's speed since the calibration
+        # shows (``speed_change``) instead of passing for a prediction error
+        timed = np.concatenate([refs, uniq])
+        both, _ = lv.measure_until_stable(lambda timed=timed: lv.measure_archs(
+            lspace, runtime, timed, batch_size=ls["batch_size"], resolution=man["resolution"],
+            warmup=man["recipe"]["latency_warmup"], repeats=man["recipe"]["latency_repeats"], progress=progress,
+            chunk_size=len(timed)))
+        lat_meas = both[len(refs):][inv]
+        speed_change = None
+        if cal is None:
+            break
         speed_change = float(lv.calibrate_scale(cal["reference_measured_ms"], both[:len(refs)]))
+        if abs(speed_change - 1.0) <= SPEED_CHANGE_TOLERANCE or attempt == 1:
+            break
+        # the machine changed speed since the calibration: the references timed with the found subnets are the
+        # calibration now, and the budgets are searched again on the table at that speed (once)
+        recalibrations.append({"speed_change": speed_change, "scale_before": cal["scale"]})
+        scale = lv.calibrate_scale(cal["reference_predicted_ms"], both[:len(refs)])
+        cal = {**cal, "scale": scale, "table": lv.scaled_table(tables["latency_stage"], scale),
+               "reference_measured_ms": both[:len(refs)]}
+    budgets, found = kept_budgets, kept
+    # real accuracy (BN recalibrated) with the supernet, batched over the found subnets
+    ds = load_recipe_dataset(man["recipe"])
+    data, calib = eval_data(ds, calib_size=man["recipe"]["calib_size"], calib_seed=seed)
+    stacked = stack_subnets([{k: np.asarray(v) for k, v in bs.to_ofa(a).items() if k != "encodearch"} for a in uniq])
+    acc_meas = evaluate_archs(state, stacked, data, calib, chunk_size=len(uniq), progress=progress,
+                              desc="evaluating found subnets")[inv]
     here = device_name()
     rows = []
     for b, r, a, am, lm in zip(budgets, found, archs, acc_meas, lat_meas):
@@ -610,5 +627,5 @@ def search_and_measure(*, latency_budgets_ms, luts_dir: str | Path = DEFAULT_DIR
             "arch": bs.to_ofa(a),
         })
     return {"rows": rows, "infeasible": infeasible, "front": pareto_front(acc_t, lat_t), "default": d,
-            "calibration": cal, "speed_change": speed_change, "device": here,
+            "calibration": cal, "speed_change": speed_change, "recalibrations": recalibrations, "device": here,
             "latency": ls, "solver": solver, "seconds": round(time.perf_counter() - t_start, 2)}

@@ -114,3 +114,31 @@ def test_quickstart_reports_a_budget_this_machine_cannot_meet_beside_the_others(
     assert [r["budget_ms"] for r in res["rows"]] == [1e3]
     assert [b["budget_ms"] for b in res["infeasible"]] == [1e-4]
     assert "smallest achievable latency" in res["infeasible"][0]["message"]
+
+
+def test_quickstart_recalibrates_once_when_the_machine_changes_speed(monkeypatch):
+    """The machine becomes 1.3x slower after the start-up calibration: the references timed with the found
+    subnets show it, the table is recalibrated from them and the budgets searched again, so the printed
+    predictions match the measurements at the new speed."""
+    from nasjax import default
+    from nasjax.hardware import lut_validate as lv
+
+    if not (default.DEFAULT_DIR / "manifest.json").is_file():
+        pytest.skip("embedded default luts/mobilenetv3_mnist not built")
+    true_table = default.load_default()["tables"]["latency_stage"]
+    calls = []
+
+    def fake_measure(lspace, runtime, archs, **kw):  # the table's latency, 1.3x after the calibration's 2 rounds
+        calls.append(len(archs))
+        return lspace.predict(true_table, archs) * (1.0 if len(calls) <= 2 else 1.3)
+
+    monkeypatch.setattr(lv, "measure_archs", fake_measure)
+    res = default.search_and_measure(latency_budgets_ms=[4.0, 6.0], calibrate=True, progress=False)
+    assert len(res["recalibrations"]) == 1
+    assert res["recalibrations"][0]["speed_change"] == pytest.approx(1.3)
+    assert res["recalibrations"][0]["scale_before"] == pytest.approx(1.0)
+    assert res["calibration"]["scale"] == pytest.approx(1.3)
+    assert res["speed_change"] == pytest.approx(1.0)
+    for r in res["rows"]:
+        assert r["predicted"]["latency_ms"] == pytest.approx(r["measured"]["latency_ms"], rel=1e-9)
+        assert r["predicted"]["latency_ms"] <= r["budget_ms"] * (1 + 1e-9)
