@@ -221,16 +221,10 @@ def nb201_devices(out_dir) -> tuple[dict, object, object, list]:
 def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None, sources=()):
     """The reduced space of a two-metric profile (accuracy, latency) by ``rule`` (auto, swaps, fronts, stats);
     ``sources``: the profile's (accuracy, latency) sources, which the swap rule evaluates swapped networks with."""
-    from nasjax.profiling.reduce import reduce_profile, reduce_space, reduce_space_by_fronts, reduce_space_by_swaps
+    from nasjax.profiling.reduce import reduce_profile, reduce_space
 
-    if rule == "auto":
-        return reduce_profile(space, prof, sources, level=level, z=z, name=name)
-    if rule == "swaps":
-        return reduce_space_by_swaps(space, prof, sources, level=level, name=name)
-    if rule == "fronts":
-        return reduce_space_by_fronts(space, prof.blocks, [x[:, 0] for x in prof.samples],
-                                      [x[:, 1] for x in prof.samples], level=level, z=z,
-                                      population=prof.population, name=name)
+    if rule != "stats":
+        return reduce_profile(space, prof, sources, rule=rule, level=level, z=z, name=name)
     return reduce_space(space, prof.blocks, *stats, level=level, name=name)
 
 

@@ -28,6 +28,8 @@ table's runtime, batch size, resolution and threads, next to the table's predict
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from nasjax.errors import require
@@ -212,8 +214,6 @@ def calibrate_found_table(table: Table, state=None, refs=None, *, warmup: int = 
 def report_calibration(cal: dict) -> dict:
     """Print one line for a :func:`calibrate_found_table` result and return its JSON record (the scale and
     the references' measured and predicted ms)."""
-    import os
-
     print(f"calibrated to this machine: scale {cal['scale']:.3f} from {len(cal['reference_archs'])} reference "
           f"subnets (load average {os.getloadavg()[0]:.2f})", flush=True)
     return {"scale": float(cal["scale"]), "reference_measured_ms": np.asarray(cal["reference_measured_ms"]).tolist(),

@@ -184,7 +184,8 @@ class BlockProfile:
         return units, layers, labels, grid
 
 
-def _evaluate(sources: Sequence, archs: np.ndarray) -> np.ndarray:
+def evaluate_sources(sources: Sequence, archs: np.ndarray) -> np.ndarray:
+    """``[N, M]``: every metric source's ``predict`` on ``archs [N, P]`` (one call per source)."""
     cols = []
     for m in sources:
         v = np.asarray(m.predict(archs), np.float64).reshape(-1)
@@ -226,7 +227,7 @@ def profile_blocks(space: SearchSpace, sources: Sequence, num_archs: int, *, blo
     require(len(blocks) >= 1, "blocks", 0, "at least one block")
     parts = [sample_with_block(space, st, b, num_archs, seed) for b in blocks]
     base = sample_baseline(space, num_archs, seed)
-    allv = _evaluate(sources, np.concatenate(parts + [base], 0))
+    allv = evaluate_sources(sources, np.concatenate(parts + [base], 0))
     n = int(num_archs)
     samples = [allv[i * n:(i + 1) * n] for i in range(len(blocks))]
     return BlockProfile(space.name, blocks, labels, units, samples, allv[len(blocks) * n:], parts, base,
@@ -262,7 +263,7 @@ def profile_cells(space: SearchSpace, cells: np.ndarray, sources: Sequence, *, n
     cells = space.validate(np.atleast_2d(cells), "cells")
     st = structure or structure_of(space)
     blocks = list(all_blocks(space, st) if blocks is None else blocks)
-    vals = _evaluate(sources, cells)
+    vals = evaluate_sources(sources, cells)
     rows = [cells_with_block(cells, st, b, num_archs, seed) for b in blocks]
     base = cells_baseline(cells.shape[0], num_archs, seed)
     pop = [float(cells_with_block(cells, st, b, None, seed).size) for b in blocks]

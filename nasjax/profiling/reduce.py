@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nasjax.errors import require
+from nasjax.profiling.profiles import evaluate_sources
 from nasjax.profiling.sampling import Block
 from nasjax.spaces.base import SearchSpace
 
@@ -275,19 +276,16 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
       NasjaxInputError: without sampled architectures for every block, with other than two sources, or with
         ``share`` outside ``(0, 1]``.
     """
-    from nasjax.profiling.profiles import _evaluate
-
     blocks = list(profile.blocks)
     archs = list(profile.archs)
     require(len(archs) == len(blocks) and all(len(a) for a in archs), "profile.archs", len(archs),
             f"the sampled architectures of each of the {len(blocks)} blocks")
     require(len(sources) == 2, "sources", len(sources), "(accuracy, latency): two metric sources")
     require(0.0 < share <= 1.0, "share", share, "a fraction in (0, 1]")
-    groups = list(_groups(blocks, level).values())
+    groups = [(idx, _label_choices(blocks, idx)) for idx in _groups(blocks, level).values()]
     # every (block, other label) swap of every context, evaluated in one stacked call
     plan, parts, n = [], [], 0
-    for idx in groups:
-        choices = _label_choices(blocks, idx)
+    for idx, choices in groups:
         for i in idx:
             x = np.asarray(archs[i], np.int64)
             for other, at in choices.items():
@@ -299,7 +297,7 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
                 plan.append((i, other, n, n + len(y)))
                 n += len(y)
     base_rows = np.cumsum([0] + [len(a) for a in archs])
-    vals = _evaluate(sources, np.concatenate([np.asarray(a, np.int64) for a in archs] + parts, 0))
+    vals = evaluate_sources(sources, np.concatenate([np.asarray(a, np.int64) for a in archs] + parts, 0))
     base, swapped = vals[:base_rows[-1]], vals[base_rows[-1]:]
     wins: dict = {}  # (block index, other label) -> [wins, contexts]
     for i, other, lo, hi in plan:
@@ -308,8 +306,7 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
         wins[(i, other)] = (int(ok.sum()), int(ok.size))
     allowed = space.mask.copy()
     removed = {}
-    for idx in groups:
-        choices = _label_choices(blocks, idx)
+    for idx, choices in groups:
         members = {lab: [i for i in idx if blocks[i].label == lab] for lab in choices}
         for lab, mem in members.items():
             for other in choices:
@@ -324,8 +321,8 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
     return ReducedSpace(name, allowed, removed)
 
 
-def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, level: str = "position", z: float = 1.0,
-                   name: str = "reduced") -> ReducedSpace:
+def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, rule: str = "auto", level: str = "position",
+                   z: float = 1.0, name: str = "reduced") -> ReducedSpace:
     """The reduced space of a two-metric profile by the rule that is sound for it (module docstring): front
     dominance when the profile is exhaustive (every block's samples are all the networks containing it, as
     :func:`~nasjax.profiling.profiles.profile_cells` over a whole tabular benchmark), swap dominance when it is
@@ -335,6 +332,7 @@ def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, level: str
       space: the full space.
       profile: the :class:`~nasjax.profiling.profiles.BlockProfile`, metrics (accuracy, latency).
       sources: its ``(accuracy, latency)`` sources (the swap rule evaluates swapped networks with them).
+      rule: ``"auto"`` (as above), ``"fronts"`` or ``"swaps"`` (that rule whatever the profile).
       level: ``"position"`` or ``"unit"``.
       z: the front rule's margin (no effect on an exhaustive profile).
       name: the reduced space's name.
@@ -342,9 +340,12 @@ def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, level: str
     Returns:
       The :class:`ReducedSpace`.
     """
-    pop = np.asarray(profile.population, np.float64)
-    sizes = np.array([len(x) for x in profile.samples], np.float64)
-    if pop.size and np.all(np.isfinite(pop)) and np.all(pop == sizes):
+    require(rule in ("auto", "fronts", "swaps"), "rule", rule, "'auto', 'fronts' or 'swaps'")
+    if rule == "auto":
+        pop = np.asarray(profile.population, np.float64)
+        sizes = np.array([len(x) for x in profile.samples], np.float64)
+        rule = "fronts" if pop.size and np.all(np.isfinite(pop)) and np.all(pop == sizes) else "swaps"
+    if rule == "fronts":
         return reduce_space_by_fronts(space, profile.blocks, [x[:, 0] for x in profile.samples],
                                       [x[:, 1] for x in profile.samples], level=level, z=z,
                                       population=profile.population, name=name)
