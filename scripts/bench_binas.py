@@ -77,6 +77,7 @@ from nasjax.tables import Table  # noqa: E402
 
 ST = bs.DEFAULT
 SPACE = bs.binas_space(ST)
+FACTORED_COUPLING_WEIGHT = 0.3  # the factored bilinear fit's coupling scale (docs/binas.md, "Accuracy models")
 
 
 def synthetic_truth(archs: np.ndarray) -> np.ndarray:
@@ -213,6 +214,9 @@ def main():
     for name, fn in (("bilinear", lambda: fit_bilinear(*fit, ST)),
                      ("bilinear_full", lambda: fit_bilinear(*fit, ST, coupling="full")),
                      ("additive", lambda: fit_bilinear(*fit, ST, coupling="none")),
+                     ("factored_bilinear", lambda: fit_bilinear(*fit, ST, layer_features="factors",
+                                                                coupling_weight=FACTORED_COUPLING_WEIGHT)),
+                     ("factored_additive", lambda: fit_bilinear(*fit, ST, coupling="none", layer_features="factors")),
                      ("quadratic", lambda: fit_quadratic(*fit, ST))):
         models[name], fit_ms[name] = _timed(fn)
     if args.mlp:
@@ -220,13 +224,13 @@ def main():
 
         models["mlp"], fit_ms["mlp"] = _timed(lambda: MLPPredictor.fit(*fit, ST))
     ranking = {}
-    print(f"{'predictor':14s} {'kendall':>8s} {'spearman':>8s} {'pearson':>8s} {'fit ms':>8s}")
+    print(f"{'predictor':18s} {'kendall':>8s} {'spearman':>8s} {'pearson':>8s} {'fit ms':>8s}")
     for name, m in models.items():
         p = m.predict(test[0])
         ranking[name] = {"kendall": metrics.kendall(test[1], p), "spearman": metrics.spearman(test[1], p),
                          "pearson": metrics.pearson(test[1], p), "fit_ms": fit_ms.get(name)}
         r = ranking[name]
-        print(f"{name:14s} {r['kendall']:8.4f} {r['spearman']:8.4f} {r['pearson']:8.4f} "
+        print(f"{name:18s} {r['kendall']:8.4f} {r['spearman']:8.4f} {r['pearson']:8.4f} "
               f"{'-' if r['fit_ms'] is None else format(r['fit_ms'], '8.0f'):>8s}")
 
     insight = insight_figures(est)

@@ -63,6 +63,33 @@ def test_closed_form_on_a_reduced_space(coupling):
     np.testing.assert_allclose(m01.predict(test_a), truth.predict(test_a), atol=1e-6)
 
 
+@pytest.mark.parametrize("coupling", ["stage", "none"])
+def test_factored_fit_recovers_a_function_of_the_layer_attributes(coupling):
+    # a bilinear function whose configuration terms are sums of attribute terms (expansion + kernel + SE)
+    M, labels = ST.config_factors()
+    assert M.shape == (12, 7) and labels == ["e3", "e4", "e6", "k3", "k5", "se0", "se0.25"]
+    assert np.all(M.sum(1) == 3) and len({tuple(r) for r in M}) == 12
+    rng = np.random.default_rng(7)
+    L, S, D = ST.num_layers, ST.num_stages, len(ST.depths)
+    Q_f = rng.normal(size=(L, 7, S, D)) * (ST.layer_stage[:, None] == np.arange(S))[:, None, :, None]
+    Q = np.einsum("kf,lfsd->lksd", M, Q_f) if coupling == "stage" else None
+    truth = BilinearForm(60.0, rng.normal(size=(L, 7)) @ M.T, rng.normal(size=(S, D)), Q, structure=ST)
+    fit_a, test_a = samples(ST, 400, 8), samples(ST, 300, 9)
+    m = fit_bilinear(fit_a, truth.predict(fit_a), coupling=coupling, layer_features="factors")
+    np.testing.assert_allclose(m.predict(test_a), truth.predict(test_a), atol=1e-8)
+    assert m.stage_separable and m.provenance["layer_features"] == "factors"
+    # the per-configuration fit has too many free terms for 400 samples with the coupling
+    if coupling == "stage":
+        full = fit_bilinear(fit_a, truth.predict(fit_a), coupling=coupling)
+        assert np.abs(full.predict(test_a) - truth.predict(test_a)).max() > 1e-3
+    # a down-weighted coupling changes the prior, not the noiseless answer
+    mw = fit_bilinear(fit_a, truth.predict(fit_a), coupling=coupling, layer_features="factors", coupling_weight=0.3)
+    np.testing.assert_allclose(mw.predict(test_a), truth.predict(test_a), atol=1e-7)
+    for bad, kw in (("layer_features", {"layer_features": "attributes"}), ("coupling_weight", {"coupling_weight": 0})):
+        with pytest.raises(NasjaxInputError, match=bad):
+            fit_bilinear(fit_a, truth.predict(fit_a), **kw)
+
+
 def test_quadratic_fit_recovers_a_quadratic_function():
     st = bs.BinasStructure(stages=bs.STAGES[:2], configs=bs.CONFIGS[:2], depths=(2, 3))
     F = st.num_layers * st.num_configs + st.num_stages * len(st.depths)

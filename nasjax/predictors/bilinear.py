@@ -47,6 +47,7 @@ QUADRATIC_KIND = "nasjax.binas.quadratic"
 MEASURED_FORMAT = "nasjax.binas.measured/1"
 CONTRIBUTIONS_FORMAT = "nasjax.binas.contributions/1"
 COUPLINGS = ("stage", "full", "none")
+LAYER_FEATURES = ("configs", "factors")
 
 
 def measured_pairs(archs, y, st: BinasStructure, field_name: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +119,8 @@ def _dual_least_squares(K: np.ndarray, y: np.ndarray, min_singular_value: float 
 
 
 def fit_bilinear(archs, accuracy, structure: BinasStructure = DEFAULT, coupling: str = "stage",
-                 min_singular_value: float | None = None, metric: str = "accuracy", unit: str = "%") -> BilinearForm:
+                 min_singular_value: float | None = None, metric: str = "accuracy", unit: str = "%",
+                 layer_features: str = "configs", coupling_weight: float = 1.0) -> BilinearForm:
     """BINAS's bilinear predictor fitted in closed form on measured (architecture, accuracy) pairs.
 
     ``Acc = A_base + alpha^T p_a + beta^T p_b + alpha^T Q beta`` (module docstring), least squares on the
@@ -134,40 +136,58 @@ def fit_bilinear(archs, accuracy, structure: BinasStructure = DEFAULT, coupling:
         10,000 samples); ``None`` chooses it on a 20 % hold-out of the samples (the default: with a few
         hundred samples the bilinear features outnumber them and BINAS's cut interpolates the noise).
       metric, unit: what is predicted.
+      layer_features: ``"configs"`` (BINAS: ``alpha``, one indicator per layer configuration) or
+        ``"factors"``: ``alpha`` replaced by its attributes ``alpha @ M``
+        (:meth:`~nasjax.spaces.binas.BinasStructure.config_factors`: the layer's expansion, kernel and SE
+        value, 7 indicators for 12 configurations), so a configuration's coefficient is the sum of its
+        attributes' (``p_a = P_f M^T``, ``Q = M Q_f``) and the fit has a third of the free terms. The result
+        is the same kind of bilinear form; every searcher takes it.
+      coupling_weight: the scale of the coupling features ``alpha (x) beta`` against ``alpha`` and ``beta``
+        (1: BINAS's plain features). Below 1, the truncation keeps the additive directions first and admits a
+        coupling only where the data clearly asks for it.
 
     Returns:
-      The fitted :class:`~nasjax.hardware.binas_latency.BilinearForm` (provenance: samples, rank kept).
+      The fitted :class:`~nasjax.hardware.binas_latency.BilinearForm` (provenance: samples, rank kept, the
+      features).
     """
     require(coupling in COUPLINGS, "coupling", coupling, f"one of {COUPLINGS}")
+    require(layer_features in LAYER_FEATURES, "layer_features", layer_features, f"one of {LAYER_FEATURES}")
+    require(np.isfinite(coupling_weight) and coupling_weight > 0, "coupling_weight", coupling_weight,
+            "a number > 0")
     st = structure
     a, y = measured_pairs(archs, accuracy, st, metric)
     alpha, beta = encode(a, st)
-    N, L, K, S, D = len(a), st.num_layers, st.num_configs, st.num_stages, len(st.depths)
-    A, B = alpha.reshape(N, -1), beta.reshape(N, -1)
+    M = st.config_factors()[0] if layer_features == "factors" else np.eye(st.num_configs)
+    alpha_f = alpha @ M  # [N, L, F]: the features the layers are described by
+    N, L, F, S, D = len(a), st.num_layers, M.shape[1], st.num_stages, len(st.depths)
+    A, B = alpha_f.reshape(N, -1), beta.reshape(N, -1)
     AA, BB = A @ A.T, B @ B.T
+    w2 = float(coupling_weight) ** 2
     if coupling == "full":
-        kern = AA * BB
+        kern = w2 * AA * BB
     elif coupling == "none":
         kern = np.zeros((N, N))
     else:
         kern = np.zeros((N, N))
         for s in range(S):
-            As = alpha[:, st.layer_stage == s].reshape(N, -1)
-            kern += (As @ As.T) * (beta[:, s] @ beta[:, s].T)
+            As = alpha_f[:, st.layer_stage == s].reshape(N, -1)
+            kern += w2 * (As @ As.T) * (beta[:, s] @ beta[:, s].T)
     c, rank, cut = _dual_least_squares(kern + AA + BB, y, min_singular_value)
-    p_a, p_b = (A.T @ c).reshape(L, K), (B.T @ c).reshape(S, D)
-    Q = np.zeros((L, K, S, D))
+    p_a, p_b = (A.T @ c).reshape(L, F) @ M.T, (B.T @ c).reshape(S, D)
+    Q_f = np.zeros((L, F, S, D))
     if coupling == "full":
-        Q = np.einsum("nl,nm->lm", A * c[:, None], B).reshape(L, K, S, D)
+        Q_f = w2 * np.einsum("nl,nm->lm", A * c[:, None], B).reshape(L, F, S, D)
     elif coupling == "stage":
         for s in range(S):
             rows = st.layer_stage == s
-            Q[rows, :, s, :] = np.einsum("nlk,nd->lkd", alpha[:, rows] * c[:, None, None], beta[:, s])
+            Q_f[rows, :, s, :] = w2 * np.einsum("nlk,nd->lkd", alpha_f[:, rows] * c[:, None, None], beta[:, s])
+    Q = np.einsum("kf,lfsd->lksd", M, Q_f)
     pred = np.einsum("nlk,lk->n", alpha, p_a) + np.einsum("nsd,sd->n", beta, p_b)
     pred += np.einsum("nlk,lksd,nsd->n", alpha, Q, beta)
     base = float(np.mean(y - pred))
     prov = {"fit": "closed-form least squares (truncated SVD)", "coupling": coupling, "samples": N,
-            "rank": rank, "min_singular_value": cut}
+            "rank": rank, "min_singular_value": cut, "layer_features": layer_features,
+            "coupling_weight": float(coupling_weight)}
     return BilinearForm(base, p_a, p_b, Q, metric, unit, None, st, prov)
 
 

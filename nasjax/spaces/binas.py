@@ -181,6 +181,23 @@ class BinasStructure:
         """
         return self._index.get(LayerConfig(int(expansion), int(kernel), float(se)))
 
+    def config_factors(self) -> tuple[np.ndarray, list[str]]:
+        """The layer configurations as their attributes: one-hot expansion, kernel and squeeze-excite values.
+
+        Row ``c`` of ``M`` marks configuration ``c``'s expansion, kernel and SE ratio, so ``alpha @ M`` turns
+        one-hot configurations into per-layer attribute indicators (a model on them has one term per
+        attribute value rather than one per configuration: 3 + 2 + 2 instead of 3 x 2 x 2 here).
+
+        Returns:
+          ``(M [K, F] float64, labels [F])``, labels like ``"e3"``, ``"k5"``, ``"se0.25"`` (``"se0"``: SE off).
+        """
+        cols = ([("e", c.expansion) for c in self.configs] + [("k", c.kernel) for c in self.configs]
+                + [("se", c.se) for c in self.configs])
+        values = sorted(set(cols), key=lambda t: (("e", "k", "se").index(t[0]), t[1]))
+        attr = {"e": lambda c: c.expansion, "k": lambda c: c.kernel, "se": lambda c: c.se}
+        M = np.array([[attr[a](c) == v for a, v in values] for c in self.configs], np.float64)
+        return M, [f"{a}{v:g}" for a, v in values]
+
     # --- description as data ------------------------------------------------------------------
     def layers(self) -> list[dict]:
         """Every elastic layer: stage, index, input/output channels, stride, input resolution, activation."""
