@@ -9,7 +9,10 @@ Writes the files ``scripts/bench_binas.py`` reads (docs/binas.md, "Files the mod
 ``fit_subnets.json`` and ``test_subnets.json`` (``nasjax.binas.measured/1``), ``contributions.json``
 (``nasjax.binas.contributions/1``), ``flops_table.json`` (the per-layer MFLOPs of the supernet at the
 dataset's resolution, a cost model of the same bilinear form), ``noise.json`` (the repeat noise of a
-measurement, below) and ``summary.json``. Evaluated chunks are kept in ``--work_dir`` so that a killed
+measurement, below), the fitted accuracy models ``estimator.npz``, ``bilinear.npz`` (on the layers' attributes,
+the best-ranking fit), ``bilinear_configs.npz``, ``additive.npz`` and ``quadratic.npz``
+(:func:`nasjax.predictors.bilinear.write_predictors`: the files ``experiments.binas_search
+--predictor_ckpt_filename`` reads) and ``summary.json``. Evaluated chunks are kept in ``--work_dir`` so that a killed
 run resumes where it stopped; the same flags give the same numbers.
 
 Every subnet is measured on the same ``--val_images`` validation images (the first ones of the split;
@@ -42,6 +45,7 @@ from nasjax import cli
 from nasjax.data.datasets import load_dataset
 from nasjax.hardware.flops import binas_flops
 from nasjax.io import write_json
+from nasjax.predictors.bilinear import contribution_estimator, write_predictors
 from nasjax.spaces.binas import DEFAULT, binas_space, canonical
 from nasjax.train.binas import (
     calibration_batches,
@@ -182,10 +186,13 @@ def main() -> None:
         if noise is not None:
             noise["provenance"] = prov
             write_json(rs.path("noise.json"), noise)
+        est = contribution_estimator(con["base"], con["layers"], con["depths"], DEFAULT,
+                                     {"source": "contributions.json"})
+        predictors = write_predictors(rs.dir, archs[fit], acc[fit], est)
         write_json(rs.path("flops_table.json"), {"unit": "MFLOPs", "resolution": ds.image_shape[0],
                                                  "fixed": fixed, "layers": layers.tolist()})
-        rs.summary.update({"provenance": prov, "seconds_subnets": t_sub, "seconds_contributions": t_con,
-                           "seconds_noise": t_noise,
+        rs.summary.update({"provenance": prov, "predictors": predictors, "seconds_subnets": t_sub,
+                           "seconds_contributions": t_con, "seconds_noise": t_noise,
                            "test_span": span, "fit_span": float(np.ptp(acc[fit])),
                            "test_min": float(acc[test].min()), "test_max": float(acc[test].max()),
                            "base": con["base"], "load_average": list(os.getloadavg())})

@@ -390,6 +390,13 @@ class ResultSet:
         self._stage = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=self.out_dir))
         return self
 
+    @property
+    def dir(self) -> Path:
+        """The staging directory (for writers that take a directory): files in it are published with the set."""
+        if self._stage is None:
+            raise RuntimeError("ResultSet.dir outside its with-block")
+        return self._stage
+
     def path(self, name: str) -> Path:
         """Staging path of result file ``name`` (relative to the set's directory)."""
         if self._stage is None:

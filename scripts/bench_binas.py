@@ -32,8 +32,8 @@ format).
 
 Per budget (six, spread over the latency range) it reports the predicted accuracy and wall time of
 ``binas-exact`` (stage-wise), ``binas-milp`` (HiGHS), ``bcfw`` and evolution (``genetic`` with BINAS's
-settings), for the estimator and the bilinear predictor as objectives, and the heuristics' gap to the
-certified optimum, and the estimator's insight figures (:mod:`nasjax.predictors.binas_insight`;
+settings), for the estimator and the bilinear predictor (on the layers' attributes) as objectives, and the
+heuristics' gap to the certified optimum, and the estimator's insight figures (:mod:`nasjax.predictors.binas_insight`;
 ``--picture=PNG`` draws its coefficients). The last line is one JSON object.
 """
 
@@ -64,10 +64,11 @@ from nasjax.io import write_json  # noqa: E402
 from nasjax.predictors.bilinear import (  # noqa: E402
     contribution_estimator,
     fit_bilinear,
-    fit_quadratic,
+    fit_predictors,
     read_contributions,
     read_measured,
     write_measured,
+    write_predictors,
 )
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients  # noqa: E402
 from nasjax.search import SearchProblem, run_search  # noqa: E402
@@ -77,7 +78,6 @@ from nasjax.tables import Table  # noqa: E402
 
 ST = bs.DEFAULT
 SPACE = bs.binas_space(ST)
-FACTORED_COUPLING_WEIGHT = 0.3  # the factored bilinear fit's coupling scale (docs/binas.md, "Accuracy models")
 
 
 def synthetic_truth(archs: np.ndarray) -> np.ndarray:
@@ -128,9 +128,8 @@ def write_synthetic(out: Path) -> None:
     write_json(out / "contributions.json", {"format": "nasjax.binas.contributions/1", "unit": "%", "base": base,
                                             "layers": layers.tolist(), "depths": depths.tolist(),
                                             "provenance": {"source": "synthetic stand-in"}})
-    contribution_estimator(base, layers, depths, ST, {"source": "synthetic stand-in"}).save(out / "estimator.npz")
-    fit_bilinear(*d["fit"], ST).save(out / "bilinear.npz")
-    fit_quadratic(*d["fit"], ST).save(out / "quadratic.npz")
+    write_predictors(out, *d["fit"], contribution_estimator(base, layers, depths, ST, {"source": "synthetic stand-in"}),
+                     ST)
     write_latency_lut(out / "LUT_synthetic.pkl", *d["lut"], ST)
     print(f"wrote {sorted(p.name for p in out.iterdir())} to {out}")
 
@@ -211,26 +210,30 @@ def main():
               f"{noise['ceiling']['kendall']:.3f}, Pearson {noise['ceiling']['pearson']:.3f}")
 
     models, fit_ms = {"estimator": est}, {}
-    for name, fn in (("bilinear", lambda: fit_bilinear(*fit, ST)),
-                     ("bilinear_full", lambda: fit_bilinear(*fit, ST, coupling="full")),
-                     ("additive", lambda: fit_bilinear(*fit, ST, coupling="none")),
-                     ("factored_bilinear", lambda: fit_bilinear(*fit, ST, layer_features="factors",
-                                                                coupling_weight=FACTORED_COUPLING_WEIGHT)),
-                     ("factored_additive", lambda: fit_bilinear(*fit, ST, coupling="none", layer_features="factors")),
-                     ("quadratic", lambda: fit_quadratic(*fit, ST))):
+    t0 = time.perf_counter()
+    fitted = fit_predictors(*fit, ST)  # bilinear / additive on the layers' attributes, bilinear_configs, quadratic
+    fit_all_ms = 1e3 * (time.perf_counter() - t0)
+    for name in ("bilinear", "additive", "bilinear_configs"):
+        models[name] = fitted[name]
+    for name, fn in (("bilinear_configs_full", lambda: fit_bilinear(*fit, ST, coupling="full")),
+                     ("additive_configs", lambda: fit_bilinear(*fit, ST, coupling="none"))):
         models[name], fit_ms[name] = _timed(fn)
+    models["quadratic"] = fitted["quadratic"]
     if args.mlp:
         from nasjax.predictors.binas_mlp import MLPPredictor
 
         models["mlp"], fit_ms["mlp"] = _timed(lambda: MLPPredictor.fit(*fit, ST))
     ranking = {}
-    print(f"{'predictor':18s} {'kendall':>8s} {'spearman':>8s} {'pearson':>8s} {'fit ms':>8s}")
+    print(f"predictors (nasjax.predictors.bilinear.fit_predictors, {fit_all_ms:.0f} ms for its four fits): bilinear "
+          "and additive on the layers' attributes (expansion, kernel, SE), *_configs on BINAS's per-configuration "
+          "features")
+    print(f"{'predictor':22s} {'kendall':>8s} {'spearman':>8s} {'pearson':>8s} {'fit ms':>8s}")
     for name, m in models.items():
         p = m.predict(test[0])
         ranking[name] = {"kendall": metrics.kendall(test[1], p), "spearman": metrics.spearman(test[1], p),
                          "pearson": metrics.pearson(test[1], p), "fit_ms": fit_ms.get(name)}
         r = ranking[name]
-        print(f"{name:18s} {r['kendall']:8.4f} {r['spearman']:8.4f} {r['pearson']:8.4f} "
+        print(f"{name:22s} {r['kendall']:8.4f} {r['spearman']:8.4f} {r['pearson']:8.4f} "
               f"{'-' if r['fit_ms'] is None else format(r['fit_ms'], '8.0f'):>8s}")
 
     insight = insight_figures(est)

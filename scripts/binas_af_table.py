@@ -6,7 +6,8 @@
 
 Reads the files of ``experiments.binas_measure`` (fit / test subnets, contributions, and for the MFLOPs cost
 the supernet's FLOPs table). For six budgets spread over the cost range it finds the certified optimum
-(``binas-exact``) of the contribution estimator and of the stage-coupled bilinear predictor under the
+(``binas-exact``) of the contribution estimator and of the stage-coupled bilinear predictor on the layers'
+attributes (``fit_predictors``'s ``bilinear``) under the
 budget, and measures the found architectures: accuracy on the supernet (batched evaluation, BN
 recalibrated, with the validation images, BN calibration batch and dataset options recorded in
 ``test_subnets.json``'s provenance unless given: as the held-out subnets were measured) and cost.
@@ -46,7 +47,7 @@ from nasjax import metrics  # noqa: E402
 from nasjax.constraints import Constraint  # noqa: E402
 from nasjax.errors import NasjaxInputError, require  # noqa: E402
 from nasjax.hardware.binas_latency import latency_from_table, latency_model  # noqa: E402
-from nasjax.predictors.bilinear import fit_bilinear, read_contributions, read_measured  # noqa: E402
+from nasjax.predictors.bilinear import fit_predictors, read_contributions, read_measured  # noqa: E402
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients  # noqa: E402
 from nasjax.search import SearchProblem, run_search  # noqa: E402
 from nasjax.spaces.binas import DEFAULT, active, binas_space, layer_choices, to_string  # noqa: E402
@@ -127,13 +128,16 @@ def run(args):
         lat = latency_model(float(cost["fixed"]), np.asarray(cost["layers"]), cost["unit"],
                             provenance={"source": "supernet FLOPs (nasjax.hardware.flops.binas_flops)"})
         cost_label = "MFLOPs per image"
-    bil = fit_bilinear(*fit)
+    fitted = fit_predictors(*fit)
+    bil = fitted["bilinear"]
     ranking = {}
     for name, m in (("estimator", est), ("bilinear", bil)):
         p = m.predict(test[0])
         ranking[name] = {"kendall": metrics.kendall(test[1], p), "spearman": metrics.spearman(test[1], p),
                          "pearson": metrics.pearson(test[1], p)}
     insight = insight_figures(est)
+    # the same figures read from the fitted additive model on the layers' attributes (a check on the estimator's)
+    insight_fitted = insight_figures(fitted["additive"])
     if args.picture:
         Path(args.picture).parent.mkdir(parents=True, exist_ok=True)
         plot_coefficients(est, args.picture, "BINAS contribution estimator, nasjax supernet (cluttered MNIST)")
@@ -195,12 +199,20 @@ def run(args):
     within = float(np.mean([abs(r["cost_error_percent"]) <= 10.0 for r in rows]))
     print(f"ranking on the held-out subnets: {ranking}")
     print(f"insight: {insight}")
+    for name, ins in (("estimator", insight), ("additive fit on the attributes", insight_fitted)):
+        print(f"{name}: depth gain per stage " + " ".join(f"{x:.2f}" for x in ins["depth_gain"])
+              + f" (Spearman with the stage {ins['depth_gain_vs_stage_spearman']:.2f}); mean width gain per stage "
+              + " ".join(f"{np.mean(x):.2f}" for x in ins["width_gain"])
+              + f" (Spearman {ins['width_gain_vs_stage_spearman']:.2f}); width gain of a resolution stage's first "
+              f"layer {ins['width_gain_first_of_resolution']:.3f} vs other layers {ins['width_gain_other_layers']:.3f}"
+              f" {ins['unit']}")
     print(f"found architectures with predicted cost within 10 % of the {what} one: {100 * within:.0f} %; "
           f"worst {max(abs(r['cost_error_percent']) for r in rows):.1f} %")
     print(f"load average {os.getloadavg()}")
     print(json.dumps({"cost": cost_kind, "cost_label": cost_label, "latency_measurement": latency_info,
                       "calibration": calibration,
-                      "rows": rows, "ranking": ranking, "insight": insight, "found_spearman": corr,
+                      "rows": rows, "ranking": ranking, "insight": insight, "insight_fitted_additive": insight_fitted,
+                      "found_spearman": corr,
                       "cost_within_10_percent": within, "load_average": list(os.getloadavg())}, default=float))
 
 

@@ -13,10 +13,12 @@ from nasjax.predictors.bilinear import (
     QuadraticPredictor,
     contribution_estimator,
     fit_bilinear,
+    fit_predictors,
     fit_quadratic,
     read_contributions,
     read_measured,
     write_measured,
+    write_predictors,
 )
 from nasjax.predictors.binas_files import load_predictor
 from nasjax.predictors.binas_insight import insight_figures, plot_coefficients
@@ -88,6 +90,27 @@ def test_factored_fit_recovers_a_function_of_the_layer_attributes(coupling):
     for bad, kw in (("layer_features", {"layer_features": "attributes"}), ("coupling_weight", {"coupling_weight": 0})):
         with pytest.raises(NasjaxInputError, match=bad):
             fit_bilinear(fit_a, truth.predict(fit_a), **kw)
+
+
+def test_written_predictors_are_the_fitted_ones_and_the_search_reads_them(tmp_path):
+    rng = np.random.default_rng(11)
+    truth = random_form(SMALL, 12)
+    a = samples(SMALL, 300, 13)
+    y = truth.predict(a) + rng.normal(0, 0.1, len(a))
+    est = contribution_estimator(70.0, 70 + rng.normal(size=(SMALL.num_layers, SMALL.num_configs)),
+                                 70 + rng.normal(size=(SMALL.num_stages, len(SMALL.depths))), SMALL)
+    names = write_predictors(tmp_path / "p", a, y, est, SMALL)
+    assert names == ["additive.npz", "bilinear.npz", "bilinear_configs.npz", "estimator.npz", "quadratic.npz"]
+    fitted = fit_predictors(a, y, SMALL)
+    test_a = samples(SMALL, 100, 14)
+    for name in names:
+        m = load_predictor(tmp_path / "p" / name)
+        want = est if name == "estimator.npz" else fitted[name[:-4]]
+        np.testing.assert_allclose(m.predict(test_a), want.predict(test_a), atol=1e-9)
+    b = load_predictor(tmp_path / "p" / "bilinear.npz")
+    assert b.stage_separable and b.provenance["layer_features"] == "factors"
+    assert b.provenance["coupling_weight"] == pytest.approx(0.3)
+    assert load_predictor(tmp_path / "p" / "additive.npz").Q is None
 
 
 def test_quadratic_fit_recovers_a_quadratic_function():

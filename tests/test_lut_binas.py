@@ -221,7 +221,8 @@ def test_bench_binas_measures_found_latency(ort_table):
     assert res["calibration"]["scale"] > 0 and len(res["calibration"]["reference_measured_ms"]) >= 2
     assert all(r["unit"] == "ms" and r["measured_latency"] > 0 for r in res["budgets"])
     assert res["goals_met"]["measured_latency_within_10pct"] in (True, False)
-    assert {"factored_bilinear", "factored_additive", "additive", "bilinear"} <= set(res["ranking"])
+    assert {"bilinear", "additive", "bilinear_configs", "bilinear_configs_full", "additive_configs",
+            "quadratic"} <= set(res["ranking"])
 
 
 def test_binas_af_table_with_latency_table_random_weights(ort_table, tmp_path):

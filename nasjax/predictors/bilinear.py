@@ -48,6 +48,8 @@ MEASURED_FORMAT = "nasjax.binas.measured/1"
 CONTRIBUTIONS_FORMAT = "nasjax.binas.contributions/1"
 COUPLINGS = ("stage", "full", "none")
 LAYER_FEATURES = ("configs", "factors")
+# the coupling scale of the bilinear fit on the layers' attributes (docs/binas.md, "Accuracy models")
+ATTRIBUTE_COUPLING_WEIGHT = 0.3
 
 
 def measured_pairs(archs, y, st: BinasStructure, field_name: str = "accuracy") -> tuple[np.ndarray, np.ndarray]:
@@ -321,6 +323,54 @@ def contribution_estimator(base: float, layer_accuracy, depth_accuracy, structur
     la, da = np.asarray(layer_accuracy, np.float64), np.asarray(depth_accuracy, np.float64)
     prov = {"model": "contribution estimator (one option forced at a time, base subtracted)", **(provenance or {})}
     return BilinearForm(float(base), la - base, da - base, None, "accuracy", unit, None, structure, prov)
+
+
+def fit_predictors(archs, accuracy, structure: BinasStructure = DEFAULT) -> dict:
+    """The fitted accuracy models a BINAS search takes, by name (each with ``save`` / ``predict``).
+
+    * ``bilinear``: the stage-coupled bilinear form on the layers' attributes (``layer_features="factors"``,
+      ``coupling_weight=ATTRIBUTE_COUPLING_WEIGHT``), the best-ranking fit on the supernet's held-out
+      subnets (docs/binas.md) and stage-separable, so the exact searchers take it;
+    * ``bilinear_configs``: BINAS's own features (one indicator per layer configuration), stage coupling;
+    * ``additive``: the additive model on the attributes (``coupling="none"``);
+    * ``quadratic``: BINAS's quadratic predictor (for ``bcfw`` / ``evo``).
+
+    Args:
+      archs: ``[N, P]`` measured architectures; accuracy: ``[N]`` their accuracy (%).
+      structure: the space's structure.
+
+    Returns:
+      ``{name: model}``.
+    """
+    return {"bilinear": fit_bilinear(archs, accuracy, structure, layer_features="factors",
+                                     coupling_weight=ATTRIBUTE_COUPLING_WEIGHT),
+            "bilinear_configs": fit_bilinear(archs, accuracy, structure),
+            "additive": fit_bilinear(archs, accuracy, structure, coupling="none", layer_features="factors"),
+            "quadratic": fit_quadratic(archs, accuracy, structure)}
+
+
+def write_predictors(out, archs, accuracy, estimator: BilinearForm | None = None,
+                     structure: BinasStructure = DEFAULT) -> list[str]:
+    """Fit :func:`fit_predictors` and write each as ``<name>.npz`` into ``out`` (the estimator, when given, as
+    ``estimator.npz``): the files ``python -m experiments.binas_search --predictor_ckpt_filename`` reads.
+
+    Args:
+      out: the directory (created).
+      archs, accuracy: the measured fit subnets.
+      estimator: the contribution estimator, or ``None``.
+      structure: the space's structure.
+
+    Returns:
+      The names of the files written, sorted.
+    """
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    models = dict(fit_predictors(archs, accuracy, structure))
+    if estimator is not None:
+        models["estimator"] = estimator
+    for name, m in models.items():
+        m.save(d / f"{name}.npz")
+    return sorted(f"{n}.npz" for n in models)
 
 
 # --------------------------------------------------------------------------------------------------
