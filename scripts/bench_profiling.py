@@ -2,7 +2,7 @@
 
     NASJAX_SHARED_DATA=../shared/data python scripts/bench_profiling.py [--epochs 40] [--hidden 64] [--seeds 3]
         [--readouts last,ends,mean,sum] [--bases none,additive_log,additive_ms] [--rule auto|swaps|fronts|stats]
-        [--z 1.0] [--tol 0.001]
+        [--z 1.0] [--tol 0.001] [--prune_depths]
         [--parts help,machine,nb201,ofa]
         [--machine_latency FILE.csv [--machine_repeat AGAIN.csv]] [--save_predictor FILE.npz] [--out_dir DIR]
 
@@ -31,7 +31,9 @@
    exhaustive profiles (margin ``--z`` standard errors with the finite-population correction, so 0 there) and
    swap dominance for OFA's sampled ones (a block goes when swapping it for another block of its group, in the
    same profiled network, is no worse in both objectives in every profiled network); ``--rule`` forces one of
-   them or the older statistic dominance; a device whose profile
+   them or the older statistic dominance. On OFA the rule prunes the layers' blocks (the operations the
+   original profiles, at each unit and layer) and keeps every stage depth; ``--prune_depths`` lets it remove
+   depth choices too. A device whose profile
    marks nothing dominated keeps the full space and is not searched or counted. The variants of a seed share
    their random numbers, so each device also gets the paired differences over seeds (``d_reduced_full``,
    ``d_random_reduced``: mean and standard error) and the goal counts a 2-standard-error test and a
@@ -218,14 +220,14 @@ def nb201_devices(out_dir) -> tuple[dict, object, object, list]:
              "most_expensive_op": {d: sorted(v) for d, v in exp.items()}}, dp, acc, lats)
 
 
-def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None, sources=()):
+def _reduce(space, prof, rule: str, z: float, level: str, name: str, stats=None, sources=(), depths: bool = True):
     """The reduced space of a two-metric profile (accuracy, latency) by ``rule`` (auto, swaps, fronts, stats);
     ``sources``: the profile's (accuracy, latency) sources, which the swap rule evaluates swapped networks with."""
     from nasjax.profiling.reduce import reduce_profile, reduce_space
 
     if rule != "stats":
-        return reduce_profile(space, prof, sources, rule=rule, level=level, z=z, name=name)
-    return reduce_space(space, prof.blocks, *stats, level=level, name=name)
+        return reduce_profile(space, prof, sources, rule=rule, level=level, z=z, depths=depths, name=name)
+    return reduce_space(space, prof.blocks, *stats, level=level, depths=depths, name=name)
 
 
 def _summary(r: dict, keys, variants=("full", "reduced", "random")) -> dict:
@@ -279,7 +281,8 @@ def nb201_reduced(dp, acc, lats, seeds, num_random, rule: str = "auto", z: float
     return res
 
 
-def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "auto", z: float = 1.0) -> dict:
+def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "auto", z: float = 1.0,
+                depths: bool = True) -> dict:
     from nasjax.default import load_default
     from nasjax.profiling.compare import compare_spaces, reference_point
     from nasjax.profiling.profiles import profile_blocks
@@ -297,7 +300,7 @@ def ofa_reduced(predictor, seeds, num_random, num_archs: int = 20, rule: str = "
         m = prof.metrics[1]
         med = float(np.median(prof.baseline[:, 1]))
         t = np.stack([prof.stat("rel_mean", m), prof.stat("q05", m) / med], 1)
-        red = _reduce(space, prof, rule, z, "unit", f"reduced/{name}", (a, t), (acc_t, lat))
+        red = _reduce(space, prof, rule, z, "unit", f"reduced/{name}", (a, t), (acc_t, lat), depths)
         row = {"removed": red.num_removed, "log10_size": round(red.size_log10, 2),
                "removed_blocks": sorted(red.removed)}
         if red.num_removed:
@@ -352,6 +355,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--rule", default="auto", choices=("auto", "swaps", "fronts", "stats"),
                     help="the reduction rule (auto: fronts for an exhaustive profile, swaps for a sampled one)")
     ap.add_argument("--z", type=float, default=1.0, help="front rule margin, in standard errors")
+    ap.add_argument("--prune_depths", action="store_true",
+                    help="OFA: let the rule remove stage depths too (default: only the layers' blocks, the "
+                         "operations the original profiles, are pruned; every depth is kept)")
     ap.add_argument("--tol", type=float, default=0.001,
                     help="tolerance of the non-inferiority test (fraction of the true front's HV, or of the full "
                          "space's mean HV on OFA)")
@@ -375,8 +381,8 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     result: dict = {"load_average_start": [round(x, 2) for x in os.getloadavg()],
                     "config": {"epochs": args.epochs, "hidden": args.hidden, "readouts": readouts, "bases": bases,
-                               "rule": args.rule, "z": args.z, "tol": args.tol, "seeds": args.seeds,
-                               "num_random": args.num_random}}
+                               "rule": args.rule, "z": args.z, "keep_depths": not args.prune_depths, "tol": args.tol,
+                               "seeds": args.seeds, "num_random": args.num_random}}
     best = None
     if "help" in parts:
         from nasjax.benchmarks import latency_sets as ls
@@ -420,7 +426,8 @@ def main(argv=None) -> dict:
         result["nb201_reduced"] = nb201_reduced(dp, acc, lats, seeds, args.num_random, args.rule, args.z)
         result["nb201_goal"] = _goal(result["nb201_reduced"], "hv_ratio", args.tol)
     if "ofa" in parts and not args.skip_ofa_search:
-        result["ofa_reduced"] = ofa_reduced(models[best], seeds, args.num_random, rule=args.rule, z=args.z)
+        result["ofa_reduced"] = ofa_reduced(models[best], seeds, args.num_random, rule=args.rule, z=args.z,
+                                            depths=args.prune_depths)
         result["ofa_goal"] = _goal(result["ofa_reduced"], "hv", args.tol)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     result["seconds"] = round(time.perf_counter() - t0, 1)

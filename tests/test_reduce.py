@@ -160,6 +160,36 @@ def test_swap_rule_on_a_sampled_profile_keeps_both_ends_of_every_stage():
     assert set(reduce_space_by_swaps(sp, prof, [acc, lat], level="unit", share=0.5).removed) >= set(red.removed)
 
 
+def test_depths_false_prunes_only_the_layers_blocks():
+    """Extra layers that cost latency and add no accuracy: with ``depths=True`` the deeper depths go (a shallower
+    twin dominates them in every context), with ``depths=False`` every depth stays and the layers' blocks removed
+    are the same."""
+    sp = get_space("mobilenetv3_layers")
+    st = structure_of(sp)
+    wa = np.r_[np.arange(8, dtype=float) * 0.1, -0.5]
+
+    def acc_f(a):  # only the first layer of each stage counts for accuracy
+        return wa[a[:, [0, 4, 8, 12, 16]]].sum(1)
+
+    def lat_f(a):
+        on = np.ones(a[:, :20].shape, bool)
+        for p in range(20):
+            on[:, p] = a[:, st.gate_position[p]] >= st.gate_min_choice[p] if st.gate_position[p] >= 0 else True
+        return (on * (1.0 + 0.1 * a[:, :20])).sum(1)
+
+    acc, lat = FunctionModel(acc_f, "accuracy", "%"), FunctionModel(lat_f, "latency", "ms")
+    prof = profile_blocks(sp, [acc, lat], 5, seed=1, structure=st)
+    for rule in ("swaps", "fronts"):
+        both = reduce_profile(sp, prof, [acc, lat], rule=rule, level="unit")
+        layers_only = reduce_profile(sp, prof, [acc, lat], rule=rule, level="unit", depths=False)
+        depth_keys = {b.key for b in prof.blocks if b.layer == "depth"}
+        assert (layers_only.allowed[20:] == sp.mask[20:]).all() and not set(layers_only.removed) & depth_keys
+        assert set(layers_only.removed) == set(both.removed) - depth_keys
+        np.testing.assert_array_equal(layers_only.allowed[:20], both.allowed[:20])
+        if rule == "swaps":
+            assert set(both.removed) & depth_keys  # the deeper depths do go when allowed to
+
+
 def test_reduce_profile_takes_fronts_when_exhaustive_and_swaps_when_sampled():
     sp, cells = _space(), _cells()
     acc, lat = _interacting(3)

@@ -97,17 +97,20 @@ class ReducedSpace:
         return len(self.removed)
 
 
-def _groups(blocks: Sequence[Block], level: str) -> dict[tuple, list[int]]:
+def _groups(blocks: Sequence[Block], level: str, depths: bool = True) -> dict[tuple, list[int]]:
+    """The groups of blocks compared with each other; ``depths=False`` leaves the depth positions out (kept whole)."""
     require(level in ("position", "unit"), "level", level, "'position' or 'unit'")
     out: dict[tuple, list[int]] = {}
     for i, b in enumerate(blocks):
+        if not depths and b.layer == "depth":
+            continue
         key = (b.position,) if level == "position" else (b.unit, b.layer == "depth")
         out.setdefault(key, []).append(i)
     return out
 
 
 def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level: str = "position",
-                 tol: float = 0.0, name: str = "reduced") -> ReducedSpace:
+                 tol: float = 0.0, depths: bool = True, name: str = "reduced") -> ReducedSpace:
     """The reduced space of a profile by statistic dominance (module docstring).
 
     Args:
@@ -118,6 +121,8 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
       level: ``"position"`` (compare the choices of each position) or ``"unit"`` (pool each block label over
         the layers of a unit, as the original's stage-level candidate sets; depths apart).
       tol: relative latency tolerance of the dominance test.
+      depths: whether a depth choice may be removed too (``False``: the rule prunes only the blocks of the
+        layers, the operations the original profiles; every depth is kept).
       name: the reduced space's name.
 
     Returns:
@@ -129,7 +134,7 @@ def reduce_space(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level
     require(tol >= 0, "tol", tol, "a relative tolerance >= 0")
     allowed = space.mask.copy()
     removed = {}
-    for idx in _groups(blocks, level).values():
+    for idx in _groups(blocks, level, depths).values():
         labels = list(dict.fromkeys(blocks[i].label for i in idx))
         members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
         a = {lab: acc[m].mean(0) for lab, m in members.items()}  # pooled over a unit's layers ("unit")
@@ -190,7 +195,8 @@ def front_dominated(acc_b, lat_b, acc_o, lat_o, z: float = 1.0, population=(np.i
 
 
 def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat, *, level: str = "position",
-                           z: float = 1.0, population=None, name: str = "reduced") -> ReducedSpace:
+                           z: float = 1.0, population=None, depths: bool = True,
+                           name: str = "reduced") -> ReducedSpace:
     """The reduced space of a profile by front dominance (module docstring).
 
     Args:
@@ -203,6 +209,7 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
       z: the margin in standard errors (0: plain dominance of the sampled fronts).
       population: per block, how many networks of the space contain it (``N_b``, e.g. the profile's
         ``population``; ``inf`` or ``None``: sampled with replacement, no finite-population correction).
+      depths: whether a depth choice may be removed too (as :func:`reduce_space`).
       name: the reduced space's name.
 
     Returns:
@@ -227,7 +234,7 @@ def reduce_space_by_fronts(space: SearchSpace, blocks: Sequence[Block], acc, lat
         require(bool(pop[i] >= x.size), f"population[{i}]", float(pop[i]), f">= its sample size {x.size}")
     allowed = space.mask.copy()
     removed = {}
-    for idx in _groups(blocks, level).values():
+    for idx in _groups(blocks, level, depths).values():
         labels = list(dict.fromkeys(blocks[i].label for i in idx))
         members = {lab: [i for i in idx if blocks[i].label == lab] for lab in labels}
         a = {lab: np.concatenate([acc[i] for i in m]) for lab, m in members.items()}
@@ -252,7 +259,7 @@ def _label_choices(blocks: Sequence[Block], idx: Sequence[int]) -> dict:
 
 
 def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, level: str = "position",
-                          share: float = 1.0, name: str = "reduced") -> ReducedSpace:
+                          share: float = 1.0, depths: bool = True, name: str = "reduced") -> ReducedSpace:
     """The reduced space of a profile by swap dominance (module docstring).
 
     Every network a block ``b`` was profiled in is a context: the same network with ``b``'s position set to the
@@ -267,6 +274,7 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
         lower); called once on every swapped network stacked.
       level: ``"position"`` or ``"unit"`` (as :func:`reduce_space_by_fronts`).
       share: the fraction of contexts in which the swap must dominate (1: all of them).
+      depths: whether a depth choice may be removed too (as :func:`reduce_space`).
       name: the reduced space's name.
 
     Returns:
@@ -282,7 +290,7 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
             f"the sampled architectures of each of the {len(blocks)} blocks")
     require(len(sources) == 2, "sources", len(sources), "(accuracy, latency): two metric sources")
     require(0.0 < share <= 1.0, "share", share, "a fraction in (0, 1]")
-    groups = [(idx, _label_choices(blocks, idx)) for idx in _groups(blocks, level).values()]
+    groups = [(idx, _label_choices(blocks, idx)) for idx in _groups(blocks, level, depths).values()]
     # every (block, other label) swap of every context, evaluated in one stacked call
     plan, parts, n = [], [], 0
     for idx, choices in groups:
@@ -322,7 +330,7 @@ def reduce_space_by_swaps(space: SearchSpace, profile, sources: Sequence, *, lev
 
 
 def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, rule: str = "auto", level: str = "position",
-                   z: float = 1.0, name: str = "reduced") -> ReducedSpace:
+                   z: float = 1.0, depths: bool = True, name: str = "reduced") -> ReducedSpace:
     """The reduced space of a two-metric profile by the rule that is sound for it (module docstring): front
     dominance when the profile is exhaustive (every block's samples are all the networks containing it, as
     :func:`~nasjax.profiling.profiles.profile_cells` over a whole tabular benchmark), swap dominance when it is
@@ -335,6 +343,7 @@ def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, rule: str 
       rule: ``"auto"`` (as above), ``"fronts"`` or ``"swaps"`` (that rule whatever the profile).
       level: ``"position"`` or ``"unit"``.
       z: the front rule's margin (no effect on an exhaustive profile).
+      depths: whether a depth choice may be removed too (as :func:`reduce_space`).
       name: the reduced space's name.
 
     Returns:
@@ -348,8 +357,8 @@ def reduce_profile(space: SearchSpace, profile, sources: Sequence, *, rule: str 
     if rule == "fronts":
         return reduce_space_by_fronts(space, profile.blocks, [x[:, 0] for x in profile.samples],
                                       [x[:, 1] for x in profile.samples], level=level, z=z,
-                                      population=profile.population, name=name)
-    return reduce_space_by_swaps(space, profile, sources, level=level, name=name)
+                                      population=profile.population, depths=depths, name=name)
+    return reduce_space_by_swaps(space, profile, sources, level=level, depths=depths, name=name)
 
 
 def random_subset(space: SearchSpace, like: np.ndarray, rng: np.random.Generator | int, name: str = "random") \
