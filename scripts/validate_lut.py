@@ -10,6 +10,9 @@ on half of the subnets (metrics on the other, held-out half). Each table runs in
 started with the XLA thread flags the table needs. The first ``--repeat_subnets`` subnets are timed a second
 time: Kendall tau and MAPE between the two measurements are the machine's own repeatability, the ceiling
 of any latency model on it (on a virtual machine whose host is shared it can be far below the goals).
+With ``--previous_dir`` (an earlier run's ``--out_dir``, same ``--seed`` and ``--num_subnets``), each table's
+measurement is also compared with that run's: the machine's agreement with itself from one session to the
+next (``between_runs``), the ceiling that matters for a table built once and used later.
 Writes ``<out_dir>/<table>-measured.csv``
 (``arch,resolution,latency_ms``) and ``<out_dir>/<table>-validation.json``. The load average is printed
 before and after each table. Last line: one JSON object ``{"tables": [{space, runtime, resolution, batch,
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +60,7 @@ def split_by_device(tables: list[Path], device: str) -> tuple[list[Path], list[P
 def validate_one(path: Path, args) -> dict:
     """In this process: load the table, rebuild its supernet, time subnets, write CSV/JSON, return figures."""
     from experiments.latency_table import table_lut_space
+    from nasjax.errors import NasjaxInputError
     from nasjax.hardware import lut_validate as lv
     from nasjax.hardware.runtimes import get_runtime
     from nasjax.io import enable_jax_cache, write_csv, write_json
@@ -73,6 +78,22 @@ def validate_one(path: Path, args) -> dict:
     load1 = os.getloadavg()
     out = Path(args.out_dir)
     stem = f"{path.parent.name}-{path.stem}"
+    between = None
+    if args.previous_dir:
+        prev_file = Path(args.previous_dir) / f"{stem}-validation.json"
+        if prev_file.is_file():
+            try:
+                previous = json.loads(prev_file.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise NasjaxInputError(f"previous_dir: {prev_file} is not a readable validation record ({e}); "
+                                       "expected the JSON that validate_lut.py wrote") from None
+            if isinstance(previous, dict) and "date" not in previous:  # an older record: its file's time
+                stamp = datetime.fromtimestamp(prev_file.stat().st_mtime, timezone.utc)
+                previous["date"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+            between = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in
+                       lv.between_runs(previous, res["archs"], res["predicted_ms"], res["measured_ms"]).items()}
+        else:
+            print(f"[validate_lut] previous_dir: no {prev_file.name}; not compared", flush=True)
     write_csv(out / f"{stem}-measured.csv", ["arch", "resolution", "latency_ms"],
               lv.measurements_csv_rows(res["archs"], res["resolution"], res["measured_ms"]))
     m, c = res["metrics"], res["corrected"]
@@ -94,7 +115,8 @@ def validate_one(path: Path, args) -> dict:
            "calibrated_meets_goals": res["calibrated_meets_goals"],
            "repeatability": None if res["repeatability"] is None else {
                k: round(v, 4) for k, v in res["repeatability"].items()},
-           "corrected_meets_goals": res["corrected_meets_goals"],
+           "corrected_meets_goals": res["corrected_meets_goals"], "between_runs": between,
+           "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "load_average_before": [round(x, 2) for x in load0], "load_average_after": [round(x, 2) for x in load1]}
     write_json(out / f"{stem}-validation.json", {**row, "archs": res["archs"], "predicted_ms": res["predicted_ms"],
                                                  "measured_ms": res["measured_ms"]})
@@ -106,6 +128,14 @@ def _repeat_text(rep) -> str:
         return ""
     return (f"; measured twice ({rep['n']} subnets): tau {rep['kendall_tau']:.3f}, MAPE {rep['mape_percent']:.2f} %, "
             f"speed ratio {rep['speed_ratio']:.3f}")
+
+
+def _between_text(b) -> str:
+    if b is None:
+        return ""
+    return (f"; against the run of {b['previous_date'] or 'an earlier day'} ({b['n']} subnets): measured tau "
+            f"{b['kendall_tau']:.3f}, speed ratio {b['speed_ratio']:.3f}, table tau vs both runs "
+            f"{b['table_tau_vs_both']:.3f}")
 
 
 def main():
@@ -122,6 +152,8 @@ def main():
     ap.add_argument("--out_dir", default=str(ROOT / "results" / "validate_lut"))
     ap.add_argument("--noprogress", action="store_true")
     ap.add_argument("--any_device", action="store_true", help="Also validate tables built on other machines.")
+    ap.add_argument("--previous_dir", default="",
+                    help="An earlier run's --out_dir: compare each table's measurement with that run's (same subnets).")
     ap.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: validate this file, JSON to --one_out
     ap.add_argument("--one_out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -136,6 +168,10 @@ def main():
             return
         from nasjax.hardware.runtimes import run_json_with_threads
 
+        if args.previous_dir and not Path(args.previous_dir).is_dir():
+            raise NasjaxInputError(f"previous_dir: {args.previous_dir!r} is not a directory; expected an earlier "
+                                   "run's --out_dir")
+
         tables = shipped_tables(Path(args.luts_dir), [f for f in args.tables.split(",") if f])
         if not args.any_device:
             from nasjax.hardware.runtimes import device_name
@@ -147,7 +183,7 @@ def main():
         if not tables:
             raise NasjaxInputError(f"tables: no builder table of this machine under {args.luts_dir!r} matches "
                                    f"{args.tables!r} (--any_device for other machines' tables)")
-        rows = []
+        rows, failed = [], []
         for p in tables:
             prov = json.loads(p.read_text())["provenance"]
             print(f"[validate_lut] {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}: load average "
@@ -156,6 +192,7 @@ def main():
                 a for a in sys.argv[1:] if not a.startswith("--tables")], "one_out")
             if rc != 0:
                 print(f"[validate_lut] {p}: failed with exit code {rc}", file=sys.stderr)
+                failed.append(str(p))
                 continue
             rows.append(row)
             ch, cb = row["corrected_held_out"], row["calibrated_held_out"]
@@ -167,12 +204,16 @@ def main():
                   f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "
                   f"{100 * ch['within_10_percent']:.0f} %; calibrated k={row['calibration']['k']} held-out MAPE "
                   f"{cb['mape_percent']:.2f} % tau {cb['kendall_tau']:.3f} within10 "
-                  f"{100 * cb['within_10_percent']:.0f} %){_repeat_text(row['repeatability'])}  "
+                  f"{100 * cb['within_10_percent']:.0f} %){_repeat_text(row['repeatability'])}"
+                  f"{_between_text(row.get('between_runs'))}  "
                   f"load {row['load_average_after']}", flush=True)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(json.dumps({"tables": rows, "num_subnets": args.num_subnets, "load_average_end": list(os.getloadavg())}))
+    print(json.dumps({"tables": rows, "failed": failed, "num_subnets": args.num_subnets,
+                      "load_average_end": list(os.getloadavg())}))
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

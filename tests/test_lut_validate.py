@@ -87,6 +87,24 @@ def test_repeatability_separates_speed_change_from_noise():
     assert rep["mape_after_speed_percent"] == pytest.approx(0.0, abs=1e-9) and rep["kendall_tau"] == pytest.approx(1.0)
 
 
+def test_between_runs_compares_two_days_on_the_same_subnets():
+    archs = np.arange(60).reshape(10, 6) % 5
+    truth = np.linspace(5, 10, 10)
+    day1 = truth * np.where(np.arange(10) % 2, 1.08, 0.92)  # noise that swaps neighbours
+    day2 = 0.9 * truth * np.where(np.arange(10) % 2, 0.92, 1.08)  # the machine 10 % faster, other noise
+    r = lv.between_runs({"archs": archs.tolist(), "measured_ms": day1.tolist(), "date": "d1"}, archs, truth, day2)
+    assert r["speed_ratio"] == pytest.approx(np.median(day2 / day1)) and r["previous_date"] == "d1"
+    assert r["kendall_tau"] < 1.0  # each day's noise reorders neighbours differently
+    assert r["table_tau_vs_both"] == pytest.approx(1.0)  # the noise cancels in the geometric mean
+    assert r["n"] == 10
+    with pytest.raises(NasjaxInputError, match="same 10 subnets"):
+        lv.between_runs({"archs": archs[::-1].tolist(), "measured_ms": day1.tolist()}, archs, truth, day2)
+    with pytest.raises(NasjaxInputError, match="measured_ms"):
+        lv.between_runs({"archs": archs.tolist()}, archs, truth, day2)
+    with pytest.raises(NasjaxInputError, match="finite latencies"):
+        lv.between_runs({"archs": archs.tolist(), "measured_ms": [float("nan")] * 10}, archs, truth, day2)
+
+
 def test_calibrate_table_recovers_a_known_slowdown_and_scales_the_whole_table(monkeypatch):
     ls, t = _layers_table()
     seen = {}

@@ -185,6 +185,37 @@ def repeatability(first, second) -> dict:
             "mape_after_speed_percent": float(latency_metrics(a, b / np.median(b / a))["mape_percent"])}
 
 
+def between_runs(previous: dict, archs, predicted, measured) -> dict:
+    """This validation against an earlier one of the same table and subnets (another session, another day).
+
+    A table is built once and used later, so the ceiling that matters is how well the machine agrees with
+    itself from one run to the next, not within a run. ``previous`` is an earlier run's validation record
+    (``archs``, ``measured_ms``; ``date`` when it has one); ``archs`` must be the same subnets in the same
+    order. Returns :func:`repeatability` of the earlier measurement against this one (``speed_ratio`` = this
+    run's speed change), and ``table_tau_vs_both``: the table's Kendall tau against the geometric mean of the
+    two measurements (a truth with less of either run's noise).
+
+    Raises:
+      NasjaxInputError: when ``previous`` lacks the fields, or its subnets are not these.
+    """
+    require(isinstance(previous, dict) and "archs" in previous and "measured_ms" in previous,
+            "previous validation", sorted(previous) if isinstance(previous, dict) else type(previous).__name__,
+            "a validation record with 'archs' and 'measured_ms'")
+    a_prev = np.asarray(previous["archs"], np.int64)
+    a_now = np.asarray(archs, np.int64)
+    require(a_prev.shape == a_now.shape and bool(np.all(a_prev == a_now)), "previous validation archs",
+            f"{len(a_prev)} subnets (first {a_prev[:1].tolist()})",
+            f"the same {len(a_now)} subnets in the same order (same --seed and --num_subnets)")
+    prev = np.asarray(previous["measured_ms"], np.float64)
+    now = np.asarray(measured, np.float64)
+    require(prev.shape == now.shape and bool(np.all(np.isfinite(prev)) and np.all(prev > 0)),
+            "previous validation measured_ms", prev.shape, f"{len(now)} finite latencies > 0")
+    out = repeatability(prev, now)
+    out["table_tau_vs_both"] = float(latency_metrics(np.sqrt(prev * now), np.asarray(predicted, float))["kendall_tau"])
+    out["previous_date"] = previous.get("date")
+    return out
+
+
 def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnets: int = 100, seed: int = 1,
                    warmup: int = 5, repeats: int = 20, chunk_size: int = 25, progress: bool = True,
                    repeat_subnets: int = REPEAT_SUBNETS) -> dict:
