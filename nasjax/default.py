@@ -244,7 +244,10 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
         " Or: `python -m experiments.mobilenetv3_search --flagfile=experiments/flags/quickstart.flags --rebuild`."),
         (f"- Built: {manifest['built']}; seed {manifest['seed']}. Latency table measured on `{manifest['device']}`"
          + (f" ({manifest['latency_built']}; the weights and accuracy tables are from the first build)"
-            if manifest.get("latency_built") else "") + "."),
+            if manifest.get("latency_built") else "")
+         + (f"; the device was named `{manifest['device_renamed']['from']}` until "
+            f"{manifest['device_renamed']['date']} (only the name changed: the cache size joined it)"
+            if manifest.get("device_renamed") else "") + "."),
         (f"- Data: {manifest['dataset_provenance'].get('source')}; fixed stratified split "
         f"{manifest['dataset_provenance'].get('train_size')} train / {manifest['dataset_provenance'].get('val_size')} "
         f"val (split seed {manifest['dataset_provenance'].get('split_seed')}), resized to "
@@ -340,15 +343,24 @@ def shipped_tables_section(luts_root) -> list[str]:
                   "| file | runtime | threads | width | px | batch | statistic | fit terms | base ms | o ms | built | "
                   "load average | command |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        renamed = []
         for p in files:
             t = Table.load(p)
             pv = t.provenance
+            if "device_renamed" in pv:
+                renamed.append((p, pv["device_renamed"]))
             cmd = re.sub(r"--out=\S*/luts/", "--out=luts/", str(pv.get("command")))  # the checkout's own path
             lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
                          f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | "
                          f"{pv.get('statistic', 'median')} | {_fit_terms(pv.get('in_network_fit'))} | {t.base:.3f} | "
                          f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "
                          f"{pv.get('load_average')} | `{cmd}` |")
+        if renamed:
+            r0 = renamed[0][1]
+            lines += ["", f"Renamed on {r0.get('date')} from `{r0.get('from')}` to `{r0.get('to')}` (the table's "
+                      f"`device` and file name; provenance `device_renamed`): {len(renamed)} file(s), "
+                      + ", ".join(f"`{q.name}`" for q, _ in renamed) + f". Why: {r0.get('why')}. The command "
+                      "column is the command as run, with the file's name at the time."]
         lines.append("")
     return lines
 
