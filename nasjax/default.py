@@ -24,7 +24,6 @@ table's runtime. :func:`build_default` remakes the default from scratch (resumab
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import InfeasibleError, NasjaxInputError, require
-from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, write_json
+from nasjax.io import atomic_write_text, enable_jax_cache, repo_root, utc_stamp, write_json
 from nasjax.io import luts_dir as _luts_root
 
 DEFAULT_DIR = _luts_root() / "mobilenetv3_mnist"
@@ -74,10 +73,6 @@ TABLE_FILES = ("accuracy_stage", "accuracy_layers", "flops_stage", "params_stage
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _configure_cache() -> None:
@@ -146,7 +141,7 @@ def build_default(luts_dir: str | Path = DEFAULT_DIR, *, work_dir: str | Path | 
             shutil.rmtree(wdir)
         save_weights(res.state, cfg, wdir, {"train_config": tc.to_dict(), "dataset": ds.name,
                                             "dataset_provenance": ds.provenance, "final_metrics": last,
-                                            "date": _now()})
+                                            "date": utc_stamp()})
     state, cfg, wmeta = load_weights(wdir)
     bs = nasjax_block_set()
     res_px = ds.image_shape[0]
@@ -194,7 +189,7 @@ def build_default(luts_dir: str | Path = DEFAULT_DIR, *, work_dir: str | Path | 
         "latency": latency_settings(recipe),
         "latency_check": check_summary(check),
         "build_seconds": {**timings, "total_s": round(sum(timings.values()), 1)},
-        "built": _now(),
+        "built": utc_stamp(),
         "command": f"python scripts/build_default.py --seed={seed}",
     }
     write_json(stage_dir / "manifest.json", manifest)
@@ -445,7 +440,7 @@ def measure_latency(out_dir, state, cfg, block_set, resolution: int, recipe: dic
                                 warmup=recipe["latency_warmup"], repeats=recipe["latency_repeats"], progress=progress)
         write_json(check_p, {"device": table.device, **{k: res[k] for k in (
             "runtime", "threads", "batch_size", "resolution", "metrics", "corrected", "archs", "predicted_ms",
-            "measured_ms")}, "load_average": [round(x, 2) for x in os.getloadavg()], "date": _now()})
+            "measured_ms")}, "load_average": [round(x, 2) for x in os.getloadavg()], "date": utc_stamp()})
     return table, read_json(check_p, "latency_check")
 
 
@@ -469,7 +464,7 @@ def remeasure_latency(default_dir=DEFAULT_DIR, *, recipe: dict | None = None, wo
         shutil.copyfile(work / name, default_dir / f".{name}.tmp")
         os.replace(default_dir / f".{name}.tmp", default_dir / name)
     man = dict(man, recipe=rec, latency=latency_settings(rec), latency_check=check_summary(check),
-               device=table.device, latency_built=_now(),
+               device=table.device, latency_built=utc_stamp(),
                latency_command="python scripts/build_default.py --latency_only")
     man["build_seconds"] = dict(man.get("build_seconds", {}), latency_s=round(time.perf_counter() - t, 1))
     write_json(default_dir / "manifest.json", man)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as _dt
 import functools
 import io
 import json
@@ -393,3 +394,11 @@ def restricted_unpickle(data: bytes, source: str, allowed: dict, persistent_load
         raise
     except Exception as e:  # a damaged pickle raises UnpicklingError, KeyError, EOFError, TypeError, ...
         raise NasjaxInputError(f"{source}: corrupted pickle ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def utc_stamp(timestamp: float | None = None) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC, of now or of a POSIX ``timestamp`` (the date of every record nasjax
+    writes)."""
+    t = _dt.datetime.now(_dt.timezone.utc) if timestamp is None else _dt.datetime.fromtimestamp(timestamp,
+                                                                                                _dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,13 +56,31 @@ def split_by_device(tables: list[Path], device: str) -> tuple[list[Path], list[P
     return here, other
 
 
+def _previous_record(prev_file: Path) -> dict | None:
+    """An earlier run's validation record of the same table (read before any timing), or ``None`` when that
+    run has none; a record from before records carried their date gets its file's time."""
+    from nasjax.errors import NasjaxInputError
+    from nasjax.io import utc_stamp
+
+    if not prev_file.is_file():
+        print(f"[validate_lut] previous_dir: no {prev_file.name}; not compared", flush=True)
+        return None
+    try:
+        previous = json.loads(prev_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise NasjaxInputError(f"previous_dir: {prev_file} is not a readable validation record ({e}); "
+                               "expected the JSON that validate_lut.py wrote") from None
+    if isinstance(previous, dict) and "date" not in previous:
+        previous["date"] = utc_stamp(prev_file.stat().st_mtime)
+    return previous
+
+
 def validate_one(path: Path, args) -> dict:
     """In this process: load the table, rebuild its supernet, time subnets, write CSV/JSON, return figures."""
     from experiments.latency_table import table_lut_space
-    from nasjax.errors import NasjaxInputError
     from nasjax.hardware import lut_validate as lv
     from nasjax.hardware.runtimes import get_runtime
-    from nasjax.io import enable_jax_cache, write_csv, write_json
+    from nasjax.io import enable_jax_cache, utc_stamp, write_csv, write_json
     from nasjax.tables import Table
 
     table = Table.load(path)
@@ -71,29 +88,18 @@ def validate_one(path: Path, args) -> dict:
     runtime = get_runtime(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
     enable_jax_cache()
     lspace = table_lut_space(table)
+    stem = f"{path.parent.name}-{path.stem}"
+    previous = _previous_record(Path(args.previous_dir) / f"{stem}-validation.json") if args.previous_dir else None
     load0 = os.getloadavg()
     res = lv.validate_table(lspace, runtime, table, num_subnets=args.num_subnets, seed=args.seed,
                             warmup=args.warmup, repeats=args.repeats, chunk_size=args.chunk_size,
                             progress=not args.noprogress, repeat_subnets=args.repeat_subnets)
     load1 = os.getloadavg()
     out = Path(args.out_dir)
-    stem = f"{path.parent.name}-{path.stem}"
     between = None
-    if args.previous_dir:
-        prev_file = Path(args.previous_dir) / f"{stem}-validation.json"
-        if prev_file.is_file():
-            try:
-                previous = json.loads(prev_file.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise NasjaxInputError(f"previous_dir: {prev_file} is not a readable validation record ({e}); "
-                                       "expected the JSON that validate_lut.py wrote") from None
-            if isinstance(previous, dict) and "date" not in previous:  # an older record: its file's time
-                stamp = datetime.fromtimestamp(prev_file.stat().st_mtime, timezone.utc)
-                previous["date"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-            between = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in
-                       lv.between_runs(previous, res["archs"], res["predicted_ms"], res["measured_ms"]).items()}
-        else:
-            print(f"[validate_lut] previous_dir: no {prev_file.name}; not compared", flush=True)
+    if previous is not None:
+        between = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in
+                   lv.between_runs(previous, res["archs"], res["predicted_ms"], res["measured_ms"]).items()}
     write_csv(out / f"{stem}-measured.csv", ["arch", "resolution", "latency_ms"],
               lv.measurements_csv_rows(res["archs"], res["resolution"], res["measured_ms"]))
     m, c = res["metrics"], res["corrected"]
@@ -116,7 +122,7 @@ def validate_one(path: Path, args) -> dict:
            "repeatability": None if res["repeatability"] is None else {
                k: round(v, 4) for k, v in res["repeatability"].items()},
            "corrected_meets_goals": res["corrected_meets_goals"], "between_runs": between,
-           "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "date": utc_stamp(),
            "load_average_before": [round(x, 2) for x in load0], "load_average_after": [round(x, 2) for x in load1]}
     write_json(out / f"{stem}-validation.json", {**row, "archs": res["archs"], "predicted_ms": res["predicted_ms"],
                                                  "measured_ms": res["measured_ms"]})

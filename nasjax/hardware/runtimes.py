@@ -26,7 +26,6 @@ otherwise; :func:`relaunch_with_threads` re-runs a command in a subprocess with 
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import platform
 import re
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
+from nasjax.io import utc_stamp
 
 XLA_SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 
@@ -95,7 +95,7 @@ def machine_provenance() -> dict:
         "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_cache_kb": cpu_cache_kb(), "device": device_name(),
         "load_average": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version(),
         "platform": platform.platform(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": utc_stamp(),
         "command": running_command(),
     }
 

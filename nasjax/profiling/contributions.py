@@ -24,13 +24,13 @@ batches -- in batched passes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 
 import numpy as np
 
 from nasjax.data.datasets import ImageDataset, batch_indices
 from nasjax.errors import require
+from nasjax.io import utc_stamp
 from nasjax.spaces.mobilenetv3 import BlockSet, layers_to_ofa, mobilenetv3_layers_space
 from nasjax.tables import Table
 
@@ -253,7 +253,7 @@ def contribution_table(state, config, dataset: ImageDataset, *, view: str = "sta
         "dataset": dataset.name, "eval_split": "val", "eval_images": int(sum(len(y) for _, y in data)),
         "bn_recalibration": f"{calib_size} train images (batch_indices seed {calib_seed}, step 0)",
         "supernet_config": config.to_dict(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": utc_stamp(),
     }
     if view == "stage":
         prov["block_set"] = block_set.to_dict()
