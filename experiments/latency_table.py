@@ -10,7 +10,10 @@ Examples (full-size OFA MobileNetV3 with random weights, and the embedded defaul
         --num_classes=10 --in_channels=1 --resolution=32 --batch_size=256
 
 Writes ``luts/<space>[_w<width>]/<device>-<runtime>-<resolution>px-b<batch>[-t<threads>].json`` (or
-``--out``) atomically; finished chunks are kept in a partial file next to it, so a rerun continues. The
+``--out``) atomically; finished chunks are kept in a partial file next to it, so a rerun continues.
+``--refine=FILE`` times ``--refine_subnets`` random subnets end to end in the table's runtime and refines
+its cells on them (:mod:`nasjax.hardware.lut_refine`), also resumable; ``--refit=FILE`` re-derives a table
+from the times it stores (a refinement is re-applied on its stored subnets). The
 XLA runtime's thread count is fixed when JAX starts: the command re-launches itself with the right
 ``XLA_FLAGS`` when needed. Bad input (unknown runtime or space, a resolution the space cannot take, a
 damaged partial file) prints one line and exits 2 without writing anything.
@@ -47,6 +50,11 @@ class LatencyTableConfig:
     out: str = cli.option("", help="Output file (default: luts/<space>[_w<width>]/<device>-...json).")
     refit: str = cli.option("", help="A table file made by this command: re-derive its model (o, in-network fit) "
                             "from the times it stores, no timing; written to --out or back to the file.")
+    refine: str = cli.option("", help="A table file made by this command: time --refine_subnets random subnets end to "
+                             "end in its runtime and refine its cells on them (nasjax.hardware.lut_refine); written "
+                             "to --out or back to the file; resumable.")
+    refine_subnets: int = cli.option(100, help="Subnets timed end to end for --refine.")
+    refine_seed: int = cli.option(20261203, help="Seed of the --refine subnets (not the validation's seed 1).")
     progress: bool = cli.option(True, help="Progress bars.")
 
 
@@ -107,6 +115,30 @@ def refit(cfg: LatencyTableConfig):
     return lb.refit_table(table, table_lut_space(table), out=out, statistic=cfg.statistic or None), out
 
 
+def refine(cfg: LatencyTableConfig):
+    """Refine the table ``cfg.refine`` on subnets timed end to end (its runtime, threads and protocol); returns
+    ``(table, path)``."""
+    from nasjax.hardware import lut_refine
+    from nasjax.io import enable_jax_cache
+    from nasjax.tables import Table
+
+    src = Path(cfg.refine)
+    require(src.is_file(), "refine", cfg.refine, "an existing table file")
+    table = Table.load(src)
+    prov = table.provenance
+    require(prov.get("method") == "nasjax.hardware.lut_builder.build_table", "refine", cfg.refine,
+            "a table written by this command (provenance.method = nasjax.hardware.lut_builder.build_table)")
+    require(isinstance(cfg.refine_subnets, int) and cfg.refine_subnets >= 2 * lut_refine.REFINE_FOLDS,
+            "refine_subnets", cfg.refine_subnets, f"an integer >= {2 * lut_refine.REFINE_FOLDS}")
+    out = Path(cfg.out) if cfg.out else src
+    cli.check_output_dir(out.parent, "out")
+    runtime = get_runtime_or_relaunch(prov["runtime"], int(prov["threads"]), prov.get("clock", "wall"))
+    enable_jax_cache()
+    t = lut_refine.refine_table(table_lut_space(table), runtime, table, num_subnets=cfg.refine_subnets,
+                                seed=cfg.refine_seed, out=out, progress=cfg.progress)
+    return t, out
+
+
 def build(cfg: LatencyTableConfig):
     """Build (or resume) the table of ``cfg``; returns ``(table, path)``."""
     from nasjax.hardware import lut_builder as lb
@@ -144,7 +176,8 @@ def get_runtime_or_relaunch(name: str, threads: int, clock: str = "auto"):
 
 def main() -> None:
     cfg = cli.config_from_flags(LatencyTableConfig)
-    table, out = refit(cfg) if cfg.refit else build(cfg)
+    require(not (cfg.refit and cfg.refine), "refit/refine", (cfg.refit, cfg.refine), "at most one of them")
+    table, out = refit(cfg) if cfg.refit else refine(cfg) if cfg.refine else build(cfg)
     print(f"wrote {out}: {table.space} {table.provenance['runtime']} threads={table.provenance['threads']} "
           f"base {table.base:.4f} ms, o {table.provenance['per_program_overhead_ms_o']:.4f} ms")
     fit = table.provenance.get("in_network_fit")
@@ -158,6 +191,14 @@ def main() -> None:
               f"{gam}; in-sample MAPE "
               f"{f(fit['in_sample_plain']['mape_percent'], 2)} -> {f(fit['in_sample_fitted']['mape_percent'], 2)} %, "
               f"tau {f(fit['in_sample_plain']['kendall_tau'], 3)} -> {f(fit['in_sample_fitted']['kendall_tau'], 3)}")
+    r = table.provenance.get("refinement")
+    if r:
+        cv = r["cross_validated"]
+        u, v = cv["unrefined"], cv["refined"]
+        print(f"refined on {r['n_subnets']} subnets timed end to end ({r['method']}, tau {r['tau']:g}); "
+              f"{cv['folds']}-fold cross-validated MAPE {u['mape_percent']:.2f} -> {v['mape_percent']:.2f} %, "
+              f"Kendall tau {u['kendall_tau']:.3f} -> {v['kendall_tau']:.3f}, within 10 % "
+              f"{100 * u['within_10_percent']:.0f} -> {100 * v['within_10_percent']:.0f} %")
 
 
 if __name__ == "__main__":

@@ -301,7 +301,9 @@ _TABLE_FAMILIES = {
         "OFA MobileNetV3 (`ofa_mbv3_d234_e346_k357`, 1000 classes, 3 channels) with randomly initialised "
         "weights (latency does not depend on their values); OFA's layer view (20 layers x 9 kernel/expand "
         "choices + 5 depths), predicted as a depth-gated sum with the builder's in-network fit "
-        "(`nasjax.hardware.lut_builder`). Remake all: `python scripts/build_luts.py` (resumable); check: "
+        "(`nasjax.hardware.lut_builder`), then refined where the last column says so: 100 random subnets timed "
+        "end to end, the table as the prior of a per-cell correction (`nasjax.hardware.lut_refine`). Remake all: "
+        "`python scripts/build_luts.py` (builds and refines; resumable); check: "
         "`python scripts/validate_lut.py` (figures in docs/latency_tables.md)."),
     "binas*": (
         "`binas*/`: the BINAS (HardCoRe-NAS) supernet of the CPU recipe",
@@ -325,6 +327,18 @@ def _fit_terms(fit) -> str:
     return "affine" + "".join(f" + {k}" for k in terms)
 
 
+def _refined(r) -> str:
+    """The PROVENANCE.md cell of a table's refinement on end-to-end subnets (``nasjax.hardware.lut_refine``)."""
+    if not r:
+        return "no"
+    cv = r["cross_validated"]
+    u, v = cv["unrefined"], cv["refined"]
+    cmd = re.sub(r"--refine=\S*/luts/", "--refine=luts/", str(r.get("command")))
+    return (f"{r['date']}, {r['n_subnets']} subnets, {r['method']}, load {r.get('load_average')}; {cv['folds']}-fold "
+            f"held out: MAPE {u['mape_percent']:.2f} -> {v['mape_percent']:.2f} %, tau {u['kendall_tau']:.3f} -> "
+            f"{v['kendall_tau']:.3f}; `{cmd}`")
+
+
 def shipped_tables_section(luts_root) -> list[str]:
     """PROVENANCE.md lines for the latency tables of ``luts_root/<space>*/`` made by the table builder."""
     from nasjax.tables import Table
@@ -336,8 +350,8 @@ def shipped_tables_section(luts_root) -> list[str]:
             continue
         lines += [f"## {title}", "", intro, "",
                   "| file | runtime | threads | width | px | batch | statistic | fit terms | base ms | o ms | built | "
-                  "load average | command |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "load average | command | refined |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         renamed = []
         for p in files:
             t = Table.load(p)
@@ -349,7 +363,7 @@ def shipped_tables_section(luts_root) -> list[str]:
                          f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | "
                          f"{pv.get('statistic', 'median')} | {_fit_terms(pv.get('in_network_fit'))} | {t.base:.3f} | "
                          f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "
-                         f"{pv.get('load_average')} | `{cmd}` |")
+                         f"{pv.get('load_average')} | `{cmd}` | {_refined(pv.get('refinement'))} |")
         if renamed:
             r0 = renamed[0][1]
             lines += ["", f"Renamed on {r0.get('date')} from `{r0.get('from')}` to `{r0.get('to')}` (the table's "

@@ -12,7 +12,10 @@ time: Kendall tau and MAPE between the two measurements are the machine's own re
 of any latency model on it (on a virtual machine whose host is shared it can be far below the goals).
 With ``--previous_dir`` (an earlier run's ``--out_dir``, same ``--seed`` and ``--num_subnets``), each table's
 measurement is also compared with that run's: the machine's agreement with itself from one session to the
-next (``between_runs``), the ceiling that matters for a table built once and used later.
+next (``between_runs``), the ceiling that matters for a table built once and used later. A table refined on
+end-to-end subnets (``python -m experiments.latency_table --refine=FILE``) says so, with the refinement's
+date; any validation subnet among those a table was fitted on is counted (``fitted_overlap``; 0 with the
+default seeds).
 Writes ``<out_dir>/<table>-measured.csv``
 (``arch,resolution,latency_ms``) and ``<out_dir>/<table>-validation.json``. The load average is printed
 before and after each table. Last line: one JSON object ``{"tables": [{space, runtime, resolution, batch,
@@ -122,6 +125,7 @@ def validate_one(path: Path, args) -> dict:
            "repeatability": None if res["repeatability"] is None else {
                k: round(v, 4) for k, v in res["repeatability"].items()},
            "corrected_meets_goals": res["corrected_meets_goals"], "between_runs": between,
+           "fitted_overlap": res["fitted_overlap"], "refinement": _refinement_summary(prov),
            "date": utc_stamp(),
            "load_average_before": [round(x, 2) for x in load0], "load_average_after": [round(x, 2) for x in load1]}
     write_json(out / f"{stem}-validation.json", {**row, "archs": res["archs"], "predicted_ms": res["predicted_ms"],
@@ -129,11 +133,28 @@ def validate_one(path: Path, args) -> dict:
     return row
 
 
+def _refinement_summary(prov: dict) -> dict | None:
+    """The table's refinement on end-to-end subnets (``nasjax.hardware.lut_refine``): model, subnets, date and
+    its own cross-validation; ``None`` for an unrefined table."""
+    r = prov.get("refinement")
+    if not r:
+        return None
+    return {"method": r["method"], "n_subnets": r["n_subnets"], "seed": r["seed"], "date": r["date"],
+            "cross_validated": r["cross_validated"]}
+
+
 def _repeat_text(rep) -> str:
     if rep is None:
         return ""
     return (f"; measured twice ({rep['n']} subnets): tau {rep['kendall_tau']:.3f}, MAPE {rep['mape_percent']:.2f} %, "
             f"speed ratio {rep['speed_ratio']:.3f}")
+
+
+def _refined_text(r, overlap: int) -> str:
+    warn = f"; WARNING: {overlap} validation subnets are among the fitted ones" if overlap else ""
+    if not r:
+        return warn
+    return (f"; refined ({r['method']}) on {r['n_subnets']} subnets on {r['date'][:10]}{warn}")
 
 
 def _between_text(b) -> str:
@@ -211,7 +232,8 @@ def main():
                   f"{100 * ch['within_10_percent']:.0f} %; calibrated k={row['calibration']['k']} held-out MAPE "
                   f"{cb['mape_percent']:.2f} % tau {cb['kendall_tau']:.3f} within10 "
                   f"{100 * cb['within_10_percent']:.0f} %){_repeat_text(row['repeatability'])}"
-                  f"{_between_text(row.get('between_runs'))}  "
+                  f"{_between_text(row.get('between_runs'))}"
+                  f"{_refined_text(row.get('refinement'), row['fitted_overlap'])}  "
                   f"load {row['load_average_after']}", flush=True)
     except NasjaxInputError as e:
         print(f"error: {e}", file=sys.stderr)

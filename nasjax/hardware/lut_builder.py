@@ -64,7 +64,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -471,15 +471,17 @@ def partial_path(out) -> Path:
     return out.parent / f".{out.stem}.partial.json"
 
 
-def _load_partial(path: Path, settings: dict) -> dict:
+def _load_partial(path: Path, settings: dict, fmt: str = PARTIAL_FORMAT) -> dict:
+    """The finished chunks of a partial file of format ``fmt`` made with ``settings`` (``{}`` when there is
+    none); a damaged file or one made with other settings is an input error naming the file."""
     if not path.exists():
         return {}
     try:
         d = read_json(path, "partial table file")
     except NasjaxInputError as e:
         raise NasjaxInputError(f"{e}; delete {str(path)!r} to start the build afresh") from None
-    if not isinstance(d, dict) or d.get("format") != PARTIAL_FORMAT or not isinstance(d.get("chunks"), dict):
-        raise NasjaxInputError(f"partial table file {str(path)!r}: not a {PARTIAL_FORMAT} file; expected one "
+    if not isinstance(d, dict) or d.get("format") != fmt or not isinstance(d.get("chunks"), dict):
+        raise NasjaxInputError(f"partial table file {str(path)!r}: not a {fmt} file; expected one "
                                "written by this builder (delete it to start afresh)")
     if d.get("settings") != settings:
         raise NasjaxInputError(f"partial table file {str(path)!r}: made with settings {json.dumps(d.get('settings'))}, "
@@ -692,6 +694,13 @@ def refit_table(table: Table, lspace: LutSpace, out=None, statistic: str | None 
     prov["refit"] = {"date": mp["date"], "command": mp["command"],
                      "what": f"the model (o, in-network fit) re-derived from the stored {stat} times; no new timing"}
     t = Table(vals, mask, "latency", "ms", base, 1, table.device, table.space, prov)
+    if "refinement" in prov:  # re-applied on top of the re-derived cells, on the subnets it stores
+        from nasjax.hardware.lut_refine import apply_refinement
+
+        r = prov.pop("refinement")
+        keep = {k: r[k] for k in ("protocol", "anchor_ms_per_chunk") if k in r}
+        t = apply_refinement(replace(t, provenance=prov), r["archs"], r["end_to_end_ms"], seed=int(r["seed"]),
+                             extra=keep)
     if out is not None:
         t.save(out)
     return t

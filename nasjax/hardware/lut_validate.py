@@ -60,20 +60,29 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
     anchor = runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(lspace.anchor_arch())), batch_size, resolution)
     anchors = []
     for lo in range(0, len(archs), chunk_size):
-        calls = []
-        for a in archs[lo:lo + chunk_size]:
-            calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
-            if bar is not None:
-                bar.update(1)
-        t, a_ms = time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats, statistic=statistic)
-        out[lo:lo + len(calls)] = t.times_ms
-        anchors.append((lo, lo + len(calls), a_ms))
-        del calls
+        chunk = archs[lo:lo + chunk_size]
+        t, a_ms = measure_chunk(lspace, runtime, anchor, chunk, batch_size=batch_size, resolution=resolution,
+                                warmup=warmup, repeats=repeats, statistic=statistic, bar=bar)
+        out[lo:lo + len(chunk)] = t.times_ms
+        anchors.append((lo, lo + len(chunk), a_ms))
     for (lo, hi, _), f in zip(anchors, drift_factors([a for _, _, a in anchors])):
         out[lo:hi] *= f
     if bar is not None:
         bar.close()
     return out
+
+
+def measure_chunk(lspace: LutSpace, runtime: Runtime, anchor, archs, *, batch_size: int, resolution: int,
+                  warmup: int, repeats: int, statistic: str, bar=None):
+    """One chunk of subnets, each compiled as its own static program, timed interleaved with ``anchor`` (a
+    prepared program timed in every chunk); returns ``(Timing of the subnets, the anchor's ms)``
+    (:func:`nasjax.hardware.lut_builder.time_with_anchor`). ``bar``: a tqdm bar advanced per compiled subnet."""
+    calls = []
+    for a in np.atleast_2d(np.asarray(archs, np.int64)):
+        calls.append(runtime.prepare(lspace.pieces.subnet(lspace.to_subnet(a)), batch_size, resolution))
+        if bar is not None:
+            bar.update(1)
+    return time_with_anchor(runtime, anchor, calls, warmup=warmup, repeats=repeats, statistic=statistic)
 
 
 def measure_until_stable(measure, *, tolerance: float = 0.05, max_rounds: int = 4) -> tuple[np.ndarray, int]:
@@ -171,6 +180,22 @@ def table_statistic(table: Table) -> str:
     return table.provenance.get("statistic", "median")
 
 
+def fitted_subnets(table: Table) -> np.ndarray:
+    """``[n, P]`` the subnets a builder table was fitted on, timed end to end: its reference and context subnets
+    and the subnets of its refinement (:mod:`nasjax.hardware.lut_refine`); a validation must not reuse them."""
+    prov = table.provenance
+    P = table.shape[0]
+    rows = [np.asarray(prov.get(k) or [], np.int64).reshape(-1, P) for k in ("reference_archs", "context_archs")]
+    rows.append(np.asarray((prov.get("refinement") or {}).get("archs") or [], np.int64).reshape(-1, P))
+    return np.concatenate(rows)
+
+
+def overlap_count(archs, fitted) -> int:
+    """How many rows of ``archs`` appear among the rows of ``fitted``."""
+    seen = {tuple(int(x) for x in r) for r in np.atleast_2d(fitted)}
+    return int(sum(tuple(int(x) for x in r) in seen for r in np.atleast_2d(archs)))
+
+
 REPEAT_SUBNETS = 25  # validation subnets timed a second time: the measurement's own repeatability
 
 
@@ -229,7 +254,9 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     subnets), ``corrected`` (:func:`linear_correction`, fit on the even-indexed subnets, metrics on the
     odd-indexed ones), ``calibrated`` (the table times :func:`calibrate_scale` of the first
     :data:`CALIBRATION_K` even-indexed subnets -- the quickstart's start-up calibration -- metrics on the
-    odd-indexed ones), ``meets_goals`` of each, and the raw ``archs``, ``predicted_ms``, ``measured_ms``.
+    odd-indexed ones), ``meets_goals`` of each, the raw ``archs``, ``predicted_ms``, ``measured_ms``, and
+    ``fitted_overlap``: how many of the validation subnets the table was fitted on (:func:`fitted_subnets`;
+    0 with the default seeds).
     """
     require(isinstance(num_subnets, int) and num_subnets >= 4, "num_subnets", num_subnets, "an integer >= 4")
     prov = table.provenance
@@ -260,7 +287,8 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
             "resolution": res, "metrics": metrics, "meets_goals": meets_goals(metrics), "corrected": corr,
             "corrected_meets_goals": meets_goals(corr["held_out"]), "calibrated": cal,
             "calibrated_meets_goals": meets_goals(cal["held_out"]), "archs": archs, "predicted_ms": pred,
-            "measured_ms": meas, "seed": seed, "repeatability": rep}
+            "measured_ms": meas, "seed": seed, "repeatability": rep,
+            "fitted_overlap": overlap_count(archs, fitted_subnets(table))}
 
 
 def measurements_csv_rows(archs, resolution: int, measured_ms) -> list[list]:
