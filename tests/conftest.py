@@ -9,6 +9,8 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
     os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -19,6 +21,26 @@ from nasjax.hardware import runtimes as _rt  # noqa: E402
 from nasjax.io import enable_jax_cache, shared_data_dir  # noqa: E402
 
 enable_jax_cache()
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """``(state, config, block_set)``: a width-0.25 MobileNetV3 supernet (10 classes, 1 channel) for the
+    latency-table tests."""
+    from nasjax.models.mobilenetv3 import SupernetConfig
+    from nasjax.profiling.contributions import nasjax_block_set
+    from nasjax.train.trainer import init_state
+
+    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
+    return init_state(cfg, 0), cfg, nasjax_block_set()
+
+
+def run_latency_table(*args, cwd=ROOT):
+    """``python -m experiments.latency_table --noprogress ARGS`` in a subprocess (output captured)."""
+    return subprocess.run([sys.executable, "-m", "experiments.latency_table", "--noprogress", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.fixture(scope="session")

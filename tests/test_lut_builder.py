@@ -1,13 +1,11 @@
 """Latency-table builder: schema, units, provenance, resume == one shot, bad input (library and command)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeRuntime, fake_timing
+from conftest import FakeRuntime, fake_timing, run_latency_table
 
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import lut_builder as lb
@@ -15,16 +13,6 @@ from nasjax.hardware import runtimes as rt
 from nasjax.tables import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from nasjax.models.mobilenetv3 import SupernetConfig
-    from nasjax.profiling.contributions import nasjax_block_set
-    from nasjax.train.trainer import init_state
-
-    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
-    return init_state(cfg, 0), cfg, nasjax_block_set()
 
 
 def _fake_timing(calls, **kw):
@@ -210,18 +198,12 @@ def test_table_in_seconds_against_budget_in_ms():
         Constraint(t, 5.0, "ms")
 
 
-def _cmd(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "experiments.latency_table", "--noprogress", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
-
-
 @pytest.mark.parametrize("args,match", [(["--runtime=tensorrt"], "runtime"),
                                         (["--resolution=4", "--runtime=onnxruntime"], "resolution"),
                                         (["--space=resnet"], "space")])
 def test_command_bad_input_exit_2(tmp_path, args, match):
     out = tmp_path / "t.json"
-    p = _cmd(*args, f"--out={out}")
+    p = run_latency_table(*args, f"--out={out}")
     assert p.returncode == 2, p.stderr[-2000:]
     last = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
     assert match in last and "Traceback" not in p.stderr
@@ -231,7 +213,8 @@ def test_command_bad_input_exit_2(tmp_path, args, match):
 def test_command_damaged_partial_exit_2(tmp_path):
     out = tmp_path / "t.json"
     lb.partial_path(out).write_text("[1, 2")
-    p = _cmd("--space=mobilenetv3", "--runtime=onnxruntime", "--width=0.25", "--resolution=16", f"--out={out}")
+    p = run_latency_table("--space=mobilenetv3", "--runtime=onnxruntime", "--width=0.25", "--resolution=16",
+                          f"--out={out}")
     assert p.returncode == 2 and "partial" in p.stderr.splitlines()[-1], p.stderr[-2000:]
     assert not out.exists()
 

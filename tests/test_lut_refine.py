@@ -1,13 +1,11 @@
 """Refining a measured table on subnets timed end to end: recovers a per-cell effect, resumes, refits, bad input."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakeRuntime, fake_timing
+from conftest import FakeRuntime, fake_timing, run_latency_table
 
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware import lut_builder as lb
@@ -17,16 +15,6 @@ from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from nasjax.models.mobilenetv3 import SupernetConfig
-    from nasjax.profiling.contributions import nasjax_block_set
-    from nasjax.train.trainer import init_state
-
-    cfg = SupernetConfig(width_mult=0.25, num_classes=10, in_channels=1)
-    return init_state(cfg, 0), cfg, nasjax_block_set()
 
 
 def _synthetic(P=6, K=4, seed=0):
@@ -138,12 +126,6 @@ def test_refine_table_resumes_refits_and_is_held_out(tiny, tmp_path, monkeypatch
     assert other.prepared == 0 and not (tmp_path / "x.json").exists()
 
 
-def _cmd(*args):
-    return subprocess.run([sys.executable, "-m", "experiments.latency_table", "--noprogress", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
-
-
 @pytest.mark.parametrize("content,match", [(None, "refine"), ("[1, 2", "table"),
                                            ('{"format": "nasjax.table/1"}', "metric")])
 def test_command_refine_bad_input_exit_2(tmp_path, content, match):
@@ -151,7 +133,7 @@ def test_command_refine_bad_input_exit_2(tmp_path, content, match):
     if content is not None:
         src.write_text(content)
     out = tmp_path / "r.json"
-    p = _cmd(f"--refine={src}", f"--out={out}")
+    p = run_latency_table(f"--refine={src}", f"--out={out}")
     assert p.returncode == 2, p.stderr[-2000:]
     last = [ln for ln in p.stderr.splitlines() if ln.strip()][-1]
     assert match in last and "Traceback" not in p.stderr
@@ -161,6 +143,6 @@ def test_command_refine_bad_input_exit_2(tmp_path, content, match):
 def test_command_refine_rejects_a_table_not_made_by_the_builder(tmp_path):
     src = tmp_path / "t.json"
     Table(np.ones((2, 2)), None, "latency", "ms", 0.0, 1, "x", "toy", {"method": "hand-made"}).save(src)
-    p = _cmd(f"--refine={src}", f"--out={tmp_path / 'r.json'}")
+    p = run_latency_table(f"--refine={src}", f"--out={tmp_path / 'r.json'}")
     assert p.returncode == 2 and "build_table" in p.stderr.splitlines()[-1], p.stderr[-2000:]
     assert not (tmp_path / "r.json").exists()

@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from nasjax.errors import require
+from nasjax.hardware.calibration import TableSource, calibrate
 from nasjax.hardware.lut_builder import LutSpace, _load_partial, drift_factors
-from nasjax.hardware.runtimes import Runtime
+from nasjax.hardware.lut_validate import measure_chunk, table_statistic
+from nasjax.hardware.runtimes import Runtime, machine_provenance
 from nasjax.io import write_json
 from nasjax.metrics import latency_metrics
 from nasjax.tables import Table
@@ -75,12 +77,9 @@ def _metrics(y, p) -> dict:
     return {k: (int(m[k]) if k == "n" else round(float(m[k]), 4)) for k in _KEEP}
 
 
-def _cross_validated(table: Table, archs: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict:
-    """Metrics of the unrefined and the refined table on held-out folds of the refinement subnets (the
-    refinement refitted without each fold)."""
-    from nasjax.hardware.calibration import TableSource, calibrate
-
-    src = TableSource(table)
+def _cross_validated(src: TableSource, archs: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict:
+    """Metrics of the unrefined table (``src``) and the refined one on held-out folds of the refinement subnets
+    (the refinement refitted without each fold)."""
     order = np.random.default_rng(seed).permutation(len(y))
     pred = np.empty(len(y))
     for f in np.array_split(order, folds):
@@ -104,8 +103,6 @@ def apply_refinement(table: Table, archs, measured_ms, *, seed: int = REFINE_SEE
     Returns:
       The refined table; its provenance has ``refinement`` (module docstring).
     """
-    from nasjax.hardware.calibration import TableSource, calibrate
-
     base_table = unrefined(table)
     require(base_table.unit == "ms", "table.unit", base_table.unit, "'ms' (the subnets are timed in ms)")
     a = np.atleast_2d(np.asarray(archs)).astype(np.int64)
@@ -117,8 +114,6 @@ def apply_refinement(table: Table, archs, measured_ms, *, seed: int = REFINE_SEE
     cal = calibrate(src, a, y)
     refined = cal.table
     prov = {k: v for k, v in refined.provenance.items() if k != "calibration"}
-    from nasjax.hardware.runtimes import machine_provenance
-
     mp = machine_provenance()
     prov["refinement"] = {
         "formula": "T'[p, c] = u[p, c] T[p, c], base' = c0 + u_0 base; u and c0 from "
@@ -128,7 +123,7 @@ def apply_refinement(table: Table, archs, measured_ms, *, seed: int = REFINE_SEE
         "scale_min": float(cal.multipliers.min()), "scale_max": float(cal.multipliers.max()),
         "n_subnets": int(len(y)), "seed": int(seed),
         "in_sample": {"unrefined": _metrics(y, src.predict(a)), "refined": _metrics(y, cal.predict(a))},
-        "cross_validated": _cross_validated(base_table, a, y, folds, seed),
+        "cross_validated": _cross_validated(src, a, y, folds, seed),
         "archs": a.tolist(), "end_to_end_ms": [float(v) for v in y],
         "unrefined_values": base_table.values.tolist(), "unrefined_base": float(base_table.base),
         "date": mp["date"], "command": mp["command"], "load_average": mp.get("load_average"),
@@ -150,8 +145,6 @@ def refine_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnet
     Returns:
       The refined table.
     """
-    from nasjax.hardware.lut_validate import measure_chunk, table_statistic
-
     prov = table.provenance
     require(prov.get("method") == "nasjax.hardware.lut_builder.build_table", "table provenance.method",
             prov.get("method"), "a table written by nasjax.hardware.lut_builder.build_table")
