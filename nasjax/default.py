@@ -59,6 +59,7 @@ RECIPE = {
     "latency_warmup": 5,
     "latency_repeats": 30,
     "latency_check_subnets": 100,
+    "latency_refine_subnets": 100,
 }
 
 # Reference subnets timed at start to calibrate the latency table to this machine (smallest, middle, largest).
@@ -278,7 +279,10 @@ def write_provenance(luts_dir: Path, manifest: dict) -> None:
         f"{ls['batch_size']} (ms per call of {ls['batch_size']} images), {rec['latency_warmup']} warm-up rounds, "
         f"median of {rec['latency_repeats']} interleaved rounds; base (stem + first block + head) "
         f"{lat_s['base']:.3f} ms; block range {min(min(r) for r in lat_s['values']):.3f}.."
-        f"{max(max(r) for r in lat_s['values']):.3f} ms. Check against end-to-end timing of {lc['n']} random "
+        f"{max(max(r) for r in lat_s['values']):.3f} ms. "
+        + (f"Refined on subnets timed end to end (`nasjax.hardware.lut_refine`): "
+           f"{_refined(lat_s['provenance']['refinement'])}. " if lat_s["provenance"].get("refinement") else "")
+        + f"Check against end-to-end timing of {lc['n']} random "
         f"subnets (`latency_check.json`): MAPE {lc['mape_percent']:.2f} %, Kendall tau {lc['kendall_tau']:.3f}, "
         f"{100 * lc['within_10_percent']:.0f} % within +-10 %, worst {lc['worst_error_percent']:.1f} % "
         f"(mean measured {lc['mean_true']:.3f} ms, predicted "
@@ -427,9 +431,12 @@ def check_summary(check: dict) -> dict:
 
 def measure_latency(out_dir, state, cfg, block_set, resolution: int, recipe: dict, *, progress: bool = True,
                     seed: int = 0):
-    """Build ``latency_stage.json`` (resumable) and ``latency_check.json`` in ``out_dir`` with the recipe's
-    runtime, threads and batch size; returns ``(table, check)``. Finished files are kept."""
+    """Build ``latency_stage.json`` (resumable), refine it on ``latency_refine_subnets`` subnets timed end to end
+    (:mod:`nasjax.hardware.lut_refine`, resumable; 0: not refined) and check it against other subnets
+    (``latency_check.json``) in ``out_dir``, with the recipe's runtime, threads and batch size; returns
+    ``(table, check)``. Finished files are kept."""
     from nasjax.hardware import lut_builder as lb
+    from nasjax.hardware import lut_refine
     from nasjax.hardware import lut_validate as lv
     from nasjax.hardware.runtimes import get_runtime
     from nasjax.io import read_json
@@ -447,6 +454,10 @@ def measure_latency(out_dir, state, cfg, block_set, resolution: int, recipe: dic
         table = lb.build_table(lspace, runtime, batch_size=ls["batch_size"], resolution=resolution,
                                warmup=recipe["latency_warmup"], repeats=recipe["latency_repeats"], out=p,
                                progress=progress, extra_provenance={"weights": "default"})
+    n_refine = int(recipe.get("latency_refine_subnets", 0))
+    if n_refine and not table.provenance.get("refinement"):
+        _log(f"[build] refining latency_stage on {n_refine} subnets timed end to end")
+        table = lut_refine.refine_table(lspace, runtime, table, num_subnets=n_refine, out=p, progress=progress)
     check_p = out_dir / "latency_check.json"
     if not check_p.is_file():
         _log(f"[build] end-to-end latency of {recipe['latency_check_subnets']} random subnets (table check)")

@@ -15,7 +15,9 @@ measurement is also compared with that run's: the machine's agreement with itsel
 next (``between_runs``), the ceiling that matters for a table built once and used later. A table refined on
 end-to-end subnets (``python -m experiments.latency_table --refine=FILE``) says so, with the refinement's
 date; any validation subnet among those a table was fitted on is counted (``fitted_overlap``; 0 with the
-default seeds).
+default seeds). The table's anchor subnet is timed in every chunk; ``anchor_scaled`` is the table moved to the
+machine's speed of the run by that one subnet (its time now over its time when the table's level was set),
+with no validation subnet fitted on: what a table predicts on a host whose speed has drifted since the build.
 Writes ``<out_dir>/<table>-measured.csv``
 (``arch,resolution,latency_ms``) and ``<out_dir>/<table>-validation.json``. The load average is printed
 before and after each table. Last line: one JSON object ``{"tables": [{space, runtime, resolution, batch,
@@ -122,6 +124,8 @@ def validate_one(path: Path, args) -> dict:
                                    ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
            "calibration": {"k": res["calibrated"]["k"], "scale": round(res["calibrated"]["scale"], 4)},
            "calibrated_meets_goals": res["calibrated_meets_goals"],
+           "anchor_scaled": _anchor_summary(res["anchor_scaled"]),
+           "anchor_scaled_meets_goals": res["anchor_scaled_meets_goals"],
            "repeatability": None if res["repeatability"] is None else {
                k: round(v, 4) for k, v in res["repeatability"].items()},
            "corrected_meets_goals": res["corrected_meets_goals"], "between_runs": between,
@@ -141,6 +145,23 @@ def _refinement_summary(prov: dict) -> dict | None:
         return None
     return {"method": r["method"], "n_subnets": r["n_subnets"], "seed": r["seed"], "date": r["date"],
             "cross_validated": r["cross_validated"]}
+
+
+def _anchor_summary(a) -> dict | None:
+    if a is None:
+        return None
+    m = a["metrics"]
+    return {"speed_ratio": round(a["speed_ratio"], 4), "anchor_ms": round(a["anchor_ms"], 4),
+            "table_anchor_ms": round(a["table_anchor_ms"], 4),
+            **{k: round(m[k], 4) for k in ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent",
+                                           "n")}}
+
+
+def _anchor_text(a) -> str:
+    if a is None:
+        return ""
+    return (f"; anchor-scaled (machine speed x{a['speed_ratio']:.3f}) MAPE {a['mape_percent']:.2f} % "
+            f"within10 {100 * a['within_10_percent']:.0f} % worst {a['worst_error_percent']:.1f} %")
 
 
 def _repeat_text(rep) -> str:
@@ -231,7 +252,8 @@ def main():
                   f"{ch['mape_percent']:.2f} % tau {ch['kendall_tau']:.3f} within10 "
                   f"{100 * ch['within_10_percent']:.0f} %; calibrated k={row['calibration']['k']} held-out MAPE "
                   f"{cb['mape_percent']:.2f} % tau {cb['kendall_tau']:.3f} within10 "
-                  f"{100 * cb['within_10_percent']:.0f} %){_repeat_text(row['repeatability'])}"
+                  f"{100 * cb['within_10_percent']:.0f} %{_anchor_text(row.get('anchor_scaled'))})"
+                  f"{_repeat_text(row['repeatability'])}"
                   f"{_between_text(row.get('between_runs'))}"
                   f"{_refined_text(row.get('refinement'), row['fitted_overlap'])}  "
                   f"load {row['load_average_after']}", flush=True)

@@ -65,18 +65,52 @@ def _layers_table():
     return lb.lut_space("mobilenetv3_layers", None, cfg), t
 
 
+def _slower_machine(t, factor: float, anchor_ms: float = 3.0):
+    """A fake ``measure_archs``: every subnet ``factor`` times the table, the anchor at ``anchor_ms``."""
+    def measure(lspace, runtime, archs, with_anchor=False, **kw):
+        y = factor * lspace.predict(t, archs)
+        return (y, anchor_ms) if with_anchor else y
+    return measure
+
+
 def test_validate_table_reports_calibrated_held_out(monkeypatch):
     ls, t = _layers_table()
     # a machine 1.5x slower than the table, no noise: the k-shot scale recovers it on the held-out half
-    monkeypatch.setattr(lv, "measure_archs", lambda lspace, runtime, archs, **kw: 1.5 * lspace.predict(t, archs))
+    monkeypatch.setattr(lv, "measure_archs", _slower_machine(t, 1.5))
     rt = type("R", (), {"name": "fake", "threads": 0, "clock": "wall"})()
     r = lv.validate_table(ls, rt, t, num_subnets=20, progress=False)
+    assert r["anchor_scaled"] is None and r["anchor_scaled_meets_goals"] is None  # the toy table keeps no anchor
     assert r["metrics"]["mape_percent"] == pytest.approx(100 / 3) and not r["meets_goals"]
     assert r["calibrated"]["scale"] == pytest.approx(1.5) and r["calibrated"]["held_out"]["mape_percent"] < 1e-9
     assert r["calibrated_meets_goals"] and r["corrected_meets_goals"]
     rep = r["repeatability"]  # the fake machine repeats itself exactly
     assert rep["n"] == lv.REPEAT_SUBNETS if lv.REPEAT_SUBNETS <= 20 else rep["n"] == 20
     assert rep["kendall_tau"] == pytest.approx(1.0) and rep["mape_percent"] == pytest.approx(0.0)
+
+
+def test_anchor_scaled_moves_the_table_to_the_speed_of_the_run(monkeypatch):
+    from dataclasses import replace
+
+    ls, t = _layers_table()
+    anchor = [int(x) for x in ls.anchor_arch()]
+    # the table's level was set with the anchor at 2 ms (the median over chunks); it now runs 3 ms: 1.5x slower
+    t = replace(t, provenance=dict(t.provenance, anchor_arch=anchor,
+                                   anchor_ms_per_chunk={"a": 1.9, "b": 2.0, "c": 2.4}))
+    assert lv.table_anchor_ms(t, anchor) == pytest.approx(2.0)
+    monkeypatch.setattr(lv, "measure_archs", _slower_machine(t, 1.5, anchor_ms=3.0))
+    rt = type("R", (), {"name": "fake", "threads": 0, "clock": "wall"})()
+    r = lv.validate_table(ls, rt, t, num_subnets=20, progress=False, repeat_subnets=0)
+    a = r["anchor_scaled"]
+    assert a["speed_ratio"] == pytest.approx(1.5) and a["metrics"]["n"] == 20  # every subnet, none fitted on
+    assert a["metrics"]["mape_percent"] < 1e-9 and r["anchor_scaled_meets_goals"] and not r["meets_goals"]
+    # a refinement's anchors set the level of a refined table
+    refined = replace(t, provenance=dict(t.provenance, refinement={"anchor_ms_per_chunk": {"x": 3.0}}))
+    assert lv.table_anchor_ms(refined, anchor) == pytest.approx(3.0)
+    # another anchor subnet than the one timed: no speed ratio
+    other = list(anchor)
+    other[0] = (other[0] + 1) % 9
+    assert lv.table_anchor_ms(t, other) is None
+    assert lv.anchor_scaled(t, other, 3.0, [1.0], [1.5]) is None
 
 
 def test_repeatability_separates_speed_change_from_noise():

@@ -28,7 +28,7 @@ CALIBRATION_K = 5  # subnets of the fit half whose measured/predicted ratio resc
 
 def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int, resolution: int, warmup: int = 5,
                   repeats: int = 20, chunk_size: int = 25, progress: bool = True,
-                  statistic: str | None = None) -> np.ndarray:
+                  statistic: str | None = None, with_anchor: bool = False):
     """End-to-end latency (ms per call) of each architecture as its own static program in ``runtime``.
 
     Args:
@@ -42,10 +42,12 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         statistic: the estimate over the timed rounds (:data:`nasjax.hardware.runtimes.STATISTICS`); a
             table's validation uses the table's own; ``None``: the runtime's default
             (:func:`nasjax.hardware.runtimes.default_statistic`).
+        with_anchor: also return the anchor subnet's time at the speed the chunks were brought to.
 
     Returns:
         ``[N]`` estimates in ms; with more than one chunk, each chunk is brought to the median machine speed
-        with the anchor subnet timed in every chunk (:func:`nasjax.hardware.lut_builder.drift_factors`).
+        with the anchor subnet timed in every chunk (:func:`nasjax.hardware.lut_builder.drift_factors`). With
+        ``with_anchor``: ``(estimates, anchor ms)``, the anchor's ms the median over the chunks.
     """
     archs = np.atleast_2d(np.asarray(archs, np.int64))
     require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")
@@ -69,6 +71,8 @@ def measure_archs(lspace: LutSpace, runtime: Runtime, archs, *, batch_size: int,
         out[lo:hi] *= f
     if bar is not None:
         bar.close()
+    if with_anchor:
+        return out, float(np.median([a for _, _, a in anchors]))
     return out
 
 
@@ -190,6 +194,31 @@ def fitted_subnets(table: Table) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def table_anchor_ms(table: Table, anchor_arch) -> float | None:
+    """The anchor subnet's time at the machine speed a builder table's cells stand for: the median over the
+    chunks of its refinement (:mod:`nasjax.hardware.lut_refine`; its level was fitted on those subnets), else of
+    its build. ``None`` when the table keeps no anchor times or its anchor is not ``anchor_arch``."""
+    prov = table.provenance
+    if prov.get("anchor_arch") is not None and list(map(int, prov["anchor_arch"])) != [int(x) for x in anchor_arch]:
+        return None
+    per_chunk = (prov.get("refinement") or {}).get("anchor_ms_per_chunk") or prov.get("anchor_ms_per_chunk")
+    if not isinstance(per_chunk, dict) or not per_chunk:
+        return None
+    return float(np.median([float(v) for v in per_chunk.values()]))
+
+
+def anchor_scaled(table: Table, anchor_arch, anchor_now_ms: float, predicted, measured) -> dict | None:
+    """The table at the machine's speed of the moment: every prediction times ``anchor_now_ms /`` the anchor's
+    time at the table's own speed (:func:`table_anchor_ms`), from the anchor subnet timed with the subnets; no
+    validation subnet is fitted on, so the metrics are over all of them. ``None`` without anchor times."""
+    ref = table_anchor_ms(table, anchor_arch)
+    if ref is None or not (np.isfinite(anchor_now_ms) and anchor_now_ms > 0):
+        return None
+    ratio = float(anchor_now_ms) / ref
+    return {"table_anchor_ms": ref, "anchor_ms": float(anchor_now_ms), "speed_ratio": ratio,
+            "metrics": latency_metrics(np.asarray(measured, float), ratio * np.asarray(predicted, float))}
+
+
 def overlap_count(archs, fitted) -> int:
     """How many rows of ``archs`` appear among the rows of ``fitted``."""
     seen = {tuple(int(x) for x in r) for r in np.atleast_2d(fitted)}
@@ -254,7 +283,9 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     subnets), ``corrected`` (:func:`linear_correction`, fit on the even-indexed subnets, metrics on the
     odd-indexed ones), ``calibrated`` (the table times :func:`calibrate_scale` of the first
     :data:`CALIBRATION_K` even-indexed subnets -- the quickstart's start-up calibration -- metrics on the
-    odd-indexed ones), ``meets_goals`` of each, the raw ``archs``, ``predicted_ms``, ``measured_ms``, and
+    odd-indexed ones), ``anchor_scaled`` (:func:`anchor_scaled`: the table moved to the machine's speed of the
+    run by the anchor subnet alone, metrics on all subnets; ``None`` for a table without anchor times),
+    ``meets_goals`` of each, the raw ``archs``, ``predicted_ms``, ``measured_ms``, and
     ``fitted_overlap``: how many of the validation subnets the table was fitted on (:func:`fitted_subnets`;
     0 with the default seeds).
     """
@@ -267,9 +298,11 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
             f"the table's clock {prov.get('clock', 'wall')!r}")
     archs = lspace.space().random(seed, num_subnets)
     pred = lspace.predict(table, archs)
-    meas = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup, repeats=repeats,
-                         chunk_size=chunk_size, progress=progress, statistic=table_statistic(table))
+    meas, anchor_ms = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup,
+                                    repeats=repeats, chunk_size=chunk_size, progress=progress,
+                                    statistic=table_statistic(table), with_anchor=True)
     metrics = latency_metrics(meas, pred)
+    scaled = anchor_scaled(table, lspace.anchor_arch(), anchor_ms, pred, meas)
     rep = None
     if repeat_subnets:
         k = min(int(repeat_subnets), num_subnets)
@@ -286,7 +319,9 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
             "batch_size": bs,
             "resolution": res, "metrics": metrics, "meets_goals": meets_goals(metrics), "corrected": corr,
             "corrected_meets_goals": meets_goals(corr["held_out"]), "calibrated": cal,
-            "calibrated_meets_goals": meets_goals(cal["held_out"]), "archs": archs, "predicted_ms": pred,
+            "calibrated_meets_goals": meets_goals(cal["held_out"]), "anchor_scaled": scaled,
+            "anchor_scaled_meets_goals": None if scaled is None else meets_goals(scaled["metrics"]),
+            "archs": archs, "predicted_ms": pred,
             "measured_ms": meas, "seed": seed, "repeatability": rep,
             "fitted_overlap": overlap_count(archs, fitted_subnets(table))}
 
