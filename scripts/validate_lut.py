@@ -117,11 +117,9 @@ def validate_one(path: Path, args) -> dict:
            "worst_error_percent": round(m["worst_error_percent"], 3),
            "mean_measured_ms": round(m["mean_true"], 4), "mean_predicted_ms": round(m["mean_pred"], 4),
            "meets_goals": res["meets_goals"],
-           "corrected_held_out": {k: round(c["held_out"][k], 4) for k in
-                                  ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
+           "corrected_held_out": _rounded(c["held_out"]),
            "correction": {"alpha": round(c["alpha"], 4), "beta_ms": round(c["beta"], 4)},
-           "calibrated_held_out": {k: round(res["calibrated"]["held_out"][k], 4) for k in
-                                   ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")},
+           "calibrated_held_out": _rounded(res["calibrated"]["held_out"]),
            "calibration": {"k": res["calibrated"]["k"], "scale": round(res["calibrated"]["scale"], 4)},
            "calibrated_meets_goals": res["calibrated_meets_goals"],
            "anchor_scaled": _anchor_summary(res["anchor_scaled"]),
@@ -147,14 +145,19 @@ def _refinement_summary(prov: dict) -> dict | None:
             "cross_validated": r["cross_validated"]}
 
 
+_SUMMARY_KEYS = ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent", "n")
+
+
+def _rounded(m: dict) -> dict:
+    """The goal metrics of a ``latency_metrics`` result, rounded for the JSON line."""
+    return {k: round(m[k], 4) for k in _SUMMARY_KEYS}
+
+
 def _anchor_summary(a) -> dict | None:
     if a is None:
         return None
-    m = a["metrics"]
     return {"speed_ratio": round(a["speed_ratio"], 4), "anchor_ms": round(a["anchor_ms"], 4),
-            "table_anchor_ms": round(a["table_anchor_ms"], 4),
-            **{k: round(m[k], 4) for k in ("mape_percent", "kendall_tau", "within_10_percent", "worst_error_percent",
-                                           "n")}}
+            "table_anchor_ms": round(a["table_anchor_ms"], 4), **_rounded(a["metrics"])}
 
 
 def _anchor_text(a) -> str:
