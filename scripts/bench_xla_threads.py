@@ -1,5 +1,6 @@
 """Does XLA's CPU thread setting take effect? The largest full-size OFA MobileNetV3 subnet (w1.0, 224 px,
-batch 1) timed in XLA with one thread (``XLA_FLAGS`` from ``nasjax.hardware.runtimes.xla_thread_env(1)``)
+batch 1) timed in XLA with one thread (the process pinned to one core with the ``XLA_FLAGS`` of
+``nasjax.hardware.runtimes.xla_thread_env(1)``; the flags alone left two threads computing)
 and with all threads, each in its own process, side by side with ONNX Runtime at the same settings.
 
     python scripts/bench_xla_threads.py [--repeats=30]

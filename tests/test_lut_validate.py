@@ -158,3 +158,20 @@ def test_calibrate_table_recovers_a_known_slowdown_and_scales_the_whole_table(mo
     assert "calibration_scale" not in t.provenance
     with pytest.raises(NasjaxInputError, match="calibration scale"):
         lv.scaled_table(t, float("nan"))
+
+
+def test_one_thread_xla_table_must_have_been_timed_on_one_core():
+    from types import SimpleNamespace
+
+    from nasjax.tables import Table
+
+    def table(**prov):
+        return Table(np.ones((2, 2)), None, "latency", "ms", provenance={"runtime": "xla", "threads": 1, **prov})
+
+    one = SimpleNamespace(name="xla", threads=1)
+    lv.check_one_thread_xla(table(cpu_affinity=[1]), one)  # pinned: accepted
+    for prov in ({}, {"cpu_affinity": [0, 1]}):  # the flags alone: one XLA thread per core
+        with pytest.raises(NasjaxInputError, match=r"cpu_affinity.*one core.*rebuild"):
+            lv.check_one_thread_xla(table(**prov), one)
+    lv.check_one_thread_xla(table(), SimpleNamespace(name="xla", threads=0))  # all threads: no pinning
+    lv.check_one_thread_xla(table(), SimpleNamespace(name="onnxruntime", threads=1))

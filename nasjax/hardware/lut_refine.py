@@ -35,7 +35,7 @@ import numpy as np
 from nasjax.errors import require
 from nasjax.hardware.calibration import TableSource, calibrate
 from nasjax.hardware.lut_builder import LutSpace, _load_partial, drift_factors
-from nasjax.hardware.lut_validate import measure_chunk, table_statistic
+from nasjax.hardware.lut_validate import check_one_thread_xla, measure_chunk, table_statistic
 from nasjax.hardware.runtimes import Runtime, machine_provenance
 from nasjax.io import write_json
 from nasjax.metrics import latency_metrics
@@ -153,6 +153,7 @@ def refine_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subnet
             "runtime", runtime.label, f"the table's runtime {prov.get('runtime')!r} with threads={prov.get('threads')}")
     require(prov.get("clock", "wall") == runtime.clock, "runtime.clock", runtime.clock,
             f"the table's clock {prov.get('clock', 'wall')!r}")
+    check_one_thread_xla(table, runtime)
     require(isinstance(num_subnets, (int, np.integer)) and num_subnets >= 2 * REFINE_FOLDS, "num_subnets",
             num_subnets, f"an integer >= {2 * REFINE_FOLDS}")
     require(isinstance(chunk_size, int) and chunk_size >= 1, "chunk_size", chunk_size, "a positive integer")

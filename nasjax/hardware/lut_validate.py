@@ -178,6 +178,17 @@ def meets_goals(metrics: dict) -> bool:
             and metrics["within_10_percent"] >= GOALS["within_10_percent"])
 
 
+def check_one_thread_xla(table: Table, runtime: Runtime) -> None:
+    """A one-thread XLA table must have been timed pinned to one core (its provenance's ``cpu_affinity``):
+    one timed with the single-thread ``XLA_FLAGS`` alone ran one XLA thread per core
+    (:mod:`nasjax.hardware.runtimes`), and its times do not compare with one-thread timing."""
+    if runtime.name == "xla" and runtime.threads == 1:
+        aff = table.provenance.get("cpu_affinity")
+        require(isinstance(aff, list) and len(aff) == 1, "table.provenance.cpu_affinity", aff,
+                "one core (a one-thread XLA table is timed pinned to one core; one timed with the XLA_FLAGS "
+                "alone ran one thread per core: rebuild it)")
+
+
 def table_statistic(table: Table) -> str:
     """The timing statistic a builder table was measured with (tables built before it was a setting: the
     median)."""
@@ -296,6 +307,7 @@ def validate_table(lspace: LutSpace, runtime: Runtime, table: Table, *, num_subn
     bs, res = int(prov["batch_size"]), int(prov["resolution"])
     require(prov.get("clock", "wall") == runtime.clock, "runtime.clock", runtime.clock,
             f"the table's clock {prov.get('clock', 'wall')!r}")
+    check_one_thread_xla(table, runtime)
     archs = lspace.space().random(seed, num_subnets)
     pred = lspace.predict(table, archs)
     meas, anchor_ms = measure_archs(lspace, runtime, archs, batch_size=bs, resolution=res, warmup=warmup,

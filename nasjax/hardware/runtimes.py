@@ -17,11 +17,15 @@ shared machine slows every program alike instead of biasing the ones timed durin
 repeats is the latency; the spread is the interquartile range.
 
 Threads: ONNX Runtime takes ``SessionOptions.intra_op_num_threads = threads`` (0 = all cores, inter-op
-1). XLA's CPU thread pool is process-wide and fixed when the backend starts; in jax 0.10 the flags
-``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` in ``XLA_FLAGS`` make it single
-threaded (:func:`xla_thread_env`). :class:`XlaRuntime` therefore checks that the running process was
-started with the thread setting asked for (setting it itself if JAX has not started yet) and refuses
-otherwise; :func:`relaunch_with_threads` re-runs a command in a subprocess with the right environment.
+1). XLA's CPU thread pool is process-wide and sized, when the backend starts, by the cores the process may
+run on. The ``XLA_FLAGS`` ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` alone do
+not make jax 0.10 single threaded: on a 2-core machine its two ``tf_XLAEigen`` threads still shared every
+program (8.8 ms of CPU each per 10.5 ms call), so the process's CPU time was 1.7-1.8x the wall time. One
+thread for XLA is therefore the process pinned to one core (``os.sched_setaffinity``) before JAX starts,
+with those flags (:func:`pin_one_core`, :func:`xla_thread_env`): its programs then run on a single thread
+and CPU time equals wall time. :class:`XlaRuntime` checks that the running process has the thread setting
+asked for (setting it itself if JAX has not started yet) and refuses otherwise;
+:func:`relaunch_with_threads` re-runs a command in a subprocess started that way.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from nasjax.errors import NasjaxInputError, require
 from nasjax.io import utc_stamp
 
 XLA_SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+XLA_THREADS_MEANING = ("0 = all cores; 1 = the process pinned to one core with the single-thread XLA_FLAGS "
+                       "(cpu_affinity: the cores it ran on)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,43 +344,77 @@ def xla_threads_of_env(env: dict | None = None) -> int:
     return 1 if all(f in flags for f in XLA_SINGLE_THREAD_FLAGS) else 0
 
 
+def cpu_affinity() -> list[int] | None:
+    """The cores this process may run on (sorted), or ``None`` where the platform cannot say."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    return sorted(os.sched_getaffinity(0))
+
+
+def pin_one_core() -> int | None:
+    """Pin this process (and the threads it starts from now on) to one core, the last it may run on; the
+    core, or ``None`` where the platform cannot pin (there XLA keeps a thread per core)."""
+    cores = cpu_affinity()
+    if cores is None:
+        return None
+    os.sched_setaffinity(0, {cores[-1]})
+    return cores[-1]
+
+
+def _pinned() -> bool:
+    cores = cpu_affinity()
+    return cores is None or len(cores) == 1
+
+
 def xla_threads_ready(threads: int) -> bool:
     """Whether this process runs (or, if JAX has not started, will run) XLA with ``threads`` threads.
 
-    If the JAX backend is not initialised yet, sets ``XLA_FLAGS`` here and returns True.
+    One thread = the single-thread ``XLA_FLAGS`` and the process pinned to one core; all threads = XLA's
+    default flags on the process's cores. If the JAX backend is not initialised yet, sets both here (for one
+    thread: :func:`pin_one_core`) and returns True.
     """
     from jax._src import xla_bridge
 
-    if xla_threads_of_env() == threads:
+    if xla_threads_of_env() == threads and (threads == 0 or _pinned()):
         return True
     if not xla_bridge.backends_are_initialized():
         os.environ["XLA_FLAGS"] = xla_thread_env(threads)["XLA_FLAGS"]
+        if threads == 1:
+            pin_one_core()
         return True
     return False
 
 
+def start_pinned(threads: int):
+    """A ``preexec_fn`` for a child process of ``threads`` XLA threads (one core for 1, else ``None``)."""
+    return pin_one_core if threads == 1 and hasattr(os, "sched_setaffinity") else None
+
+
 def relaunch_with_threads(threads: int, argv: Sequence[str] | None = None) -> int:
     """Run ``python <argv>`` (default: this process's command) in a subprocess whose XLA uses ``threads``
-    threads; returns its exit code. Used by the builders when JAX already started with other flags."""
+    threads (for one thread: started pinned to one core); returns its exit code. Used by the builders when
+    JAX already started with another setting."""
     import subprocess
 
     argv = list(sys.argv if argv is None else argv)
     cmd = [sys.executable] + (["-m", _module_of_main()] + argv[1:] if _module_of_main() else argv)
-    return subprocess.call(cmd, env=xla_thread_env(threads))
+    return subprocess.call(cmd, env=xla_thread_env(threads), preexec_fn=start_pinned(threads))
 
 
 def run_json_with_threads(runtime: str, threads: int, argv: Sequence[str], out_flag: str) -> tuple[int, Any]:
-    """Run ``python <argv> --<out_flag>=FILE`` in a subprocess started with the XLA thread flags that
-    ``runtime`` at ``threads`` needs (one thread for one-thread XLA, XLA's default otherwise), for timings of
-    several thread settings from one command. Returns ``(exit code, the JSON the child wrote to FILE or None)``."""
+    """Run ``python <argv> --<out_flag>=FILE`` in a subprocess started with the XLA thread setting that
+    ``runtime`` at ``threads`` needs (one thread, pinned to one core, for one-thread XLA; XLA's default
+    otherwise), for timings of several thread settings from one command. Returns ``(exit code, the JSON the
+    child wrote to FILE or None)``."""
     import json
     import subprocess
     import tempfile
 
-    env = xla_thread_env(1 if runtime == "xla" and int(threads) == 1 else 0)
+    t = 1 if runtime == "xla" and int(threads) == 1 else 0
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / "out.json"
-        rc = subprocess.call([sys.executable, *argv, f"--{out_flag}={out}"], env=env)
+        rc = subprocess.call([sys.executable, *argv, f"--{out_flag}={out}"], env=xla_thread_env(t),
+                             preexec_fn=start_pinned(t))
         return rc, (json.loads(out.read_text()) if rc == 0 and out.is_file() else None)
 
 
@@ -394,8 +434,9 @@ class XlaRuntime(Runtime):
         if not xla_threads_ready(threads):
             raise NasjaxInputError(
                 f"threads: got {threads} for the xla runtime, but JAX already started with XLA_FLAGS="
-                f"{os.environ.get('XLA_FLAGS', '')!r} ({'1' if xla_threads_of_env() else 'all'} thread(s)); "
-                "expected a process started with nasjax.hardware.runtimes.xla_thread_env(threads) "
+                f"{os.environ.get('XLA_FLAGS', '')!r} ({'1' if xla_threads_of_env() else 'all'} thread(s)) on "
+                f"cores {cpu_affinity()}; expected a process started with "
+                "nasjax.hardware.runtimes.xla_thread_env(threads) (and, for one thread, pinned to one core) "
                 "(the builders re-launch themselves)")
 
     @staticmethod
@@ -430,7 +471,8 @@ class XlaRuntime(Runtime):
         import jax
         import jaxlib
 
-        return {"runtime": "xla", "threads": self.threads, "clock": self.clock, "threads_meaning": "0 = all cores",
+        return {"runtime": "xla", "threads": self.threads, "clock": self.clock,
+                "threads_meaning": XLA_THREADS_MEANING, "cpu_affinity": cpu_affinity(),
                 "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                 "flax": flax.__version__, "numpy": np.__version__, "backend": jax.default_backend(),
                 **machine_provenance()}
