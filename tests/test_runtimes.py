@@ -112,3 +112,53 @@ def test_one_thread_xla_refused_once_jax_runs_on_several_cores(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", rt.xla_thread_env(1)["XLA_FLAGS"])  # the right flags are not enough
     with pytest.raises(NasjaxInputError, match="threads.*cores"):
         rt.XlaRuntime(threads=1)
+
+
+def _tiny_piece():
+    import jax
+    import onnx
+    from onnx import TensorProto, helper
+
+    def model(b, r):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [b, 2, r, r])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [b, 2, r, r])
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x], [y])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.checker.check_model(m)
+        return m
+
+    return rt.Piece("tiny relu", lambda b, r: (b, r, r, 2), lambda: jax.jit(jax.nn.relu), model)
+
+
+@pytest.mark.parametrize("name", ["xla", "onnxruntime"])
+def test_runtime_times_a_tiny_piece(name):
+    r = rt.get_runtime(name, threads=0)
+    call = r.prepare(_tiny_piece(), batch_size=2, resolution=4)
+    t = rt.time_interleaved([call, call], warmup=1, repeats=3)
+    assert np.all(np.isfinite(t.medians_ms)) and np.all(t.medians_ms > 0)
+    p = r.provenance()
+    for k in ("runtime", "threads", "cpu_model", "cpu_count", "date", "command", "numpy", "load_average"):
+        assert k in p, k
+    assert p["runtime"] == name
+    assert (name in ("onnxruntime",) and "onnxruntime" in p) or (name == "xla" and "jax" in p)
+
+
+def test_legacy_time_call():
+    import jax.numpy as jnp
+
+    from nasjax.hardware import latency as lat
+
+    assert lat.time_call is rt.time_call and lat.time_calls is rt.time_calls
+    assert rt.time_call(lambda x: x + 1, jnp.ones(3), warmup=1, repeats=2) > 0
+
+
+def test_clocks():
+    assert rt.resolve_clock("auto", 1) == "cpu" and rt.resolve_clock("auto", 0) == "wall"
+    assert rt.resolve_clock("wall", 1) == "wall"
+    with pytest.raises(NasjaxInputError, match="clock"):
+        rt.resolve_clock("tsc", 1)
+    import time
+
+    t = rt.time_interleaved([lambda: time.sleep(0.01)], warmup=0, repeats=2, clock="cpu")
+    assert t.medians_ms[0] < 5  # sleeping costs no CPU time
+    assert rt.get_runtime("onnxruntime", threads=1).clock == "cpu"
