@@ -1,6 +1,6 @@
 """Does XLA's CPU thread setting take effect? The largest full-size OFA MobileNetV3 subnet (w1.0, 224 px,
-batch 1) timed in XLA with one thread (the process pinned to one core with the ``XLA_FLAGS`` of
-``nasjax.hardware.runtimes.xla_thread_env(1)``; the flags alone left two threads computing)
+batch 1) timed in XLA with one thread (``nasjax.hardware.runtimes.xla_child_options(1)``: the process pinned
+to one core with the single-thread ``XLA_FLAGS``; the flags alone left two threads computing)
 and with all threads, each in its own process, side by side with ONNX Runtime at the same settings.
 
     python scripts/bench_xla_threads.py [--repeats=30]
@@ -49,12 +49,13 @@ def main():
         rt, t = args.child.split(":")
         print(json.dumps(child(rt, int(t), args.repeats)))
         return
-    from nasjax.hardware.runtimes import xla_thread_env
+    from nasjax.hardware.runtimes import xla_child_options
 
     rows = []
     for rt, t in (("xla", 1), ("xla", 0), ("onnxruntime", 1), ("onnxruntime", 0)):
         out = subprocess.run([sys.executable, __file__, f"--child={rt}:{t}", f"--repeats={args.repeats}"],
-                             env=xla_thread_env(t if rt == "xla" else 0), capture_output=True, text=True, check=True)
+                             **xla_child_options(t if rt == "xla" else 0), capture_output=True, text=True,
+                             check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"{rt:>11} threads={t or 'all'}: {row['median_ms']:.2f} ms (IQR {row['spread_ms']:.2f}), CPU/wall "

@@ -22,7 +22,7 @@ run on. The ``XLA_FLAGS`` ``--xla_cpu_multi_thread_eigen=false intra_op_parallel
 not make jax 0.10 single threaded: on a 2-core machine its two ``tf_XLAEigen`` threads still shared every
 program (8.8 ms of CPU each per 10.5 ms call), so the process's CPU time was 1.7-1.8x the wall time. One
 thread for XLA is therefore the process pinned to one core (``os.sched_setaffinity``) before JAX starts,
-with those flags (:func:`pin_one_core`, :func:`xla_thread_env`): its programs then run on a single thread
+with those flags (:func:`pin_one_core`, :func:`xla_child_options`): its programs then run on a single thread
 and CPU time equals wall time. :class:`XlaRuntime` checks that the running process has the thread setting
 asked for (setting it itself if JAX has not started yet) and refuses otherwise;
 :func:`relaunch_with_threads` re-runs a command in a subprocess started that way.
@@ -385,9 +385,10 @@ def xla_threads_ready(threads: int) -> bool:
     return False
 
 
-def start_pinned(threads: int):
-    """A ``preexec_fn`` for a child process of ``threads`` XLA threads (one core for 1, else ``None``)."""
-    return pin_one_core if threads == 1 and hasattr(os, "sched_setaffinity") else None
+def xla_child_options(threads: int) -> dict:
+    """``subprocess`` keyword arguments that start a child with XLA at ``threads`` threads: the environment
+    of :func:`xla_thread_env` and, for one thread, pinned to one core (:func:`pin_one_core`)."""
+    return {"env": xla_thread_env(threads), "preexec_fn": pin_one_core if threads == 1 else None}
 
 
 def relaunch_with_threads(threads: int, argv: Sequence[str] | None = None) -> int:
@@ -398,7 +399,7 @@ def relaunch_with_threads(threads: int, argv: Sequence[str] | None = None) -> in
 
     argv = list(sys.argv if argv is None else argv)
     cmd = [sys.executable] + (["-m", _module_of_main()] + argv[1:] if _module_of_main() else argv)
-    return subprocess.call(cmd, env=xla_thread_env(threads), preexec_fn=start_pinned(threads))
+    return subprocess.call(cmd, **xla_child_options(threads))
 
 
 def run_json_with_threads(runtime: str, threads: int, argv: Sequence[str], out_flag: str) -> tuple[int, Any]:
@@ -413,8 +414,7 @@ def run_json_with_threads(runtime: str, threads: int, argv: Sequence[str], out_f
     t = 1 if runtime == "xla" and int(threads) == 1 else 0
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / "out.json"
-        rc = subprocess.call([sys.executable, *argv, f"--{out_flag}={out}"], env=xla_thread_env(t),
-                             preexec_fn=start_pinned(t))
+        rc = subprocess.call([sys.executable, *argv, f"--{out_flag}={out}"], **xla_child_options(t))
         return rc, (json.loads(out.read_text()) if rc == 0 and out.is_file() else None)
 
 
