@@ -306,7 +306,10 @@ _TABLE_FAMILIES = {
         "weights (latency does not depend on their values); OFA's layer view (20 layers x 9 kernel/expand "
         "choices + 5 depths), predicted as a depth-gated sum with the builder's in-network fit "
         "(`nasjax.hardware.lut_builder`), then refined where the last column says so: 100 random subnets timed "
-        "end to end, the table as the prior of a per-cell correction (`nasjax.hardware.lut_refine`). Remake all: "
+        "end to end, the table as the prior of a per-cell correction (`nasjax.hardware.lut_refine`). An XLA "
+        "table's runtime says how its programs were compiled: `fresh` (compiled for the timing, the runtime's "
+        "default) or not recorded (older tables, whose programs may have been loaded from the persistent "
+        "compilation cache, which on the CPU backend times differently). Remake all: "
         "`python scripts/build_luts.py` (builds and refines; resumable); check: "
         "`python scripts/validate_lut.py` (figures in docs/latency_tables.md)."),
     "binas*": (
@@ -363,7 +366,10 @@ def shipped_tables_section(luts_root) -> list[str]:
             if "device_renamed" in pv:
                 renamed.append((p, pv["device_renamed"]))
             cmd = re.sub(r"--out=\S*/luts/", "--out=luts/", str(pv.get("command")))  # the checkout's own path
-            lines.append(f"| `{p.parent.name}/{p.name}` | {pv.get('runtime')} | {pv.get('threads') or 'all'} | "
+            runtime = pv.get("runtime")
+            if runtime == "xla":  # compiled, or loaded from the persistent cache (unrecorded before it was told)
+                runtime = f"xla ({pv.get('compilation', 'compilation not recorded')})"
+            lines.append(f"| `{p.parent.name}/{p.name}` | {runtime} | {pv.get('threads') or 'all'} | "
                          f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | "
                          f"{pv.get('statistic', 'median')} | {_fit_terms(pv.get('in_network_fit'))} | {t.base:.3f} | "
                          f"{pv.get('per_program_overhead_ms_o', 0):.3f} | {pv.get('date')} | "

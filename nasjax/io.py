@@ -98,6 +98,44 @@ def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
 
 
 @contextlib.contextmanager
+def fresh_compilation() -> Iterator[None]:
+    """Compile the programs of the block without the persistent compilation cache (neither read nor written).
+
+    A latency measurement must time a program as XLA compiles it. On the CPU backend (jax 0.10), each load of
+    an executable from the persistent cache runs at its own speed: in ``scripts/bench_xla_cache.py`` (full-size
+    MobileNetV3 subnets, one thread) four loads of the same program spread by 1.4-2.0 % (sd of log time) and
+    ran 1.1-1.6 % slower on average than the compiled program, up to 8 % for one subnet, whoever wrote the
+    cache entry; four fresh compilations agreed to 0.4 %. Outside the block the cache is as it was
+    (:func:`enable_jax_cache`).
+
+    JAX decides once per process whether the cache is in use; the block resets that decision on entry and on
+    exit (``jax._src.compilation_cache.reset_cache``, the only way to turn the cache off for part of a process).
+    """
+    import logging
+
+    import jax
+    from jax._src import compilation_cache
+
+    def reset():
+        log = logging.getLogger(compilation_cache.__name__)
+        level = log.level
+        log.setLevel(logging.WARNING)  # reset_cache logs every reset at INFO
+        try:
+            compilation_cache.reset_cache()
+        finally:
+            log.setLevel(level)
+
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    reset()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", before)
+        reset()
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 

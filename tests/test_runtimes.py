@@ -1,5 +1,10 @@
 """Runtimes: interleaved timing order, names, provenance, both runtimes on a tiny piece."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -112,6 +117,52 @@ def test_one_thread_xla_refused_once_jax_runs_on_several_cores(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", rt.xla_thread_env(1)["XLA_FLAGS"])  # the right flags are not enough
     with pytest.raises(NasjaxInputError, match="threads.*cores"):
         rt.XlaRuntime(threads=1)
+
+
+_CACHE_CHILD = """
+import json, sys
+import jax, jax.numpy as jnp
+from jax import monitoring
+from nasjax.hardware import runtimes as rt
+from nasjax.io import enable_jax_cache, fresh_compilation
+enable_jax_cache(min_compile_secs=0.0)
+events = []
+monitoring.register_event_listener(lambda e, **kw: events.append(e))
+x = jnp.arange(64.0).reshape(8, 8)
+def hits(make):
+    events.clear()
+    make()
+    return {"hits": events.count("/jax/compilation_cache/cache_hits"),
+            "requests": events.count("/jax/compilation_cache/compile_requests_use_cache")}
+out = {}
+out["first"] = hits(lambda: jax.jit(lambda v: jnp.tanh(v @ v)).lower(x).compile())
+out["again"] = hits(lambda: jax.jit(lambda v: jnp.tanh(v @ v)).lower(x).compile())
+def fresh():
+    with fresh_compilation():
+        jax.jit(lambda v: jnp.tanh(v @ v)).lower(x).compile()
+out["fresh"] = hits(fresh)
+out["after"] = hits(lambda: jax.jit(lambda v: jnp.tanh(v @ v)).lower(x).compile())
+piece = rt.Piece("tanh", lambda b, r: (8, 8), lambda: jax.jit(lambda v: jnp.tanh(v @ v)))
+out["prepare"] = hits(lambda: rt.get_runtime("xla", 0).prepare(piece, 1, 1))
+out["prepare_cached"] = hits(lambda: rt.XlaRuntime(0, persistent_cache=True).prepare(piece, 1, 1))
+out["time_calls"] = hits(lambda: rt.time_calls([(jax.jit(lambda v: jnp.tanh(v @ v)), (x,))], warmup=1, repeats=1))
+json.dump(out, open(sys.argv[-1].split("=", 1)[1], "w"))
+"""
+
+
+def test_timed_xla_programs_are_compiled_not_loaded_from_the_persistent_cache(tmp_path):
+    # A cached CPU executable times differently from the compiled program (nasjax.io.fresh_compilation).
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "out.json"
+    r = subprocess.run([sys.executable, "-c", _CACHE_CHILD, f"--out={out}"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["first"] == {"hits": 0, "requests": 1} and d["again"] == {"hits": 1, "requests": 1}  # the cache works
+    assert d["fresh"] == {"hits": 0, "requests": 0}  # inside the block it is neither read nor written
+    assert d["after"] == {"hits": 1, "requests": 1}  # and afterwards it is back
+    assert d["prepare"]["requests"] == 0 and d["time_calls"]["requests"] == 0
+    assert d["prepare_cached"] == {"hits": 1, "requests": 1}  # unless the runtime is asked to use the cache
 
 
 def _tiny_piece():

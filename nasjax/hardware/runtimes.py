@@ -26,10 +26,16 @@ with those flags (:func:`pin_one_core`, :func:`xla_child_options`): its programs
 and CPU time equals wall time. :class:`XlaRuntime` checks that the running process has the thread setting
 asked for (setting it itself if JAX has not started yet) and refuses otherwise;
 :func:`relaunch_with_threads` re-runs a command in a subprocess started that way.
+
+Compilation: an XLA program is timed as XLA compiles it, never as loaded from JAX's persistent compilation
+cache. On the CPU backend a loaded executable runs slower than the compiled one, by a different amount per
+program and per load (``scripts/bench_xla_cache.py`` measures it), so :meth:`XlaRuntime.prepare` and
+:func:`time_calls` compile inside :func:`nasjax.io.fresh_compilation`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -43,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from nasjax.errors import NasjaxInputError, require
-from nasjax.io import utc_stamp
+from nasjax.io import fresh_compilation, utc_stamp
 
 XLA_SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 XLA_THREADS_MEANING = ("0 = all cores; 1 = the process pinned to one core with the single-thread XLA_FLAGS "
@@ -275,7 +281,10 @@ def time_calls(calls: list[tuple[Callable, tuple]], *, warmup: int = 3, repeats:
     import jax
 
     wrapped = [lambda fn=fn, args=args: jax.block_until_ready(fn(*args)) for fn, args in calls]
-    return time_interleaved(wrapped, warmup=max(1, warmup), repeats=repeats).medians_ms
+    with fresh_compilation():  # the first round compiles; see nasjax.io.fresh_compilation
+        for c in wrapped:
+            c()
+    return time_interleaved(wrapped, warmup=max(0, warmup - 1), repeats=repeats).medians_ms
 
 
 def time_call(fn: Callable, *args, warmup: int = 3, repeats: int = 20) -> float:
@@ -425,12 +434,19 @@ def _module_of_main() -> str | None:
 
 
 class XlaRuntime(Runtime):
-    """``jax.jit`` on the host CPU; each call waits with ``block_until_ready``."""
+    """``jax.jit`` on the host CPU; each call waits with ``block_until_ready``.
 
-    def __init__(self, threads: int = 0, clock: str = "auto"):
+    ``persistent_cache=False`` (the default, and what every table and validation times): each prepared program
+    is compiled, never loaded from the persistent compilation cache (:func:`nasjax.io.fresh_compilation`: a
+    loaded CPU executable times differently from the compiled one). ``True`` lets the cache serve it, as in a
+    process that enabled it (``scripts/bench_xla_cache.py`` times both).
+    """
+
+    def __init__(self, threads: int = 0, clock: str = "auto", persistent_cache: bool = False):
         threads = self.normal_threads(threads)
         super().__init__(threads, resolve_clock(clock, threads))
         self.name = "xla"
+        self.persistent_cache = bool(persistent_cache)
         if not xla_threads_ready(threads):
             raise NasjaxInputError(
                 f"threads: got {threads} for the xla runtime, but JAX already started with XLA_FLAGS="
@@ -460,10 +476,11 @@ class XlaRuntime(Runtime):
         import jax.numpy as jnp
 
         require(piece.jax_fn is not None, "piece", piece.name, "a piece with an XLA form (jax_fn)")
-        fn = piece.jax_fn()
-        x = jnp.asarray(_input(piece.input_shape(batch_size, resolution)))
-        call = lambda: jax.block_until_ready(fn(x))
-        call()
+        with contextlib.nullcontext() if self.persistent_cache else fresh_compilation():
+            fn = piece.jax_fn()
+            x = jnp.asarray(_input(piece.input_shape(batch_size, resolution)))
+            call = lambda: jax.block_until_ready(fn(x))
+            call()
         return call
 
     def provenance(self) -> dict:
@@ -472,6 +489,7 @@ class XlaRuntime(Runtime):
         import jaxlib
 
         return {"runtime": "xla", "threads": self.threads, "clock": self.clock,
+                "compilation": "persistent cache" if self.persistent_cache else "fresh",
                 "threads_meaning": XLA_THREADS_MEANING, "cpu_affinity": cpu_affinity(),
                 "xla_flags": os.environ.get("XLA_FLAGS", ""), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                 "flax": flax.__version__, "numpy": np.__version__, "backend": jax.default_backend(),
