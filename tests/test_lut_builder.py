@@ -147,7 +147,11 @@ def test_schema_units_provenance_ort(tiny, tmp_path):
         assert k in p, k
     fit = p["in_network_fit"]
     assert fit["n_subnets"] == len(ls.reference_archs()) + lb.CONTEXT_SUBNETS == len(p["context_archs"]) + 6
-    assert fit["in_sample_fitted"]["mape_percent"] <= fit["in_sample_plain"]["mape_percent"] + 1e-9
+    # The fit is least squares in ms, chosen by leave-one-out MAPE (its in-sample MAPE may exceed the plain sum's
+    # on a noisy tiny table): the chosen term set is within the tolerance of the best, with a positive alpha.
+    loo = fit["selection"]["loo_mape_percent"]
+    assert fit["alpha"] > 0 and fit["loo_mape_percent"] <= min(loo.values()) * (1 + lb.LOO_TOLERANCE) + 1e-3
+    assert ("+".join(sorted(fit["terms"])) or "affine") in loo
     assert p["threads"] == 1 and p["batch_size"] == 2 and p["resolution"] == 16 and p["repeats"] == 3
     assert set(p["median_ms"]) == set(p["spread_ms"]) == set(p["time_ms"]) and "stem" in p["median_ms"]
     assert p["statistic"] == rt.default_statistic("onnxruntime") == "q10"
