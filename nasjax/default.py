@@ -367,7 +367,7 @@ def shipped_tables_section(luts_root) -> list[str]:
                 renamed.append((p, pv["device_renamed"]))
             cmd = re.sub(r"--out=\S*/luts/", "--out=luts/", str(pv.get("command")))  # the checkout's own path
             runtime = pv.get("runtime")
-            if runtime == "xla":  # compiled, or loaded from the persistent cache (unrecorded before it was told)
+            if runtime == "xla":  # compiled fresh, or not recorded (tables built before the field existed)
                 runtime = f"xla ({pv.get('compilation', 'compilation not recorded')})"
             lines.append(f"| `{p.parent.name}/{p.name}` | {runtime} | {pv.get('threads') or 'all'} | "
                          f"{pv.get('width')} | {pv.get('resolution')} | {pv.get('batch_size')} | "

@@ -80,21 +80,41 @@ def jax_cache_dir() -> str:
     return str(Path(base) / "nasjax" / "jax")
 
 
-def enable_jax_cache(min_compile_secs: float = 0.5) -> str:
+def enable_jax_cache(min_compile_secs: float = 0.5, cache_dir: str | os.PathLike | None = None) -> str:
     """Turn on the persistent compilation cache (a second process reuses compiled programs).
 
     Args:
       min_compile_secs: programs compiling faster than this are not cached.
+      cache_dir: the directory; default :func:`jax_cache_dir`.
 
     Returns:
-      The cache directory (:func:`jax_cache_dir`).
+      The cache directory. It applies from the next compilation, also in a process that has compiled before.
     """
     import jax
 
-    d = jax_cache_dir()
+    d = str(cache_dir) if cache_dir is not None else jax_cache_dir()
+    jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", d)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
+    _reset_cache_decision()
     return d
+
+
+def _reset_cache_decision() -> None:
+    """Make JAX, which decides once per process whether and where the persistent cache is used, decide again at
+    the next compilation (``jax._src.compilation_cache.reset_cache``, the only way to change it part-way
+    through a process), without the INFO line it logs at every reset."""
+    import logging
+
+    from jax._src import compilation_cache
+
+    log = logging.getLogger(compilation_cache.__name__)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        compilation_cache.reset_cache()
+    finally:
+        log.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -108,31 +128,19 @@ def fresh_compilation() -> Iterator[None]:
     cache entry; four fresh compilations agreed to 0.4 %. Outside the block the cache is as it was
     (:func:`enable_jax_cache`).
 
-    JAX decides once per process whether the cache is in use; the block resets that decision on entry and on
-    exit (``jax._src.compilation_cache.reset_cache``, the only way to turn the cache off for part of a process).
+    JAX decides once per process whether the cache is in use; the block makes it decide again on entry and on
+    exit (:func:`_reset_cache_decision`).
     """
-    import logging
-
     import jax
-    from jax._src import compilation_cache
-
-    def reset():
-        log = logging.getLogger(compilation_cache.__name__)
-        level = log.level
-        log.setLevel(logging.WARNING)  # reset_cache logs every reset at INFO
-        try:
-            compilation_cache.reset_cache()
-        finally:
-            log.setLevel(level)
 
     before = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
-    reset()
+    _reset_cache_decision()
     try:
         yield
     finally:
         jax.config.update("jax_enable_compilation_cache", before)
-        reset()
+        _reset_cache_decision()
 
 
 @contextlib.contextmanager

@@ -46,23 +46,14 @@ def _subnet_pieces(args):
     return [ls.pieces.subnet(ls.to_subnet(a)) for a in archs]
 
 
-def _use_cache(cache_dir):
-    """Point this process's persistent compilation cache at ``cache_dir`` (every program written)."""
-    import jax
-    from jax._src import compilation_cache
-
-    jax.config.update("jax_enable_compilation_cache", True)
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()  # JAX decides once per process; make it look again
-
-
 def _write_cache(args):
     """Child: compile each subnet once with the cache at ``--write_cache`` (whatever cores this process has)."""
     import jax
     import numpy as np
 
-    _use_cache(args.write_cache)
+    from nasjax.io import enable_jax_cache
+
+    enable_jax_cache(0.0, args.write_cache)
     for piece in _subnet_pieces(args):
         jax.block_until_ready(piece.jax_fn()(np.zeros(piece.input_shape(1, 224), np.float32)))
 
@@ -92,6 +83,7 @@ def main():
 
     from nasjax.hardware.lut_builder import WARM_CALLS
     from nasjax.hardware.runtimes import XlaRuntime, time_interleaved
+    from nasjax.io import enable_jax_cache
 
     tmp = Path(tempfile.mkdtemp(prefix="nasjax-bench-xla-cache-"))
     writers = {"same setting": xla_child_options(rt.threads)}
@@ -106,11 +98,12 @@ def main():
     monitoring.register_event_listener(lambda e, **kw: hits.append(e) if e.endswith("/cache_hits") else None)
     via_cache = XlaRuntime(rt.threads, persistent_cache=True)
     pieces = _subnet_pieces(args)
-    kinds = ["fresh", "this process", *writers]
+    cache_of = {"this process": tmp / "this", **{k: tmp / str(i) for i, k in enumerate(writers)}}
+    kinds = ["fresh", *cache_of]
     calls = {k: [] for k in kinds}
     hits_of = {}
-    for k in kinds[1:]:
-        _use_cache(tmp / (str(list(writers).index(k)) if k in writers else "this"))
+    for k, d in cache_of.items():
+        enable_jax_cache(0.0, d)  # every program written; loads from d from now on
         n0 = len(hits)
         for piece in pieces:
             if k == "this process":
