@@ -20,6 +20,8 @@ share within +-10 %, worst error):
    interleaved in one timing run, also at batch 1 (the table's own check).
 4. Moves between the full-size OFA MobileNetV3 tables (224 px, batch 1) of every machine and this one: the
    evaluation subnets and each source's designed references timed end to end in the target's runtime.
+   ``--tables_ks=25,50`` adds larger reference counts for the moves of ``--tables_ks_kinds`` (default: the
+   moves between runtimes), where ``stage_kernel_scales`` takes part in the method choice.
 5. The ceiling of a calibration of a given form, nothing timed: for every pair of this machine's full-size
    tables that differ in the runtime or the thread count, the source's cells regrouped (per stage, per
    kernel size, per block, per stage and kernel size, per stage and block) and one scale per group fitted by
@@ -53,6 +55,7 @@ from nasjax.benchmarks.latency_sets import load_help_ofa  # noqa: E402
 from nasjax.errors import NasjaxInputError  # noqa: E402
 from nasjax.hardware.calibration import (  # noqa: E402
     METHODS,
+    TableSource,
     calibrate,
     design_from_candidates,
     design_references,
@@ -60,6 +63,7 @@ from nasjax.hardware.calibration import (  # noqa: E402
 )
 
 KS = (0, 1, 5, 10)
+MOVE_KINDS = ("own_table", "other_machine", "other_runtime", "other_threads")
 GOAL = {"mape_percent": 5.0, "kendall_tau": 0.9, "within_10_percent": 0.95}
 
 
@@ -90,7 +94,8 @@ def _kshot(src, archs, y, pool, k_list=KS, per_method: bool = False) -> dict:
         for k in (5, 10):
             refs = pool[order[:k]]
             for m in METHODS[1:]:
-                if m == "kind_scales" and not hasattr(src, "kinds"):
+                if (m == "kind_scales" and not hasattr(src, "kinds")) or (
+                        m == "stage_kernel_scales" and getattr(src, "kernel_groups", None) is None):
                     continue
                 c = calibrate(src, archs[refs], y[refs], method=m)
                 out[f"k{k}_forced_{m}"] = _m(y[rest], c.predict(archs[rest]))
@@ -144,10 +149,11 @@ def help_part(seed: int, per_method: bool = False) -> dict:
     if per_method:  # the leave-one-out choice against every method forced, over all moves
         summary["per_method"] = {}
         for k in (5, 10):
+            forced = [m for m in METHODS[1:] if all(f"k{k}_forced_{m}" in r for r in moves.values())]
             row = {"loo_choice": float(np.mean([r[f"k{k}"]["mape_percent"] for r in moves.values()]))}
             row |= {m: float(np.mean([r[f"k{k}_forced_{m}"]["mape_percent"] for r in moves.values()]))
-                    for m in METHODS[1:]}
-            row["oracle"] = float(np.mean([min(r[f"k{k}_forced_{m}"]["mape_percent"] for m in METHODS[1:])
+                    for m in forced}
+            row["oracle"] = float(np.mean([min(r[f"k{k}_forced_{m}"]["mape_percent"] for m in forced)
                                            for r in moves.values()]))
             summary["per_method"][f"k{k}_mean_mape"] = {n: round(v, 3) for n, v in row.items()}
             print(f"   k={k} mean MAPE over all moves: " + ", ".join(f"{n} {v:.2f}" for n, v in row.items()))
@@ -234,6 +240,21 @@ def _move_kind(src: dict, tgt: dict) -> str | None:
         next(k for k, v in same.items() if not v)]
 
 
+def _table_ks(args) -> tuple[int, ...]:
+    """Part 4's reference counts (``--tables_ks``): 0, 1, 5, 10 always, and any larger ones asked for."""
+    try:
+        extra = [int(k) for k in args.tables_ks.split(",") if k.strip()]
+    except ValueError:
+        raise NasjaxInputError(f"tables_ks: got {args.tables_ks!r}, expected comma-separated integers") from None
+    bad = [k for k in extra if not 0 <= k <= 300]
+    if bad:
+        raise NasjaxInputError(f"tables_ks: got {bad[0]}, expected reference counts in 0..300 (the candidate pool)")
+    unknown = [k for k in args.tables_ks_kinds.split(",") if k and k not in MOVE_KINDS]
+    if unknown:
+        raise NasjaxInputError(f"tables_ks_kinds: got {unknown[0]!r}, expected some of {', '.join(MOVE_KINDS)}")
+    return tuple(sorted(set(KS) | set(extra)))
+
+
 def tables_target(args) -> dict:
     """In this process (its XLA threads already set): time the evaluation subnets and every source's designed
     references end to end in the target runtime, and calibrate each source table to them."""
@@ -259,7 +280,10 @@ def tables_target(args) -> dict:
     space = mobilenetv3_layers_space()
     evals = space.random(args.seed + 1, args.table_eval_subnets)
     pool = space.random(args.seed + 2, 300)
-    designs = {n: pool[design_from_candidates(t, pool, max(KS))] for n, (_, t) in sources.items()}
+    ks = _table_ks(args)
+    kinds_more = {k for k in args.tables_ks_kinds.split(",") if k}
+    ks_of = {n: ks if kind in kinds_more else KS for n, (kind, _) in sources.items()}
+    designs = {n: pool[design_from_candidates(t, pool, max(ks_of[n]))] for n, (_, t) in sources.items()}
     archs = np.unique(np.concatenate([evals] + list(designs.values())), axis=0)
     # np.unique sorts; timed in that order, each chunk of measure_archs would hold subnets alike in their first
     # layers, and a chunk's residual speed error would follow the architecture. Time them in a seeded order.
@@ -279,10 +303,13 @@ def tables_target(args) -> dict:
            "moves": {}}
     for n, (kind, t) in sources.items():
         r = {"kind": kind}
-        for k in KS:
+        for k in ks_of[n]:
             c = calibrate(t, designs[n][:k], meas(designs[n][:k]))
             r[f"k{k}"] = _m(ye, c.predict(evals)) | {"method": c.method}
-        g = calibrate(t, designs[n], meas(designs[n]), method="global_scale")
+            if k >= 10 and kind in kinds_more and TableSource(t).kernel_groups is not None:
+                c = calibrate(t, designs[n][:k], meas(designs[n][:k]), method="stage_kernel_scales")
+                r[f"k{k}_stage_kernel_scales"] = _m(ye, c.predict(evals))
+        g = calibrate(t, designs[n][:10], meas(designs[n][:10]), method="global_scale")
         r["k10_global_scale"] = _m(ye, g.predict(evals))
         out["moves"][n] = r
     return out
@@ -307,17 +334,21 @@ def tables_part(args) -> dict:
               f"{[round(x, 2) for x in r['load_average'][1]]}):")
         for n, m in r["moves"].items():
             row = " | ".join(f"k{k} {m[f'k{k}']['mape_percent']:5.1f}/{m[f'k{k}']['kendall_tau']:.3f}/"
-                             f"{m[f'k{k}']['within_10_percent']:.2f}" for k in KS)
+                             f"{m[f'k{k}']['within_10_percent']:.2f}" for k in _table_ks(args) if f"k{k}" in m)
             g = m["k10_global_scale"]
             print(f"     {m['kind']:14s} {n:52s} {row} [{m['k10']['method']}] global {g['mape_percent']:.1f}/"
                   f"{g['kendall_tau']:.3f}{'  MEETS' if _meets(m['k10']) else ''}")
+            sk = [(key.split("_")[0], v) for key, v in m.items() if key.endswith("_stage_kernel_scales")]
+            if sk:
+                print("       stage_kernel_scales by name: " + " | ".join(
+                    f"{k} {v['mape_percent']:.1f}/{v['kendall_tau']:.3f}/{v['within_10_percent']:.2f}" for k, v in sk))
     moves = [m | {"target": t, "source": n} for t, r in res.items() for n, m in r["moves"].items()]
     summary = {kind: {"n": sum(m["kind"] == kind for m in moves),
                       "k10_meets_goal": [f"{m['source']}->{m['target']}" for m in moves
                                          if m["kind"] == kind and _meets(m["k10"])],
                       "k10_mean_mape": round(float(np.mean([m["k10"]["mape_percent"] for m in moves
                                                             if m["kind"] == kind] or [np.nan])), 3)}
-               for kind in ("own_table", "other_machine", "other_runtime", "other_threads")}
+               for kind in MOVE_KINDS}
     return {"targets": res, "summary": summary}
 
 
@@ -363,7 +394,6 @@ def _cell_groups(table, form: str) -> np.ndarray:
 
 def ceiling_part(args) -> dict:
     """Part 5 (module docstring): tau / MAPE of each calibration form with unlimited references."""
-    from nasjax.hardware.calibration import TableSource
     from nasjax.hardware.runtimes import device_name
     from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
     from nasjax.tables import Table
@@ -436,6 +466,10 @@ def main() -> int:
     ap.add_argument("--tables_targets", default="onnxruntime:1:1.0,xla:1:1.0,onnxruntime:0:1.0,xla:0:1.0",
                     help="part 4 targets, runtime:threads:width, comma-separated")
     ap.add_argument("--table_eval_subnets", type=int, default=100)
+    ap.add_argument("--tables_ks", default="", help="part 4: further reference counts beyond 0,1,5,10 (e.g. 25,50)")
+    ap.add_argument("--tables_ks_kinds", default="other_runtime",
+                    help="part 4: the moves that get the further reference counts (own_table, other_machine, "
+                         "other_runtime, other_threads; comma-separated)")
     ap.add_argument("--luts_dir", default=str(Path(__file__).resolve().parents[1] / "luts"))
     ap.add_argument("--tables_target", default="", help=argparse.SUPPRESS)  # internal: one target, JSON to --tables_out
     ap.add_argument("--tables_out", default="", help=argparse.SUPPRESS)
@@ -445,6 +479,11 @@ def main() -> int:
         return 0
     if args.target_batch < 1 or args.eval_subnets < 5 or args.repeats < 1 or args.resolution < 0:
         print("error: target_batch >= 1, eval_subnets >= 5, repeats >= 1, resolution >= 0 expected", file=sys.stderr)
+        return 2
+    try:
+        _table_ks(args)
+    except NasjaxInputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     print(f"load average at start: {os.getloadavg()}")

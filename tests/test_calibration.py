@@ -8,6 +8,7 @@ from nasjax.constraints import Constraint
 from nasjax.errors import NasjaxInputError
 from nasjax.hardware.calibration import (
     CalibratedTable,
+    TableSource,
     calibrate,
     design_from_candidates,
     design_references,
@@ -89,6 +90,30 @@ def test_layer_view_groups_follow_stages():
     c = calibrate(t, refs, measure(refs), method="stage_scales")
     test = space.random(2, 200)
     assert metrics.mape(measure(test), c.predict(test)) < 1.0
+
+
+def test_stage_kernel_scales_recover_a_change_per_stage_and_kernel_size():
+    space = mobilenetv3_layers_space()
+    t, _ = _table(3, space)
+    src = TableSource(t)
+    kg = src.kernel_groups
+    assert kg is not None and kg[0] == 0 and kg.max() == 20  # the fixed part, 5 stages x (depth, k3, k5, k7)
+    # every kernel size of a stage in one group: the cells of position 0 (stage 1 layer 1), choices k3e3 k3e4
+    assert kg[1] == kg[2] and kg[1] != kg[1 + 3]
+    g_scale = np.r_[1.0, np.random.default_rng(0).uniform(0.5, 2.0, int(kg.max()))]
+    measure = lambda a: src.cells(a) @ g_scale[kg]  # noqa: E731
+    refs, test = space.random(7, 40), space.random(8, 300)
+    y = measure(test)
+    c = calibrate(t, refs, measure(refs), method="stage_kernel_scales")
+    assert metrics.mape(y, c.predict(test)) < 0.5 and metrics.kendall(y, c.predict(test)) > 0.99
+    s = calibrate(t, refs, measure(refs), method="stage_scales")
+    assert metrics.kendall(y, s.predict(test)) < metrics.kendall(y, c.predict(test)) - 0.03
+    # only by name: "auto" never considers it
+    assert not any(k.startswith("stage_kernel_scales") for k in calibrate(t, refs, measure(refs)).loo)
+    t5, space5 = _table()  # the stage-block view: no choice names a kernel size
+    assert TableSource(t5).kernel_groups is None
+    with pytest.raises(NasjaxInputError, match="kernel size"):
+        calibrate(t5, space5.random(0, 3), [1.0, 2.0, 3.0], method="stage_kernel_scales")
 
 
 def test_design_is_deterministic_and_distinct():

@@ -21,6 +21,12 @@ its training device):
   ``L = s (w_0 + sum_q w_q K_q(a) / pbar)``, ``K_q`` the sum of the cells of kind q;
 * ``stage_scales`` (k >= 2): ``L = s (w_0 + sum_g w_g P_g(a) / pbar)``, ``P_g`` the sum of the cells of
   group g (the fixed part, then each stage);
+* ``stage_kernel_scales`` (k >= 2; sources whose choices name a kernel size, ``k<size>...``, as the layer view
+  of MobileNetV3): the same with one scale per stage and kernel size, and one per stage for its other cells
+  (the depth choices). Runtimes differ most in how they run a depthwise convolution of each kernel size at
+  each feature-map size, which one scale per stage cannot express. It has about three times as many weights
+  and needs several times as many refs (docs/latency_calibration.md), so ``"auto"`` does not choose it: ask
+  for it by name;
 * ``fewshot_additive_ms`` (k >= 2): ``L = s (w_0 + sum_f w_f x_f(a) / pbar)``: every cell its own scale.
 
 ``pbar`` is the source's mean prediction over the space and ``s = mean_j y_j / (mean_j p(a_j) / pbar)``
@@ -46,10 +52,14 @@ from nasjax.hardware.fewshot.bayes import greedy_design
 from nasjax.hardware.fewshot.members import AdditiveMsMember, loo_error
 from nasjax.tables import Table
 
-#: the calibration methods in order of complexity (ties of the leave-one-out error go to the earlier)
-METHODS = ("unchanged", "global_scale", "affine", "kind_scales", "stage_scales", "fewshot_additive_ms")
+#: the calibration methods in order of complexity (ties of the leave-one-out error go to the earlier); ``"auto"``
+#: chooses among all but :data:`NAMED_ONLY`
+METHODS = ("unchanged", "global_scale", "affine", "kind_scales", "stage_scales", "stage_kernel_scales",
+           "fewshot_additive_ms")
 #: methods fitted with the few-shot model's additive-in-ms member (all need k >= 2)
-_MS_METHODS = ("affine", "kind_scales", "stage_scales", "fewshot_additive_ms")
+_MS_METHODS = ("affine", "kind_scales", "stage_scales", "stage_kernel_scales", "fewshot_additive_ms")
+#: methods used only when asked for by name, never by ``"auto"``
+NAMED_ONLY = ("stage_kernel_scales",)
 #: the method is chosen by leave-one-out from this many refs on (fewer: the global scale)
 SELECT_MIN_REFS = 3
 
@@ -60,7 +70,7 @@ class CalibrationPriors:
 
     Attributes:
       intercept_sd: of the per-call overhead ``w_0``, relative to the source's mean prediction.
-      stage_sd: of each group scale (``stage_scales``).
+      stage_sd: of each group scale (``stage_scales``, ``stage_kernel_scales``).
       cell_sd: of each cell scale (``fewshot_additive_ms``).
       affine_sd: of the single scale of ``affine``.
       noise_sd: relative measurement noise of an end-to-end timing.
@@ -92,6 +102,9 @@ class TableSource:
     A depth-gated layer table (``provenance.model == "depth_gated"``, the layer view's tables) counts a cell
     only where its layer is active (:func:`nasjax.hardware.lut_builder.active_layers`).
 
+    ``kernel_groups`` is the (stage, kernel size) group of every cell (:func:`kernel_groups`), ``None`` when no
+    choice of the table's space names a kernel size.
+
     Args:
       table: the source table (latency, a time unit).
       stage_of_position: the group (stage, 1-based) of every position; default: positions labelled
@@ -110,6 +123,7 @@ class TableSource:
                 stage_of_position, f"{P} integers >= 1 (one group per position)")
         self.groups = np.concatenate([[0], np.repeat(st.astype(np.int64), K)])
         self.group_names = ("fixed",) + tuple(f"stage {g}" for g in range(1, int(st.max()) + 1))
+        self.kernel_groups = kernel_groups(table, self.groups)
         self.metric, self.unit, self.device = table.metric, table.unit, table.device
         from nasjax.hardware.lut_builder import active_layers
 
@@ -148,6 +162,39 @@ class TableSource:
         single = np.asarray(archs).ndim == 1
         out = self.cells(archs).sum(1)
         return float(out[0]) if single else out
+
+
+def kernel_groups(table: Table, groups: np.ndarray) -> np.ndarray | None:
+    """``[1 + P K]`` group of every cell (``TableSource.cells`` order) by its stage and kernel size.
+
+    The kernel size is read from the choice labels of the table's registered space (``k3e4``: 3). Group 0 is
+    the fixed part; within a stage (``groups``, one per cell), the cells of choices without a kernel size
+    (the depth choices) form one group. Groups are numbered in order of (stage, kernel size).
+
+    Returns:
+      The int64 groups, or ``None`` when the space is not registered, has another number of positions, or
+      none of its choices names a kernel size.
+    """
+    import re
+
+    from nasjax.spaces.base import SPACES, get_space
+
+    if table.space not in SPACES:
+        return None
+    space = get_space(table.space)
+    P, K = table.shape
+    if space.num_positions != P:
+        return None
+    size = np.zeros(1 + P * K, np.int64)
+    for i, labels in enumerate(space.choices):
+        for c, label in enumerate(labels[:K]):
+            m = re.match(r"k(\d+)", str(label))
+            size[1 + i * K + c] = int(m.group(1)) if m else 0
+    if not size.any():
+        return None
+    key = np.asarray(groups, np.int64) * 1000 + size
+    key[0] = -1  # the fixed part is group 0
+    return np.unique(key, return_inverse=True)[1].astype(np.int64)
 
 
 def _default_stages(table: Table) -> np.ndarray:
@@ -197,6 +244,9 @@ class _SourceAsDevice:
             agg, sd = (kinds[None, :] == np.arange(int(kinds.max()) + 1)[:, None]).astype(float), priors.affine_sd
         elif method == "stage_scales":
             agg, sd = (groups[None, :] == np.arange(len(source.group_names))[:, None]).astype(float), priors.stage_sd
+        elif method == "stage_kernel_scales":
+            kg = np.asarray(source.kernel_groups)
+            agg, sd = (kg[None, :] == np.arange(int(kg.max()) + 1)[:, None]).astype(float), priors.stage_sd
         else:
             agg, sd = np.eye(F), priors.cell_sd
         self.agg = agg
@@ -324,10 +374,14 @@ def calibrate(table, ref_archs, measured_ms, *, method: str = "auto", priors: Ca
             "positive latency predictions at every reference")
     if method == "unchanged":
         return CalibratedTable(src, "unchanged", k, 0.0, np.ones(cells.shape[1]), {}, device)
-    names = [method] if method != "auto" else (["global_scale"] if k < SELECT_MIN_REFS else list(METHODS[1:]))
+    names = [method] if method != "auto" else (["global_scale"] if k < SELECT_MIN_REFS else
+                                                [m for m in METHODS[1:] if m not in NAMED_ONLY])
     if not hasattr(src, "kinds"):
         require(method != "kind_scales", "method", method, "a source with cell kinds (this one has none)")
         names = [n for n in names if n != "kind_scales"]
+    if getattr(src, "kernel_groups", None) is None:
+        require(method != "stage_kernel_scales", "method", method,
+                "a source whose choices name a kernel size (k<size>...; this one's do not)")
     if method in _MS_METHODS:
         require(k >= 2, "ref_archs", f"{k} reference", f">= 2 references for method {method!r}")
     yr = np.log(y)
