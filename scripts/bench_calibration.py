@@ -21,7 +21,8 @@ share within +-10 %, worst error):
 4. Moves between the full-size OFA MobileNetV3 tables (224 px, batch 1) of every machine and this one: the
    evaluation subnets and each source's designed references timed end to end in the target's runtime.
    ``--tables_ks=25,50`` adds larger reference counts for the moves of ``--tables_ks_kinds`` (default: the
-   moves between runtimes), where ``stage_kernel_scales`` takes part in the method choice.
+   moves between runtimes). Those moves are also calibrated with ``method="stage_kernel_scales"`` by name
+   (from k = 10), on the same references and on references designed for that method.
 5. The ceiling of a calibration of a given form, nothing timed: for every pair of this machine's full-size
    tables that differ in the runtime or the thread count, the source's cells regrouped (per stage, per
    kernel size, per block, per stage and kernel size, per stage and block) and one scale per group fitted by
@@ -284,7 +285,11 @@ def tables_target(args) -> dict:
     kinds_more = {k for k in args.tables_ks_kinds.split(",") if k}
     ks_of = {n: ks if kind in kinds_more else KS for n, (kind, _) in sources.items()}
     designs = {n: pool[design_from_candidates(t, pool, max(ks_of[n]))] for n, (_, t) in sources.items()}
-    archs = np.unique(np.concatenate([evals] + list(designs.values())), axis=0)
+    # the moves that also get stage_kernel_scales by name: with these refs and with a design of its own
+    by_name = [n for n, (kind, t) in sources.items() if kind in kinds_more and TableSource(t).kernel_groups is not None]
+    designs_sk = {n: pool[design_from_candidates(sources[n][1], pool, max(ks_of[n]), method="stage_kernel_scales")]
+                  for n in by_name}
+    archs = np.unique(np.concatenate([evals] + list(designs.values()) + list(designs_sk.values())), axis=0)
     # np.unique sorts; timed in that order, each chunk of measure_archs would hold subnets alike in their first
     # layers, and a chunk's residual speed error would follow the architecture. Time them in a seeded order.
     archs = archs[np.random.default_rng(args.seed + 3).permutation(len(archs))]
@@ -306,9 +311,11 @@ def tables_target(args) -> dict:
         for k in ks_of[n]:
             c = calibrate(t, designs[n][:k], meas(designs[n][:k]))
             r[f"k{k}"] = _m(ye, c.predict(evals)) | {"method": c.method}
-            if k >= 10 and kind in kinds_more and TableSource(t).kernel_groups is not None:
-                c = calibrate(t, designs[n][:k], meas(designs[n][:k]), method="stage_kernel_scales")
-                r[f"k{k}_stage_kernel_scales"] = _m(ye, c.predict(evals))
+            if k >= 10 and n in by_name:
+                for key, d in ((f"k{k}_stage_kernel_scales", designs[n]),
+                               (f"k{k}_stage_kernel_scales_own_design", designs_sk[n])):
+                    c = calibrate(t, d[:k], meas(d[:k]), method="stage_kernel_scales")
+                    r[key] = _m(ye, c.predict(evals))
         g = calibrate(t, designs[n][:10], meas(designs[n][:10]), method="global_scale")
         r["k10_global_scale"] = _m(ye, g.predict(evals))
         out["moves"][n] = r
@@ -338,10 +345,13 @@ def tables_part(args) -> dict:
             g = m["k10_global_scale"]
             print(f"     {m['kind']:14s} {n:52s} {row} [{m['k10']['method']}] global {g['mape_percent']:.1f}/"
                   f"{g['kendall_tau']:.3f}{'  MEETS' if _meets(m['k10']) else ''}")
-            sk = [(key.split("_")[0], v) for key, v in m.items() if key.endswith("_stage_kernel_scales")]
-            if sk:
-                print("       stage_kernel_scales by name: " + " | ".join(
-                    f"{k} {v['mape_percent']:.1f}/{v['kendall_tau']:.3f}/{v['within_10_percent']:.2f}" for k, v in sk))
+            for suffix, label in (("_stage_kernel_scales", "these refs"), ("_stage_kernel_scales_own_design",
+                                                                             "its own design")):
+                sk = [(key.split("_")[0], v) for key, v in m.items() if key.endswith(suffix)]
+                if sk:
+                    print(f"       stage_kernel_scales by name, {label}: " + " | ".join(
+                        f"{k} {v['mape_percent']:.1f}/{v['kendall_tau']:.3f}/{v['within_10_percent']:.2f}"
+                        for k, v in sk))
     moves = [m | {"target": t, "source": n} for t, r in res.items() for n, m in r["moves"].items()]
     summary = {kind: {"n": sum(m["kind"] == kind for m in moves),
                       "k10_meets_goal": [f"{m['source']}->{m['target']}" for m in moves

@@ -110,10 +110,20 @@ def test_stage_kernel_scales_recover_a_change_per_stage_and_kernel_size():
     assert metrics.kendall(y, s.predict(test)) < metrics.kendall(y, c.predict(test)) - 0.03
     # only by name: "auto" never considers it
     assert not any(k.startswith("stage_kernel_scales") for k in calibrate(t, refs, measure(refs)).loo)
+    # a design for it: distinct and nested; 24 designed references recover the change
+    d = design_references(space, 24, seed=2, table=t, method="stage_kernel_scales")
+    assert len(np.unique(d, axis=0)) == 24
+    assert np.array_equal(design_references(space, 12, seed=2, table=t, method="stage_kernel_scales"), d[:12])
+    c24 = calibrate(t, d, measure(d), method="stage_kernel_scales")
+    assert metrics.kendall(y, c24.predict(test)) > 0.97
     t5, space5 = _table()  # the stage-block view: no choice names a kernel size
     assert TableSource(t5).kernel_groups is None
     with pytest.raises(NasjaxInputError, match="kernel size"):
         calibrate(t5, space5.random(0, 3), [1.0, 2.0, 3.0], method="stage_kernel_scales")
+    with pytest.raises(NasjaxInputError, match="kernel size"):
+        design_references(space5, 3, seed=0, table=t5, method="stage_kernel_scales")
+    with pytest.raises(NasjaxInputError, match="method"):
+        design_references(space, 3, seed=0, table=t, method="global_scale")
 
 
 def test_design_is_deterministic_and_distinct():

@@ -37,7 +37,7 @@ of ``tau``. With k >= 3 the method and its tau are chosen by the leave-one-out e
 (:func:`~nasjax.hardware.fewshot.members.loo_error`, mean squared log error); with k = 1 or 2 it is the
 global scale. Reference architectures are designed, before any measurement, by the few-shot model's
 greedy Bayesian D-optimal design (:func:`~nasjax.hardware.fewshot.bayes.greedy_design`) on the
-stage-scale features.
+stage-scale features (or, ``method="stage_kernel_scales"``, on that method's features).
 """
 
 from __future__ import annotations
@@ -406,40 +406,53 @@ def calibrate(table, ref_archs, measured_ms, *, method: str = "auto", priors: Ca
     return CalibratedTable(src, best[0], k, c, u, loo_named, device, float(best[1]))
 
 
-def _stage_design_features(src, cells: np.ndarray, priors: CalibrationPriors) -> tuple[np.ndarray, np.ndarray]:
-    shim = _SourceAsDevice(src, "stage_scales", priors)
+#: the calibration methods a design can be made for (:func:`design_from_candidates`)
+DESIGN_FOR = ("stage_scales", "stage_kernel_scales")
+
+
+def _design_features(src, cells: np.ndarray, priors: CalibrationPriors,
+                     method: str) -> tuple[np.ndarray, np.ndarray]:
+    shim = _SourceAsDevice(src, method, priors)
     return shim.features(cells, cells.sum(1))["xadd"], shim.arrays["additive_ms_S"]
 
 
-def design_from_candidates(table, candidates, k: int, priors: CalibrationPriors | None = None) -> np.ndarray:
-    """Choose k references among ``candidates [N, P]`` before any target measurement (greedy Bayesian
-    D-optimal design on the stage-scale features ``[1, P_g(a) / pbar]`` with the stage-scale prior).
+def design_from_candidates(table, candidates, k: int, priors: CalibrationPriors | None = None, *,
+                           method: str = "stage_scales") -> np.ndarray:
+    """Choose k references among ``candidates [N, P]`` before any target measurement: the greedy Bayesian
+    D-optimal design on the features of the calibration ``method`` with its prior, ``[1, P_g(a) / pbar]``
+    for the stage scales (the default) or the same per stage and kernel size for ``"stage_kernel_scales"``
+    (a source whose choices name a kernel size; the design for a move between runtimes).
 
     Returns:
       ``int64 [k]`` row indices into ``candidates``; the first k' are the design for k'.
     """
     src = _as_source(table)
     priors = priors or CalibrationPriors()
+    require(method in DESIGN_FOR, "method", method, f"one of {', '.join(DESIGN_FOR)} (the calibration designed for)")
+    if method == "stage_kernel_scales":
+        require(getattr(src, "kernel_groups", None) is not None, "method", method,
+                "a source whose choices name a kernel size (k<size>...; this one's do not)")
     require(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0, "k", k, "an integer >= 0")
     cand = np.atleast_2d(np.asarray(candidates))
     require(k <= len(cand), "k", k, f"at most {len(cand)} (the number of candidates)")
     if k == 0:
         return np.zeros(0, np.int64)
-    h, s_cov = _stage_design_features(src, src.cells(cand), priors)
+    h, s_cov = _design_features(src, src.cells(cand), priors, method)
     return greedy_design(h, s_cov, priors.noise_sd ** 2, int(k))
 
 
 def design_references(space, k: int, seed: int, table=None, *, pool: int = 2000,
-                      priors: CalibrationPriors | None = None) -> np.ndarray:
+                      priors: CalibrationPriors | None = None, method: str = "stage_scales") -> np.ndarray:
     """k reference architectures of ``space`` to time on a new target (chosen before any measurement).
 
     Args:
       space: the search space (:class:`~nasjax.spaces.base.SearchSpace`).
       k: how many (the first k' of the result are the design for k').
       seed: draws the candidate pool (same seed -> same refs).
-      table: the source table; with it the design is D-optimal for the calibration's stage scales
+      table: the source table; with it the design is D-optimal for the calibration ``method``
         (:func:`design_from_candidates`), without it for a one-hot additive model with a unit prior.
       pool: candidates drawn uniformly from the space.
+      method: with a table, the calibration designed for (:data:`DESIGN_FOR`).
 
     Returns:
       ``int64 [k, P]`` architectures.
@@ -453,7 +466,7 @@ def design_references(space, k: int, seed: int, table=None, *, pool: int = 2000,
         src = _as_source(table)
         if isinstance(src, TableSource):
             src.table.check_space(space)
-        return cand[design_from_candidates(src, cand, k, priors)]
+        return cand[design_from_candidates(src, cand, k, priors, method=method)]
     h = space.onehot(cand).reshape(len(cand), -1).astype(np.float64)
     h = np.concatenate([np.ones((len(h), 1)), h], 1)
     return cand[greedy_design(h, np.eye(h.shape[1]), 0.01, int(k))]
