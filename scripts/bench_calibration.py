@@ -371,34 +371,37 @@ CEILING_KS = (10, 25, 50, 100)
 
 
 def _shrunk_fit(F, y) -> np.ndarray:
-    """Group scales (and an intercept, the last column of ``F [k, q]``) fitted to ``y [k]`` in relative error,
-    each scale shrunk towards the references' common scale ``s0`` with prior sd ``stage_sd * s0`` (noise sd:
-    ``noise_sd``), the intercept towards 0 with sd ``intercept_sd`` times the mean latency: the calibration's
-    own priors (``CalibrationPriors``)."""
+    """Group scales (and an intercept, the last column of ``F [k, q]``) fitted to ``y [k]`` in relative error
+    by the calibration's Bayesian regression (:func:`~nasjax.hardware.fewshot.bayes.blr`) and its priors
+    (``CalibrationPriors``): each scale centred on the references' common scale ``s0`` with sd
+    ``stage_sd * s0``, the intercept on 0 with sd ``intercept_sd`` times the mean latency, noise ``noise_sd``."""
     from nasjax.hardware.calibration import CalibrationPriors
+    from nasjax.hardware.fewshot.bayes import blr
 
     pr = CalibrationPriors()
     s0 = float(np.exp(np.mean(np.log(y / F[:, :-1].sum(1)))))
     m = np.r_[np.full(F.shape[1] - 1, s0), 0.0]
-    prec = pr.noise_sd ** 2 / np.r_[np.full(F.shape[1] - 1, (pr.stage_sd * s0) ** 2), (pr.intercept_sd * y.mean()) ** 2]
-    X = F / y[:, None]
-    return np.linalg.solve(X.T @ X + np.diag(prec), X.T @ np.ones(len(y)) + prec * m)
+    sd = np.r_[np.full(F.shape[1] - 1, pr.stage_sd * s0), pr.intercept_sd * y.mean()]
+    return blr(F / y[:, None], np.ones(len(y)), m, np.diag(sd ** 2), pr.noise_sd ** 2)[0]
 
 
-def _cell_groups(table, form: str) -> np.ndarray:
-    """``[1 + P K]`` group of every cell of ``TableSource(table).cells`` under ``form`` (0 = the fixed part).
-    Layer choices are ``k<kernel>e<expansion>`` blocks; a depth position's cells are one further kind."""
+def _cell_groups(src: TableSource, form: str) -> np.ndarray:
+    """``[1 + P K]`` group of every cell of ``src.cells`` under ``form`` (0 = the fixed part): the source's
+    stages and (stage, kernel size) groups, or the blocks of the layer choices' ``k<kernel>e<expansion>``
+    labels, a depth position's cells being one further block."""
+    if form == "stage":
+        return src.groups
+    if form == "stage x kernel":
+        return src.kernel_groups
     from nasjax.spaces.mobilenetv3 import mobilenetv3_layers_space
 
     sp = mobilenetv3_layers_space()
-    P, K = table.shape
+    P, K = src.table.shape
     labels = [sp.choices[i][c] if c < len(sp.choices[i]) else sp.choices[i][0] for i in range(P) for c in range(K)]
-    stage = np.repeat([int(sp.positions[i].split()[1]) for i in range(P)], K)
     blocks = sorted({lab for lab in labels if lab.startswith("k")}) + ["depth"]
     block = np.array([blocks.index(lab if lab.startswith("k") else "depth") for lab in labels])
     kernel = np.array([int(lab[1]) if lab.startswith("k") else 0 for lab in labels])
-    key = {"stage": stage, "kernel": kernel, "block": block, "stage x kernel": stage * 10 + kernel,
-           "stage x block": stage * 100 + block}[form]
+    key = {"kernel": kernel, "block": block, "stage x block": src.groups[1:] * 100 + block}[form]
     return np.concatenate([[0], 1 + np.unique(key, return_inverse=True)[1]])
 
 
@@ -433,10 +436,10 @@ def ceiling_part(args) -> dict:
                 r = {"kind": kind, "width": width, "as_is": _m(y_eval, X_eval.sum(1))}
                 for form in ("stage", "kernel", "block", "stage x kernel", "stage x block", "stage+block"):
                     if form == "stage+block":  # the stage scales and the block scales, both
-                        g1, g2 = _cell_groups(st, "stage"), _cell_groups(st, "block")
+                        g1, g2 = _cell_groups(src, "stage"), _cell_groups(src, "block")
                         agg = [(g1 == q) for q in np.unique(g1)] + [(g2 == q) for q in np.unique(g2) if q > 0]
                     else:
-                        g = _cell_groups(st, form)
+                        g = _cell_groups(src, form)
                         agg = [(g == q) for q in np.unique(g)]
                     A = np.stack(agg, 1).astype(float)
                     # relative least squares (errors relative to the target), with a per-call intercept

@@ -197,6 +197,13 @@ def kernel_groups(table: Table, groups: np.ndarray) -> np.ndarray | None:
     return np.unique(key, return_inverse=True)[1].astype(np.int64)
 
 
+def _require_kernel_groups(src, method: str) -> None:
+    """Refuse ``stage_kernel_scales`` for a source without (stage, kernel size) groups."""
+    if method == "stage_kernel_scales":
+        require(getattr(src, "kernel_groups", None) is not None, "method", method,
+                "a source whose choices name a kernel size (k<size>...; this one's do not)")
+
+
 def _default_stages(table: Table) -> np.ndarray:
     P = table.shape[0]
     if table.space == "mobilenetv3_layers" and P == 25:
@@ -379,9 +386,7 @@ def calibrate(table, ref_archs, measured_ms, *, method: str = "auto", priors: Ca
     if not hasattr(src, "kinds"):
         require(method != "kind_scales", "method", method, "a source with cell kinds (this one has none)")
         names = [n for n in names if n != "kind_scales"]
-    if getattr(src, "kernel_groups", None) is None:
-        require(method != "stage_kernel_scales", "method", method,
-                "a source whose choices name a kernel size (k<size>...; this one's do not)")
+    _require_kernel_groups(src, method)
     if method in _MS_METHODS:
         require(k >= 2, "ref_archs", f"{k} reference", f">= 2 references for method {method!r}")
     yr = np.log(y)
@@ -429,9 +434,7 @@ def design_from_candidates(table, candidates, k: int, priors: CalibrationPriors 
     src = _as_source(table)
     priors = priors or CalibrationPriors()
     require(method in DESIGN_FOR, "method", method, f"one of {', '.join(DESIGN_FOR)} (the calibration designed for)")
-    if method == "stage_kernel_scales":
-        require(getattr(src, "kernel_groups", None) is not None, "method", method,
-                "a source whose choices name a kernel size (k<size>...; this one's do not)")
+    _require_kernel_groups(src, method)
     require(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0, "k", k, "an integer >= 0")
     cand = np.atleast_2d(np.asarray(candidates))
     require(k <= len(cand), "k", k, f"at most {len(cand)} (the number of candidates)")
